@@ -186,12 +186,12 @@ class PinholeModel:
 def _odd_polynomial(theta: np.ndarray, coefficients: np.ndarray):
     """``theta * (1 + c0 theta^2 + c1 theta^4 + ...)`` and its derivative in theta."""
     theta2 = theta * theta
-    value = np.zeros_like(theta)
-    derivative = np.zeros_like(theta)
-    for power, coefficient in reversed(list(enumerate(coefficients, start=1))):
-        # Horner on t = theta^2 for sum c_i t^i, derivative sum (2i+1) c_i t^i
-        value = (value + coefficient) * theta2
-        derivative = derivative + (2 * power + 1) * coefficient * theta2**power
+    # Horner on t = theta^2: value = sum c_i t^i, derivative = sum (2i + 1) c_i t^i.
+    value = coefficients[-1] * theta2
+    derivative = (2 * len(coefficients) + 1) * coefficients[-1] * theta2
+    for power in range(len(coefficients) - 1, 0, -1):
+        value = (value + coefficients[power - 1]) * theta2
+        derivative = (derivative + (2 * power + 1) * coefficients[power - 1]) * theta2
     return theta * (1.0 + value), 1.0 + derivative
 
 

@@ -172,7 +172,8 @@ class MovingCamera:
             raise CalibrationError(f"camera '{self.name}': field 't' must have shape ({R.shape[0]}, 3), got {t.shape}")
         valid = np.all(np.isfinite(R), axis=(1, 2)) & np.all(np.isfinite(t), axis=1)
         if np.any(valid):
-            _check_rotation(self.name, "R", R[valid])
+            # Identity in the frames without a pose, so an error names the frame number.
+            _check_rotation(self.name, "R", np.where(valid[:, None, None], R, np.eye(3)))
         object.__setattr__(self, "model", _check_model(self.name, self.model))
         object.__setattr__(self, "R", R)
         object.__setattr__(self, "t", t)

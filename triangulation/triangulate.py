@@ -1,0 +1,394 @@
+"""Multi-view triangulation of 2D keypoints, vectorised over frames, joints and views.
+
+Input: calibrated cameras (one per view) and keypoints ``(views, frames, joints, 3)``
+= x, y (pixels), confidence; NaN (or confidence below a threshold) means missing.
+
+Three steps, each batched over every (frame, joint) at once:
+
+1. **Linear (DLT) triangulation, confidence-weighted.** Each observation gives two
+   linear equations ``A X + b = 0`` in the world point ``X``: ``A = J R``, ``b = J t``
+   where ``J (2x3)`` is the derivative of the camera's pixel projection at the
+   observed unit ray (so distortion and fisheye models are handled exactly: a point
+   on the ray satisfies the equations exactly). For an undistorted pinhole these are
+   the classic DLT rows ``x P3 - P1``, in pixel units. ``|A X + b| / depth`` is the
+   reprojection error to first order, so the system is solved twice: once
+   unweighted by depth, once reweighted with the depths of the first solution. Each
+   solve is a closed-form 3x3 solve per point.
+2. **RANSAC over view subsets.** Hypotheses are the two-view solutions of every pair
+   of observing views (exhaustive: 10 pairs for 5 views), scored on all views with
+   the first-order pixel error and an MSAC cost truncated at the inlier threshold in
+   *pixels*; the best hypothesis' inliers are re-solved linearly.
+3. **Nonlinear refinement** of the exact pixel reprojection error on the inliers:
+   Gauss-Newton with analytic Jacobians of the camera models, confidence weights and
+   a Huber loss, then the inliers are re-read from the refined point.
+
+Points with fewer than ``min_views`` inlier views are NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from triangulation.cameras import Camera
+
+_CHUNK_POINTS = 2048  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
+
+
+@dataclass(frozen=True)
+class Triangulation:
+    """Result of :func:`triangulate` for ``views`` cameras, ``frames`` x ``joints`` points.
+
+    - ``points``: ``(frames, joints, 3)`` float64 metres, NaN where not reconstructed.
+    - ``num_views``: ``(frames, joints)`` int, inlier views used (0 where NaN).
+    - ``inliers``: ``(views, frames, joints)`` bool, the views used for each point.
+    - ``reprojection_error``: ``(views, frames, joints)`` float64 pixels, exact distance
+      between each observation and the reprojected point (NaN where not observed or
+      not reconstructed); outlier views keep their (large) error for QA.
+    - ``confidence``: ``(frames, joints)`` in [0, 1]: the mean 2D confidence of the
+      inlier views times the fraction of observing views that are inliers (0 where NaN).
+    """
+
+    points: np.ndarray
+    num_views: np.ndarray
+    inliers: np.ndarray
+    reprojection_error: np.ndarray
+    confidence: np.ndarray
+
+    @property
+    def mean_inlier_error(self) -> np.ndarray:
+        """``(frames, joints)`` mean reprojection error over inlier views, pixels."""
+        errors = np.where(self.inliers, self.reprojection_error, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.num_views > 0, errors.sum(axis=0) / self.num_views, np.nan)
+
+
+@dataclass(frozen=True)
+class _LinearRows:
+    """First-order pixel residual model of every observation, ``(views, points, ...)``.
+
+    ``residual(X) = (A X + b) / (m . X + n)`` in pixels; ``A (V,N,2,3)``, ``b (V,N,2)``,
+    ``m (V,N,3)``, ``n (V,N)``; ``weight (V,N)`` is the confidence, 0 where missing.
+    """
+
+    A: np.ndarray
+    b: np.ndarray
+    m: np.ndarray
+    n: np.ndarray
+    weight: np.ndarray
+
+
+def _linear_rows(cameras: list[Camera], pixels: np.ndarray, weight: np.ndarray) -> _LinearRows:
+    """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (NaN-free where weight > 0)."""
+    num_views, num_points = pixels.shape[:2]
+    A = np.zeros((num_views, num_points, 2, 3))
+    b = np.zeros((num_views, num_points, 2))
+    m = np.zeros((num_views, num_points, 3))
+    n = np.ones((num_views, num_points))
+    for v, camera in enumerate(cameras):
+        observed = weight[v] > 0
+        rays = camera.model.unproject(pixels[v, observed])
+        _, jac = camera.model.project_with_jacobian(rays)
+        A[v, observed] = jac @ camera.R
+        b[v, observed] = jac @ camera.t
+        m[v, observed] = rays @ camera.R
+        n[v, observed] = rays @ camera.t
+    return _LinearRows(A, b, m, n, weight)
+
+
+def _subset(rows: _LinearRows, index: np.ndarray) -> _LinearRows:
+    """The rows of the points ``index``."""
+    return _LinearRows(rows.A[:, index], rows.b[:, index], rows.m[:, index], rows.n[:, index], rows.weight[:, index])
+
+
+def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Solve symmetric ``M X = r`` for stacks ``M (..., 6)`` (xx, xy, xz, yy, yz, zz), ``r (..., 3)``.
+
+    Closed form (adjugate); singular systems give NaN.
+    """
+    a, b, c, d, e, f = (M[..., i] for i in range(6))
+    co_a = d * f - e * e
+    co_b = c * e - b * f
+    co_c = b * e - c * d
+    det = a * co_a + b * co_b + c * co_c
+    co_d = a * f - c * c
+    co_e = b * c - a * e
+    co_f = a * d - b * b
+    r0, r1, r2 = r[..., 0], r[..., 1], r[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = np.where(np.abs(det) > 1e-300, 1.0 / det, np.nan)
+        x = (co_a * r0 + co_b * r1 + co_c * r2) * inv_det
+        y = (co_b * r0 + co_d * r1 + co_e * r2) * inv_det
+        z = (co_c * r0 + co_e * r1 + co_f * r2) * inv_det
+    return np.stack([x, y, z], axis=-1)
+
+
+_SYMMETRIC_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+def _gram6(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Unique entries ``(..., 6)`` of ``left^T right`` for stacks of 2x3 matrices ``(..., 2, 3)``."""
+    return np.stack(
+        [left[..., 0, a] * right[..., 0, b] + left[..., 1, a] * right[..., 1, b] for a, b in _SYMMETRIC_PAIRS],
+        axis=-1,
+    )
+
+
+def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
+    """Per-observation ``A^T A`` as 6 unique entries ``(V, N, 6)`` and ``A^T b`` ``(V, N, 3)``."""
+    A, b = rows.A, rows.b
+    atb = A[..., 0, :] * b[..., 0:1] + A[..., 1, :] * b[..., 1:2]
+    return _gram6(A, A), atb
+
+
+def _depths(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
+    """Depth along each observed ray ``(..., V, N)`` of points ``(..., N, 3)``."""
+    P = points[..., None, :, :]
+    return rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
+
+
+def _first_order_errors(rows: _LinearRows, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First-order pixel errors and depths ``(..., V, N)`` of points ``(..., N, 3)``."""
+    P = points[..., None, :, :]  # (..., 1, N, 3)
+    A = rows.A
+    res0 = A[..., 0, 0] * P[..., 0] + A[..., 0, 1] * P[..., 1] + A[..., 0, 2] * P[..., 2] + rows.b[..., 0]
+    res1 = A[..., 1, 0] * P[..., 0] + A[..., 1, 1] * P[..., 1] + A[..., 1, 2] * P[..., 2] + rows.b[..., 1]
+    depth = rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.sqrt(res0 * res0 + res1 * res1) / depth
+    return np.where(depth > 0, error, np.inf), depth
+
+
+def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweight_steps: int) -> np.ndarray:
+    """Weighted least squares on the linear rows of the views in ``use (V, N)``: ``(N, 3)``.
+
+    Weights: confidence, then confidence / depth^2 (pixel error) for ``reweight_steps``.
+    """
+    weight = np.where(use, rows.weight, 0.0)
+    points = _solve_3x3((weight[..., None] * ata).sum(0), -(weight[..., None] * atb).sum(0))
+    for _ in range(reweight_steps):
+        depth = _depths(rows, points)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(use & (depth > 0), weight / (depth * depth), 0.0)
+        # Normalise weights per point so the closed-form determinant stays well scaled.
+        norm = scaled.sum(axis=0, keepdims=True)
+        scaled = np.divide(scaled, norm, out=np.zeros_like(scaled), where=norm > 0)
+        refined = _solve_3x3((scaled[..., None] * ata).sum(0), -(scaled[..., None] * atb).sum(0))
+        points = np.where(np.isfinite(refined), refined, points)
+    return points
+
+
+def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
+    """Best inlier mask ``(V, N)`` over all two-view hypotheses (MSAC, pixel threshold)."""
+    num_views = rows.weight.shape[0]
+    observed = rows.weight > 0
+    pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
+    i, j = pairs[:, 0], pairs[:, 1]
+    w_i, w_j = rows.weight[i][..., None], rows.weight[j][..., None]  # (P, N, 1)
+    M = w_i * ata[i] + w_j * ata[j]
+    r = w_i * atb[i] + w_j * atb[j]
+    hypotheses = _solve_3x3(M, -r)  # (P, N, 3)
+    valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
+    errors, _ = _first_order_errors(rows, np.where(valid[..., None], hypotheses, 0.0))  # (P, V, N)
+    truncated = np.minimum(errors * errors, threshold_px * threshold_px)
+    cost = np.where(observed[None], truncated, 0.0).sum(axis=1)  # (P, N)
+    cost = np.where(valid, cost, np.inf)
+    best = np.argmin(cost, axis=0)  # (N,)
+    best_errors = np.take_along_axis(errors, best[None, None, :], axis=0)[0]  # (V, N)
+    has_hypothesis = np.isfinite(np.min(cost, axis=0))
+    return observed & (best_errors < threshold_px) & has_hypothesis[None]
+
+
+def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool):
+    """Pixels ``(V, N, 2)`` [and d pixels / d world point ``(V, N, 2, 3)``] of points ``(N, 3)``.
+
+    Pixels are NaN where a pinhole camera sees the point behind it (the fisheye
+    models are defined all around the camera).
+    """
+    num_views, num_points = len(cameras), points.shape[0]
+    pixels = np.empty((num_views, num_points, 2))
+    jacobians = np.empty((num_views, num_points, 2, 3)) if with_jacobian else None
+    for v, camera in enumerate(cameras):
+        points_cam = camera.world_to_camera(points)
+        if with_jacobian:
+            pixels[v], jac = camera.model.project_with_jacobian(points_cam)
+            jacobians[v] = jac @ camera.R
+        else:
+            pixels[v] = camera.model.project(points_cam)
+        if camera.model.name == "pinhole":
+            pixels[v, points_cam[:, 2] <= 0] = np.nan
+    return pixels, jacobians
+
+
+def _pixel_errors(projected: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Pixel distances ``(V, N)``; infinite where the projection does not exist."""
+    error = np.sqrt(((projected - pixels) ** 2).sum(axis=-1))
+    return np.where(np.isnan(error), np.inf, error)
+
+
+def _robust_cost(projected: np.ndarray, pixels: np.ndarray, weight: np.ndarray, huber_px: float):
+    """Huber cost per point ``(N,)``, IRLS weights ``(V, N)`` and residuals ``(V, N, 2)`` px.
+
+    A projection that does not exist (NaN: behind a pinhole camera) costs as a
+    residual of 1e6 px.
+    """
+    residual = projected - pixels
+    residual = np.where(np.isnan(residual), 1e6, residual)
+    norm = np.sqrt(residual[..., 0] ** 2 + residual[..., 1] ** 2)
+    inside = norm <= huber_px
+    cost = np.where(inside, norm * norm, 2.0 * huber_px * norm - huber_px * huber_px)
+    robust = np.where(inside, 1.0, huber_px / np.maximum(norm, 1e-300))
+    return (weight * cost).sum(axis=0), weight * robust, residual
+
+
+def _refine(
+    cameras: list[Camera],
+    points: np.ndarray,
+    pixels: np.ndarray,
+    weight: np.ndarray,
+    huber_px: float,
+    iterations: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Newton (IRLS) on the exact pixel error with a Huber loss.
+
+    ``points (N, 3)`` start values, ``pixels (V, N, 2)``, ``weight (V, N)`` (0 = unused).
+    A step that raises a point's cost is undone and that point stops. Returns the
+    points and their exact projections ``(V, N, 2)`` (NaN behind a pinhole camera).
+    """
+    points = points.copy()
+    active = np.flatnonzero(np.all(np.isfinite(points), axis=-1) & ((weight > 0).sum(axis=0) >= 2))
+    previous_points = points[active]
+    previous_cost = np.full(active.size, np.inf)
+    for _ in range(iterations):
+        if active.size == 0:
+            break
+        x = points[active]
+        projected, jac = _project_all(cameras, x, with_jacobian=True)
+        cost, w, residual = _robust_cost(projected, pixels[:, active], weight[:, active], huber_px)
+        worse = cost > previous_cost
+        points[active[worse]] = previous_points[worse]
+        keep = ~worse
+        active, x, cost, w, residual, jac = active[keep], x[keep], cost[keep], w[:, keep], residual[:, keep], jac[:, keep]
+        jac = np.nan_to_num(jac)
+        weighted_jac = jac * w[..., None, None]
+        H6 = _gram6(weighted_jac, jac).sum(0)
+        g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
+        # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
+        H6[:, [0, 3, 5]] *= 1.0 + 1e-6
+        step = _solve_3x3(H6, -g)
+        ok = np.all(np.isfinite(step), axis=-1)
+        active, previous_points, previous_cost = active[ok], x[ok], cost[ok]
+        points[active] = previous_points + step[ok]
+    projected, _ = _project_all(cameras, np.nan_to_num(points), with_jacobian=False)
+    if iterations > 0 and active.size:
+        cost, _, _ = _robust_cost(projected[:, active], pixels[:, active], weight[:, active], huber_px)
+        worse = active[cost > previous_cost]
+        if worse.size:
+            points[worse] = previous_points[cost > previous_cost]
+            projected[:, worse], _ = _project_all(cameras, points[worse], with_jacobian=False)
+    return points, projected
+
+
+def triangulate(
+    cameras: list[Camera],
+    keypoints: np.ndarray,
+    *,
+    min_confidence: float = 0.0,
+    min_views: int = 2,
+    ransac: bool = True,
+    threshold_px: float = 20.0,
+    refine_iterations: int = 1,
+    huber_px: float = 5.0,
+) -> Triangulation:
+    """Triangulate keypoints ``(views, frames, joints, 3)`` seen by ``cameras`` (one per view).
+
+    - ``min_confidence``: observations with a lower confidence are ignored.
+    - ``min_views``: a point needs at least this many inlier views, else it is NaN.
+    - ``ransac``: reject outlier views by RANSAC over view pairs; without it every
+      observing view is used (plain confidence-weighted DLT + refinement).
+    - ``threshold_px``: inlier threshold on the reprojection error, pixels.
+    - ``refine_iterations``: Gauss-Newton iterations on the exact pixel error
+      (0: linear solution only).
+    - ``huber_px``: Huber loss scale of the refinement, pixels.
+    """
+    keypoints = np.asarray(keypoints)
+    if keypoints.ndim != 4 or keypoints.shape[-1] != 3:
+        raise ValueError(f"keypoints must have shape (views, frames, joints, 3), got {keypoints.shape}")
+    num_views, num_frames, num_joints, _ = keypoints.shape
+    if len(cameras) != num_views:
+        raise ValueError(f"{len(cameras)} cameras for {num_views} views of keypoints")
+    if min_views < 2:
+        raise ValueError(f"min_views must be at least 2, got {min_views}")
+    flat = keypoints.reshape(num_views, -1, 3).astype(np.float64)
+    num_points = flat.shape[1]
+    points = np.full((num_points, 3), np.nan)
+    inliers = np.zeros((num_views, num_points), dtype=bool)
+    errors = np.full((num_views, num_points), np.nan)
+    for start in range(0, num_points, _CHUNK_POINTS):
+        chunk = slice(start, min(start + _CHUNK_POINTS, num_points))
+        points[chunk], inliers[:, chunk], errors[:, chunk] = _triangulate_chunk(
+            cameras, flat[:, chunk], min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px
+        )
+    confidence_2d = np.nan_to_num(flat[..., 2])
+    num_used = inliers.sum(axis=0)
+    num_observed = np.maximum((~np.isnan(errors)).sum(axis=0), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(num_used > 0, (confidence_2d * inliers).sum(axis=0) / np.maximum(num_used, 1), 0.0)
+    confidence = np.clip(mean_conf * num_used / num_observed, 0.0, 1.0)
+    shape = (num_frames, num_joints)
+    return Triangulation(
+        points=points.reshape(shape + (3,)),
+        num_views=num_used.reshape(shape),
+        inliers=inliers.reshape((num_views,) + shape),
+        reprojection_error=errors.reshape((num_views,) + shape),
+        confidence=confidence.reshape(shape),
+    )
+
+
+def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):
+    """:func:`triangulate` on ``flat (V, N, 3)``: points ``(N, 3)``, inliers and errors ``(V, N)``."""
+    pixels = flat[..., :2]
+    confidence = flat[..., 2]
+    observed = np.all(np.isfinite(flat), axis=-1) & (confidence >= min_confidence) & (confidence > 0)
+    weight = np.where(observed, confidence, 0.0)
+    safe_pixels = np.where(observed[..., None], pixels, 0.0)
+    rows = _linear_rows(cameras, safe_pixels, weight)
+    ata, atb = _normal_terms(rows)
+    use = _ransac(rows, ata, atb, threshold_px) if ransac else observed
+    enough = use.sum(axis=0) >= min_views
+    use &= enough[None]
+    points = _weighted_linear_solve(rows, ata, atb, use, reweight_steps=1)
+    # Cheirality: a view whose ray would have to point backwards to reach the point
+    # cannot have seen it.
+    behind = use & (_depths(rows, points) <= 0)
+    if np.any(behind):
+        use &= ~behind
+        enough = use.sum(axis=0) >= min_views
+        use &= enough[None]
+        redo = np.flatnonzero(np.any(behind, axis=0) & enough)
+        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, redo], atb[:, redo], use[:, redo], 1)
+    points, projected = _refine(cameras, points, safe_pixels, np.where(use, weight, 0.0), huber_px, refine_iterations)
+    errors = _pixel_errors(projected, safe_pixels)
+    if ransac:
+        # Re-read the inliers from the refined point; refine again where views joined.
+        refreshed = observed & (errors < threshold_px) & enough[None]
+        changed = np.flatnonzero(np.any(refreshed & ~use, axis=0))
+        if changed.size:
+            points[changed], projected = _refine(
+                cameras,
+                points[changed],
+                safe_pixels[:, changed],
+                np.where(refreshed[:, changed], weight[:, changed], 0.0),
+                huber_px,
+                refine_iterations,
+            )
+            errors[:, changed] = _pixel_errors(projected, safe_pixels[:, changed])
+            refreshed[:, changed] = observed[:, changed] & (errors[:, changed] < threshold_px)
+        use = refreshed
+    valid = (use.sum(axis=0) >= min_views) & np.all(np.isfinite(points), axis=-1)
+    points[~valid] = np.nan
+    use &= valid[None]
+    errors = np.where(observed & valid[None], errors, np.nan)
+    return points, use, errors
