@@ -9,7 +9,7 @@ import importlib
 import logging
 
 # Modules under pipeline/commands/, in the order --help lists them.
-COMMAND_MODULES = ("demo", "bench")
+COMMAND_MODULES = ("bench",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from tests.synthetic_rig import observe, random_points, ring_of_cameras
+from triangulation.synthetic import observe, random_points, ring_of_cameras
 from triangulation.triangulate import triangulate
 
 

@@ -8,6 +8,8 @@ Three intrinsic models, each a frozen dataclass with the same three methods:
   pixels with respect to the camera-frame point ``(..., 2, 3)`` in pixels per unit.
 - ``unproject(pixels)``: pixels ``(..., 2)`` -> unit viewing rays ``(..., 3)`` in the
   camera frame (+z forward, +x right, +y down, as OpenCV).
+- ``unproject_with_jacobian(pixels)``: the rays and ``project_with_jacobian`` at them,
+  sharing the work (what triangulation needs for every observation).
 
 Models:
 
@@ -34,7 +36,7 @@ import numpy as np
 # field of view, the loop stops early once every point has converged.
 _MAX_NEWTON_ITERATIONS = 30
 _NEWTON_TOLERANCE = 1e-12  # normalised image units (about 1e-9 px for f ~ 1000)
-_SMALL_RADIUS = 1e-12
+_SMALL_RADIUS = 1e-12  # relative radius below which a point counts as on the optical axis
 
 
 class CameraModelError(ValueError):
@@ -177,6 +179,11 @@ class PinholeModel:
         rays = np.concatenate([target, np.ones(target.shape[:-1] + (1,))], axis=-1)
         return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
+    def unproject_with_jacobian(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit rays ``(..., 3)`` and the projection's Jacobian at them ``(..., 2, 3)``."""
+        rays = self.unproject(pixels)
+        return rays, self.project_with_jacobian(rays)[1]
+
 
 # --------------------------------------------------------------------------------------
 # Fisheye models written on the angle from the optical axis
@@ -195,33 +202,32 @@ def _odd_polynomial(theta: np.ndarray, coefficients: np.ndarray):
     return theta * (1.0 + value), 1.0 + derivative
 
 
-def _radial_fisheye(points_cam: np.ndarray, coefficients: np.ndarray, with_jacobian: bool):
+def _radial_fisheye(points_cam: np.ndarray, coefficients: np.ndarray, with_jacobian: bool, angles=None):
     """Equidistant-polynomial radial projection shared by the fisheye models.
 
     ``points_cam (..., 3)`` -> ``uv (..., 2) = theta_d(theta) * (x, y) / r`` with
     ``theta = atan2(r, z)``, ``r = |(x, y)|``; optionally ``d uv / d P (..., 2, 3)``.
+    ``angles``: ``(r, theta)`` when the caller knows them already (unprojection).
     """
     x, y, z = points_cam[..., 0], points_cam[..., 1], points_cam[..., 2]
-    r2 = x * x + y * y
-    r = np.sqrt(r2)
-    theta = np.arctan2(r, z)
+    if angles is None:
+        # r is kept away from 0 (by 1e-12 relative): on the axis scale -> 1 / z and
+        # the terms that cancel there are multiplied by x = y = 0.
+        r = np.maximum(np.sqrt(x * x + y * y), _SMALL_RADIUS * np.abs(z))
+        theta = np.arctan2(r, z)
+    else:
+        r, theta = angles
     theta_d, d_theta_d = _odd_polynomial(theta, coefficients)
-    small = r < _SMALL_RADIUS * np.maximum(np.abs(z), 1e-300)
-    safe_r = np.where(small, 1.0, r)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # On the axis theta_d / r -> 1 / z (first order).
-        scale = np.where(small, 1.0 / z, theta_d / safe_r)
+        scale = theta_d / r
     uv = np.stack([x * scale, y * scale], axis=-1)
     if not with_jacobian:
         return uv, None
-    rho2 = r2 + z * z
     with np.errstate(divide="ignore", invalid="ignore"):
-        # d theta / d r = z / rho2 ; d theta / d z = -r / rho2
-        d_scale_d_r = (d_theta_d * z / rho2 * safe_r - theta_d) / (safe_r * safe_r)
-        d_scale_d_z = np.where(small, -1.0 / (z * z), -d_theta_d * r / rho2 / safe_r)
-        d_scale_d_r = np.where(small, 0.0, d_scale_d_r)
-        ux = np.where(small, 0.0, x / safe_r)
-        uy = np.where(small, 0.0, y / safe_r)
+        inv_rho2 = 1.0 / (r * r + z * z)  # d theta / d r = z / rho2 ; d theta / d z = -r / rho2
+        d_scale_d_r = (d_theta_d * z * inv_rho2 - scale) / r
+        d_scale_d_z = -d_theta_d * inv_rho2
+        ux, uy = x / r, y / r
     jac = np.empty(points_cam.shape[:-1] + (2, 3))
     jac[..., 0, 0] = scale + x * d_scale_d_r * ux
     jac[..., 0, 1] = x * d_scale_d_r * uy
@@ -232,8 +238,12 @@ def _radial_fisheye(points_cam: np.ndarray, coefficients: np.ndarray, with_jacob
     return uv, jac
 
 
-def _invert_radial_fisheye(uv: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """Rays ``(..., 3)`` whose radial fisheye projection is ``uv (..., 2)``."""
+def _invert_radial_fisheye(uv: np.ndarray, coefficients: np.ndarray, with_jacobian: bool = False):
+    """Rays ``(..., 3)`` whose radial fisheye projection is ``uv (..., 2)``.
+
+    With ``with_jacobian``, also ``d uv / d P`` at the rays ``(..., 2, 3)`` (the radial
+    projection's Jacobian, without recomputing the angles).
+    """
     theta_d = np.linalg.norm(uv, axis=-1)
     theta = theta_d.copy()
     for _ in range(_MAX_NEWTON_ITERATIONS):
@@ -244,10 +254,15 @@ def _invert_radial_fisheye(uv: np.ndarray, coefficients: np.ndarray) -> np.ndarr
         theta = theta - step
         if not np.any(np.abs(step) > _NEWTON_TOLERANCE):
             break
+    theta = np.maximum(theta, _SMALL_RADIUS)  # the axis: direction (0, 0, 1), see _radial_fisheye
     sin_theta = np.sin(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
-        direction = np.where(theta_d[..., None] > _SMALL_RADIUS, uv / theta_d[..., None], 0.0)
-    return np.concatenate([direction * sin_theta[..., None], np.cos(theta)[..., None]], axis=-1)
+        direction = np.where(theta_d[..., None] > 0, uv / theta_d[..., None], 0.0)
+    rays = np.concatenate([direction * sin_theta[..., None], np.cos(theta)[..., None]], axis=-1)
+    if not with_jacobian:
+        return rays
+    _, jac = _radial_fisheye(rays, coefficients, True, angles=(sin_theta, theta))
+    return rays, jac
 
 
 @dataclass(frozen=True)
@@ -287,6 +302,14 @@ class FisheyeModel:
     def unproject(self, pixels: np.ndarray) -> np.ndarray:
         uv = (np.asarray(pixels, dtype=np.float64) - (self.cx, self.cy)) / (self.fx, self.fy)
         return _invert_radial_fisheye(uv, self.distortion)
+
+    def unproject_with_jacobian(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit rays ``(..., 3)`` and the projection's Jacobian at them ``(..., 2, 3)``."""
+        uv = (np.asarray(pixels, dtype=np.float64) - (self.cx, self.cy)) / (self.fx, self.fy)
+        rays, jac = _invert_radial_fisheye(uv, self.distortion, with_jacobian=True)
+        jac[..., 0, :] *= self.fx
+        jac[..., 1, :] *= self.fy
+        return rays, jac
 
 
 @dataclass(frozen=True)
@@ -355,6 +378,17 @@ class Fisheye624Model:
         target = (np.asarray(pixels, dtype=np.float64) - (self.cx, self.cy)) / (self.fx, self.fy)
         uv = _newton_2d(target, lambda uv: self._tangential_prism(uv, True), start=target)
         return _invert_radial_fisheye(uv, self.radial)
+
+    def unproject_with_jacobian(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit rays ``(..., 3)`` and the projection's Jacobian at them ``(..., 2, 3)``."""
+        target = (np.asarray(pixels, dtype=np.float64) - (self.cx, self.cy)) / (self.fx, self.fy)
+        uv = _newton_2d(target, lambda uv: self._tangential_prism(uv, True), start=target)
+        rays, d_uv = _invert_radial_fisheye(uv, self.radial, with_jacobian=True)
+        _, d_out = self._tangential_prism(uv, with_jacobian=True)
+        jac = d_out @ d_uv
+        jac[..., 0, :] *= self.fx
+        jac[..., 1, :] *= self.fy
+        return rays, jac
 
 
 CameraModel = PinholeModel | FisheyeModel | Fisheye624Model

@@ -34,7 +34,7 @@ import numpy as np
 
 from triangulation.cameras import Camera
 
-_CHUNK_POINTS = 2048  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
+_CHUNK_POINTS = 8192  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
 
 
 @dataclass(frozen=True)
@@ -81,20 +81,20 @@ class _LinearRows:
 
 
 def _linear_rows(cameras: list[Camera], pixels: np.ndarray, weight: np.ndarray) -> _LinearRows:
-    """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (NaN-free where weight > 0)."""
+    """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (finite everywhere; weight 0 = unused)."""
     num_views, num_points = pixels.shape[:2]
-    A = np.zeros((num_views, num_points, 2, 3))
-    b = np.zeros((num_views, num_points, 2))
-    m = np.zeros((num_views, num_points, 3))
-    n = np.ones((num_views, num_points))
+    A = np.empty((num_views, num_points, 2, 3))
+    b = np.empty((num_views, num_points, 2))
+    m = np.empty((num_views, num_points, 3))
+    n = np.empty((num_views, num_points))
     for v, camera in enumerate(cameras):
-        observed = weight[v] > 0
-        rays = camera.model.unproject(pixels[v, observed])
-        _, jac = camera.model.project_with_jacobian(rays)
-        A[v, observed] = jac @ camera.R
-        b[v, observed] = jac @ camera.t
-        m[v, observed] = rays @ camera.R
-        n[v, observed] = rays @ camera.t
+        rays, jac = camera.model.unproject_with_jacobian(pixels[v])
+        A[v] = _times_matrix(jac, camera.R)
+        b[v] = _times_matrix(jac, camera.t)
+        m[v] = rays @ camera.R
+        n[v] = rays @ camera.t
+    unused = weight <= 0
+    A[unused], b[unused], m[unused], n[unused] = 0.0, 0.0, 0.0, 1.0
     return _LinearRows(A, b, m, n, weight)
 
 
@@ -128,12 +128,18 @@ def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
 _SYMMETRIC_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def _gram6(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Unique entries ``(..., 6)`` of ``left^T right`` for stacks of 2x3 matrices ``(..., 2, 3)``."""
-    return np.stack(
-        [left[..., 0, a] * right[..., 0, b] + left[..., 1, a] * right[..., 1, b] for a, b in _SYMMETRIC_PAIRS],
-        axis=-1,
-    )
+def _gram6(left: np.ndarray, right: np.ndarray, sum_axis: int | None = None) -> np.ndarray:
+    """Unique entries ``(..., 6)`` of ``left^T right`` for stacks of 2x3 matrices ``(..., 2, 3)``,
+    optionally summed over ``sum_axis`` of the stack."""
+    columns = [left[..., 0, a] * right[..., 0, b] + left[..., 1, a] * right[..., 1, b] for a, b in _SYMMETRIC_PAIRS]
+    if sum_axis is not None:
+        columns = [column.sum(axis=sum_axis) for column in columns]
+    return np.stack(columns, axis=-1)
+
+
+def _times_matrix(stack: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``stack (..., k) @ matrix (k, l)`` as one BLAS product (faster than stacked matmul)."""
+    return (stack.reshape(-1, stack.shape[-1]) @ matrix).reshape(stack.shape[:-1] + matrix.shape[1:])
 
 
 def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
@@ -180,20 +186,30 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
     return points
 
 
+def _all_views_agree(rows: _LinearRows, points: np.ndarray, threshold_px: float) -> np.ndarray:
+    """``(N,)`` bool: every observing view is within the threshold of ``points (N, 3)`` (first order)."""
+    errors, _ = _first_order_errors(rows, points)
+    return np.all((errors < threshold_px) | (rows.weight <= 0), axis=0)
+
+
 def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
-    """Best inlier mask ``(V, N)`` over all two-view hypotheses (MSAC, pixel threshold)."""
+    """Best inlier mask ``(V, N)`` over all two-view hypotheses (MSAC, pixel threshold).
+
+    Hypotheses are only scored, so this runs in float32 (pixel errors to ~1e-4 px).
+    """
     num_views = rows.weight.shape[0]
     observed = rows.weight > 0
     pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
     i, j = pairs[:, 0], pairs[:, 1]
-    w_i, w_j = rows.weight[i][..., None], rows.weight[j][..., None]  # (P, N, 1)
-    M = w_i * ata[i] + w_j * ata[j]
-    r = w_i * atb[i] + w_j * atb[j]
-    hypotheses = _solve_3x3(M, -r)  # (P, N, 3)
+    weight = rows.weight.astype(np.float32)
+    ata, atb = ata.astype(np.float32), atb.astype(np.float32)
+    w_i, w_j = weight[i][..., None], weight[j][..., None]  # (P, N, 1)
+    hypotheses = _solve_3x3(w_i * ata[i] + w_j * ata[j], -(w_i * atb[i] + w_j * atb[j]))  # (P, N, 3)
     valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
-    errors, _ = _first_order_errors(rows, np.where(valid[..., None], hypotheses, 0.0))  # (P, V, N)
-    truncated = np.minimum(errors * errors, threshold_px * threshold_px)
-    cost = np.where(observed[None], truncated, 0.0).sum(axis=1)  # (P, N)
+    rows32 = _LinearRows(*(np.asarray(x, dtype=np.float32) for x in (rows.A, rows.b, rows.m, rows.n, weight)))
+    errors, _ = _first_order_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
+    truncated = np.minimum(errors * errors, np.float32(threshold_px * threshold_px))
+    cost = np.where(observed[None], truncated, np.float32(0.0)).sum(axis=1)  # (P, N)
     cost = np.where(valid, cost, np.inf)
     best = np.argmin(cost, axis=0)  # (N,)
     best_errors = np.take_along_axis(errors, best[None, None, :], axis=0)[0]  # (V, N)
@@ -214,7 +230,7 @@ def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool)
         points_cam = camera.world_to_camera(points)
         if with_jacobian:
             pixels[v], jac = camera.model.project_with_jacobian(points_cam)
-            jacobians[v] = jac @ camera.R
+            jacobians[v] = _times_matrix(jac, camera.R)
         else:
             pixels[v] = camera.model.project(points_cam)
         if camera.model.name == "pinhole":
@@ -264,16 +280,19 @@ def _refine(
     for _ in range(iterations):
         if active.size == 0:
             break
-        x = points[active]
+        everything = active.size == points.shape[0]
+        x = points.copy() if everything else points[active]
+        observed = pixels if everything else pixels[:, active]
         projected, jac = _project_all(cameras, x, with_jacobian=True)
-        cost, w, residual = _robust_cost(projected, pixels[:, active], weight[:, active], huber_px)
+        cost, w, residual = _robust_cost(projected, observed, weight if everything else weight[:, active], huber_px)
         worse = cost > previous_cost
-        points[active[worse]] = previous_points[worse]
-        keep = ~worse
-        active, x, cost, w, residual, jac = active[keep], x[keep], cost[keep], w[:, keep], residual[:, keep], jac[:, keep]
+        if np.any(worse):
+            points[active[worse]] = previous_points[worse]
+            keep = ~worse
+            active, x, cost, w, residual, jac = active[keep], x[keep], cost[keep], w[:, keep], residual[:, keep], jac[:, keep]
         jac = np.nan_to_num(jac)
         weighted_jac = jac * w[..., None, None]
-        H6 = _gram6(weighted_jac, jac).sum(0)
+        H6 = _gram6(weighted_jac, jac, sum_axis=0)
         g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
         # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
         H6[:, [0, 3, 5]] *= 1.0 + 1e-6
@@ -353,13 +372,25 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
     confidence = flat[..., 2]
     observed = np.all(np.isfinite(flat), axis=-1) & (confidence >= min_confidence) & (confidence > 0)
     weight = np.where(observed, confidence, 0.0)
-    safe_pixels = np.where(observed[..., None], pixels, 0.0)
+    # Unused observations sit at the principal point: finite, and quick to unproject.
+    centres = np.array([[camera.model.cx, camera.model.cy] for camera in cameras])[:, None, :]
+    safe_pixels = np.where(observed[..., None], pixels, centres)
     rows = _linear_rows(cameras, safe_pixels, weight)
     ata, atb = _normal_terms(rows)
-    use = _ransac(rows, ata, atb, threshold_px) if ransac else observed
+    # The depth reweighting makes the linear solution minimise the first-order pixel
+    # error; Gauss-Newton does that (exactly) when it runs.
+    reweight = 0 if refine_iterations > 0 else 1
+    points = _weighted_linear_solve(rows, ata, atb, observed, reweight)
+    use = observed.copy()
+    if ransac:
+        # Points on which every view agrees keep them all; the rest go through RANSAC.
+        doubtful = np.flatnonzero(~_all_views_agree(rows, points, threshold_px))
+        if doubtful.size:
+            subset = _subset(rows, doubtful)
+            use[:, doubtful] = _ransac(subset, ata[:, doubtful], atb[:, doubtful], threshold_px)
+            points[doubtful] = _weighted_linear_solve(subset, ata[:, doubtful], atb[:, doubtful], use[:, doubtful], reweight)
     enough = use.sum(axis=0) >= min_views
     use &= enough[None]
-    points = _weighted_linear_solve(rows, ata, atb, use, reweight_steps=1)
     # Cheirality: a view whose ray would have to point backwards to reach the point
     # cannot have seen it.
     behind = use & (_depths(rows, points) <= 0)
@@ -368,7 +399,7 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         enough = use.sum(axis=0) >= min_views
         use &= enough[None]
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
-        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, redo], atb[:, redo], use[:, redo], 1)
+        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, redo], atb[:, redo], use[:, redo], reweight)
     points, projected = _refine(cameras, points, safe_pixels, np.where(use, weight, 0.0), huber_px, refine_iterations)
     errors = _pixel_errors(projected, safe_pixels)
     if ransac:

@@ -1,4 +1,4 @@
-"""Small synthetic multi-view scenes for tests and benchmarks (no files)."""
+"""Synthetic multi-view scenes (cameras, points, detector-like observations) for tests and benchmarks; no files."""
 
 from __future__ import annotations
 

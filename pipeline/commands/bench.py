@@ -1,0 +1,34 @@
+"""``run_pipeline.py bench NAME [--json]``: benchmarks that print numbers and ratios
+against a peer tool run on the same data in the same process."""
+
+from __future__ import annotations
+
+import json
+
+BENCHMARKS = ("triangulation",)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks against peer tools (e.g. aniposelib)")
+    parser.add_argument("name", choices=BENCHMARKS, help="what to measure")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--frames", type=int, default=400, help="frames of 59 joints to triangulate (default 400)")
+    parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
+    parser.add_argument(
+        "--peer-ransac-points",
+        type=int,
+        default=60,
+        help="points given to aniposelib's slow RANSAC (its rate is measured on these; default 60)",
+    )
+    parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pipeline.benchmarks import triangulation
+
+    cpu = None if args.all_cores else triangulation.pin_to_one_core()
+    report = triangulation.run(frames=args.frames, views=args.views, peer_ransac_points=args.peer_ransac_points)
+    report["machine"]["pinned_cpu"] = cpu
+    print(json.dumps(report, indent=2) if args.json else triangulation.format_table(report))
+    return 0

@@ -1,0 +1,165 @@
+"""Pipeline configuration: YAML presets in ``configs/``, validated at start-up.
+
+``configs/default.yaml`` holds every setting with a comment giving its meaning and
+unit; it is always loaded first. A user preset (``--config FILE``) and ``--set
+section.key=value`` overrides are merged on top. The schema below gives each key's
+type and allowed range (no defaults here: the YAML file is the one source of values).
+Any unknown, missing or out-of-range key is refused with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the file and the key."""
+
+
+def _range(low=None, high=None, *, low_open: bool = False) -> dict:
+    return {"low": low, "high": high, "low_open": low_open}
+
+
+@dataclass(frozen=True)
+class TriangulationConfig:
+    min_confidence: float = field(metadata=_range(0.0, 1.0))
+    min_views: int = field(metadata=_range(2))
+    ransac: bool
+    threshold_px: float = field(metadata=_range(0.0, low_open=True))
+    refine_iterations: int = field(metadata=_range(0))
+    huber_px: float = field(metadata=_range(0.0, low_open=True))
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    frames: int = field(metadata=_range(1))
+    exo_cameras: int = field(metadata=_range(2))
+    seed: int = field(metadata=_range(0))
+    output: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    triangulation: TriangulationConfig
+    demo: DemoConfig
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as a plain dict (what the pure libraries take as keyword arguments)."""
+        return dataclasses.asdict(getattr(self, name))
+
+
+def _check_value(where: str, annotation, value, metadata) -> Any:
+    """Type- and range-check one value; ``where`` names the file and key for messages."""
+    if typing.get_origin(annotation) is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{where} must be one of {list(typing.get_args(annotation))}, got {value!r}")
+        return value
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):  # X | None
+        if value is None:
+            return None
+        annotation = next(option for option in typing.get_args(annotation) if option is not type(None))
+    if annotation is bool or annotation is str:
+        if not isinstance(value, annotation):
+            raise ConfigError(f"{where} must be {'true or false' if annotation is bool else 'a string'}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (annotation is int and not isinstance(value, int)):
+        raise ConfigError(f"{where} must be {'an integer' if annotation is int else 'a number'}, got {value!r}")
+    value = annotation(value)
+    low, high, low_open = metadata.get("low"), metadata.get("high"), metadata.get("low_open")
+    if value != value:
+        raise ConfigError(f"{where} must be a number, got NaN")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(f"{where} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where} must be <= {high}, got {value!r}")
+    return value
+
+
+def _build(cls, values: Any, source: str, prefix: str = ""):
+    """Instantiate the schema dataclass ``cls`` from nested dicts, validating every key."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: key {prefix.rstrip('.')!r} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in values:
+        if name not in fields:
+            raise ConfigError(f"{source}: unknown key {prefix + name!r} (known: {', '.join(sorted(fields))})")
+    for name in fields:
+        if name not in values:
+            raise ConfigError(f"{source}: missing key {prefix + name!r}")
+    built = {}
+    for name, f in fields.items():
+        if dataclasses.is_dataclass(hints[name]):
+            built[name] = _build(hints[name], values[name], source, f"{prefix}{name}.")
+        else:
+            built[name] = _check_value(f"{source}: key {prefix + name!r}", hints[name], values[name], f.metadata)
+    return cls(**built)
+
+
+def _merge(base: dict, update: dict, source: str, path: str = "") -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        name = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(f"{source}: unknown key {name!r}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key {name!r} must be a mapping, got {value!r}")
+            merged[key] = _merge(base[key], value, source, f"{name}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"section.key=value"`` -> (``["section", "key"]``, YAML-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> PipelineConfig:
+    """Defaults, then the preset ``path`` (if any), then ``section.key=value`` overrides."""
+    values = _read_yaml(DEFAULT_CONFIG)
+    if path is not None:
+        values = _merge(values, _read_yaml(Path(path)), str(path))
+    for text in overrides:
+        keys, value = parse_override(text)
+        update: Any = value
+        for key in reversed(keys):
+            update = {key: update}
+        values = _merge(values, update, f"--set {text}")
+    source = str(path) if path is not None else str(DEFAULT_CONFIG)
+    if overrides:
+        source += " with --set " + " ".join(overrides)
+    return _build(PipelineConfig, values, source)
