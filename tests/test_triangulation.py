@@ -43,7 +43,8 @@ def test_ransac_near_noise_only_optimum_and_far_below_dlt(rig):
     oracle_keypoints[outlier] = np.nan
     oracle = _errors_mm(triangulate(rig, oracle_keypoints, ransac=False, refine_iterations=3), truth)
 
-    robust = triangulate(rig, keypoints)
+    # Outliers start at 40 px: a 20 px threshold (10 sigma of the noise) separates them.
+    robust = triangulate(rig, keypoints, threshold_px=20.0)
     plain = triangulate(rig, keypoints, ransac=False, refine_iterations=0)
     robust_mm, plain_mm = _errors_mm(robust, truth), _errors_mm(plain, truth)
 

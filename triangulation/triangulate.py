@@ -317,7 +317,7 @@ def triangulate(
     min_confidence: float = 0.0,
     min_views: int = 2,
     ransac: bool = True,
-    threshold_px: float = 20.0,
+    threshold_px: float = 30.0,
     refine_iterations: int = 1,
     huber_px: float = 5.0,
 ) -> Triangulation:
