@@ -9,7 +9,7 @@ import importlib
 import logging
 
 # Modules under pipeline/commands/, in the order --help lists them.
-COMMAND_MODULES = ("bench",)
+COMMAND_MODULES = ("demo", "run", "synth", "evaluate", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,17 @@ def _range(low=None, high=None, *, low_open: bool = False) -> dict:
 
 
 @dataclass(frozen=True)
+class DetectConfig:
+    backend: Literal["precomputed"]
+    openpose_layout: Literal["BODY_25", "BODY_25B", "COCO_17", "COCO_18", "COCO_WHOLEBODY_133"] | None
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    trc: bool
+
+
+@dataclass(frozen=True)
 class TriangulationConfig:
     min_confidence: float = field(metadata=_range(0.0, 1.0))
     min_views: int = field(metadata=_range(2))
@@ -50,7 +61,9 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    detect: DetectConfig
     triangulation: TriangulationConfig
+    export: ExportConfig
     demo: DemoConfig
 
     def section(self, name: str) -> dict[str, Any]:
@@ -60,14 +73,14 @@ class PipelineConfig:
 
 def _check_value(where: str, annotation, value, metadata) -> Any:
     """Type- and range-check one value; ``where`` names the file and key for messages."""
-    if typing.get_origin(annotation) is Literal:
-        if value not in typing.get_args(annotation):
-            raise ConfigError(f"{where} must be one of {list(typing.get_args(annotation))}, got {value!r}")
-        return value
     if typing.get_origin(annotation) in (types.UnionType, typing.Union):  # X | None
         if value is None:
             return None
         annotation = next(option for option in typing.get_args(annotation) if option is not type(None))
+    if typing.get_origin(annotation) is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{where} must be one of {list(typing.get_args(annotation))}, got {value!r}")
+        return value
     if annotation is bool or annotation is str:
         if not isinstance(value, annotation):
             raise ConfigError(f"{where} must be {'true or false' if annotation is bool else 'a string'}, got {value!r}")

@@ -1,0 +1,139 @@
+"""``evaluate``: compare a take's 3D output with ground truth (a synthetic take's ``gt/``).
+
+Metrics per part (body, left_hand, right_hand), all in millimetres unless said:
+MPJPE, PA-MPJPE (per-frame similarity alignment of the part), per-joint MPJPE,
+completeness (share of true joints reconstructed), bone-length variation (mean over
+bones of the coefficient of variation over time, %), bone-length error (median
+length against the true length), jitter (mean acceleration, m/s^2) beside the truth's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fitting import metrics
+from fitting.skeleton import BONES, JOINT_NAMES, PARTS
+from pipeline.atomic import load_npz
+
+# Stage outputs that hold 3D joints, best first.
+PREDICTION_STAGES = ("refine", "triangulate")
+
+
+def find_prediction(path: str | Path) -> Path:
+    """The 3D joints file of a take output folder (latest stage first) or the npz itself."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for stage in PREDICTION_STAGES:
+        candidate = path / stage / "joints_3d.npz"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{path}: no joints_3d.npz in {', '.join(PREDICTION_STAGES)} (run the pipeline first)")
+
+
+def find_truth(path: str | Path) -> Path:
+    """``gt/joints_3d.npz`` of a synthetic take folder, its gt folder, or the file itself."""
+    path = Path(path)
+    for candidate in (path, path / "joints_3d.npz", path / "gt" / "joints_3d.npz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{path}: no ground truth joints_3d.npz (expected gt/joints_3d.npz of a synthetic take)")
+
+
+def _part_bones(part: slice) -> list[tuple[int, int]]:
+    return [bone for bone in BONES if part.start <= bone[0] < part.stop and part.start <= bone[1] < part.stop]
+
+
+def evaluate_arrays(predicted: np.ndarray, truth: np.ndarray, fps: float, true_bone_lengths: np.ndarray | None = None) -> dict:
+    """Metrics of ``predicted`` against ``truth``, both ``(frames, 59, 3)`` metres."""
+    if predicted.shape != truth.shape:
+        raise ValueError(f"prediction {predicted.shape} and truth {truth.shape} differ in shape")
+    errors = metrics.joint_errors(predicted, truth)
+    report = {"frames": int(truth.shape[0]), "fps": float(fps), "parts": {}}
+    for part, joints in PARTS.items():
+        part_errors = errors[:, joints]
+        aligned = metrics.procrustes_aligned(predicted[:, joints], truth[:, joints])
+        pa_errors = metrics.joint_errors(aligned, truth[:, joints])
+        bones = _part_bones(joints)
+        local_bones = np.asarray(bones) - joints.start
+        lengths = metrics.bone_length_series(predicted[:, joints], local_bones)
+        entry = {
+            "mpjpe_mm": _nanmean(part_errors),
+            "median_error_mm": _nanmedian(part_errors),
+            "pa_mpjpe_mm": _nanmean(pa_errors),
+            "completeness": metrics.completeness(predicted[:, joints], truth[:, joints]),
+            "bone_length_cv_percent": 100.0 * _nanmean(metrics.bone_length_variation(predicted[:, joints], local_bones)),
+            "jitter_m_s2": metrics.jitter(predicted[:, joints], fps),
+            "truth_jitter_m_s2": metrics.jitter(truth[:, joints], fps),
+            "per_joint_mpjpe_mm": {
+                JOINT_NAMES[j]: _nanmean(errors[:, j]) for j in range(joints.start, joints.stop)
+            },
+        }
+        if true_bone_lengths is not None:
+            index = [BONES.index(bone) for bone in bones]
+            with np.errstate(all="ignore"):
+                median = np.array([_nanmedian(lengths[:, k]) for k in range(len(bones))])
+            entry["bone_length_error_mm"] = _nanmean(np.abs(median - true_bone_lengths[index] * 1000.0))
+        report["parts"][part] = entry
+    return report
+
+
+def evaluate(prediction: str | Path, truth: str | Path) -> dict:
+    """Metrics of a take output (or npz) against a synthetic take's ground truth."""
+    prediction_path, truth_path = find_prediction(prediction), find_truth(truth)
+    predicted = load_npz(prediction_path)
+    true = load_npz(truth_path)
+    for name, data, key in ((prediction_path, predicted, "points"), (truth_path, true, "joints_3d")):
+        if key not in data:
+            raise KeyError(f"{name}: no array {key!r} (has: {', '.join(data)})")
+    report = evaluate_arrays(predicted["points"], true["joints_3d"], float(true.get("fps", 30.0)), true.get("bone_lengths"))
+    report["prediction"] = str(prediction_path)
+    report["truth"] = str(truth_path)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A readable table of :func:`evaluate`'s report."""
+    columns = [
+        ("MPJPE", "mpjpe_mm", "{:8.1f}"),
+        ("median", "median_error_mm", "{:8.1f}"),
+        ("PA-MPJPE", "pa_mpjpe_mm", "{:9.1f}"),
+        ("complete", "completeness", "{:9.3f}"),
+        ("bone CV%", "bone_length_cv_percent", "{:9.2f}"),
+        ("bone err", "bone_length_error_mm", "{:9.1f}"),
+        ("jitter", "jitter_m_s2", "{:8.2f}"),
+        ("true jit", "truth_jitter_m_s2", "{:9.2f}"),
+    ]
+    lines = [
+        f"prediction: {report['prediction']}",
+        f"truth:      {report['truth']}  ({report['frames']} frames; errors in mm, jitter in m/s^2)",
+        f"{'part':11s}" + "".join(f"{title:>{len(fmt.format(0.0))}s}" for title, _, fmt in columns),
+    ]
+    for part, entry in report["parts"].items():
+        cells = []
+        for _, key, fmt in columns:
+            value = entry.get(key)
+            width = len(fmt.format(0.0))
+            cells.append(fmt.format(value) if value is not None and np.isfinite(value) else f"{'-':>{width}s}")
+        lines.append(f"{part:11s}" + "".join(cells))
+    worst = sorted(
+        ((value, name) for entry in report["parts"].values() for name, value in entry["per_joint_mpjpe_mm"].items() if np.isfinite(value)),
+        reverse=True,
+    )[:5]
+    if worst:
+        lines.append("worst joints: " + ", ".join(f"{name} {value:.1f}" for value, name in worst))
+    return "\n".join(lines)
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _nanmedian(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")

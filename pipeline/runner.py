@@ -1,0 +1,255 @@
+"""Run the stages of one take, or a batch of takes, with caching and resume.
+
+Each stage is described by a :class:`StageSpec`: its name, the stages it reads, the
+config section it depends on and the code it runs. Its fingerprint hashes all of
+these (see :mod:`pipeline.artifacts`); a stage whose stored fingerprint matches is
+skipped, so re-running after a parameter change recomputes only the stages that
+depend on it. ``force_from`` recomputes a stage and everything after it.
+
+One failing take never stops a batch: its error is recorded in the batch summary and
+the batch's exit status says that something failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fitting.skeleton import JOINT_NAMES
+from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
+from pipeline.atomic import atomic_save_npz, atomic_write_text, load_npz
+from pipeline.config import PipelineConfig
+from pipeline.take import Take, read_take
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's runner gets: the take, its settings, its inputs and a folder to write."""
+
+    take: Take
+    config: PipelineConfig
+    inputs: dict[str, StageRecord]
+    work: Path
+
+    def settings(self, section: str) -> dict:
+        return self.config.section(section)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    inputs: tuple[str, ...]  # upstream stages
+    config_sections: tuple[str, ...]  # config sections whose values the result depends on
+    code: tuple[str, ...]  # source paths (relative to the project) that define its result
+    reads_take_files: bool  # 2D keypoint folders / videos of the take are inputs
+    run: Callable[[StageContext], tuple[dict[str, str], dict]]  # -> files written, summary
+
+
+# --------------------------------------------------------------------------------------
+# Stage runners: load inputs, call the pure stage function, write outputs.
+# --------------------------------------------------------------------------------------
+
+
+def _run_detect(context: StageContext) -> tuple[dict[str, str], dict]:
+    from pipeline.openpose import read_openpose_folder
+
+    take, settings = context.take, context.settings("detect")
+    if settings["backend"] != "precomputed":
+        raise NotImplementedError(f"detect backend {settings['backend']!r} is not available yet")
+    missing = [name for name in take.exo_names if name not in take.keypoints_2d]
+    if missing:
+        raise FileNotFoundError(
+            f"take '{take.name}' ({take.root}): no precomputed 2D keypoint folder for camera(s) {', '.join(missing)}"
+        )
+    keypoints = np.stack(
+        [
+            read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=settings["openpose_layout"])
+            for name in take.exo_names
+        ]
+    ).astype(np.float32)
+    frames = min(keypoints.shape[1], take.num_frames or keypoints.shape[1])
+    keypoints = keypoints[:, :frames]
+    atomic_save_npz(context.work / "keypoints_2d.npz", keypoints=keypoints, camera_names=np.array(take.exo_names))
+    detected = np.isfinite(keypoints[..., 0])
+    summary = {
+        "backend": "precomputed",
+        "frames": int(frames),
+        "views": len(take.exo_names),
+        "body_detected": float(detected[:, :, :17].mean()),
+        "hands_detected": float(detected[:, :, 17:].mean()),
+    }
+    return {"keypoints_2d": "keypoints_2d.npz"}, summary
+
+
+def _run_triangulate(context: StageContext) -> tuple[dict[str, str], dict]:
+    from stages import triangulate
+
+    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
+    result, summary = triangulate.run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
+    atomic_save_npz(
+        context.work / "joints_3d.npz",
+        points=result.points,
+        num_views=result.num_views.astype(np.int16),
+        inliers=result.inliers,
+        reprojection_error=result.reprojection_error.astype(np.float32),
+        confidence=result.confidence.astype(np.float32),
+        camera_names=detections["camera_names"],
+        joint_names=np.array(JOINT_NAMES),
+    )
+    return {"joints_3d": "joints_3d.npz"}, summary
+
+
+def _run_export(context: StageContext) -> tuple[dict[str, str], dict]:
+    from stages import export
+
+    take = context.take
+    joints = load_npz(context.inputs["triangulate"].path("joints_3d"))
+    points = joints["points"]
+    cameras = list(take.exo_cameras)
+    pixels, visible = export.project_into(cameras, points)
+    uid = str(take.metadata.get("take_uid", take.name))
+    files, summary = {}, {}
+    for part, indices in export.EXPORT_PARTS.items():
+        document = export.annotation_document(
+            indices, points, joints["num_views"], list(take.exo_names), pixels, visible, take.name, uid
+        )
+        name = f"{part}_annotation.json"
+        atomic_write_text(context.work / name, json.dumps(document, separators=(",", ":")) + "\n")
+        files[part] = name
+        summary[f"{part}_frames"] = len(document)
+    if context.settings("export")["trc"]:
+        from pipeline.trc import write_trc
+
+        write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
+        files["trc"] = "joints_3d.trc"
+    return files, summary
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("detect", (), ("detect",), ("pipeline/openpose.py",), True, _run_detect),
+    StageSpec("triangulate", ("detect",), ("triangulation",), ("triangulation", "stages/triangulate.py"), False, _run_triangulate),
+    StageSpec("export", ("triangulate",), ("export",), ("stages/export.py", "pipeline/trc.py"), False, _run_export),
+)
+STAGE_NAMES = tuple(spec.name for spec in STAGES)
+
+
+# --------------------------------------------------------------------------------------
+# Orchestration
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TakeReport:
+    """What happened to one take."""
+
+    take: str
+    output: str
+    ok: bool = True
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+    summaries: dict = field(default_factory=dict)
+
+
+def _take_fingerprint(take: Take, with_files: bool) -> str:
+    calibration = [take.root / name for name in ("camera_pose.json", "trajectory/gopro_calibs.csv", "take.json")]
+    paths = [path for path in calibration if path.exists()]
+    if take.layout == "rig":
+        paths.append(Path(take.metadata["calibration"]))
+    if with_files:
+        paths += list(take.keypoints_2d.values()) + list(take.videos.values())
+    return file_fingerprint(paths)
+
+
+def run_take(
+    take_dir: str | Path,
+    out_root: str | Path,
+    config: PipelineConfig,
+    force_from: str | None = None,
+    until: str | None = None,
+) -> TakeReport:
+    """Run every stage of one take (up to ``until``) into ``out_root/<take name>/``.
+
+    Raises on the first failing stage (a batch catches it); finished stages stay.
+    """
+    if force_from is not None and force_from not in STAGE_NAMES:
+        raise ValueError(f"unknown stage {force_from!r} (stages: {', '.join(STAGE_NAMES)})")
+    start = time.perf_counter()
+    take = read_take(take_dir)
+    store = ArtifactStore(Path(out_root) / take.name)
+    store.remove_leftovers()
+    report = TakeReport(take=take.name, output=str(store.root))
+    forced = False
+    records: dict[str, StageRecord] = {}
+    for spec in STAGES:
+        forced = forced or spec.name == force_from
+        stage_fingerprint = fingerprint(
+            {
+                "stage": spec.name,
+                "code": source_fingerprint(spec.code),
+                "settings": {section: config.section(section) for section in spec.config_sections},
+                "inputs": {name: records[name].fingerprint for name in spec.inputs},
+                "take": _take_fingerprint(take, spec.reads_take_files),
+            }
+        )
+        if not forced and store.is_current(spec.name, stage_fingerprint):
+            records[spec.name] = store.record(spec.name)
+            report.skipped.append(spec.name)
+            logger.info("%s: %s is up to date", take.name, spec.name)
+        else:
+            logger.info("%s: running %s", take.name, spec.name)
+            work = store.begin(spec.name)
+            try:
+                files, summary = spec.run(StageContext(take, config, {n: records[n] for n in spec.inputs}, work))
+                records[spec.name] = store.commit(spec.name, work, stage_fingerprint, files, summary)
+            except BaseException:
+                store.abandon(work)
+                raise
+            report.ran.append(spec.name)
+            logger.info("%s: %s done: %s", take.name, spec.name, json.dumps(summary))
+        report.summaries[spec.name] = records[spec.name].manifest.get("summary", {})
+        if spec.name == until:
+            break
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def run_batch(
+    take_dirs: list[str | Path],
+    out_root: str | Path,
+    config: PipelineConfig,
+    force_from: str | None = None,
+    until: str | None = None,
+) -> list[TakeReport]:
+    """Run several takes; a failing take is reported and the others go on.
+
+    Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed ones).
+    """
+    reports = []
+    for index, take_dir in enumerate(take_dirs, start=1):
+        logger.info("take %d/%d: %s", index, len(take_dirs), take_dir)
+        try:
+            reports.append(run_take(take_dir, out_root, config, force_from, until))
+        except Exception as error:  # one take's failure must not stop the batch
+            logger.error("take %s failed: %s", take_dir, error)
+            logger.debug("%s", traceback.format_exc())
+            reports.append(TakeReport(take=str(take_dir), output="", ok=False, error=f"{type(error).__name__}: {error}"))
+    summary = {
+        "takes": len(reports),
+        "failed": sum(not report.ok for report in reports),
+        "reports": [asdict(report) for report in reports],
+    }
+    atomic_write_text(Path(out_root) / "batch_summary.json", json.dumps(summary, indent=2) + "\n")
+    return reports
+
+

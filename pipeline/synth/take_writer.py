@@ -1,0 +1,260 @@
+"""Generate a synthetic take and write it in the Ego-Exo4D layout with its ground truth.
+
+Take folder written by :func:`write_take` (``take_dir`` is the take)::
+
+    take.json                       take_name, take_uid, fps, num_frames, cameras, seed, generator
+    camera_pose.json                exo cameras + per-frame ego poses (with camera_model,
+                                    distortion_coeffs, image_size)
+    trajectory/gopro_calibs.csv     exo cameras (Kannala-Brandt)
+    keypoints2d/openpose/<cam>/<cam>_<frame:012d>_keypoints.json   simulated detections
+    gt/joints_3d.npz                joints_3d (F, 59, 3) float64 m, bone_lengths (59,) m
+                                    in BONES order, fps (), joint_names (59,), bones (59, 2)
+    gt/joints_2d.npz                camera_names (V,), pixels (V, F, 59, 2) float64,
+                                    in_image (V, F, 59) bool, image_size (V, 2) int
+    gt/ego_2d.npz                   camera_name (), pixels (F, 59, 2) float64,
+                                    in_image (F, 59) bool, image_size (2,) int
+    gt/observations.npz             camera_names (V,), keypoints (V, F, 59, 3) float32,
+                                    dropped, occluded, outlier, swapped, out_of_image
+                                    (V, F, 59) bool, noise_sigma_px (V, F, 59) float32
+    frame_aligned_videos/<cam>.mp4  only when rendered (:mod:`pipeline.synth.render`)
+
+Everything is a function of the :class:`SynthConfig` (seed included): the same
+configuration gives byte-identical files (no timestamps are written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fitting import skeleton
+from pipeline.atomic import atomic_save_npz, atomic_write_text
+from pipeline.calibration import write_camera_pose_json, write_gopro_calibs_csv
+from pipeline.openpose import write_openpose_folder
+from pipeline.synth.motion import Motion, MotionConfig, simulate_motion
+from pipeline.synth.observations import (
+    DetectorConfig,
+    Observations,
+    project_moving,
+    project_views,
+    simulate_observations,
+)
+from pipeline.synth.rig import EGO_CAMERA_NAME, RigConfig, make_ego_camera, make_exo_cameras
+from pipeline.take import CAMERA_POSE_JSON, GOPRO_CALIBS_CSV, OPENPOSE_DIR, TAKE_JSON, VIDEO_DIR
+from triangulation.cameras import Camera, MovingCamera
+
+logger = logging.getLogger(__name__)
+
+GENERATOR = "pipeline.synth"
+GENERATOR_VERSION = "1"  # bump when the same configuration would produce different data
+_UID_NAMESPACE = uuid.UUID("5b0f7a52-3f0e-4f53-9d3c-6a3f1f0e5a11")  # fixed: take_uid = uuid5(namespace, config)
+
+# Ground-truth paths inside a take folder (the others are the reader's, pipeline/take.py).
+JOINTS_3D_NPZ = "gt/joints_3d.npz"
+JOINTS_2D_NPZ = "gt/joints_2d.npz"
+EGO_2D_NPZ = "gt/ego_2d.npz"
+OBSERVATIONS_NPZ = "gt/observations.npz"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that defines a synthetic take."""
+
+    seed: int = 0  # non-negative; drives every random choice
+    num_frames: int = 300  # frames
+    fps: float = 30.0  # frames per second
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    rig: RigConfig = field(default_factory=RigConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if not self.fps > 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.rig.num_exo < 1:
+            raise ValueError(f"rig.num_exo must be >= 1, got {self.rig.num_exo}")
+
+    @property
+    def take_name(self) -> str:
+        return f"synth_seed{self.seed}"
+
+    @property
+    def take_uid(self) -> str:
+        """Deterministic UUID of the configuration."""
+        text = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True)
+        return str(uuid.uuid5(_UID_NAMESPACE, text))
+
+
+@dataclass(frozen=True)
+class SynthTake:
+    """A generated take in memory.
+
+    ``pixels (V, F, 59, 2)`` / ``in_image (V, F, 59)``: true projections into the exo
+    views; ``ego_pixels (F, 59, 2)`` / ``ego_in_image (F, 59)``: into the ego view.
+    """
+
+    config: SynthConfig
+    motion: Motion
+    exo_cameras: list[Camera]
+    ego: MovingCamera
+    pixels: np.ndarray
+    in_image: np.ndarray
+    ego_pixels: np.ndarray
+    ego_in_image: np.ndarray
+    observations: Observations
+
+
+def generate_take(config: SynthConfig = SynthConfig()) -> SynthTake:
+    """Simulate motion, cameras, true projections and detections (no files)."""
+    motion = simulate_motion(config.num_frames, config.fps, config.seed, config.motion)
+    center = motion.joints[:, 11:13, :2].mean(axis=(0, 1))  # mean hip midpoint: the scene centre
+    exo = make_exo_cameras(np.random.default_rng([config.seed, 2]), center, config.rig)  # stream 2: rig
+    ego = make_ego_camera(motion, config.rig, EGO_CAMERA_NAME)
+    pixels, in_image, _ = project_views(motion.joints, exo, config.detector.min_depth_m)
+    ego_pixels, ego_in_image = project_moving(motion.joints, ego, config.detector.min_depth_m)
+    observations = simulate_observations(motion.joints, exo, config.seed, config.detector)
+    return SynthTake(config, motion, exo, ego, pixels, in_image, ego_pixels, ego_in_image, observations)
+
+
+def take_document(take: SynthTake) -> dict:
+    """Content of ``take.json``."""
+    config = take.config
+    return {
+        "take_name": config.take_name,
+        "take_uid": config.take_uid,
+        "fps": config.fps,
+        "num_frames": config.num_frames,
+        "exo_cameras": [camera.name for camera in take.exo_cameras],
+        "ego_camera": take.ego.name,
+        "seed": config.seed,
+        "synthetic": True,
+        "generator": GENERATOR,
+        "generator_version": GENERATOR_VERSION,
+        "generator_config": dataclasses.asdict(config),
+    }
+
+
+def _corruption_summary(observations: Observations) -> dict[str, float]:
+    """Percentages: out of image (of all), dropped / occluded (of in-image), outliers / swaps (of reported)."""
+    in_image = ~observations.out_of_image
+    reported = in_image & ~observations.dropped
+
+    def percent(mask, among):
+        return 100.0 * float(np.count_nonzero(mask & among)) / max(int(np.count_nonzero(among)), 1)
+
+    return {
+        "out_of_image": percent(observations.out_of_image, np.ones_like(in_image)),
+        "dropped": percent(observations.dropped, in_image),
+        "occluded": percent(observations.occluded, in_image),
+        "outlier": percent(observations.outlier, reported),
+        "swapped": percent(observations.swapped, reported),
+    }
+
+
+def write_take(take: SynthTake, take_dir: str | Path) -> dict:
+    """Write every file of the take (no videos) under ``take_dir``; returns a summary dict."""
+    take_dir = Path(take_dir)
+    config = take.config
+    names = np.array([camera.name for camera in take.exo_cameras])
+    sizes = np.array([camera.image_size for camera in take.exo_cameras], dtype=np.int64)
+
+    atomic_write_text(take_dir / TAKE_JSON, json.dumps(take_document(take), indent=2) + "\n")
+    write_gopro_calibs_csv(take_dir / GOPRO_CALIBS_CSV, take.exo_cameras, 0, config.num_frames - 1)
+    write_camera_pose_json(
+        take_dir / CAMERA_POSE_JSON,
+        take.exo_cameras,
+        take.ego,
+        {"take_name": config.take_name, "take_uid": config.take_uid, "synthetic": True},
+    )
+    for view, camera in enumerate(take.exo_cameras):  # one folder per camera
+        write_openpose_folder(take_dir / OPENPOSE_DIR / camera.name, take.observations.keypoints[view], camera.name)
+    atomic_save_npz(
+        take_dir / JOINTS_3D_NPZ,
+        joints_3d=take.motion.joints,
+        bone_lengths=take.motion.bone_lengths,
+        fps=np.float64(config.fps),
+        joint_names=np.array(skeleton.JOINT_NAMES),
+        bones=np.array(skeleton.BONES, dtype=np.int64),
+    )
+    atomic_save_npz(
+        take_dir / JOINTS_2D_NPZ, camera_names=names, pixels=take.pixels, in_image=take.in_image, image_size=sizes
+    )
+    atomic_save_npz(
+        take_dir / EGO_2D_NPZ,
+        camera_name=np.array(take.ego.name),
+        pixels=take.ego_pixels,
+        in_image=take.ego_in_image,
+        image_size=np.array(take.ego.image_size, dtype=np.int64),
+    )
+    atomic_save_npz(take_dir / OBSERVATIONS_NPZ, camera_names=names, **take.observations.arrays())
+    return {
+        "take_dir": str(take_dir),
+        "frames": config.num_frames,
+        "exo_cameras": len(take.exo_cameras),
+        "keypoint_files": config.num_frames * len(take.exo_cameras),
+        "percent": _corruption_summary(take.observations),
+    }
+
+
+def _remove_stale_videos(take_dir: Path, camera_names: list[str]) -> None:
+    """Delete videos of these cameras left by an earlier rendered run (they would not match)."""
+    for name in camera_names:
+        video = take_dir / VIDEO_DIR / f"{name}.mp4"
+        if video.exists():
+            logger.info("removing stale video %s (this take is not rendered)", video)
+            video.unlink()
+
+
+def _warn_about_other_cameras(take_dir: Path, camera_names: list[str]) -> None:
+    """Warn about keypoint folders and videos of cameras that this take does not have."""
+    known = set(camera_names)
+    others = [path for path in sorted((take_dir / OPENPOSE_DIR).glob("*")) if path.name not in known]
+    others += [path for path in sorted((take_dir / VIDEO_DIR).glob("*.mp4")) if path.stem not in known]
+    if others:
+        logger.warning(
+            "%s: not part of this take (cameras %s), left from an earlier run: %s",
+            take_dir,
+            ", ".join(camera_names),
+            ", ".join(str(path.relative_to(take_dir)) for path in others),
+        )
+
+
+def synthesize_take(take_dir: str | Path, config: SynthConfig = SynthConfig(), render: bool = True) -> SynthTake:
+    """Generate, write and (``render``) render one take into ``take_dir``; logs what was written."""
+    take_dir = Path(take_dir)
+    take = generate_take(config)
+    summary = write_take(take, take_dir)
+    percent = summary["percent"]
+    logger.info(
+        "%s: %d frames, %d exo cameras + %s, %d OpenPose files; detections: %.1f%% out of image, "
+        "%.1f%% dropped, %.1f%% occluded (of in-image joints), %.1f%% outliers, %.1f%% swapped (of reported)",
+        take_dir,
+        summary["frames"],
+        summary["exo_cameras"],
+        take.ego.name,
+        summary["keypoint_files"],
+        percent["out_of_image"],
+        percent["dropped"],
+        percent["occluded"],
+        percent["outlier"],
+        percent["swapped"],
+    )
+    cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
+    if render:
+        from pipeline.synth.render import render_take_videos
+
+        render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed)
+        logger.info("%s: videos written to %s/ for %s", take_dir, VIDEO_DIR, ", ".join(cameras))
+    else:
+        _remove_stale_videos(take_dir, cameras)
+    _warn_about_other_cameras(take_dir, cameras)
+    return take

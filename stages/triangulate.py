@@ -1,0 +1,32 @@
+"""Stage ``triangulate``: 2D keypoints of every exo view -> per-frame 3D joints with quality."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fitting.skeleton import PARTS
+from triangulation.cameras import Camera
+from triangulation.triangulate import Triangulation, triangulate
+
+
+def run(cameras: list[Camera], keypoints: np.ndarray, settings: dict) -> tuple[Triangulation, dict]:
+    """Triangulate ``keypoints (views, frames, 59, 3)``; ``settings``: the ``triangulation`` config section.
+
+    Returns the result and a summary with counts a person can check (per body part:
+    fraction of joints x frames reconstructed, mean views used, mean inlier
+    reprojection error in pixels, and the share of observations rejected as outliers).
+    """
+    result = triangulate(cameras, keypoints, **settings)
+    observed = np.isfinite(result.reprojection_error)
+    summary = {"frames": int(keypoints.shape[1]), "views": int(keypoints.shape[0])}
+    for part, joints in PARTS.items():
+        reconstructed = np.isfinite(result.points[:, joints, 0])
+        seen = observed[:, :, joints]
+        inlier_errors = result.reprojection_error[:, :, joints][result.inliers[:, :, joints]]
+        summary[part] = {
+            "reconstructed": float(reconstructed.mean()),
+            "mean_views": float(result.num_views[:, joints][reconstructed].mean()) if reconstructed.any() else 0.0,
+            "mean_inlier_error_px": float(inlier_errors.mean()) if inlier_errors.size else None,
+            "rejected_observations": float(1.0 - result.inliers[:, :, joints][seen].mean()) if seen.any() else 0.0,
+        }
+    return result, summary

@@ -1,0 +1,69 @@
+"""Configuration: defaults documented, bad keys refused by name."""
+
+import re
+
+import pytest
+
+from pipeline.config import DEFAULT_CONFIG, ConfigError, load_config
+
+
+def test_defaults_load_and_every_setting_is_documented_with_a_unit():
+    config = load_config()
+    assert config.triangulation.threshold_px > 0
+    lines = DEFAULT_CONFIG.read_text().splitlines()
+    for number, line in enumerate(lines):
+        match = re.match(r"^\s+(\w+):\s*\S", line)
+        if not match:
+            continue
+        comments = []
+        k = number - 1
+        while k >= 0 and lines[k].strip().startswith("#"):
+            comments.insert(0, lines[k])
+            k -= 1
+        assert comments, f"{DEFAULT_CONFIG}:{number + 1}: setting {match.group(1)!r} has no comment"
+        assert re.search(r"\[[^\]]+\]\s*$", comments[-1]), f"setting {match.group(1)!r}: comment must end with [unit]"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("triangulation.threshold_px=-1", "key 'triangulation.threshold_px' must be > 0.0"),
+        ("triangulation.min_views=1", "key 'triangulation.min_views' must be >= 2"),
+        ("triangulation.ransac=3", "key 'triangulation.ransac' must be true or false"),
+        ("triangulation.refine_iterations=1.5", "key 'triangulation.refine_iterations' must be an integer"),
+        ("triangulation.min_confidence=2", "key 'triangulation.min_confidence' must be <= 1.0"),
+        ("triangulation.foo=1", "unknown key 'triangulation.foo'"),
+        ("nosuchsection.key=1", "unknown key 'nosuchsection'"),
+        ("detect.backend=magic", "key 'detect.backend' must be one of ['precomputed']"),
+        ("detect.openpose_layout=BODY_99", "key 'detect.openpose_layout' must be one of"),
+        ("noequals", "expected section.key=value"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(overrides=[override])
+
+
+def test_preset_file_errors_name_the_file_and_key(tmp_path):
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("triangulation:\n  threshold_px: 25\n  min_views: 3\n")
+    config = load_config(preset)
+    assert config.triangulation.threshold_px == 25.0 and config.triangulation.min_views == 3
+    assert config.triangulation.ransac is True  # untouched keys keep their defaults
+    preset.write_text("triangulation:\n  treshold_px: 25\n")
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(preset))}: unknown key 'triangulation.treshold_px'"):
+        load_config(preset)
+    preset.write_text("triangulation: [1, 2]\n")
+    with pytest.raises(ConfigError, match="key 'triangulation' must be a mapping"):
+        load_config(preset)
+    preset.write_text("triangulation: {threshold_px: 25\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(preset)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_null_is_accepted_only_where_allowed():
+    assert load_config(overrides=["detect.openpose_layout=BODY_25B"]).detect.openpose_layout == "BODY_25B"
+    with pytest.raises(ConfigError, match="key 'triangulation.huber_px' must be a number"):
+        load_config(overrides=["triangulation.huber_px=null"])
