@@ -55,6 +55,11 @@ import numpy as np
 
 __all__ = ["VideoInfo", "VideoDecodeError", "VideoWriter", "iter_frames", "video_info", "default_codec"]
 
+# x264's macroblock-tree rate control made the output of identical runs differ (seen
+# with PyAV 18.1's x264, single- and multi-threaded, on some rendered frames: decoded
+# pixels off by up to ~16 levels); without it the bytes are reproducible.
+_X264_PARAMS = "mbtree=0"
+
 # Containers whose muxer understands movflags=+faststart.
 _FASTSTART_SUFFIXES = {".mp4", ".mov", ".m4v"}
 
@@ -144,9 +149,7 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
         container.close()
 
 
-def iter_frames(
-    path: str | os.PathLike, start: int = 0, stop: int | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
+def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index, rgb)`` for the frames ``start <= frame_index < stop`` of ``path``.
 
     ``rgb`` is a fresh uint8 ``(H, W, 3)`` array. Frames are decoded one at a time: the
@@ -239,8 +242,13 @@ class VideoWriter:
 
     ``codec``: ``libx264`` (default when available, else ``mpeg4``); ``crf`` and
     ``preset`` apply to libx264, ``bit_rate`` (bits/s, default ~0.25 bit per pixel per
-    frame) to other codecs. Width and height must be even (yuv420p). The size is taken
-    from the first frame unless ``width``/``height`` are given.
+    frame) to other codecs; ``threads``: encoder threads (default: the codec's choice).
+    Width and height must be even (yuv420p). The size is taken from the first frame
+    unless ``width``/``height`` are given.
+
+    libx264 runs without macroblock-tree rate control (``mbtree=0``) so that the same
+    frames always give the same bytes: with it, this x264 build's output varied from
+    run to run on some content, whatever the thread count.
 
     The frames go to a hidden temporary file next to ``path``; :meth:`close` finishes
     the stream and renames it to ``path``. Leaving the ``with`` block by an exception
@@ -258,6 +266,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         bit_rate: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         if not np.isfinite(fps) or fps <= 0:
@@ -268,6 +277,7 @@ class VideoWriter:
         self.crf = int(crf)
         self.preset = preset
         self.bit_rate = bit_rate
+        self.threads = threads
         self.width = None if width is None else int(width)
         self.height = None if height is None else int(height)
         self.frames_written = 0
@@ -297,8 +307,10 @@ class VideoWriter:
             raise
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
+        if self.threads is not None:
+            stream.codec_context.thread_count = int(self.threads)
         if self.codec == "libx264":
-            stream.options = {"crf": str(self.crf), "preset": self.preset}
+            stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": _X264_PARAMS}
         else:
             stream.bit_rate = int(self.bit_rate or max(1_000_000, 0.25 * width * height * self.fps))
         self._container, self._stream = container, stream
