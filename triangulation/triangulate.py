@@ -155,16 +155,16 @@ def _depths(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
     return rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
 
 
-def _first_order_errors(rows: _LinearRows, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First-order pixel errors and depths ``(..., V, N)`` of points ``(..., N, 3)``."""
+def _first_order_squared_errors(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
+    """Squared first-order pixel errors ``(..., V, N)`` of points ``(..., N, 3)``; inf behind a view."""
     P = points[..., None, :, :]  # (..., 1, N, 3)
     A = rows.A
     res0 = A[..., 0, 0] * P[..., 0] + A[..., 0, 1] * P[..., 1] + A[..., 0, 2] * P[..., 2] + rows.b[..., 0]
     res1 = A[..., 1, 0] * P[..., 0] + A[..., 1, 1] * P[..., 1] + A[..., 1, 2] * P[..., 2] + rows.b[..., 1]
     depth = rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        error = np.sqrt(res0 * res0 + res1 * res1) / depth
-    return np.where(depth > 0, error, np.inf), depth
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        squared = (res0 * res0 + res1 * res1) / (depth * depth)
+    return np.where(depth > 0, squared, np.inf)
 
 
 def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweight_steps: int) -> np.ndarray:
@@ -188,8 +188,8 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
 
 def _all_views_agree(rows: _LinearRows, points: np.ndarray, threshold_px: float) -> np.ndarray:
     """``(N,)`` bool: every observing view is within the threshold of ``points (N, 3)`` (first order)."""
-    errors, _ = _first_order_errors(rows, points)
-    return np.all((errors < threshold_px) | (rows.weight <= 0), axis=0)
+    squared = _first_order_squared_errors(rows, points)
+    return np.all((squared < threshold_px * threshold_px) | (rows.weight <= 0), axis=0)
 
 
 def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
@@ -207,14 +207,14 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     hypotheses = _solve_3x3(w_i * ata[i] + w_j * ata[j], -(w_i * atb[i] + w_j * atb[j]))  # (P, N, 3)
     valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
     rows32 = _LinearRows(*(np.asarray(x, dtype=np.float32) for x in (rows.A, rows.b, rows.m, rows.n, weight)))
-    errors, _ = _first_order_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
-    truncated = np.minimum(errors * errors, np.float32(threshold_px * threshold_px))
-    cost = np.where(observed[None], truncated, np.float32(0.0)).sum(axis=1)  # (P, N)
+    squared = _first_order_squared_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
+    limit = np.float32(threshold_px * threshold_px)
+    cost = np.where(observed[None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (P, N)
     cost = np.where(valid, cost, np.inf)
     best = np.argmin(cost, axis=0)  # (N,)
-    best_errors = np.take_along_axis(errors, best[None, None, :], axis=0)[0]  # (V, N)
+    best_squared = np.take_along_axis(squared, best[None, None, :], axis=0)[0]  # (V, N)
     has_hypothesis = np.isfinite(np.min(cost, axis=0))
-    return observed & (best_errors < threshold_px) & has_hypothesis[None]
+    return observed & (best_squared < limit) & has_hypothesis[None]
 
 
 def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool):
@@ -234,7 +234,10 @@ def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool)
         else:
             pixels[v] = camera.model.project(points_cam)
         if camera.model.name == "pinhole":
-            pixels[v, points_cam[:, 2] <= 0] = np.nan
+            behind = points_cam[:, 2] <= 0
+            pixels[v, behind] = np.nan
+            if with_jacobian:
+                jacobians[v, behind] = 0.0
     return pixels, jacobians
 
 
@@ -290,7 +293,6 @@ def _refine(
             points[active[worse]] = previous_points[worse]
             keep = ~worse
             active, x, cost, w, residual, jac = active[keep], x[keep], cost[keep], w[:, keep], residual[:, keep], jac[:, keep]
-        jac = np.nan_to_num(jac)
         weighted_jac = jac * w[..., None, None]
         H6 = _gram6(weighted_jac, jac, sum_axis=0)
         g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
@@ -302,7 +304,13 @@ def _refine(
         points[active] = previous_points + step[ok]
     projected, _ = _project_all(cameras, np.nan_to_num(points), with_jacobian=False)
     if iterations > 0 and active.size:
-        cost, _, _ = _robust_cost(projected[:, active], pixels[:, active], weight[:, active], huber_px)
+        everything = active.size == points.shape[0]
+        cost, _, _ = _robust_cost(
+            projected if everything else projected[:, active],
+            pixels if everything else pixels[:, active],
+            weight if everything else weight[:, active],
+            huber_px,
+        )
         worse = active[cost > previous_cost]
         if worse.size:
             points[worse] = previous_points[cost > previous_cost]
