@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-mmpose demo test bench clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,17 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
+
+# Optional: the mmpose detect backend (torch, mmcv, mmengine, mmdet, mmpose). Not part
+# of `make test`. mmcv has no PyPI wheel: MMCV_WHEEL (default: the CPU build in
+# ../shared/wheels, when present) or install mmcv for your torch/CUDA first.
+MMCV_WHEEL ?= $(wildcard ../shared/wheels/mmcv-2.1.0-cp311-cp311-linux_x86_64.whl)
+setup-mmpose: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,mmpose]'
+	if [ -n "$(MMCV_WHEEL)" ]; then $(PY) -m pip install --quiet --no-deps $(MMCV_WHEEL); \
+	else $(PY) -c "import mmcv.ops" || { echo "mmcv 2.1.0 with ops is needed: see docs/DEPENDENCIES.md"; exit 1; }; fi
+	$(PY) -m pip install --quiet --no-deps -r requirements-mmpose-nodeps.txt
+	$(PY) -m pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools
 
 demo: $(STAMP)
 	$(PY) run_pipeline.py demo

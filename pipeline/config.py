@@ -32,8 +32,51 @@ def _range(low=None, high=None, *, low_open: bool = False) -> dict:
 
 @dataclass(frozen=True)
 class DetectConfig:
-    backend: Literal["precomputed"]
+    backend: Literal["mediapipe", "mmpose", "precomputed"]
+    # precomputed
+    precomputed_format: Literal["openpose", "egoexo4d"]
     openpose_layout: Literal["BODY_25", "BODY_25B", "COCO_17", "COCO_18", "COCO_WHOLEBODY_133"] | None
+    egoexo4d_body_annotation: str | None
+    egoexo4d_hand_annotation: str | None
+    # work split and video decoding
+    executor: Literal["inprocess", "ray"]
+    num_workers: int = field(metadata=_range(1))
+    ray_address: str | None
+    frames_per_task: int = field(metadata=_range(1))
+    on_decode_error: Literal["fail", "mark_missing"]
+    # subject selection
+    ego_prior: bool
+    world_up: Literal["+x", "-x", "+y", "-y", "+z", "-z"]
+    ego_box_above_m: float = field(metadata=_range(0.0))
+    ego_box_below_m: float = field(metadata=_range(0.0))
+    ego_box_radius_m: float = field(metadata=_range(0.0, low_open=True))
+    ego_head_radius_m: float = field(metadata=_range(0.0, low_open=True))
+    pose_box_margin: float = field(metadata=_range(0.0, 2.0))
+    prior_threshold_px: float = field(metadata=_range(0.0, low_open=True))
+    prior_min_joints: int = field(metadata=_range(2, 17))
+    prior_max_age: int = field(metadata=_range(0))
+    redetect_inconsistent: bool
+    seed_image_size: int = field(metadata=_range(64))
+    min_keypoint_confidence: float = field(metadata=_range(0.0, 1.0))
+    # body and hand models
+    body_crop_margin: float = field(metadata=_range(0.0, 2.0))
+    body_crop_size: int = field(metadata=_range(64, 2048))
+    min_person_confidence: float = field(metadata=_range(0.0, 1.0))
+    detect_hands: bool
+    hand_model_complexity: int = field(metadata=_range(0, 1))
+    min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
+    hand_crop_size: int = field(metadata=_range(64, 1024))
+    hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))
+    hand_crop_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
+    hand_crop_min_px: float = field(metadata=_range(1.0))
+    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
+    # mmpose backend
+    mmdet_config: str | None
+    mmdet_checkpoint: str | None
+    mmpose_config: str | None
+    mmpose_checkpoint: str | None
+    device: str
+    min_box_score: float = field(metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)

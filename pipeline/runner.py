@@ -60,33 +60,11 @@ class StageSpec:
 
 
 def _run_detect(context: StageContext) -> tuple[dict[str, str], dict]:
-    from pipeline.openpose import read_openpose_folder
+    from pipeline.detection import detect_take
 
-    take, settings = context.take, context.settings("detect")
-    if settings["backend"] != "precomputed":
-        raise NotImplementedError(f"detect backend {settings['backend']!r} is not available yet")
-    missing = [name for name in take.exo_names if name not in take.keypoints_2d]
-    if missing:
-        raise FileNotFoundError(
-            f"take '{take.name}' ({take.root}): no precomputed 2D keypoint folder for camera(s) {', '.join(missing)}"
-        )
-    keypoints = np.stack(
-        [
-            read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=settings["openpose_layout"])
-            for name in take.exo_names
-        ]
-    ).astype(np.float32)
-    frames = min(keypoints.shape[1], take.num_frames or keypoints.shape[1])
-    keypoints = keypoints[:, :frames]
+    take = context.take
+    keypoints, summary = detect_take(take, context.settings("detect"))
     atomic_save_npz(context.work / "keypoints_2d.npz", keypoints=keypoints, camera_names=np.array(take.exo_names))
-    detected = np.isfinite(keypoints[..., 0])
-    summary = {
-        "backend": "precomputed",
-        "frames": int(frames),
-        "views": len(take.exo_names),
-        "body_detected": float(detected[:, :, :17].mean()),
-        "hands_detected": float(detected[:, :, 17:].mean()),
-    }
     return {"keypoints_2d": "keypoints_2d.npz"}, summary
 
 
@@ -135,7 +113,14 @@ def _run_export(context: StageContext) -> tuple[dict[str, str], dict]:
 
 
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("detect", (), ("detect",), ("pipeline/openpose.py",), True, _run_detect),
+    StageSpec(
+        "detect",
+        (),
+        ("detect",),
+        ("pipeline/openpose.py", "pipeline/detection.py", "pipeline/precomputed.py", "stages/detect"),
+        True,
+        _run_detect,
+    ),
     StageSpec("triangulate", ("detect",), ("triangulation",), ("triangulation", "stages/triangulate.py"), False, _run_triangulate),
     StageSpec("export", ("triangulate",), ("export",), ("stages/export.py", "pipeline/trc.py"), False, _run_export),
 )

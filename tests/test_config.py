@@ -34,7 +34,7 @@ def test_defaults_load_and_every_setting_is_documented_with_a_unit():
         ("triangulation.min_confidence=2", "key 'triangulation.min_confidence' must be <= 1.0"),
         ("triangulation.foo=1", "unknown key 'triangulation.foo'"),
         ("nosuchsection.key=1", "unknown key 'nosuchsection'"),
-        ("detect.backend=magic", "key 'detect.backend' must be one of ['precomputed']"),
+        ("detect.backend=magic", "key 'detect.backend' must be one of ['mediapipe', 'mmpose', 'precomputed']"),
         ("detect.openpose_layout=BODY_99", "key 'detect.openpose_layout' must be one of"),
         ("noequals", "expected section.key=value"),
     ],

@@ -12,6 +12,9 @@ from pipeline.commands.run import log_reports
 from pipeline.config import load_config
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
 
+# These takes are written without videos: detection reads their simulated OpenPose files.
+PRECOMPUTED = ["detect.backend=precomputed"]
+
 
 @pytest.fixture(scope="module")
 def take_dir(tmp_path_factory):
@@ -21,7 +24,7 @@ def take_dir(tmp_path_factory):
 
 
 def test_run_take_writes_every_stage(take_dir, tmp_path):
-    report = runner.run_take(take_dir, tmp_path, load_config())
+    report = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED))
     assert report.ran == list(runner.STAGE_NAMES) and report.skipped == []
     out = tmp_path / report.take
     joints = np.load(out / "triangulate" / "joints_3d.npz", allow_pickle=False)
@@ -44,18 +47,18 @@ def test_run_take_writes_every_stage(take_dir, tmp_path):
 
 
 def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tmp_path):
-    config = load_config()
+    config = load_config(overrides=PRECOMPUTED)
     runner.run_take(take_dir, tmp_path, config)
     again = runner.run_take(take_dir, tmp_path, config)
     assert again.ran == [] and again.skipped == list(runner.STAGE_NAMES)
-    changed = runner.run_take(take_dir, tmp_path, load_config(overrides=["triangulation.threshold_px=25"]))
+    changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
     assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "export"]
-    forced = runner.run_take(take_dir, tmp_path, load_config(overrides=["triangulation.threshold_px=25"]), force_from="detect")
+    forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
     assert forced.ran == list(runner.STAGE_NAMES)
 
 
 def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, monkeypatch):
-    config = load_config()
+    config = load_config(overrides=PRECOMPUTED)
     specs = list(runner.STAGES)
 
     def broken(context):
@@ -77,7 +80,7 @@ def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, m
 def test_one_failing_take_does_not_stop_the_batch(take_dir, tmp_path):
     broken = tmp_path / "not_a_take"
     broken.mkdir()
-    reports = runner.run_batch([broken, take_dir], tmp_path / "out", load_config())
+    reports = runner.run_batch([broken, take_dir], tmp_path / "out", load_config(overrides=PRECOMPUTED))
     assert [report.ok for report in reports] == [False, True]
     assert "not a take folder" in reports[0].error and str(broken) in reports[0].error
     summary = json.loads((tmp_path / "out" / "batch_summary.json").read_text())
@@ -93,4 +96,4 @@ def test_missing_keypoint_folder_is_named(take_dir, tmp_path):
     shutil.copytree(take_dir, copy)
     shutil.rmtree(copy / "keypoints2d" / "openpose" / "cam02")
     with pytest.raises(FileNotFoundError, match="no precomputed 2D keypoint folder for camera\\(s\\) cam02"):
-        runner.run_take(copy, tmp_path / "out", load_config())
+        runner.run_take(copy, tmp_path / "out", load_config(overrides=PRECOMPUTED))

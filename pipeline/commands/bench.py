@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 
-BENCHMARKS = ("triangulation",)
+BENCHMARKS = ("triangulation", "detect")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks against peer tools (e.g. aniposelib)")
     parser.add_argument("name", choices=BENCHMARKS, help="what to measure")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--frames", type=int, default=400, help="frames of 59 joints to triangulate (default 400)")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="triangulation: frames of 59 joints to triangulate (default 400); detect: frames per view (default 20)",
+    )
     parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
     parser.add_argument(
         "--peer-ransac-points",
@@ -25,10 +30,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.name == "detect":
+        from pipeline.benchmarks import detection
+
+        report = detection.run(frames=args.frames or 20)
+        print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
+        return 0
     from pipeline.benchmarks import triangulation
 
     cpu = None if args.all_cores else triangulation.pin_to_one_core()
-    report = triangulation.run(frames=args.frames, views=args.views, peer_ransac_points=args.peer_ransac_points)
+    report = triangulation.run(frames=args.frames or 400, views=args.views, peer_ransac_points=args.peer_ransac_points)
     report["machine"]["pinned_cpu"] = cpu
     print(json.dumps(report, indent=2) if args.json else triangulation.format_table(report))
     return 0

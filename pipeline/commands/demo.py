@@ -50,7 +50,9 @@ def run(args) -> int:
     from pipeline.evaluation import evaluate, format_report
     from pipeline.runner import run_batch
 
-    config = load_config(args.config, args.overrides)
+    # The demo take has no videos (render=False): its 2D keypoints are the simulated
+    # detections written with it, read by the precomputed backend.
+    config = load_config(args.config, ["detect.backend=precomputed", *args.overrides])
     out = Path(args.out or config.demo.output)
     take = _demo_take(out / "take", config.section("demo"))
     reports = run_batch([take], out / "results", config)

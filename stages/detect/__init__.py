@@ -1,0 +1,13 @@
+"""Stage ``detect``: the camera wearer's 2D body (COCO-17) and hands (21 + 21) in every exo view.
+
+- :mod:`stages.detect.backend`: the detector interface and the factory (``mediapipe``,
+  ``mmpose``).
+- :mod:`stages.detect.track`: the loop over frames in lockstep across views: regions of
+  interest from a 3D prior (ego camera, previous 3D body, previous 2D box, seed).
+- :mod:`stages.detect.prior`, :mod:`stages.detect.crops`, :mod:`stages.detect.hands`:
+  ROI boxes, square crops and the way back, hand crops and hand-to-wrist assignment.
+- :mod:`stages.detect.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.
+
+Inputs are in memory (frame iterators, cameras, arrays, the ``detect`` settings); the
+file side (videos, precomputed files, tasks, Ray) is :mod:`pipeline.detection`.
+"""

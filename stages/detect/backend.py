@@ -1,0 +1,47 @@
+"""The detector interface every model backend implements, and the factory that picks one.
+
+A detector holds its models (loaded once) and answers two questions about one RGB
+image (uint8 ``(H, W, 3)``):
+
+- ``person_boxes(image) -> (N, 5)``: x0, y0, x1, y1, score of every person it sees
+  (used to seed the subject when no 3D prior is known);
+- ``detect(image, box) -> (59, 3)``: float32 x, y (full-image pixels), confidence of
+  the person in ``box`` (x0, y0, x1, y1): COCO-17 body, left hand 21, right hand 21,
+  NaN where missing.
+
+``close()`` frees the models. Backends: ``mediapipe`` (embedded default, CPU,
+offline) and ``mmpose`` (optional extra). The ``precomputed`` backend reads files and
+is not a detector: the runner handles it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+MODEL_BACKENDS = ("mediapipe", "mmpose")
+
+
+class Detector(Protocol):
+    name: str
+
+    def person_boxes(self, image: np.ndarray) -> np.ndarray: ...
+
+    def detect(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def make_detector(settings: dict) -> Detector:
+    """The detector named by ``settings["backend"]`` (the ``detect`` config section)."""
+    backend = settings["backend"]
+    if backend == "mediapipe":
+        from stages.detect.mediapipe_backend import MediaPipeDetector
+
+        return MediaPipeDetector(settings)
+    if backend == "mmpose":
+        from stages.detect.mmpose_backend import MMPoseDetector
+
+        return MMPoseDetector(settings)
+    raise ValueError(f"detect backend {backend!r} is not a model backend (model backends: {', '.join(MODEL_BACKENDS)})")
