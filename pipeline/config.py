@@ -99,6 +99,7 @@ class DemoConfig:
     frames: int = field(metadata=_range(1))
     exo_cameras: int = field(metadata=_range(2))
     seed: int = field(metadata=_range(0))
+    render: bool
     output: str
 
 

@@ -1,8 +1,11 @@
 """``run_pipeline.py demo``: the whole job on the embedded default, offline.
 
-Generates the demo take (a synthetic Ego-Exo4D take with ground truth; settings in
-the ``demo`` config section), runs the pipeline on it and evaluates the result
-against the truth. Re-running reuses the take and every stage that is up to date.
+Generates the demo take (a synthetic Ego-Exo4D take with ground truth and rendered
+videos; settings in the ``demo`` config section), runs the pipeline on it with the
+configured detector (MediaPipe by default: the real detector on the rendered videos)
+and evaluates the result against the truth. Re-running reuses the take and every
+stage that is up to date. Without rendering (``--set demo.render=false``) the
+detections simulated with the take are used (``detect.backend=precomputed``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ def _demo_take(folder: Path, settings: dict) -> Path:
         num_frames=settings["frames"],
         rig=dataclasses.replace(RigConfig(), num_exo=settings["exo_cameras"]),
     )
-    wanted = {"seed": settings["seed"], "num_frames": settings["frames"], "exo_cameras": settings["exo_cameras"]}
+    wanted = {key: settings[key] for key in ("seed", "frames", "exo_cameras", "render")}
     marker = folder / "demo_settings.json"
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         logger.info("demo take %s is up to date", folder)
         return folder
-    synthesize_take(folder, config, render=False)
+    synthesize_take(folder, config, render=settings["render"])
     atomic_write_text(marker, json.dumps(wanted) + "\n")
     return folder
 
@@ -50,9 +53,10 @@ def run(args) -> int:
     from pipeline.evaluation import evaluate, format_report
     from pipeline.runner import run_batch
 
-    # The demo take has no videos (render=False): its 2D keypoints are the simulated
-    # detections written with it, read by the precomputed backend.
-    config = load_config(args.config, ["detect.backend=precomputed", *args.overrides])
+    config = load_config(args.config, args.overrides)
+    if not config.demo.render and config.detect.backend != "precomputed":
+        logger.info("demo.render is off: using the simulated detections (detect.backend=precomputed)")
+        config = load_config(args.config, [*args.overrides, "detect.backend=precomputed"])
     out = Path(args.out or config.demo.output)
     take = _demo_take(out / "take", config.section("demo"))
     reports = run_batch([take], out / "results", config)
