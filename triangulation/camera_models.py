@@ -89,13 +89,27 @@ def _newton_2d(target: np.ndarray, function_and_jacobian, start: np.ndarray) -> 
     return x
 
 
+class _IntrinsicMatrix:
+    """The ``matrix`` property shared by the models (they all have fx, fy, cx, cy)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The 3x3 intrinsic matrix K."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
 # --------------------------------------------------------------------------------------
 # Pinhole (OpenCV)
 # --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PinholeModel:
+class PinholeModel(_IntrinsicMatrix):
     """OpenCV pinhole camera with rational radial and tangential distortion.
 
     ``distortion`` is ``k1 k2 p1 p2 [k3 [k4 k5 k6]]`` (0, 4, 5 or 8 values), exactly
@@ -114,11 +128,6 @@ class PinholeModel:
         _check_focal_center(self.fx, self.fy, self.cx, self.cy)
         dist = _as_param_vector("distortion", self.distortion, (0, 4, 5, 8))
         object.__setattr__(self, "distortion", np.concatenate([dist, np.zeros(8 - dist.size)]))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """The 3x3 intrinsic matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     def _distort(self, xy: np.ndarray, with_jacobian: bool):
         """Normalised undistorted ``(..., 2)`` -> distorted ``(..., 2)`` [+ d/dxy (..., 2, 2)]."""
@@ -266,7 +275,7 @@ def _invert_radial_fisheye(uv: np.ndarray, coefficients: np.ndarray, with_jacobi
 
 
 @dataclass(frozen=True)
-class FisheyeModel:
+class FisheyeModel(_IntrinsicMatrix):
     """OpenCV fisheye (Kannala-Brandt) camera: ``theta_d = theta (1 + k1 theta^2 + ... + k4 theta^8)``.
 
     Equal to ``cv2.fisheye.projectPoints`` (with zero skew) and to the Ego-Exo4D
@@ -284,10 +293,6 @@ class FisheyeModel:
     def __post_init__(self) -> None:
         _check_focal_center(self.fx, self.fy, self.cx, self.cy)
         object.__setattr__(self, "distortion", _as_param_vector("distortion", self.distortion, (4,)))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     def project(self, points_cam: np.ndarray) -> np.ndarray:
         uv, _ = _radial_fisheye(np.asarray(points_cam, dtype=np.float64), self.distortion, False)
@@ -313,7 +318,7 @@ class FisheyeModel:
 
 
 @dataclass(frozen=True)
-class Fisheye624Model:
+class Fisheye624Model(_IntrinsicMatrix):
     """Aria RGB camera model (projectaria-tools FISHEYE624, COLMAP RAD_TAN_THIN_PRISM_FISHEYE).
 
     ``radial``: k0..k5 (6), ``tangential``: p0 p1, ``thin_prism``: s0..s3. Aria
@@ -335,10 +340,6 @@ class Fisheye624Model:
         object.__setattr__(self, "radial", _as_param_vector("radial", self.radial, (6,)))
         object.__setattr__(self, "tangential", _as_param_vector("tangential", self.tangential, (2,)))
         object.__setattr__(self, "thin_prism", _as_param_vector("thin_prism", self.thin_prism, (4,)))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     def _tangential_prism(self, uv: np.ndarray, with_jacobian: bool):
         """Radially distorted ``uv (..., 2)`` -> final normalised coordinates [+ 2x2 Jacobian]."""
