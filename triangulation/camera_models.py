@@ -254,7 +254,9 @@ def _invert_radial_fisheye(uv: np.ndarray, coefficients: np.ndarray, with_jacobi
     projection's Jacobian, without recomputing the angles).
     """
     theta_d = np.linalg.norm(uv, axis=-1)
-    theta = theta_d.copy()
+    # Start from the series inverse theta ~ theta_d (1 - c0 theta_d^2): Newton then
+    # converges to 1e-12 in about two steps instead of three.
+    theta = theta_d * (1.0 - coefficients[0] * theta_d * theta_d)
     for _ in range(_MAX_NEWTON_ITERATIONS):
         value, derivative = _odd_polynomial(theta, coefficients)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -34,7 +34,7 @@ import numpy as np
 
 from triangulation.cameras import Camera
 
-_CHUNK_POINTS = 8192  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
+_CHUNK_POINTS = 4096  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
     i, j = pairs[:, 0], pairs[:, 1]
     weight = rows.weight.astype(np.float32)
-    ata, atb = ata.astype(np.float32), atb.astype(np.float32)
-    w_i, w_j = weight[i][..., None], weight[j][..., None]  # (P, N, 1)
-    hypotheses = _solve_3x3(w_i * ata[i] + w_j * ata[j], -(w_i * atb[i] + w_j * atb[j]))  # (P, N, 3)
+    weighted_ata = (weight[..., None] * ata).astype(np.float32)  # (V, N, 6)
+    weighted_atb = (weight[..., None] * atb).astype(np.float32)
+    hypotheses = _solve_3x3(weighted_ata[i] + weighted_ata[j], -(weighted_atb[i] + weighted_atb[j]))  # (P, N, 3)
     valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
     rows32 = _LinearRows(*(np.asarray(x, dtype=np.float32) for x in (rows.A, rows.b, rows.m, rows.n, weight)))
     squared = _first_order_squared_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
