@@ -275,46 +275,36 @@ def _refine(
     ``points (N, 3)`` start values, ``pixels (V, N, 2)``, ``weight (V, N)`` (0 = unused).
     A step that raises a point's cost is undone and that point stops. Returns the
     points and their exact projections ``(V, N, 2)`` (NaN behind a pinhole camera).
+    Every array keeps all N points (masks, no gathers): the points that cannot move
+    are few, computing them costs less than indexing the others.
     """
-    points = points.copy()
-    active = np.flatnonzero(np.all(np.isfinite(points), axis=-1) & ((weight > 0).sum(axis=0) >= 2))
-    previous_points = points[active]
-    previous_cost = np.full(active.size, np.inf)
-    for _ in range(iterations):
-        if active.size == 0:
+    finite = np.all(np.isfinite(points), axis=-1)
+    points = np.where(finite[:, None], points, 0.0)
+    active = finite & ((weight > 0).sum(axis=0) >= 2)
+    previous_points, previous_cost = points.copy(), np.full(points.shape[0], np.inf)
+    for iteration in range(iterations + 1):
+        last = iteration == iterations or not np.any(active)
+        projected, jac = _project_all(cameras, points, with_jacobian=not last)
+        if iterations == 0:
             break
-        everything = active.size == points.shape[0]
-        x = points.copy() if everything else points[active]
-        observed = pixels if everything else pixels[:, active]
-        projected, jac = _project_all(cameras, x, with_jacobian=True)
-        cost, w, residual = _robust_cost(projected, observed, weight if everything else weight[:, active], huber_px)
-        worse = cost > previous_cost
-        if np.any(worse):
-            points[active[worse]] = previous_points[worse]
-            keep = ~worse
-            active, x, cost, w, residual, jac = active[keep], x[keep], cost[keep], w[:, keep], residual[:, keep], jac[:, keep]
+        cost, w, residual = _robust_cost(projected, pixels, weight, huber_px)
+        worse = active & (cost > previous_cost)
+        if np.any(worse):  # undo the step; the point stops here
+            points[worse] = previous_points[worse]
+            projected[:, worse], _ = _project_all(cameras, points[worse], with_jacobian=False)
+            active &= ~worse
+        if last:
+            break
         weighted_jac = jac * w[..., None, None]
         H6 = _gram6(weighted_jac, jac, sum_axis=0)
         g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
         # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
         H6[:, [0, 3, 5]] *= 1.0 + 1e-6
         step = _solve_3x3(H6, -g)
-        ok = np.all(np.isfinite(step), axis=-1)
-        active, previous_points, previous_cost = active[ok], x[ok], cost[ok]
-        points[active] = previous_points + step[ok]
-    projected, _ = _project_all(cameras, np.nan_to_num(points), with_jacobian=False)
-    if iterations > 0 and active.size:
-        everything = active.size == points.shape[0]
-        cost, _, _ = _robust_cost(
-            projected if everything else projected[:, active],
-            pixels if everything else pixels[:, active],
-            weight if everything else weight[:, active],
-            huber_px,
-        )
-        worse = active[cost > previous_cost]
-        if worse.size:
-            points[worse] = previous_points[cost > previous_cost]
-            projected[:, worse], _ = _project_all(cameras, points[worse], with_jacobian=False)
+        active &= np.all(np.isfinite(step), axis=-1)
+        previous_points, previous_cost = points.copy(), cost
+        points = np.where(active[:, None], points + np.nan_to_num(step), points)
+    points[~finite] = np.nan
     return points, projected
 
 
