@@ -94,6 +94,63 @@ class TriangulationConfig:
     huber_px: float = field(metadata=_range(0.0, low_open=True))
 
 
+_POSITIVE = _range(0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class RefineOutliersConfig:
+    max_speed_m_s: float = field(metadata=_POSITIVE)
+    max_burst_s: float = field(metadata=_range(0.0))
+    median_window_s: float = field(metadata=_POSITIVE)
+    median_scale_factor: float = field(metadata=_POSITIVE)
+    body_min_deviation_mm: float = field(metadata=_range(0.0))
+    hand_min_deviation_mm: float = field(metadata=_range(0.0))
+    bone_scale_factor: float = field(metadata=_POSITIVE)
+    bone_min_deviation: float = field(metadata=_range(0.0))
+
+
+@dataclass(frozen=True)
+class RefineSmoothingConfig:
+    max_gap_s: float = field(metadata=_range(0.0))
+    method: Literal["butterworth", "savgol", "none"]
+    body_cutoff_hz: float = field(metadata=_POSITIVE)
+    hand_cutoff_hz: float = field(metadata=_POSITIVE)
+    butterworth_order: int = field(metadata=_range(2))
+    savgol_window_s: float = field(metadata=_POSITIVE)
+    savgol_polyorder: int = field(metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class RefineFitConfig:
+    enabled: bool
+    min_confidence: float = field(metadata=_range(0.0, 1.0))
+    gate_px: float = field(metadata=_POSITIVE)
+    pixel_sigma_px: float = field(metadata=_POSITIVE)
+    loss: Literal["cauchy", "huber"]
+    loss_scale: float = field(metadata=_POSITIVE)
+    min_loss_scale_px: float = field(metadata=_POSITIVE)
+    body_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
+    hand_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
+    bone_sigma_percent: float = field(metadata=_POSITIVE)
+    length_trim: float = field(metadata=_range(0.0, 0.45))
+    length_min_frame_pairs: int = field(metadata=_range(1))
+    body_length_prior_mm: float | None = field(metadata=_POSITIVE)
+    hand_length_prior_mm: float | None = field(metadata=_POSITIVE)
+    symmetry_sigma_percent: float | None = field(metadata=_POSITIVE)
+    wrist_tie_mm: float | None = field(metadata=_POSITIVE)
+    max_iterations: int = field(metadata=_range(1))
+    tolerance: float = field(metadata=_POSITIVE)
+    chunk_frames: int = field(metadata=_range(10))
+    overlap_frames: int = field(metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    outliers: RefineOutliersConfig
+    smoothing: RefineSmoothingConfig
+    fit: RefineFitConfig
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     frames: int = field(metadata=_range(1))
@@ -107,6 +164,7 @@ class DemoConfig:
 class PipelineConfig:
     detect: DetectConfig
     triangulation: TriangulationConfig
+    refine: RefineConfig
     export: ExportConfig
     demo: DemoConfig
 

@@ -68,21 +68,46 @@ def _run_detect(context: StageContext) -> tuple[dict[str, str], dict]:
     return {"keypoints_2d": "keypoints_2d.npz"}, summary
 
 
-def _run_triangulate(context: StageContext) -> tuple[dict[str, str], dict]:
-    from stages import triangulate
-
-    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
-    result, summary = triangulate.run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
+def _save_joints(path: Path, result, camera_names: np.ndarray, **extra: np.ndarray) -> None:
+    """The 3D joints file of triangulate and refine: the same keys, plus stage extras."""
     atomic_save_npz(
-        context.work / "joints_3d.npz",
+        path,
         points=result.points,
         num_views=result.num_views.astype(np.int16),
         inliers=result.inliers,
         reprojection_error=result.reprojection_error.astype(np.float32),
         confidence=result.confidence.astype(np.float32),
-        camera_names=detections["camera_names"],
+        camera_names=camera_names,
         joint_names=np.array(JOINT_NAMES),
+        **extra,
     )
+
+
+def _run_triangulate(context: StageContext) -> tuple[dict[str, str], dict]:
+    from stages import triangulate
+
+    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
+    result, summary = triangulate.run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
+    _save_joints(context.work / "joints_3d.npz", result, detections["camera_names"])
+    return {"joints_3d": "joints_3d.npz"}, summary
+
+
+def _run_refine(context: StageContext) -> tuple[dict[str, str], dict]:
+    from stages import refine
+
+    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
+    joints = load_npz(context.inputs["triangulate"].path("joints_3d"))
+    cameras = list(context.take.exo_cameras)
+    result = refine.refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, context.settings("refine"))
+    _save_joints(
+        context.work / "joints_3d.npz",
+        result,
+        detections["camera_names"],
+        bone_lengths=result.bone_lengths,
+        outliers=result.outliers,
+        filled=result.filled,
+    )
+    summary = refine.summarize(joints["points"], joints["reprojection_error"], joints["inliers"], result)
     return {"joints_3d": "joints_3d.npz"}, summary
 
 
@@ -90,7 +115,7 @@ def _run_export(context: StageContext) -> tuple[dict[str, str], dict]:
     from stages import export
 
     take = context.take
-    joints = load_npz(context.inputs["triangulate"].path("joints_3d"))
+    joints = load_npz(context.inputs["refine"].path("joints_3d"))
     points = joints["points"]
     cameras = list(take.exo_cameras)
     pixels, visible = export.project_into(cameras, points)
@@ -122,7 +147,8 @@ STAGES: tuple[StageSpec, ...] = (
         _run_detect,
     ),
     StageSpec("triangulate", ("detect",), ("triangulation",), ("triangulation", "stages/triangulate.py"), False, _run_triangulate),
-    StageSpec("export", ("triangulate",), ("export",), ("stages/export.py", "pipeline/trc.py"), False, _run_export),
+    StageSpec("refine", ("detect", "triangulate"), ("refine",), ("fitting", "stages/refine.py"), False, _run_refine),
+    StageSpec("export", ("refine",), ("export",), ("stages/export.py", "pipeline/trc.py"), False, _run_export),
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 

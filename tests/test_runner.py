@@ -32,6 +32,8 @@ def test_run_take_writes_every_stage(take_dir, tmp_path):
     assert list(joints["joint_names"]) == list(JOINT_NAMES)
     manifest = json.loads((out / "triangulate" / "manifest.json").read_text())
     assert manifest["summary"]["body"]["reconstructed"] > 0.9
+    joints = np.load(out / "refine" / "joints_3d.npz", allow_pickle=False)  # what export writes
+    assert joints["points"].shape == (20, 59, 3) and joints["bone_lengths"].shape == (59,)
     body = json.loads((out / "export" / "body_annotation.json").read_text())
     hand = json.loads((out / "export" / "hand_annotation.json").read_text())
     frame = body["0"][0]
@@ -52,7 +54,7 @@ def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tm
     again = runner.run_take(take_dir, tmp_path, config)
     assert again.ran == [] and again.skipped == list(runner.STAGE_NAMES)
     changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
-    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "export"]
+    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "export"]
     forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
     assert forced.ran == list(runner.STAGE_NAMES)
 
@@ -74,7 +76,7 @@ def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, m
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no half-written folder left
     monkeypatch.setattr(runner, "STAGES", tuple(specs))
     resumed = runner.run_take(take_dir, tmp_path, config)
-    assert resumed.skipped == ["detect", "triangulate"] and resumed.ran == ["export"]
+    assert resumed.skipped == ["detect", "triangulate", "refine"] and resumed.ran == ["export"]
 
 
 def test_one_failing_take_does_not_stop_the_batch(take_dir, tmp_path):

@@ -16,12 +16,11 @@ warm-up, in this process.
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from pipeline.benchmarks.common import machine_info
 from pipeline.config import load_config
 from pipeline.detection import plan_tasks, run_task
 from pipeline.take import read_take
@@ -95,7 +94,7 @@ def run(frames: int = 20) -> dict:
         "bare_images_per_s": round(images / bare, 2),
         "overhead": round(stage / bare - 1.0, 4),
         "body_found": float(summary["views"] and sum(v["body_found"] for v in summary["views"].values()) / images),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
+        "machine": machine_info(),
     }
 
 

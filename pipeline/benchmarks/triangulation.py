@@ -10,8 +10,6 @@ the points (``peer_ransac_points``) and its rate is scaled from that subset.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 import dataclasses
 from dataclasses import asdict, dataclass
@@ -19,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fitting.skeleton import NUM_JOINTS
-from triangulation.cameras import rodrigues_from_rotation
+from pipeline.benchmarks.common import aniposelib_group, machine_info
 from triangulation.synthetic import observe, random_points, ring_of_cameras
 from triangulation.triangulate import triangulate
 
@@ -61,34 +59,6 @@ def _measure(function, truth: np.ndarray, repeats: int) -> tuple[MethodResult, n
     return _result(points, truth, best), points
 
 
-def _aniposelib_group(cameras):
-    """The same rig as an aniposelib CameraGroup (fisheye cameras)."""
-    from aniposelib.cameras import CameraGroup, FisheyeCamera
-
-    return CameraGroup(
-        [
-            FisheyeCamera(
-                matrix=camera.model.matrix,
-                dist=camera.model.distortion,
-                size=camera.image_size,
-                rvec=rodrigues_from_rotation(camera.R),
-                tvec=camera.t,
-                name=camera.name,
-            )
-            for camera in cameras
-        ]
-    )
-
-
-def pin_to_one_core() -> int | None:
-    """Run this process on one CPU (the goal is stated per core); returns the CPU or None."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats: int = 3, seed: int = 0) -> dict:
     """Run the benchmark and return a JSON-ready dict."""
     cameras = ring_of_cameras(views, model="fisheye", seed=seed)
@@ -109,7 +79,7 @@ def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats
         )
     peer_error = None
     try:
-        group = _aniposelib_group(cameras)
+        group = aniposelib_group(cameras)
         pixels = keypoints[..., :2].reshape(views, -1, 2).astype(np.float64)
         group.triangulate(pixels[:, :10])  # warm-up: JIT compilation
         results["aniposelib_triangulate"], _ = _measure(lambda: group.triangulate(pixels), flat_truth, repeats)
@@ -134,7 +104,7 @@ def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats
 
     return {
         "benchmark": "triangulation",
-        "machine": {"python": platform.python_version(), "processor": platform.machine(), "numpy": np.__version__},
+        "machine": machine_info(),
         "data": {
             "frames": frames,
             "joints": NUM_JOINTS,

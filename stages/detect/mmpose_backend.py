@@ -55,19 +55,20 @@ def _torchvision_stand_in() -> None:
     try:
         import torchvision  # noqa: F401
     except Exception as error:  # noqa: BLE001 - a broken install raises more than ImportError
+        reason = str(error)  # `error` is unbound once the except clause ends
         for name in [name for name in sys.modules if name == "torchvision" or name.startswith("torchvision.")]:
             del sys.modules[name]
 
         class ToPILImage:  # the only name mmpose imports (visualisation only)
             def __init__(self, *args, **kwargs) -> None:
-                raise RuntimeError(f"torchvision is not available ({error}); mmpose visualisation is disabled")
+                raise RuntimeError(f"torchvision is not available ({reason}); mmpose visualisation is disabled")
 
         package = types.ModuleType("torchvision")
         transforms = types.ModuleType("torchvision.transforms")
         transforms.ToPILImage = ToPILImage
         package.transforms = transforms
         sys.modules["torchvision"], sys.modules["torchvision.transforms"] = package, transforms
-        logger.info("torchvision not importable (%s): mmpose runs without its visualiser", error)
+        logger.info("torchvision not importable (%s): mmpose runs without its visualiser", reason)
 
 
 class MMPoseDetector:

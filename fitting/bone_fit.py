@@ -1,0 +1,545 @@
+"""Spatio-temporal least squares: smooth 3D joint tracks with one constant length per bone.
+
+Unknowns: the 3D position of every estimated joint in every frame of a window, and one
+length per bone, shared by all frames. Every residual is divided by its expected
+standard deviation, so the cost is a sum of dimensionless squares:
+
+- reprojection, per used observation (view, frame, joint): ``(pi_v(X) - u) / pixel_sigma_px``,
+  weighted by the 2D confidence, robust loss (Huber or Cauchy, scale ``loss_scale_px``; IRLS);
+- temporal smoothness, per joint and frame whose both neighbours are estimated:
+  ``(X[t-1] - 2 X[t] + X[t+1]) * fps^2 / acceleration_sigma_m_s2`` (an acceleration);
+- bone length, per bone and frame with both ends estimated:
+  ``(|X[b] - X[a]| - L) / (bone_sigma_ratio * L_ref)``;
+- prior on each length: ``(L - L_prior) / length_prior_sigma_m`` (the take-wide estimate of
+  :mod:`fitting.bone_lengths`; optional per bone);
+- left/right symmetry of lengths (optional): ``(L_i - L_j) / (symmetry_sigma_ratio * L_ref)``;
+- position anchors (optional, e.g. the hand wrist held at the fitted body wrist):
+  ``(X - A) / anchor_sigma_m``.
+
+Solver: Levenberg-Marquardt (Nielsen's damping update) on the sparse analytic Jacobian.
+Variables are ordered frame by frame, so the normal matrix of the positions of one
+*block* (joints that no bone links to another block: the body, one hand) is banded with
+half-bandwidth ``6 * joints`` (the acceleration links frames t-1 and t+1); it is factored
+with LAPACK's banded Cholesky. The bone lengths link all frames: they are eliminated
+exactly by a Schur complement (one small dense system over all blocks, which also holds
+the prior and symmetry terms). A Gauss-Newton step meets the bone residuals only to
+first order (a sideways move of ``s`` lengthens a bone by ``s^2 / 2L``, a lot for a stiff
+bone term), so each trial step gets a second-order correction that moves the two ends
+of every bone along it back to its length before the step is judged.
+
+Long takes are solved in overlapping windows: a first pass estimates the lengths per
+window, they are averaged over the take (weighted by the frames that see the bone), a
+second pass solves every window again with those lengths fixed, and the windows are
+blended linearly across their overlaps, so the whole take shares one length per bone.
+
+Joints outside ``support`` are not unknowns and stay NaN: a joint never seen, or a hand
+absent from the take, is absent from the result. No Python loop runs over frames or
+joints; loops are over windows, blocks, views, bones and iterations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sparse
+from scipy.linalg import lapack
+
+from fitting.bone_lengths import median_bone_lengths
+from fitting.reprojection import CameraLike, project_with_jacobian
+
+_CORRECTION_SWEEPS = 5  # Gauss-Seidel sweeps of the second-order length correction (numerical, not a model weight)
+
+
+@dataclass(frozen=True)
+class BoneFit:
+    """Result of :func:`fit_tracks`.
+
+    - ``points (frames, joints, 3)`` metres, NaN outside the support and for joints in no block;
+    - ``bone_lengths (bones,)`` metres, NaN for bones never estimated;
+    - ``iterations``: the most Levenberg-Marquardt iterations a window needed;
+    - ``converged``: every window met the tolerance within ``max_iterations``.
+    """
+
+    points: np.ndarray
+    bone_lengths: np.ndarray
+    iterations: int
+    converged: bool
+
+
+@dataclass(frozen=True)
+class _Weights:
+    pixel_sigma_px: float
+    loss: str  # "huber" or "cauchy"
+    loss_scale_px: float
+    acceleration_sigma: np.ndarray  # (J,) m/s^2
+    fps: float
+    anchor_sigma_m: float
+
+
+LOSSES = ("huber", "cauchy")
+
+
+def _robust(norm: np.ndarray, loss: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Robust cost ``rho(e)`` (pixels^2, ``e^2`` near 0) and IRLS weight ``rho'(e) / 2e`` of pixel distances."""
+    if loss == "huber":
+        inside = norm <= scale
+        return np.where(inside, norm**2, 2.0 * scale * norm - scale**2), np.where(inside, 1.0, scale / np.maximum(norm, 1e-12))
+    ratio = (norm / scale) ** 2  # Cauchy: redescending, a view that disagrees by 3 scales weighs 1/10
+    return scale**2 * np.log1p(ratio), 1.0 / (1.0 + ratio)
+
+
+class _Block:
+    """Residual structure of one block of joints over one window of frames.
+
+    The block's unknown positions ``x`` are ``(T, nj, 3)``; position ``(t, k, c)`` is
+    variable ``(t * nj + k) * 3 + c``. ``bone_ids``: the fit-wide index of each local bone;
+    ``bone_scale``: ``1 / sigma`` of each local bone (NaN: no length residual).
+    """
+
+    def __init__(self, joints, support, observations, use, bones, bone_ids, bone_scale, anchors, weights: _Weights):
+        self.joints = np.asarray(joints, dtype=np.int64)
+        self.support = support
+        T, nj = support.shape
+        self.shape = (T, nj, 3)
+        self.size = T * nj * 3
+        self.bandwidth = 6 * nj  # |(t+1, k, c) - (t-1, k, c)| in variable indices
+        self.weights = weights
+        # Observations (view, t, k) with pixels and confidence.
+        view, t, k = np.nonzero(use & support[None])
+        self.obs_view, self.obs_t, self.obs_k = view, t, k
+        self.obs_xy = observations[view, t, k, :2]
+        self.obs_conf = observations[view, t, k, 2]
+        # Acceleration rows: centre frames whose both neighbours are estimated.
+        t, k = np.nonzero(support[1:-1] & support[:-2] & support[2:])
+        self.acc_t, self.acc_k = t + 1, k
+        self.acc_scale = weights.fps**2 / weights.acceleration_sigma[self.joints[k]]
+        # Bone rows (t, local bone) with both ends estimated.
+        pairs = np.asarray(bones, dtype=np.int64).reshape(-1, 2)
+        self.pairs = pairs
+        self.pair_ids = np.asarray(bone_ids, dtype=np.int64)
+        self.pair_active = np.isfinite(bone_scale)
+        both = support[:, pairs[:, 0]] & support[:, pairs[:, 1]] & self.pair_active[None]
+        self.both = both
+        t, b = np.nonzero(both)
+        self.bone_t, self.bone_a, self.bone_b = t, pairs[b, 0], pairs[b, 1]
+        self.bone_id = self.pair_ids[b]
+        self.bone_scale = np.asarray(bone_scale, dtype=np.float64)[b]
+        self.seen = np.bincount(b, minlength=pairs.shape[0])  # frames per local bone
+        # Anchors.
+        if anchors is None:
+            anchors = np.full(support.shape + (3,), np.nan)
+        t, k = np.nonzero(np.isfinite(anchors).all(-1) & support)
+        self.anc_t, self.anc_k, self.anc_xyz = t, k, anchors[t, k]
+
+    def _index(self, t, k):
+        return (t * self.shape[1] + k) * 3
+
+    def correct_lengths(self, x: np.ndarray, lengths: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """Second-order correction of bone lengths, vectorised over frames.
+
+        Both ends of every bone move along it, half each, until its length is the target:
+        with ``before`` (the positions before a Gauss-Newton step), the length the step's
+        linearisation predicted, ``|d| + u . (d' - d)``, which removes only the error of
+        the linearisation (a sideways move of ``s`` lengthens a bone by ``s^2 / 2L``);
+        without it, ``lengths`` (start values that meet the constraints). Gauss-Seidel
+        sweeps over the bones.
+        """
+        x = x.copy()
+        targets = []
+        for b, (a, c) in enumerate(self.pairs):  # loop over bones
+            rows = self.both[:, b]
+            if before is None:
+                targets.append(np.full(int(rows.sum()), lengths[self.pair_ids[b]]))
+            else:
+                d_old = before[rows, c] - before[rows, a]
+                norm_old = np.maximum(np.sqrt((d_old**2).sum(-1)), 1e-9)
+                moved = (x[rows, c] - x[rows, a]) - d_old
+                targets.append(norm_old + (d_old * moved).sum(-1) / norm_old)
+        for _ in range(_CORRECTION_SWEEPS):
+            for b, (a, c) in enumerate(self.pairs):  # loop over bones
+                rows = self.both[:, b]
+                if not rows.any():
+                    continue
+                d = x[rows, c] - x[rows, a]
+                norm = np.maximum(np.sqrt((d**2).sum(-1)), 1e-9)
+                shift = (0.5 * (norm - targets[b]) / norm)[:, None] * d
+                x[rows, a] += shift
+                x[rows, c] -= shift
+        return x
+
+    def _reprojection(self, cameras, x, with_jacobian):
+        points = x[self.obs_t, self.obs_k]
+        pixels = np.empty((points.shape[0], 2))
+        jacobian = np.zeros((points.shape[0], 2, 3)) if with_jacobian else None
+        for v, camera in enumerate(cameras):  # loop over views
+            selected = self.obs_view == v
+            if selected.any():
+                pixels[selected], jac = project_with_jacobian(camera, points[selected])
+                if with_jacobian:
+                    jacobian[selected] = jac
+        delta = pixels - self.obs_xy
+        return np.where(np.isfinite(delta), delta, 1e4), jacobian  # behind a camera: a large residual
+
+    def cost(self, cameras, x, lengths) -> float:
+        """Robust cost of the block (sum of squared whitened residuals, robust loss on pixels)."""
+        w = self.weights
+        delta, _ = self._reprojection(cameras, x, False)
+        rho, _ = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
+        acc = (x[self.acc_t - 1, self.acc_k] - 2.0 * x[self.acc_t, self.acc_k] + x[self.acc_t + 1, self.acc_k]) * self.acc_scale[:, None]
+        dist = np.sqrt(((x[self.bone_t, self.bone_b] - x[self.bone_t, self.bone_a]) ** 2).sum(-1))
+        bone = (dist - lengths[self.bone_id]) * self.bone_scale
+        anchor = (x[self.anc_t, self.anc_k] - self.anc_xyz) / w.anchor_sigma_m
+        return float((self.obs_conf * rho).sum() / w.pixel_sigma_px**2 + (acc**2).sum() + (bone**2).sum() + (anchor**2).sum())
+
+    def linearise(self, cameras, x, lengths):
+        """Whitened residuals ``r`` and sparse Jacobians ``J_x (rows, size)``, ``J_l (rows, B)``
+        at ``x``, with the robust loss as IRLS weights."""
+        w = self.weights
+        delta, jac = self._reprojection(cameras, x, True)
+        _, robust = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
+        sqrt_w = np.sqrt(self.obs_conf * robust) / w.pixel_sigma_px
+        n_obs = self.obs_t.size
+        rows = [np.repeat(np.arange(2 * n_obs), 3)]
+        cols = [np.repeat((self._index(self.obs_t, self.obs_k)[:, None] + np.arange(3))[:, None, :], 2, axis=1).ravel()]
+        vals = [(jac * sqrt_w[:, None, None]).ravel()]
+        residuals = [(delta * sqrt_w[:, None]).ravel()]
+        offset = 2 * n_obs
+
+        n_acc = self.acc_t.size
+        centre = self._index(self.acc_t, self.acc_k)[:, None] + np.arange(3)  # (n, 3)
+        stride = self.shape[1] * 3
+        rows.append(np.repeat(offset + np.arange(3 * n_acc), 3))
+        cols.append(np.stack([centre - stride, centre, centre + stride], axis=-1).ravel())
+        vals.append((np.array([1.0, -2.0, 1.0]) * self.acc_scale[:, None, None] * np.ones((1, 3, 1))).ravel())
+        acc = (x[self.acc_t - 1, self.acc_k] - 2.0 * x[self.acc_t, self.acc_k] + x[self.acc_t + 1, self.acc_k]) * self.acc_scale[:, None]
+        residuals.append(acc.ravel())
+        offset += 3 * n_acc
+
+        n_bone = self.bone_t.size
+        d = x[self.bone_t, self.bone_b] - x[self.bone_t, self.bone_a]
+        dist = np.sqrt((d**2).sum(-1))
+        unit = d / np.maximum(dist, 1e-9)[:, None] * self.bone_scale[:, None]
+        bone_rows = offset + np.arange(n_bone)
+        rows.append(np.repeat(bone_rows, 6))
+        cols.append(
+            np.concatenate(
+                [self._index(self.bone_t, self.bone_a)[:, None] + np.arange(3), self._index(self.bone_t, self.bone_b)[:, None] + np.arange(3)],
+                axis=1,
+            ).ravel()
+        )
+        vals.append(np.concatenate([-unit, unit], axis=1).ravel())
+        residuals.append((dist - lengths[self.bone_id]) * self.bone_scale)
+        offset += n_bone
+
+        n_anchor = self.anc_t.size
+        rows.append(offset + np.arange(3 * n_anchor))
+        cols.append((self._index(self.anc_t, self.anc_k)[:, None] + np.arange(3)).ravel())
+        vals.append(np.full(3 * n_anchor, 1.0 / w.anchor_sigma_m))
+        residuals.append(((x[self.anc_t, self.anc_k] - self.anc_xyz) / w.anchor_sigma_m).ravel())
+        offset += 3 * n_anchor
+
+        J_x = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(offset, self.size))
+        J_l = sparse.csr_matrix((-self.bone_scale, (bone_rows, self.bone_id)), shape=(offset, lengths.size))
+        return np.concatenate(residuals), J_x, J_l
+
+
+def _banded_upper(matrix: sparse.spmatrix, bandwidth: int) -> np.ndarray:
+    """Upper banded storage ``(bandwidth + 1, n)`` of a symmetric sparse matrix (LAPACK layout)."""
+    coo = matrix.tocoo()
+    upper = coo.row <= coo.col
+    ab = np.zeros((bandwidth + 1, matrix.shape[0]))
+    ab[bandwidth + coo.row[upper] - coo.col[upper], coo.col[upper]] = coo.data[upper]
+    return ab
+
+
+@dataclass(frozen=True)
+class _LengthTerms:
+    """Prior and symmetry residuals on the bone lengths: ``r = A @ L - b`` (dense, few rows)."""
+
+    A: np.ndarray  # (rows, B)
+    b: np.ndarray  # (rows,)
+
+    def residuals(self, lengths):
+        return self.A @ np.nan_to_num(lengths) - self.b
+
+
+def _length_terms(free, prior, prior_sigma, symmetric, reference, symmetry_sigma_ratio) -> _LengthTerms:
+    B = free.size
+    rows_A, rows_b = [], []
+    has_prior = free & np.isfinite(prior) & np.isfinite(prior_sigma)
+    for b in np.flatnonzero(has_prior):  # loop over bones
+        row = np.zeros(B)
+        row[b] = 1.0 / prior_sigma[b]
+        rows_A.append(row)
+        rows_b.append(prior[b] / prior_sigma[b])
+    if symmetry_sigma_ratio is not None:
+        for i, j in np.asarray(symmetric, dtype=np.int64).reshape(-1, 2):  # loop over bone pairs
+            if free[i] and free[j] and np.isfinite(reference[i]) and np.isfinite(reference[j]):
+                row = np.zeros(B)
+                scale = 1.0 / (symmetry_sigma_ratio * 0.5 * (reference[i] + reference[j]))
+                row[i], row[j] = scale, -scale
+                rows_A.append(row)
+                rows_b.append(0.0)
+    return _LengthTerms(np.array(rows_A).reshape(-1, B), np.array(rows_b))
+
+
+def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_iterations, tolerance):
+    """Levenberg-Marquardt on one window: ``x`` list of ``(T, nj, 3)`` per block, ``lengths (B,)``,
+    ``free (B,)``: lengths that are unknowns. Returns (x, lengths, iterations, converged)."""
+    free_index = np.flatnonzero(free)
+    position = np.full(free.size, -1)
+    position[free_index] = np.arange(free_index.size)
+    A_free = terms.A[:, free_index]
+
+    def total_cost(xs, ls):
+        return sum(block.cost(cameras, xb, ls) for block, xb in zip(blocks, xs)) + float((terms.residuals(ls) ** 2).sum())
+
+    x = [block.correct_lengths(xb, lengths) for block, xb in zip(blocks, x)]
+    cost = total_cost(x, lengths)
+    damping, growth = 1e-3, 2.0
+    converged, iterations = False, 0
+    for iterations in range(1, max_iterations + 1):
+        linear = []
+        N_ll = A_free.T @ A_free
+        g_l = A_free.T @ terms.residuals(lengths)
+        for block, xb in zip(blocks, x):
+            r, J_x, J_l = block.linearise(cameras, xb, lengths)
+            columns = np.flatnonzero(free[block.pair_ids])
+            own = block.pair_ids[columns]  # fit-wide ids of the block's free lengths
+            J_own = J_l[:, own]
+            N_xx = _banded_upper((J_x.T @ J_x).tocsr(), block.bandwidth)
+            N_xl = (J_x.T @ J_own).toarray()
+            slots = position[own]
+            N_ll[np.ix_(slots, slots)] += (J_own.T @ J_own).toarray()
+            g_l[slots] += J_own.T @ r
+            linear.append((N_xx, N_xl, J_x.T @ r, slots))
+        step_found = False
+        for _ in range(10):  # raise the damping until a step lowers the cost
+            schur, rhs = N_ll.copy(), g_l.copy()
+            schur[np.diag_indices_from(schur)] *= 1.0 + damping
+            solves = []
+            try:
+                for N_xx, N_xl, g_x, slots in linear:
+                    ab = N_xx.copy()
+                    diagonal = N_xx[-1]  # undamped, for the predicted decrease
+                    ab[-1] = np.where(diagonal > 0, diagonal * (1.0 + damping), 1.0)  # 1: variables with no residual
+                    # N = U^T U; with Z = U^-T [g_x, N_xl] the Schur complement is N_ll - Z_l^T Z_l.
+                    U, info = lapack.dpbtrf(ab, lower=0, overwrite_ab=1)
+                    if info != 0:
+                        raise np.linalg.LinAlgError(f"dpbtrf info {info}")
+                    Z, info = lapack.dtbtrs(U, np.column_stack([g_x, N_xl]), uplo="U", trans="T")
+                    if info != 0:
+                        raise np.linalg.LinAlgError(f"dtbtrs info {info}")
+                    schur[np.ix_(slots, slots)] -= Z[:, 1:].T @ Z[:, 1:]
+                    rhs[slots] -= Z[:, 1:].T @ Z[:, 0]
+                    solves.append((U, Z, slots, diagonal))
+                step_l = -np.linalg.solve(schur, rhs) if free_index.size else np.zeros(0)
+                steps = []
+                for U, Z, slots, _ in solves:  # x step = -U^-1 (z_g + Z_l step_l)
+                    step, info = lapack.dtbtrs(U, Z[:, 0] + Z[:, 1:] @ step_l[slots], uplo="U", trans="N")
+                    if info != 0:
+                        raise np.linalg.LinAlgError(f"dtbtrs info {info}")
+                    steps.append(-step)
+            except (np.linalg.LinAlgError, ValueError):
+                damping, growth = damping * growth, growth * 2.0
+                continue
+            trial_lengths = lengths.copy()
+            trial_lengths[free_index] += step_l
+            trial_x = [block.correct_lengths(xb + step.reshape(xb.shape), trial_lengths, xb) for block, xb, step in zip(blocks, x, steps)]
+            trial_cost = total_cost(trial_x, trial_lengths)
+            # Predicted decrease of the damped Gauss-Newton model: -g.s + damping * s.D.s (cost = sum r^2).
+            predicted = -(g_l @ step_l) + damping * (np.diag(N_ll) * step_l**2).sum()
+            for (_, _, g_x, _), step, (_, _, _, diagonal) in zip(linear, steps, solves):
+                predicted += -(g_x @ step) + damping * (diagonal * step**2).sum()
+            if np.isfinite(trial_cost) and trial_cost < cost:
+                gain = (cost - trial_cost) / max(predicted, 1e-300)
+                damping = max(damping * max(1.0 / 3.0, 1.0 - (2.0 * min(gain, 1.0) - 1.0) ** 3), 1e-9)
+                growth = 2.0
+                step_found = True
+                break
+            damping, growth = damping * growth, growth * 2.0
+        if not step_found:
+            converged = True  # no step lowers the cost any more: at a minimum to machine precision
+            break
+        decrease = (cost - trial_cost) / max(cost, 1e-300)
+        x, lengths, cost = trial_x, trial_lengths, trial_cost
+        if decrease < tolerance:
+            converged = True
+            break
+    return x, lengths, iterations, converged
+
+
+def _windows(frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """The fewest windows ``[start, stop)`` of at most ``chunk`` frames that cover the take
+    with overlaps of at least ``overlap``, all of one length and evenly spread."""
+    if frames <= chunk:
+        return [(0, frames)]
+    count = int(np.ceil((frames - overlap) / (chunk - overlap)))
+    length = min(chunk, int(np.ceil((frames + (count - 1) * overlap) / count)))
+    starts = np.round(np.linspace(0, frames - length, count)).astype(int)
+    return [(int(start), int(start) + length) for start in starts]
+
+
+def _blend_weights(start: int, stop: int, frames: int, overlap: int) -> np.ndarray:
+    """Linear ramps over ``overlap`` frames at the window ends inside the take."""
+    t = np.arange(start, stop)
+    ramp = np.ones(stop - start)
+    if start > 0:
+        ramp = np.minimum(ramp, (t - start + 1) / (overlap + 1))
+    if stop < frames:
+        ramp = np.minimum(ramp, (stop - t) / (overlap + 1))
+    return ramp
+
+
+def fit_tracks(
+    cameras: Sequence[CameraLike],
+    observations: np.ndarray,
+    use: np.ndarray,
+    initial: np.ndarray,
+    support: np.ndarray,
+    *,
+    fps: float,
+    blocks: Sequence[Sequence[int]],
+    bones: Sequence[tuple[int, int]],
+    pixel_sigma_px: float,
+    loss: str,
+    loss_scale_px: float,
+    acceleration_sigma_m_s2,
+    bone_sigma_ratio: float,
+    length_prior: np.ndarray | None = None,
+    length_prior_sigma_m=None,
+    symmetric_bones: Sequence[tuple[int, int]] = (),
+    symmetry_sigma_ratio: float | None = None,
+    anchors: np.ndarray | None = None,
+    anchor_sigma_m: float = 0.01,
+    max_iterations: int = 15,
+    tolerance: float = 1e-3,
+    chunk_frames: int = 300,
+    overlap_frames: int = 30,
+) -> BoneFit:
+    """Fit smooth tracks with one constant length per bone to multi-view observations.
+
+    Inputs (``V`` views, ``F`` frames, ``J`` joints, ``B`` bones):
+
+    - ``cameras``: ``V`` calibrated cameras (see :mod:`fitting.reprojection`);
+    - ``observations (V, F, J, 3)``: x, y in pixels and a confidence in [0, 1];
+      ``use (V, F, J)`` bool: the observations the fit may use (NaN ones are dropped);
+    - ``initial (F, J, 3)`` metres: start values, finite wherever ``support``;
+    - ``support (F, J)`` bool: the positions to estimate (all others stay NaN);
+    - ``blocks``: disjoint lists of joint indices, each one banded system (no bone may
+      join two blocks; joints in no block are not estimated);
+    - ``bones (B, 2)``: joint pairs of constant length; ``symmetric_bones``: pairs of
+      indices into ``bones`` (left/right twins);
+    - ``length_prior (B,)`` metres (NaN: none) with ``length_prior_sigma_m`` (scalar or
+      ``(B,)``, metres): a prior on each length, also its start value;
+    - ``anchors (F, J, 3)`` metres or None: target positions (NaN: none).
+
+    Standard deviations of the residuals: ``pixel_sigma_px`` (pixels; ``loss`` is the robust
+    loss of the reprojection residuals, ``huber`` or ``cauchy``, with scale ``loss_scale_px``
+    in pixels), ``acceleration_sigma_m_s2`` (scalar or ``(J,)``, m/s^2),
+    ``bone_sigma_ratio`` (of the bone's length), ``symmetry_sigma_ratio`` (of the length;
+    None: no symmetry prior), ``anchor_sigma_m`` (metres). Solver: at most
+    ``max_iterations`` Levenberg-Marquardt iterations per window, stop when the cost falls
+    by less than ``tolerance`` (ratio) in one; windows of ``chunk_frames`` frames
+    overlapping by ``overlap_frames``.
+    """
+    observations = np.asarray(observations, dtype=np.float64)
+    initial = np.asarray(initial, dtype=np.float64)
+    support = np.asarray(support, dtype=bool) & np.isfinite(initial).all(-1)
+    frames, num_joints = support.shape
+    if observations.shape[1:3] != (frames, num_joints) or np.shape(use) != observations.shape[:3]:
+        raise ValueError(f"observations {observations.shape}, use {np.shape(use)} and support {support.shape} disagree")
+    if len(cameras) != observations.shape[0]:
+        raise ValueError(f"{len(cameras)} cameras for {observations.shape[0]} views")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r} (known: {', '.join(LOSSES)})")
+    if not 0 <= overlap_frames < chunk_frames:
+        raise ValueError(f"overlap_frames ({overlap_frames}) must be in [0, chunk_frames = {chunk_frames})")
+    use = np.asarray(use, dtype=bool) & np.isfinite(observations[..., :3]).all(-1)
+    bones_array = np.asarray(bones, dtype=np.int64).reshape(-1, 2)
+    num_bones = bones_array.shape[0]
+    block_of = np.full(num_joints, -1)
+    local_of = np.full(num_joints, -1)
+    for index, block in enumerate(blocks):  # loop over blocks
+        block = np.asarray(block, dtype=np.int64)
+        if np.any(block_of[block] >= 0):
+            raise ValueError("blocks must be disjoint")
+        block_of[block], local_of[block] = index, np.arange(block.size)
+    if num_bones and np.any((block_of[bones_array[:, 0]] != block_of[bones_array[:, 1]]) | (block_of[bones_array[:, 0]] < 0)):
+        raise ValueError("every bone must join two joints of the same block")
+    weights = _Weights(
+        pixel_sigma_px=float(pixel_sigma_px),
+        loss=loss,
+        loss_scale_px=float(loss_scale_px),
+        acceleration_sigma=np.broadcast_to(np.asarray(acceleration_sigma_m_s2, dtype=np.float64), (num_joints,)),
+        fps=float(fps),
+        anchor_sigma_m=float(anchor_sigma_m),
+    )
+    prior = np.full(num_bones, np.nan) if length_prior is None else np.asarray(length_prior, dtype=np.float64)
+    prior_sigma = np.broadcast_to(np.asarray(np.nan if length_prior_sigma_m is None else length_prior_sigma_m, dtype=np.float64), (num_bones,))
+    reference = median_bone_lengths(np.where(support[..., None], initial, np.nan), bones_array)
+    reference = np.where(np.isfinite(prior) & np.isfinite(reference), prior, reference)  # NaN: never both ends
+    estimated = np.isfinite(reference)
+    bone_scale = np.where(estimated, 1.0 / (bone_sigma_ratio * np.where(estimated, reference, 1.0)), np.nan)
+    anchors = None if anchors is None else np.asarray(anchors, dtype=np.float64)
+
+    def solve_window(start, stop, x_start, lengths, free):
+        window_blocks, xs = [], []
+        for index, block in enumerate(blocks):  # loop over blocks
+            block = np.asarray(block, dtype=np.int64)
+            if not support[start:stop, block].any():
+                continue
+            own = np.flatnonzero(block_of[bones_array[:, 0]] == index) if num_bones else np.zeros(0, np.int64)
+            window_blocks.append(
+                _Block(
+                    block,
+                    support[start:stop, block],
+                    observations[:, start:stop, block],
+                    use[:, start:stop, block],
+                    local_of[bones_array[own]].reshape(-1, 2),
+                    own,
+                    bone_scale[own],
+                    None if anchors is None else anchors[start:stop, block],
+                    weights,
+                )
+            )
+            xs.append(x_start[start:stop, block])
+        if not window_blocks:
+            return None
+        seen = np.zeros(num_bones, dtype=np.int64)
+        for block in window_blocks:
+            seen[block.pair_ids] += block.seen
+        free = free & (seen > 0)
+        terms = _length_terms(free, prior, prior_sigma, symmetric_bones, reference, symmetry_sigma_ratio)
+        xs, lengths, iterations, converged = _solve_window(cameras, window_blocks, xs, lengths.copy(), free, terms, max_iterations, tolerance)
+        return window_blocks, xs, lengths, iterations, converged, seen
+
+    windows = _windows(frames, chunk_frames, overlap_frames)
+    lengths = np.where(estimated, reference, 0.0)
+    x_current = np.where(support[..., None], initial, 0.0)
+    most_iterations, all_converged = 0, True
+    seen_total = np.zeros(num_bones)
+    for free_pass in ([True] if len(windows) == 1 else [True, False]):  # free lengths; then fixed take-wide ones
+        blended = np.zeros_like(x_current)
+        weight = np.zeros((frames, num_joints))
+        length_sum, seen_total = np.zeros(num_bones), np.zeros(num_bones)
+        for start, stop in windows:  # loop over windows
+            solved = solve_window(start, stop, x_current, lengths, estimated & free_pass)
+            if solved is None:
+                continue
+            window_blocks, xs, window_lengths, iterations, converged, seen = solved
+            most_iterations, all_converged = max(most_iterations, iterations), all_converged and converged
+            ramp = _blend_weights(start, stop, frames, overlap_frames)
+            for block, xb in zip(window_blocks, xs):
+                blended[start:stop, block.joints] += ramp[:, None, None] * xb
+                weight[start:stop, block.joints] += ramp[:, None]
+            length_sum += seen * window_lengths
+            seen_total += seen
+        x_current = np.where(weight[..., None] > 0, blended / np.maximum(weight, 1e-300)[..., None], x_current)
+        if free_pass:
+            lengths = np.where(seen_total > 0, length_sum / np.maximum(seen_total, 1), lengths)
+    points = np.where((support & (block_of >= 0)[None])[..., None], x_current, np.nan)
+    bone_lengths = np.where(estimated & (seen_total > 0), lengths, np.nan)
+    return BoneFit(points=points, bone_lengths=bone_lengths, iterations=most_iterations, converged=all_converged)

@@ -1,0 +1,48 @@
+"""What the benchmarks share: machine facts, one-core pinning, the peer's camera rig."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from triangulation.cameras import rodrigues_from_rotation
+
+
+def machine_info() -> dict:
+    """Facts that make a benchmark's numbers comparable."""
+    return {
+        "python": platform.python_version(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+    }
+
+
+def pin_to_one_core() -> int | None:
+    """Run this process on one CPU (the goal is stated per core); returns the CPU or None."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def aniposelib_group(cameras):
+    """The same rig as an aniposelib CameraGroup (fisheye cameras)."""
+    from aniposelib.cameras import CameraGroup, FisheyeCamera
+
+    return CameraGroup(
+        [
+            FisheyeCamera(
+                matrix=camera.model.matrix,
+                dist=camera.model.distortion,
+                size=camera.image_size,
+                rvec=rodrigues_from_rotation(camera.R),
+                tvec=camera.t,
+                name=camera.name,
+            )
+            for camera in cameras
+        ]
+    )
