@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 VALIDATION_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
@@ -17,3 +18,19 @@ def pose2sim_balancing() -> Path:
     if not (folder / "Calib_qualisys.toml").is_file():
         pytest.skip(f"validation data absent: {folder} (../shared/validation/pose2sim_balancing)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def pose2sim_openpose(pose2sim_balancing):
+    """Its cameras (from the TOML) and OpenPose BODY_25B keypoints ``(4, 100, 59, 3)``."""
+    from pipeline.calibration import read_toml_calibration
+    from pipeline.openpose import read_openpose_folder
+
+    cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
+    keypoints = np.stack(
+        [
+            read_openpose_folder(pose2sim_balancing / "pose-associated" / f"cam{v + 1:02d}_json", 100, layout="BODY_25B")
+            for v in range(len(cameras))
+        ]
+    )
+    return cameras, keypoints

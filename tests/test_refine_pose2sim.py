@@ -11,9 +11,7 @@ import pytest
 
 from fitting.metrics import bone_length_variation
 from fitting.skeleton import BODY, BODY_BONES, LEFT_HAND, RIGHT_HAND
-from pipeline.calibration import read_toml_calibration
 from pipeline.config import load_config
-from pipeline.openpose import read_openpose_folder
 from stages.refine import refine
 from triangulation.triangulate import triangulate
 
@@ -21,14 +19,8 @@ FPS = 60.0
 
 
 @pytest.fixture(scope="module")
-def refined_capture(pose2sim_balancing):
-    cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
-    keypoints = np.stack(
-        [
-            read_openpose_folder(pose2sim_balancing / "pose-associated" / f"cam{v + 1:02d}_json", 100, layout="BODY_25B")
-            for v in range(len(cameras))
-        ]
-    )
+def refined_capture(pose2sim_openpose):
+    cameras, keypoints = pose2sim_openpose
     config = load_config()
     raw = triangulate(cameras, keypoints, **config.section("triangulation"))
     refined = refine(cameras, keypoints, raw.points, raw.inliers, FPS, config.section("refine"))

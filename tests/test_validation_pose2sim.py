@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from fitting.skeleton import JOINT_NAMES
-from pipeline.calibration import read_toml_calibration
 from pipeline.config import load_config
-from pipeline.openpose import read_openpose_folder
 from pipeline.trc import read_trc
 from triangulation.triangulate import triangulate
 
@@ -34,14 +32,8 @@ TRC_TO_COCO = {
 
 
 @pytest.fixture(scope="module")
-def capture(pose2sim_balancing):
-    cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
-    keypoints = np.stack(
-        [
-            read_openpose_folder(pose2sim_balancing / "pose-associated" / f"cam{v + 1:02d}_json", 100, layout="BODY_25B")
-            for v in range(len(cameras))
-        ]
-    )
+def capture(pose2sim_balancing, pose2sim_openpose):
+    cameras, keypoints = pose2sim_openpose
     trc = read_trc(pose2sim_balancing / "pose-3d" / "S00_P00_T01_BalancingTrial_0-100.trc")
     reference = np.full(keypoints.shape[1:3] + (3,), np.nan)
     world = trc.to_world()
