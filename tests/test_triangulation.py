@@ -149,6 +149,15 @@ def test_batches_are_independent(rig):
     np.testing.assert_array_equal(whole.inliers[:, 150:], part.inliers)
 
 
+def test_one_view_or_no_frame_gives_nothing_without_error(rig):
+    truth = random_points(3, 4, seed=16)
+    keypoints, _ = observe(rig, truth, noise_px=1.0, seed=17)
+    single = triangulate(rig[:1], keypoints[:1])
+    assert np.isnan(single.points).all() and not single.inliers.any() and (single.num_views == 0).all()
+    empty = triangulate(rig, np.full((5, 0, 59, 3), np.nan))
+    assert empty.points.shape == (0, 59, 3) and empty.inliers.shape == (5, 0, 59)
+
+
 def test_bad_input_is_refused(rig):
     with pytest.raises(ValueError, match="views, frames, joints, 3"):
         triangulate(rig, np.zeros((5, 10, 3)))

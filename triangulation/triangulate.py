@@ -199,6 +199,8 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     """
     num_views = rows.weight.shape[0]
     observed = rows.weight > 0
+    if num_views < 2:
+        return np.zeros_like(observed)  # one view cannot confirm anything
     pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
     i, j = pairs[:, 0], pairs[:, 1]
     weight = rows.weight.astype(np.float32)
