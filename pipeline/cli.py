@@ -31,4 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    return int(args.func(args) or 0)
+    from pipeline.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as error:  # a bad setting: its message names the file and key
+        logging.getLogger("run_pipeline").error("configuration: %s", error)
+        return 2

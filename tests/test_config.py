@@ -67,3 +67,10 @@ def test_null_is_accepted_only_where_allowed():
     assert load_config(overrides=["detect.openpose_layout=BODY_25B"]).detect.openpose_layout == "BODY_25B"
     with pytest.raises(ConfigError, match="key 'triangulation.huber_px' must be a number"):
         load_config(overrides=["triangulation.huber_px=null"])
+
+
+def test_the_cli_reports_a_bad_setting_without_a_traceback(capsys, caplog):
+    from pipeline.cli import main
+
+    assert main(["run", "nowhere", "--out", "nowhere", "--set", "triangulation.min_views=1"]) == 2
+    assert "key 'triangulation.min_views' must be >= 2" in caplog.text
