@@ -36,6 +36,7 @@ class DetectConfig:
     # precomputed
     precomputed_format: Literal["openpose", "egoexo4d"]
     openpose_layout: Literal["BODY_25", "BODY_25B", "COCO_17", "COCO_18", "COCO_WHOLEBODY_133"] | None
+    precomputed_person: Literal["select", "first"]
     egoexo4d_body_annotation: str | None
     egoexo4d_hand_annotation: str | None
     # work split and video decoding

@@ -220,6 +220,17 @@ def exo_videos(take) -> list[Path]:
     return [take.videos[name] for name in take.exo_names]
 
 
+def ego_centres(take, settings: dict, num_frames: int) -> np.ndarray | None:
+    """``(num_frames, 3)`` ego camera centres (metres, world; NaN where unknown), or None
+    when the take has no ego camera or ``ego_prior`` is off."""
+    if take.ego_camera is None or not settings["ego_prior"]:
+        return None
+    centres = take.ego_camera.centers
+    ego = np.full((num_frames, 3), np.nan)
+    ego[: min(num_frames, len(centres))] = centres[:num_frames]
+    return ego
+
+
 def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
     """Tasks of ``frames_per_task`` frames over all exo cameras for frames ``frame_range`` (default: all)."""
     videos = exo_videos(take)
@@ -237,11 +248,7 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
                 num_frames,
             )
     first, last = frame_range if frame_range is not None else (0, num_frames)
-    ego = None
-    if take.ego_camera is not None and settings["ego_prior"]:
-        centres = take.ego_camera.centers
-        ego = np.full((num_frames, 3), np.nan)
-        ego[: min(num_frames, len(centres))] = centres[:num_frames]
+    ego = ego_centres(take, settings, num_frames)
     step = int(settings["frames_per_task"])
     return [
         DetectTask(

@@ -13,8 +13,9 @@ confidence, joints in :data:`fitting.skeleton.JOINT_NAMES` order, NaN where miss
 In the files a missing keypoint is ``0, 0, 0`` (OpenPose convention); on reading, a
 keypoint whose confidence is 0 (or not finite) is missing. An empty ``people`` list,
 an empty person or a missing frame file is a frame with every joint missing. When a
-file lists several people, ``people[0]`` is read (choosing the camera wearer is a
-later step).
+file lists several people, :func:`read_openpose_folder` reads ``people[0]`` and
+:func:`read_openpose_people_folder` reads them all, ``(frames, people, 59, 3)``, for
+:mod:`stages.detect.people` to choose the camera wearer.
 
 Body layouts of ``pose_keypoints_2d`` (:data:`BODY_LAYOUTS`): ``COCO_17``,
 ``COCO_18`` (OpenPose's COCO model, with a neck), ``BODY_25``, ``BODY_25B`` and
@@ -112,25 +113,36 @@ def _flat_keypoints(points: np.ndarray) -> np.ndarray:
     return np.where(missing[:, None], np.float32(0), points).reshape(-1)
 
 
-def openpose_text(keypoints: np.ndarray) -> str:
-    """OpenPose JSON text of one frame from ``keypoints (59, 3)`` (COCO-17 body + two hands).
-
-    A frame where every joint is missing has an empty ``people`` list.
-    """
-    keypoints = np.asarray(keypoints, dtype=np.float32)
-    if keypoints.shape != (skeleton.NUM_JOINTS, 3):
-        raise ValueError(f"keypoints must have shape ({skeleton.NUM_JOINTS}, 3), got {keypoints.shape}")
-    if not np.any(np.all(np.isfinite(keypoints), axis=-1)):
-        return json.dumps({"version": OPENPOSE_VERSION, "people": []}) + "\n"
+def _person_text(keypoints: np.ndarray) -> str:
+    """JSON object of one person from ``keypoints (59, 3)``."""
     parts = ['"person_id": [-1]', f'"pose_keypoints_2d": {_format_numbers(_flat_keypoints(keypoints[skeleton.BODY]))}']
     parts += [f'"{name}": []' for name in _EMPTY_FIELDS]
     parts += [f'"{name}": {_format_numbers(_flat_keypoints(keypoints[part]))}' for name, part in _HAND_FIELDS.items()]
     parts += [f'"{name}": []' for name in _EMPTY_3D_FIELDS]
-    return f'{{"version": {OPENPOSE_VERSION}, "people": [{{{", ".join(parts)}}}]}}\n'
+    return "{" + ", ".join(parts) + "}"
+
+
+def openpose_text(keypoints: np.ndarray) -> str:
+    """OpenPose JSON text of one frame from ``keypoints (59, 3)`` or ``(people, 59, 3)``.
+
+    Each person is a COCO-17 body + two hands, written in the given order; a person
+    whose every joint is missing is left out (so an empty frame has an empty ``people``
+    list).
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    people = keypoints[None] if keypoints.ndim == 2 else keypoints
+    if people.ndim != 3 or people.shape[1:] != (skeleton.NUM_JOINTS, 3):
+        raise ValueError(
+            f"keypoints must have shape ({skeleton.NUM_JOINTS}, 3) or (people, {skeleton.NUM_JOINTS}, 3), "
+            f"got {keypoints.shape}"
+        )
+    present = np.any(np.all(np.isfinite(people), axis=-1), axis=-1)
+    texts = [_person_text(person) for person in people[present]]  # one JSON object per person
+    return f'{{"version": {OPENPOSE_VERSION}, "people": [{", ".join(texts)}]}}\n'
 
 
 def write_openpose_frame(path: PathLike, keypoints: np.ndarray) -> Path:
-    """Write one frame's ``keypoints (59, 3)`` to ``path`` atomically."""
+    """Write one frame's ``keypoints (59, 3)`` (or ``(people, 59, 3)``) to ``path`` atomically."""
     return atomic_write_text(path, openpose_text(keypoints))
 
 
@@ -194,24 +206,50 @@ def _keypoint_array(path: Path, field: str, values, allowed: tuple[int, ...] | N
     return points
 
 
-def _body_layout(path: Path, count: int, layout: str | None) -> str:
+def _body_layout(path: Path, field: str, count: int, layout: str | None) -> str:
     if layout is not None:
         if count != LAYOUT_POINTS[layout]:
             raise OpenPoseFormatError(
-                f"{path}: field 'people[0].pose_keypoints_2d' has {count} keypoints, layout {layout} has "
-                f"{LAYOUT_POINTS[layout]}"
+                f"{path}: field '{field}' has {count} keypoints, layout {layout} has {LAYOUT_POINTS[layout]}"
             )
         return layout
     if count == 25:
-        raise OpenPoseFormatError(
-            f"{path}: field 'people[0].pose_keypoints_2d' has 25 keypoints: BODY_25 or BODY_25B, pass the layout"
-        )
+        raise OpenPoseFormatError(f"{path}: field '{field}' has 25 keypoints: BODY_25 or BODY_25B, pass the layout")
     if count not in _INFERRED:
         raise OpenPoseFormatError(
-            f"{path}: field 'people[0].pose_keypoints_2d' has {count} keypoints, expected one of "
-            f"{sorted(set(LAYOUT_POINTS.values()))}"
+            f"{path}: field '{field}' has {count} keypoints, expected one of {sorted(set(LAYOUT_POINTS.values()))}"
         )
     return _INFERRED[count]
+
+
+def _people(document, path: Path) -> list:
+    """The ``people`` list of a parsed document (checked)."""
+    if not isinstance(document, dict):
+        raise OpenPoseFormatError(f"{path}: the top level must be an object with a 'people' list")
+    people = document.get("people")
+    if not isinstance(people, list):
+        raise OpenPoseFormatError(f"{path}: field 'people' must be a list, got {type(people).__name__}")
+    return people
+
+
+def _parse_person(person, index: int, path: Path, layout: str | None, out: np.ndarray) -> None:
+    """Fill ``out (59, 3)`` (NaN on entry) from ``people[index]`` of the file ``path``."""
+    name = f"people[{index}]"
+    if not isinstance(person, dict):
+        raise OpenPoseFormatError(f"{path}: field '{name}' must be an object")
+    field = f"{name}.pose_keypoints_2d"
+    body = _keypoint_array(path, field, person.get("pose_keypoints_2d", []), None)
+    body_layout = None
+    if len(body):
+        body_layout = _body_layout(path, field, len(body), layout)
+        out[skeleton.BODY] = body[list(BODY_LAYOUTS[body_layout])]
+    for field, part in _HAND_FIELDS.items():
+        hand = _keypoint_array(path, f"{name}.{field}", person.get(field, []), (0, skeleton.NUM_HAND_JOINTS))
+        if len(hand):
+            out[part] = hand
+        elif body_layout == "COCO_WHOLEBODY_133":
+            start = _WHOLEBODY_HANDS[field]
+            out[part] = body[start : start + skeleton.NUM_HAND_JOINTS]
 
 
 def parse_openpose(document, path: PathLike = "<document>", layout: str | None = None) -> np.ndarray:
@@ -219,39 +257,43 @@ def parse_openpose(document, path: PathLike = "<document>", layout: str | None =
     path = Path(path)
     layout = None if layout is None else normalize_layout(layout)
     result = np.full((skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
-    if not isinstance(document, dict):
-        raise OpenPoseFormatError(f"{path}: the top level must be an object with a 'people' list")
-    people = document.get("people")
-    if not isinstance(people, list):
-        raise OpenPoseFormatError(f"{path}: field 'people' must be a list, got {type(people).__name__}")
-    if not people:
-        return result
-    person = people[0]
-    if not isinstance(person, dict):
-        raise OpenPoseFormatError(f"{path}: field 'people[0]' must be an object")
-    body = _keypoint_array(path, "people[0].pose_keypoints_2d", person.get("pose_keypoints_2d", []), None)
-    body_layout = None
-    if len(body):
-        body_layout = _body_layout(path, len(body), layout)
-        result[skeleton.BODY] = body[list(BODY_LAYOUTS[body_layout])]
-    for field, part in _HAND_FIELDS.items():
-        hand = _keypoint_array(path, f"people[0].{field}", person.get(field, []), (0, skeleton.NUM_HAND_JOINTS))
-        if len(hand):
-            result[part] = hand
-        elif body_layout == "COCO_WHOLEBODY_133":
-            start = _WHOLEBODY_HANDS[field]
-            result[part] = body[start : start + skeleton.NUM_HAND_JOINTS]
+    people = _people(document, path)
+    if people:
+        _parse_person(people[0], 0, path, layout, result)
     return result
 
 
-def read_openpose_file(path: PathLike, layout: str | None = None) -> np.ndarray:
-    """``(59, 3)`` float32 keypoints of one OpenPose JSON file (NaN = missing)."""
+def parse_openpose_people(document, path: PathLike = "<document>", layout: str | None = None) -> np.ndarray:
+    """``(people, 59, 3)`` float32 (NaN = missing) of every person of a parsed document, in file order.
+
+    An empty ``people`` list gives ``(0, 59, 3)``; an empty person is a row of NaN.
+    """
     path = Path(path)
+    layout = None if layout is None else normalize_layout(layout)
+    people = _people(document, path)
+    result = np.full((len(people), skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
+    for index, person in enumerate(people):  # a few people per file
+        _parse_person(person, index, path, layout, result[index])
+    return result
+
+
+def _load_json(path: Path):
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise OpenPoseFormatError(f"{path}: not valid JSON: {error}") from None
-    return parse_openpose(document, path, layout)
+
+
+def read_openpose_file(path: PathLike, layout: str | None = None) -> np.ndarray:
+    """``(59, 3)`` float32 keypoints of one OpenPose JSON file (``people[0]``; NaN = missing)."""
+    path = Path(path)
+    return parse_openpose(_load_json(path), path, layout)
+
+
+def read_openpose_people(path: PathLike, layout: str | None = None) -> np.ndarray:
+    """``(people, 59, 3)`` float32 keypoints of every person of one OpenPose JSON file (NaN = missing)."""
+    path = Path(path)
+    return parse_openpose_people(_load_json(path), path, layout)
 
 
 def openpose_files(folder: PathLike) -> dict[int, Path]:
@@ -268,21 +310,44 @@ def openpose_files(folder: PathLike) -> dict[int, Path]:
     return files
 
 
-def read_openpose_folder(folder: PathLike, num_frames: int | None = None, layout: str | None = None) -> np.ndarray:
-    """``(frames, 59, 3)`` float32 keypoints of a folder of per-frame OpenPose files.
-
-    ``num_frames`` None: up to the largest frame number found; frames without a file
-    are missing (NaN); files beyond ``num_frames`` are ignored. ``layout``: the body
-    layout (needed for 25-point bodies).
-    """
+def _frame_files(folder: PathLike, num_frames: int | None) -> tuple[int, dict[int, Path]]:
+    """(number of frames, the files of frames below it by frame number); see :func:`read_openpose_folder`."""
     files = openpose_files(folder)
     if num_frames is None:
         num_frames = max(files, default=-1) + 1
     ignored = [frame for frame in files if frame >= num_frames]
     if ignored:
         logger.debug("%s: %d file(s) beyond frame %d ignored", folder, len(ignored), num_frames - 1)
+    return num_frames, {frame: path for frame, path in files.items() if frame < num_frames}
+
+
+def read_openpose_folder(folder: PathLike, num_frames: int | None = None, layout: str | None = None) -> np.ndarray:
+    """``(frames, 59, 3)`` float32 keypoints (``people[0]`` of each file) of a folder of per-frame OpenPose files.
+
+    ``num_frames`` None: up to the largest frame number found; frames without a file
+    are missing (NaN); files beyond ``num_frames`` are ignored. ``layout``: the body
+    layout (needed for 25-point bodies).
+    """
+    num_frames, files = _frame_files(folder, num_frames)
     result = np.full((num_frames, skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
     for frame, path in files.items():  # one file per frame
-        if frame < num_frames:
-            result[frame] = read_openpose_file(path, layout)
+        result[frame] = read_openpose_file(path, layout)
+    return result
+
+
+def read_openpose_people_folder(
+    folder: PathLike, num_frames: int | None = None, layout: str | None = None
+) -> np.ndarray:
+    """``(frames, people, 59, 3)`` float32 keypoints of every person of every file of a folder.
+
+    ``people`` is the largest number of people in one file (at least 1); a frame's
+    people are in file order, the rows after them (and frames without a file) are NaN.
+    ``num_frames`` and ``layout`` as in :func:`read_openpose_folder`.
+    """
+    num_frames, files = _frame_files(folder, num_frames)
+    per_frame = {frame: read_openpose_people(path, layout) for frame, path in files.items()}  # one file per frame
+    width = max((len(people) for people in per_frame.values()), default=0)
+    result = np.full((num_frames, max(width, 1), skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
+    for frame, people in per_frame.items():
+        result[frame, : len(people)] = people
     return result

@@ -3,7 +3,10 @@
 - ``precomputed_format: openpose``: one OpenPose JSON folder per exo camera (see
   :mod:`pipeline.openpose`: BODY_25, BODY_25B, COCO-17/18, COCO-WholeBody-133 bodies,
   ``hand_left/right_keypoints_2d``). Values are taken as written; a keypoint with
-  confidence 0, an empty ``people`` list and a frame without a file are NaN.
+  confidence 0, an empty ``people`` list and a frame without a file are NaN. Of a
+  file's people, ``precomputed_person: select`` takes the camera wearer
+  (:mod:`stages.detect.people`: 3D prior, ego camera, 2D continuity, multi-view check),
+  ``first`` takes ``people[0]``.
 - ``precomputed_format: egoexo4d``: Ego-Exo4D annotation JSON files (the body and/or
   hand file, ``egoexo4d_body_annotation`` / ``egoexo4d_hand_annotation``, paths relative
   to the take folder or absolute): ``{"<frame>": [{"annotation2D": {"<camera>":
@@ -96,6 +99,7 @@ def read_egoexo4d_annotation(
 def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo cameras from files, and a summary."""
     names = list(take.exo_names)
+    selection = None
     if settings["precomputed_format"] == "egoexo4d":
         files = {
             part: settings[f"egoexo4d_{part}_annotation"]
@@ -113,16 +117,12 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         for part, relative in files.items():
             read_egoexo4d_annotation(take.root / relative, names, take.num_frames, part, keypoints)
     else:
-        from pipeline.openpose import read_openpose_folder
-
         missing = [name for name in names if name not in take.keypoints_2d]
         if missing:
             raise FileNotFoundError(
                 f"take '{take.name}' ({take.root}): no precomputed 2D keypoint folder for camera(s) {', '.join(missing)}"
             )
-        keypoints = np.stack(
-            [read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=settings["openpose_layout"]) for name in names]
-        ).astype(np.float32)
+        keypoints, selection = read_openpose_take(take, settings)
     frames = min(keypoints.shape[1], take.num_frames or keypoints.shape[1])
     keypoints = keypoints[:, :frames]
     detected = np.isfinite(keypoints[..., 0])
@@ -134,4 +134,30 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         "body_detected": float(detected[:, :, BODY].mean()),
         "hands_detected": float(detected[:, :, 17:].mean()),
     }
+    if selection is not None:
+        summary["person_selection"] = selection
     return keypoints, summary
+
+
+def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
+    """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo OpenPose folders, and the selection summary.
+
+    ``precomputed_person: first``: ``people[0]`` of every file (summary None);
+    ``select``: the camera wearer chosen among every file's people
+    (:func:`stages.detect.people.select_wearer`, with the take's cameras and ego camera).
+    """
+    from pipeline.openpose import read_openpose_folder, read_openpose_people_folder
+
+    names, layout = list(take.exo_names), settings["openpose_layout"]
+    if settings["precomputed_person"] == "first":
+        folders = [read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
+        return np.stack(folders).astype(np.float32), None
+    from pipeline.detection import ego_centres
+    from stages.detect.people import select_wearer
+
+    folders = [read_openpose_people_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
+    frames, width = max(len(people) for people in folders), max(people.shape[1] for people in folders)
+    people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)
+    for v, folder in enumerate(folders):
+        people[v, : folder.shape[0], : folder.shape[1]] = folder
+    return select_wearer(list(take.exo_cameras), people, settings, ego_centres(take, settings, frames))

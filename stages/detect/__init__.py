@@ -6,6 +6,8 @@
   interest from a 3D prior (ego camera, previous 3D body, previous 2D box, seed).
 - :mod:`stages.detect.prior`, :mod:`stages.detect.crops`, :mod:`stages.detect.hands`:
   ROI boxes, square crops and the way back, hand crops and hand-to-wrist assignment.
+- :mod:`stages.detect.people`: the camera wearer among several people of precomputed
+  files, with the same priors and a multi-view check.
 - :mod:`stages.detect.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.
 
 Inputs are in memory (frame iterators, cameras, arrays, the ``detect`` settings); the

@@ -3,7 +3,7 @@
 - :func:`box_from_head`: the ego (head-worn) camera's centre at this frame: the body
   lies in a vertical cylinder below it; the box bounds the cylinder's projection.
 - :func:`box_from_pose`: the previous frame's 3D body joints, projected, padded.
-- :func:`seed_box`: no prior: the largest, most central person box.
+- :func:`seed_box` / :func:`seed_index`: no prior: the largest, most central person box.
 
 Boxes are ``(x0, y0, x1, y1)`` full-image pixels, or None when the prior is not in the
 view (behind the camera or outside the image).
@@ -53,6 +53,19 @@ def box_from_head(
     return _projected_box(camera, cylinder_points(head, up, above, below, radius), image_size)
 
 
+def ego_box(camera: Camera, head: np.ndarray, image_size: tuple[int, int], up: np.ndarray, settings: dict) -> np.ndarray | None:
+    """:func:`box_from_head` with the cylinder of the ``detect`` settings (``ego_box_*``)."""
+    return box_from_head(
+        camera,
+        head,
+        image_size,
+        up,
+        settings["ego_box_above_m"],
+        settings["ego_box_below_m"],
+        settings["ego_box_radius_m"],
+    )
+
+
 def box_from_pose(camera: Camera, joints: np.ndarray, image_size: tuple[int, int], margin: float) -> np.ndarray | None:
     """Box of the projected 3D joints ``(J, 3)``, each side grown by ``margin`` times the box's longer side."""
     box = _projected_box(camera, joints, image_size)
@@ -76,19 +89,34 @@ def grow(box: np.ndarray, margin: float, image_size: tuple[int, int]) -> np.ndar
     return clip_box(np.array([x0 - pad, y0 - pad, x1 + pad, y1 + pad]), *image_size)
 
 
-def seed_box(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | None:
-    """The largest, most central of the person boxes ``(N, 4+)``: score = area x centrality.
+def centrality(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """``(N,)`` in [0, 1]: ``1 - d / r`` of boxes ``(N, 4+)`` (``d``: box centre to image centre,
+    ``r``: half the image diagonal, pixels); NaN for NaN boxes."""
+    centre = 0.5 * np.asarray(image_size, dtype=np.float64)
+    distance = np.linalg.norm(0.5 * (boxes[:, :2] + boxes[:, 2:4]) - centre, axis=1)
+    return np.clip(1.0 - distance / np.linalg.norm(centre), 0.0, None)
+
+
+def seed_index(boxes: np.ndarray, image_size: tuple[int, int]) -> int | None:
+    """Index of the largest, most central of the person boxes ``(N, 4+)`` (pixels): score = area x centrality.
 
     Centrality is ``1 - d / r`` (``d``: distance from the box centre to the image
     centre, ``r``: half the image diagonal), so of two equal boxes the central one wins
-    and a bystander far in the background (small) loses to the subject.
+    and a bystander far in the background (small) loses to the subject. Rows with NaN
+    are not candidates; None when there is none.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, np.asarray(boxes).shape[-1] if np.size(boxes) else 4)
     if len(boxes) == 0:
         return None
-    width, height = image_size
-    centre = 0.5 * np.array([width, height])
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    distance = np.linalg.norm(0.5 * (boxes[:, :2] + boxes[:, 2:4]) - centre, axis=1)
-    score = area * np.clip(1.0 - distance / np.linalg.norm(centre), 0.0, None)
-    return boxes[int(np.argmax(score)), :4].copy()
+    score = area * centrality(boxes, image_size)
+    score = np.where(np.isfinite(score), score, -np.inf)
+    return None if not np.isfinite(score.max()) else int(np.argmax(score))
+
+
+def seed_box(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | None:
+    """The box ``(4,)`` of :func:`seed_index` among ``boxes (N, 4+)``, or None."""
+    index = seed_index(boxes, image_size)
+    if index is None:
+        return None
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, np.asarray(boxes).shape[-1])[index, :4].copy()

@@ -69,6 +69,33 @@ def _agreement(camera: Camera, body: np.ndarray, joints_3d: np.ndarray, min_conf
     return int((error <= threshold).sum()), int(confident.sum())
 
 
+def ego_head(ego_centres: np.ndarray | None, row: int, settings: dict) -> np.ndarray | None:
+    """The ego camera centre ``(3,)`` (m, world) of row ``row`` of ``ego_centres (frames, 3)``, or None.
+
+    None without ego centres, with ``ego_prior`` off or where the centre is unknown (NaN).
+    """
+    if ego_centres is None or not settings["ego_prior"] or not np.all(np.isfinite(ego_centres[row])):
+        return None
+    return ego_centres[row]
+
+
+def head_near_ego(joints_3d: np.ndarray, head: np.ndarray, settings: dict) -> bool | None:
+    """Whether the 3D body's head ``(17, 3)`` (mean of its known head joints) is within
+    ``ego_head_radius_m`` of the ego camera centre ``head (3,)``; None when no head joint is known."""
+    head_joints = joints_3d[HEAD][np.all(np.isfinite(joints_3d[HEAD]), axis=1)]
+    if len(head_joints) == 0:
+        return None
+    return bool(np.linalg.norm(head_joints.mean(axis=0) - head) <= settings["ego_head_radius_m"])
+
+
+def pose_prior_usable(pose_3d: np.ndarray | None, pose_age: int, head: np.ndarray | None, settings: dict) -> bool:
+    """The previous 3D body ``(17, 3)`` is a usable prior: recent enough (``prior_max_age``)
+    and, with an ego camera centre ``head``, its head is near it (``ego_head_radius_m``)."""
+    if pose_3d is None or pose_age > settings["prior_max_age"]:
+        return False
+    return head is None or bool(head_near_ego(pose_3d, head, settings))
+
+
 def detect_frames(
     detector: Detector,
     cameras: list[Camera],
@@ -106,13 +133,8 @@ def detect_frames(
         if not start <= frame < stop:
             raise ValueError(f"frame {frame} outside the requested range [{start}, {stop})")
         row = frame - start
-        head = None
-        if ego_centres is not None and settings["ego_prior"] and np.all(np.isfinite(ego_centres[row])):
-            head = ego_centres[row]
-        use_pose = pose_3d is not None and pose_age <= settings["prior_max_age"]
-        if use_pose and head is not None:
-            head_joints = pose_3d[HEAD][np.all(np.isfinite(pose_3d[HEAD]), axis=1)]
-            use_pose = len(head_joints) > 0 and np.linalg.norm(head_joints.mean(axis=0) - head) <= settings["ego_head_radius_m"]
+        head = ego_head(ego_centres, row, settings)
+        use_pose = pose_prior_usable(pose_3d, pose_age, head, settings)
         boxes: list[np.ndarray | None] = [None] * views
         for v, (camera, image) in enumerate(zip(cameras, images)):
             if image is None:
@@ -123,18 +145,7 @@ def detect_frames(
             if use_pose:
                 box, source = prior.box_from_pose(camera, pose_3d, size, settings["pose_box_margin"]), "pose"
             if box is None and head is not None:
-                box, source = (
-                    prior.box_from_head(
-                        camera,
-                        head,
-                        size,
-                        up,
-                        settings["ego_box_above_m"],
-                        settings["ego_box_below_m"],
-                        settings["ego_box_radius_m"],
-                    ),
-                    "ego",
-                )
+                box, source = prior.ego_box(camera, head, size, up, settings), "ego"
                 if box is None:  # the wearer is not in this view
                     sources[v]["out_of_view"] += 1
                     continue
@@ -186,18 +197,23 @@ def detect_frames(
     return keypoints, summary
 
 
-def _triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
-    """(3D body (17, 3), inlier mask (views, 17)) from the bodies ``(views, 17, 3)`` of one frame."""
+def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
+    """(3D body (17, 3) m, inlier mask (views, 17)) from the 2D bodies ``(views, 17, 3)`` px of one frame
+    (RANSAC over views with ``prior_threshold_px``; NaN rows: joints seen in fewer than two views).
+
+    Bodies ``(views, N, 17, 3)`` (N hypotheses) give ``(N, 17, 3)`` and ``(views, N, 17)``.
+    """
+    single = bodies.ndim == 3
     result = triangulate(
         cameras,
-        bodies[:, None].astype(np.float64),
+        (bodies[:, None] if single else bodies).astype(np.float64),
         min_confidence=settings["min_keypoint_confidence"],
         min_views=2,
         ransac=True,
         threshold_px=settings["prior_threshold_px"],
         refine_iterations=0,
     )
-    return result.points[0], result.inliers[:, 0]
+    return (result.points[0], result.inliers[:, 0]) if single else (result.points, result.inliers)
 
 
 def mirror(keypoints: np.ndarray) -> np.ndarray:
@@ -216,7 +232,7 @@ def _update_prior(detector, cameras, images, frame_keypoints, settings, pose_3d,
     if len(cameras) < 2:
         return pose_3d, pose_age + 1
     min_confidence = settings["min_keypoint_confidence"]
-    points, inliers = _triangulate_body(cameras, frame_keypoints[:, BODY], settings)
+    points, inliers = triangulate_body(cameras, frame_keypoints[:, BODY], settings)
     if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
         return pose_3d, pose_age + 1
     changed = False
@@ -246,7 +262,7 @@ def _update_prior(detector, cameras, images, frame_keypoints, settings, pose_3d,
                 frame_keypoints[v] = again
                 changed = True
     if changed:
-        points, _ = _triangulate_body(cameras, frame_keypoints[:, BODY], settings)
+        points, _ = triangulate_body(cameras, frame_keypoints[:, BODY], settings)
         if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
             return pose_3d, pose_age + 1
     assert points.shape == (NUM_BODY_JOINTS, 3)
