@@ -153,6 +153,12 @@ class RefineConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    parallel_takes: int = field(metadata=_range(1))
+    ray_address: str | None
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     frames: int = field(metadata=_range(1))
     exo_cameras: int = field(metadata=_range(2))
@@ -167,6 +173,7 @@ class PipelineConfig:
     triangulation: TriangulationConfig
     refine: RefineConfig
     export: ExportConfig
+    batch: BatchConfig
     demo: DemoConfig
 
     def section(self, name: str) -> dict[str, Any]:

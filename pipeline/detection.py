@@ -174,23 +174,10 @@ class _DetectWorker:
         return index, run_task(self.detector, task, self.settings)
 
 
-def ensure_ray(settings: dict):
-    """Import Ray and start it once per process (``ray_address``, ``num_workers`` CPUs)."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError(f"detect.executor 'ray' needs the ray extra (pip install -e '.[ray]'): {error}") from error
-    if not ray.is_initialized():
-        address = settings["ray_address"]
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=int(settings["num_workers"]), include_dashboard=False, log_to_driver=False)
-    return ray
-
-
 def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress) -> list[tuple[np.ndarray, dict]]:
-    ray = ensure_ray(settings)
+    from pipeline.ray_support import ensure_ray
+
+    ray = ensure_ray(settings["ray_address"], settings["num_workers"], "detect.executor 'ray'")
     from ray.util import ActorPool
 
     workers = min(int(settings["num_workers"]), len(tasks))

@@ -235,6 +235,59 @@ def run_take(
     return report
 
 
+def _run_take_reported(take_dir, out_root, config, force_from, until) -> TakeReport:
+    """:func:`run_take`, with a failure turned into a report (one take must not stop a batch)."""
+    try:
+        return run_take(take_dir, out_root, config, force_from, until)
+    except Exception as error:
+        logger.error("take %s failed: %s", take_dir, error)
+        logger.debug("%s", traceback.format_exc())
+        return TakeReport(take=str(take_dir), output="", ok=False, error=f"{type(error).__name__}: {error}")
+
+
+def _log_and_run(index: int, count: int, take_dir, out_root, config, force_from, until) -> TakeReport:
+    logger.info("take %d/%d: %s", index, count, take_dir)
+    return _run_take_reported(take_dir, out_root, config, force_from, until)
+
+
+def _name_clashes(take_dirs: list) -> dict[int, TakeReport]:
+    """Failed reports for takes whose name an earlier take of the batch has (same output folder)."""
+    first: dict[str, object] = {}
+    clashes = {}
+    for index, take_dir in enumerate(take_dirs):
+        try:
+            name = read_take(take_dir).name
+        except Exception:  # reported when the take itself runs
+            continue
+        if name in first:
+            clashes[index] = TakeReport(
+                take=str(take_dir),
+                output="",
+                ok=False,
+                error=f"TakeError: take name '{name}' is also the name of {first[name]}: both would write OUT/{name}/",
+            )
+        else:
+            first[name] = take_dir
+    return clashes
+
+
+def _run_batch_on_ray(take_dirs: list, out_root, config: PipelineConfig, force_from, until) -> list[TakeReport]:
+    """One Ray task (one CPU) per take; reports in the order of ``take_dirs``."""
+    from pipeline.ray_support import ensure_ray
+
+    settings = config.batch
+    ray = ensure_ray(settings.ray_address, settings.parallel_takes, "batch.parallel_takes > 1")
+    remote = ray.remote(num_cpus=1)(_run_take_reported)
+    pending = {remote.remote(take_dir, out_root, config, force_from, until): index for index, take_dir in enumerate(take_dirs)}
+    reports: dict[int, TakeReport] = {}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(done[0])
+        reports[index] = ray.get(done[0])
+        logger.info("take %d/%d finished: %s (%s)", len(reports), len(take_dirs), reports[index].take, "ok" if reports[index].ok else "FAILED")
+    return [reports[index] for index in range(len(take_dirs))]
+
+
 def run_batch(
     take_dirs: list[str | Path],
     out_root: str | Path,
@@ -244,17 +297,20 @@ def run_batch(
 ) -> list[TakeReport]:
     """Run several takes; a failing take is reported and the others go on.
 
+    With ``batch.parallel_takes`` > 1 the takes run as Ray tasks (on this machine, or on
+    the cluster of ``batch.ray_address``), else one after another in this process.
     Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed ones).
     """
-    reports = []
-    for index, take_dir in enumerate(take_dirs, start=1):
-        logger.info("take %d/%d: %s", index, len(take_dirs), take_dir)
-        try:
-            reports.append(run_take(take_dir, out_root, config, force_from, until))
-        except Exception as error:  # one take's failure must not stop the batch
-            logger.error("take %s failed: %s", take_dir, error)
-            logger.debug("%s", traceback.format_exc())
-            reports.append(TakeReport(take=str(take_dir), output="", ok=False, error=f"{type(error).__name__}: {error}"))
+    take_dirs = list(take_dirs)
+    clashes = _name_clashes(take_dirs)
+    runnable = [take_dir for index, take_dir in enumerate(take_dirs) if index not in clashes]
+    if config.batch.parallel_takes > 1 and len(runnable) > 1:
+        ran = iter(_run_batch_on_ray(runnable, out_root, config, force_from, until))
+    else:
+        ran = iter(
+            [_log_and_run(index, len(runnable), take_dir, out_root, config, force_from, until) for index, take_dir in enumerate(runnable, 1)]
+        )
+    reports = [clashes[index] if index in clashes else next(ran) for index in range(len(take_dirs))]
     summary = {
         "takes": len(reports),
         "failed": sum(not report.ok for report in reports),
@@ -262,5 +318,3 @@ def run_batch(
     }
     atomic_write_text(Path(out_root) / "batch_summary.json", json.dumps(summary, indent=2) + "\n")
     return reports
-
-

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -99,3 +100,24 @@ def test_missing_keypoint_folder_is_named(take_dir, tmp_path):
     shutil.rmtree(copy / "keypoints2d" / "openpose" / "cam02")
     with pytest.raises(FileNotFoundError, match="no precomputed 2D keypoint folder for camera\\(s\\) cam02"):
         runner.run_take(copy, tmp_path / "out", load_config(overrides=PRECOMPUTED))
+
+
+def test_takes_run_in_parallel_on_ray_with_the_same_results(take_dir, tmp_path):
+    pytest.importorskip("ray")
+
+    second = tmp_path / "second_take"
+    synthesize_take(second, SynthConfig(seed=6, num_frames=20), render=False)
+    same_name = tmp_path / "same_name"
+    shutil.copytree(take_dir, same_name)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    config = load_config(overrides=[*PRECOMPUTED, "batch.parallel_takes=2"])
+    reports = runner.run_batch([take_dir, broken, second, same_name], tmp_path / "parallel", config)
+    assert [report.ok for report in reports] == [True, False, True, False]
+    assert "not a take folder" in reports[1].error
+    assert "take name 'synth_seed5' is also the name of" in reports[3].error
+    sequential = runner.run_take(take_dir, tmp_path / "sequential", load_config(overrides=PRECOMPUTED))
+    name = sequential.take
+    a = np.load(tmp_path / "parallel" / name / "refine" / "joints_3d.npz", allow_pickle=False)
+    b = np.load(tmp_path / "sequential" / name / "refine" / "joints_3d.npz", allow_pickle=False)
+    np.testing.assert_array_equal(a["points"], b["points"])

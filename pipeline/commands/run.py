@@ -29,6 +29,14 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output root: results go to OUT/<take name>/<stage>/")
     parser.add_argument("--from", dest="force_from", choices=STAGE_NAMES, help="recompute this stage and all after it")
     parser.add_argument("--until", choices=STAGE_NAMES, help="stop after this stage")
+    parser.add_argument(
+        "--parallel-takes", type=int, metavar="N", help="takes at the same time on Ray (batch.parallel_takes)"
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help='Ray cluster to use ("auto" or host:port) for takes and detection (batch/detect.ray_address)',
+    )
     add_config_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -56,5 +64,10 @@ def run(args) -> int:
     from pipeline.config import load_config
     from pipeline.runner import run_batch
 
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.parallel_takes is not None:
+        overrides.append(f"batch.parallel_takes={args.parallel_takes}")
+    if args.ray_address is not None:
+        overrides += [f"batch.ray_address={args.ray_address}", f"detect.ray_address={args.ray_address}"]
+    config = load_config(args.config, overrides)
     return log_reports(run_batch(args.takes, args.out, config, args.force_from, args.until))
