@@ -31,7 +31,7 @@ def _demo_take(folder: Path, settings: dict) -> Path:
     """The demo take folder, generated unless an identical one is already there."""
     from pipeline.atomic import atomic_write_text
     from pipeline.synth.rig import RigConfig
-    from pipeline.synth.take_writer import SynthConfig, synthesize_take
+    from pipeline.synth.take_writer import GENERATOR_VERSION, SynthConfig, synthesize_take
 
     config = SynthConfig(
         seed=settings["seed"],
@@ -39,6 +39,7 @@ def _demo_take(folder: Path, settings: dict) -> Path:
         rig=dataclasses.replace(RigConfig(), num_exo=settings["exo_cameras"]),
     )
     wanted = {key: settings[key] for key in ("seed", "frames", "exo_cameras", "render")}
+    wanted["generator_version"] = GENERATOR_VERSION  # a new generator makes a new take
     marker = folder / "demo_settings.json"
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         logger.info("demo take %s is up to date", folder)
