@@ -26,14 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from fitting.skeleton import BODY, BODY_JOINT_NAMES, LEFT_HAND_JOINT_NAMES, NUM_JOINTS, RIGHT_HAND_JOINT_NAMES
+from pipeline.take import camera_key
 
 
 class AnnotationFormatError(ValueError):
     """A malformed Ego-Exo4D annotation file; the message names the file, frame and field."""
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 def _joint_key(name: str) -> str:
@@ -62,7 +59,7 @@ def read_egoexo4d_annotation(
         raise AnnotationFormatError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise AnnotationFormatError(f"{path}: the top level must be an object keyed by frame number")
-    views = {_key(name): v for v, name in enumerate(camera_names)}
+    views = {camera_key(name): v for v, name in enumerate(camera_names)}
     for frame_key, entries in document.items():
         try:
             frame = int(frame_key)
@@ -77,7 +74,7 @@ def read_egoexo4d_annotation(
             if not isinstance(cameras, dict):
                 raise AnnotationFormatError(f"{path}: frame {frame}: field 'annotation2D' must be an object")
             for camera, joints in cameras.items():
-                v = views.get(_key(camera))
+                v = views.get(camera_key(camera))
                 if v is None:
                     continue
                 if not isinstance(joints, dict):

@@ -78,15 +78,15 @@ class Take:
         raise KeyError(f"take '{self.name}': no exo camera named {name!r} (cameras: {', '.join(self.exo_names)})")
 
 
-def _key(name: str) -> str:
+def camera_key(name: str) -> str:
     """Camera name reduced to lower-case letters and digits, for matching across files."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
 def _match(names: tuple[str, ...], candidates: dict[str, Path]) -> dict[str, Path]:
     """Map camera names to candidate paths whose key equals the camera's key."""
-    by_key = {_key(stem): path for stem, path in candidates.items()}
-    return {name: by_key[_key(name)] for name in names if _key(name) in by_key}
+    by_key = {camera_key(stem): path for stem, path in candidates.items()}
+    return {name: by_key[camera_key(name)] for name in names if camera_key(name) in by_key}
 
 
 def _videos_in(folder: Path) -> dict[str, Path]:
