@@ -161,7 +161,7 @@ def _first_order_squared_errors(rows: _LinearRows, points: np.ndarray) -> np.nda
     A = rows.A
     res0 = A[..., 0, 0] * P[..., 0] + A[..., 0, 1] * P[..., 1] + A[..., 0, 2] * P[..., 2] + rows.b[..., 0]
     res1 = A[..., 1, 0] * P[..., 0] + A[..., 1, 1] * P[..., 1] + A[..., 1, 2] * P[..., 2] + rows.b[..., 1]
-    depth = rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
+    depth = _depths(rows, points)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         squared = (res0 * res0 + res1 * res1) / (depth * depth)
     return np.where(depth > 0, squared, np.inf)
