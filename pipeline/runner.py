@@ -1,9 +1,10 @@
 """Run the stages of one take, or a batch of takes, with caching and resume.
 
-Each stage is described by a :class:`StageSpec`: its name, the stages it reads, the
-config section it depends on and the code it runs. Its fingerprint hashes all of
-these (see :mod:`pipeline.artifacts`); a stage whose stored fingerprint matches is
-skipped, so re-running after a parameter change recomputes only the stages that
+The runner only orders stages. Each stage module declares a
+:class:`stages.base.StageSpec` (``STAGE``): the stages it reads, the config sections
+it depends on, its code and the files it writes, and runs its own file side. A stage's
+fingerprint hashes all of these (see :mod:`pipeline.artifacts`); a stage whose stored
+fingerprint matches is skipped, so re-running after a parameter change recomputes only the stages that
 depend on it. ``force_from`` recomputes a stage and everything after it.
 
 One failing take never stops a batch: its error is recorded in the batch summary and
@@ -16,139 +17,25 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from fitting.skeleton import JOINT_NAMES
 from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
-from pipeline.atomic import atomic_save_npz, atomic_write_text, load_npz
+from pipeline.atomic import atomic_write_text
 from pipeline.config import PipelineConfig
-from pipeline.take import Take, read_take
+from pipeline.formats.take_folder import Take, read_take
+from stages import export, refine, triangulate
+from stages.base import StageContext, StageSpec
+from stages.detect import stage as detect
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class StageContext:
-    """What a stage's runner gets: the take, its settings, its inputs and a folder to write."""
-
-    take: Take
-    config: PipelineConfig
-    inputs: dict[str, StageRecord]
-    work: Path
-
-    def settings(self, section: str) -> dict:
-        return self.config.section(section)
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    inputs: tuple[str, ...]  # upstream stages
-    config_sections: tuple[str, ...]  # config sections whose values the result depends on
-    code: tuple[str, ...]  # source paths (relative to the project) that define its result
-    reads_take_files: bool  # 2D keypoint folders / videos of the take are inputs
-    run: Callable[[StageContext], tuple[dict[str, str], dict]]  # -> files written, summary
-
-
-# --------------------------------------------------------------------------------------
-# Stage runners: load inputs, call the pure stage function, write outputs.
-# --------------------------------------------------------------------------------------
-
-
-def _run_detect(context: StageContext) -> tuple[dict[str, str], dict]:
-    from pipeline.detection import detect_take
-
-    take = context.take
-    keypoints, summary = detect_take(take, context.settings("detect"))
-    atomic_save_npz(context.work / "keypoints_2d.npz", keypoints=keypoints, camera_names=np.array(take.exo_names))
-    return {"keypoints_2d": "keypoints_2d.npz"}, summary
-
-
-def _save_joints(path: Path, result, camera_names: np.ndarray, **extra: np.ndarray) -> None:
-    """The 3D joints file of triangulate and refine: the same keys, plus stage extras."""
-    atomic_save_npz(
-        path,
-        points=result.points,
-        num_views=result.num_views.astype(np.int16),
-        inliers=result.inliers,
-        reprojection_error=result.reprojection_error.astype(np.float32),
-        confidence=result.confidence.astype(np.float32),
-        camera_names=camera_names,
-        joint_names=np.array(JOINT_NAMES),
-        **extra,
-    )
-
-
-def _run_triangulate(context: StageContext) -> tuple[dict[str, str], dict]:
-    from stages import triangulate
-
-    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
-    result, summary = triangulate.run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
-    _save_joints(context.work / "joints_3d.npz", result, detections["camera_names"])
-    return {"joints_3d": "joints_3d.npz"}, summary
-
-
-def _run_refine(context: StageContext) -> tuple[dict[str, str], dict]:
-    from stages import refine
-
-    detections = load_npz(context.inputs["detect"].path("keypoints_2d"))
-    joints = load_npz(context.inputs["triangulate"].path("joints_3d"))
-    cameras = list(context.take.exo_cameras)
-    result = refine.refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, context.settings("refine"))
-    _save_joints(
-        context.work / "joints_3d.npz",
-        result,
-        detections["camera_names"],
-        bone_lengths=result.bone_lengths,
-        outliers=result.outliers,
-        filled=result.filled,
-    )
-    summary = refine.summarize(joints["points"], joints["reprojection_error"], joints["inliers"], result)
-    return {"joints_3d": "joints_3d.npz"}, summary
-
-
-def _run_export(context: StageContext) -> tuple[dict[str, str], dict]:
-    from stages import export
-
-    take = context.take
-    joints = load_npz(context.inputs["refine"].path("joints_3d"))
-    points = joints["points"]
-    cameras = list(take.exo_cameras)
-    pixels, visible = export.project_into(cameras, points)
-    uid = str(take.metadata.get("take_uid", take.name))
-    files, summary = {}, {}
-    for part, indices in export.EXPORT_PARTS.items():
-        document = export.annotation_document(
-            indices, points, joints["num_views"], list(take.exo_names), pixels, visible, take.name, uid
-        )
-        name = f"{part}_annotation.json"
-        atomic_write_text(context.work / name, json.dumps(document, separators=(",", ":")) + "\n")
-        files[part] = name
-        summary[f"{part}_frames"] = len(document)
-    if context.settings("export")["trc"]:
-        from pipeline.trc import write_trc
-
-        write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
-        files["trc"] = "joints_3d.trc"
-    return files, summary
-
-
+# The stages in the order they run; each module's STAGE declares what it reads and writes.
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec(
-        "detect",
-        (),
-        ("detect",),
-        ("pipeline/openpose.py", "pipeline/detection.py", "pipeline/precomputed.py", "stages/detect"),
-        True,
-        _run_detect,
-    ),
-    StageSpec("triangulate", ("detect",), ("triangulation",), ("triangulation", "stages/triangulate.py"), False, _run_triangulate),
-    StageSpec("refine", ("detect", "triangulate"), ("refine",), ("fitting", "stages/refine.py"), False, _run_refine),
-    StageSpec("export", ("refine",), ("export",), ("stages/export.py", "pipeline/trc.py"), False, _run_export),
+    detect.STAGE,
+    triangulate.STAGE,
+    refine.STAGE,
+    export.STAGE,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 
@@ -222,6 +109,7 @@ def run_take(
             work = store.begin(spec.name)
             try:
                 files, summary = spec.run(StageContext(take, config, {n: records[n] for n in spec.inputs}, work))
+                spec.check_outputs(files)
                 records[spec.name] = store.commit(spec.name, work, stage_fingerprint, files, summary)
             except BaseException:
                 store.abandon(work)

@@ -1,4 +1,4 @@
-"""Stage ``export``: 3D joints and their projections -> Ego-Exo4D annotation documents.
+"""Stage ``export``: 3D joints and their projections -> Ego-Exo4D annotation files, TRC.
 
 One document per part (``body``: the 17 COCO joints; ``hand``: 21 left + 21 right)::
 
@@ -12,9 +12,16 @@ where the joint projects inside that camera's image, in front of it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from fitting.skeleton import BODY, LEFT_HAND, RELEASED_NAMES, RIGHT_HAND
+from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, RIGHT_HAND
+from pipeline.atomic import atomic_write_text
+from pipeline.formats.arrays import load_arrays
+from pipeline.formats.egoexo4d import annotation_document
+from pipeline.formats.trc import write_trc
+from stages.base import StageContext, StageSpec
 from triangulation.cameras import Camera
 
 EXPORT_PARTS = {
@@ -38,52 +45,33 @@ def project_into(cameras: list[Camera], points: np.ndarray) -> tuple[np.ndarray,
     return pixels, visible
 
 
-def annotation_document(
-    joints: np.ndarray,
-    points: np.ndarray,
-    num_views: np.ndarray,
-    camera_names: list[str],
-    pixels: np.ndarray,
-    visible: np.ndarray,
-    take_name: str,
-    take_uid: str,
-) -> dict:
-    """The Ego-Exo4D annotation of the joints ``joints`` (indices into the 59) for every frame.
+def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
+    take = context.take
+    joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views"))
+    points = joints["points"]
+    pixels, visible = project_into(list(take.exo_cameras), points)
+    uid = str(take.metadata.get("take_uid", take.name))
+    files, summary = {}, {}
+    for part, indices in EXPORT_PARTS.items():
+        document = annotation_document(
+            indices, points, joints["num_views"], list(take.exo_names), pixels, visible, take.name, uid
+        )
+        name = f"{part}_annotation.json"
+        atomic_write_text(context.work / name, json.dumps(document, separators=(",", ":")) + "\n")
+        files[part] = name
+        summary[f"{part}_frames"] = len(document)
+    if context.settings("export")["trc"]:
+        write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
+        files["trc"] = "joints_3d.trc"
+    return files, summary
 
-    ``points (frames, 59, 3)`` metres, ``num_views (frames, 59)``, ``pixels (views, frames, 59, 2)``,
-    ``visible (views, frames, 59)``. Frames where no joint of the part was reconstructed are absent.
-    """
-    names = [RELEASED_NAMES[j] for j in joints]
-    reconstructed = np.isfinite(points[:, joints]).all(axis=-1)  # (frames, joints)
-    document = {}
-    for frame in np.flatnonzero(reconstructed.any(axis=1)):
-        present = np.flatnonzero(reconstructed[frame])
-        annotation_3d = {
-            names[k]: {
-                "x": float(points[frame, joints[k], 0]),
-                "y": float(points[frame, joints[k], 1]),
-                "z": float(points[frame, joints[k], 2]),
-                "num_views_for_3d": int(num_views[frame, joints[k]]),
-            }
-            for k in present
-        }
-        annotation_2d = {}
-        for v, camera in enumerate(camera_names):
-            shown = present[visible[v, frame, joints[present]]]
-            if shown.size:
-                annotation_2d[camera] = {
-                    names[k]: {
-                        "x": float(pixels[v, frame, joints[k], 0]),
-                        "y": float(pixels[v, frame, joints[k], 1]),
-                        "placement": "auto",
-                    }
-                    for k in shown
-                }
-        document[str(int(frame))] = [
-            {
-                "metadata": {"take_uid": take_uid, "take_name": take_name, "frame_number": int(frame)},
-                "annotation3D": annotation_3d,
-                "annotation2D": annotation_2d,
-            }
-        ]
-    return document
+
+STAGE = StageSpec(
+    name="export",
+    inputs=("refine",),
+    config_sections=("export",),
+    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py"),
+    reads_take_files=False,
+    writes=("body", "hand", "trc?"),
+    run=run_stage,
+)

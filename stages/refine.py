@@ -20,6 +20,10 @@ Steps, per part (body, left hand, right hand) where they are independent:
 
 A joint with no support (never seen, a hand absent from the take, a gap longer than
 ``max_gap_s``) stays NaN.
+
+Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz`` and the take's exo
+cameras; config section ``refine``; writes ``joints_3d.npz`` (the triangulation's keys
+plus ``bone_lengths``, ``outliers``, ``filled``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from fitting.bone_lengths import lag_product_bone_lengths
 from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
+from pipeline.formats.arrays import load_arrays, save_joints_3d
+from stages.base import StageContext, StageSpec
 from triangulation.cameras import Camera
 
 
@@ -265,3 +271,31 @@ def summarize(before_points, before_errors, before_inliers, refined: Refined) ->
             "bone_length_cv_percent": variation(refined.points),
         }
     return summary
+
+
+def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
+    detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints", "camera_names"))
+    joints = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points", "inliers", "reprojection_error"))
+    cameras = list(context.take.exo_cameras)
+    result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, context.settings("refine"))
+    save_joints_3d(
+        context.work / "joints_3d.npz",
+        result,
+        detections["camera_names"],
+        bone_lengths=result.bone_lengths,
+        outliers=result.outliers,
+        filled=result.filled,
+    )
+    summary = summarize(joints["points"], joints["reprojection_error"], joints["inliers"], result)
+    return {"joints_3d": "joints_3d.npz"}, summary
+
+
+STAGE = StageSpec(
+    name="refine",
+    inputs=("detect", "triangulate"),
+    config_sections=("refine",),
+    code=("fitting", "stages/refine.py", "pipeline/formats/arrays.py"),
+    reads_take_files=False,
+    writes=("joints_3d",),
+    run=run_stage,
+)

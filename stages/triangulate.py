@@ -1,10 +1,16 @@
-"""Stage ``triangulate``: 2D keypoints of every exo view -> per-frame 3D joints with quality."""
+"""Stage ``triangulate``: 2D keypoints of every exo view -> per-frame 3D joints with quality.
+
+Reads ``detect/keypoints_2d.npz`` and the take's exo cameras; config section
+``triangulation``; writes ``joints_3d.npz`` (:func:`pipeline.formats.arrays.save_joints_3d`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from fitting.skeleton import PARTS
+from pipeline.formats.arrays import load_arrays, save_joints_3d
+from stages.base import StageContext, StageSpec
 from triangulation.cameras import Camera
 from triangulation.triangulate import Triangulation, triangulate
 
@@ -30,3 +36,21 @@ def run(cameras: list[Camera], keypoints: np.ndarray, settings: dict) -> tuple[T
             "rejected_observations": float(1.0 - result.inliers[:, :, joints][seen].mean()) if seen.any() else 0.0,
         }
     return result, summary
+
+
+def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
+    detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints", "camera_names"))
+    result, summary = run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
+    save_joints_3d(context.work / "joints_3d.npz", result, detections["camera_names"])
+    return {"joints_3d": "joints_3d.npz"}, summary
+
+
+STAGE = StageSpec(
+    name="triangulate",
+    inputs=("detect",),
+    config_sections=("triangulation",),
+    code=("triangulation", "stages/triangulate.py", "pipeline/formats/arrays.py"),
+    reads_take_files=False,
+    writes=("joints_3d",),
+    run=run_stage,
+)

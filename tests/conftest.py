@@ -23,8 +23,8 @@ def pose2sim_balancing() -> Path:
 @pytest.fixture(scope="session")
 def pose2sim_openpose(pose2sim_balancing):
     """Its cameras (from the TOML) and OpenPose BODY_25B keypoints ``(4, 100, 59, 3)``."""
-    from pipeline.calibration import read_toml_calibration
-    from pipeline.openpose import read_openpose_folder
+    from pipeline.formats.calibration import read_toml_calibration
+    from pipeline.formats.openpose import read_openpose_folder
 
     cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
     keypoints = np.stack(

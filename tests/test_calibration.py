@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.calibration import (
+from pipeline.formats.calibration import (
     GOPRO_COLUMNS,
     read_calibration,
     read_camera_pose_json,

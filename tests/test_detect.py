@@ -8,13 +8,14 @@ import pytest
 
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from pipeline.config import load_config
-from pipeline.detection import DetectVideoError, detect_take
-from pipeline.openpose import openpose_files
-from pipeline.take import read_take
+from pipeline.formats.openpose import openpose_files
+from pipeline.formats.take_folder import read_take
 from stages.detect import hands
 from stages.detect.crops import Crop, extract, square_around
 from stages.detect.keypoint_maps import BLAZEPOSE_TO_COCO, blazepose_to_coco, wholebody_to_joints
 from stages.detect.prior import box_from_head, seed_box
+from stages.detect.stage import detect_take
+from stages.detect.tasks import DetectVideoError
 from stages.detect.track import mirror
 
 # --------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_precomputed_reads_the_pose2sim_openpose_files_exactly(pose2sim_balancin
 
 
 def test_precomputed_egoexo4d_annotation(tmp_path):
-    from pipeline.precomputed import read_egoexo4d_annotation
+    from pipeline.formats.egoexo4d import read_egoexo4d_annotation
 
     body = {"3": [{"annotation2D": {"cam_01": {"nose": {"x": 10.5, "y": 20.25, "placement": "auto"}, "left-wrist": {"x": 1, "y": 2}}}}]}
     hand = {"3": [{"annotation2D": {"cam01": {"left_wrist": {"x": 5, "y": 6}, "right_pinky_4": {"x": 7, "y": 8}}}}]}

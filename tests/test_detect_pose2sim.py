@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fitting.skeleton import JOINT_NAMES, LEFT_HAND, RIGHT_HAND
-from pipeline.calibration import read_toml_calibration
 from pipeline.config import load_config
-from pipeline.trc import read_trc
-from pipeline.video import iter_frames
+from pipeline.formats.calibration import read_toml_calibration
+from pipeline.formats.trc import read_trc
+from pipeline.formats.video import iter_frames
 from tests.test_validation_pose2sim import TRC_TO_COCO
 from triangulation.triangulate import triangulate
 

@@ -12,11 +12,11 @@ import pytest
 
 from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.config import load_config
-from pipeline.detection import detect_take
-from pipeline.openpose import openpose_file_name, read_openpose_people, write_openpose_frame
+from pipeline.formats.openpose import openpose_file_name, read_openpose_people, write_openpose_frame
+from pipeline.formats.take_folder import read_take
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
-from pipeline.take import read_take
 from stages.detect.people import agreement, rig_centre, select_wearer
+from stages.detect.stage import detect_take
 from stages.detect.track import triangulate_body
 
 FRAMES = 60

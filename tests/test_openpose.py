@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fitting import skeleton
-from pipeline.openpose import (
+from pipeline.formats.openpose import (
     BODY_LAYOUTS,
     OpenPoseFormatError,
     frame_number,

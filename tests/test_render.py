@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fitting.skeleton import JOINT_NAMES, LEFT_HAND, NUM_JOINTS, RIGHT_HAND
+from pipeline.formats.video import iter_frames, video_info
 from pipeline.synth.render import (
     EGO_HIDDEN_PARTS,
     PART_NAMES,
@@ -19,7 +20,6 @@ from pipeline.synth.render import (
     build_figure,
     render_take_videos,
 )
-from pipeline.video import iter_frames, video_info
 from triangulation.camera_models import Fisheye624Model, FisheyeModel
 from triangulation.cameras import Camera, MovingCamera
 

@@ -11,8 +11,8 @@ import pytest
 
 from fitting import skeleton
 from pipeline.atomic import load_npz
-from pipeline.calibration import read_camera_pose_json, read_gopro_calibs_csv
-from pipeline.openpose import read_openpose_folder
+from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv
+from pipeline.formats.openpose import read_openpose_folder
 from pipeline.synth import observations as obs_module
 from pipeline.synth.motion import simulate_motion
 from pipeline.synth.rig import look_at

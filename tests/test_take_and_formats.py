@@ -6,8 +6,8 @@ import pytest
 from fitting import metrics
 from fitting.skeleton import BONES, JOINT_NAMES
 from pipeline.evaluation import evaluate_arrays
-from pipeline.take import TakeError, read_take
-from pipeline.trc import read_trc, write_trc
+from pipeline.formats.take_folder import TakeError, read_take
+from pipeline.formats.trc import read_trc, write_trc
 
 
 def test_rig_folder_of_the_validation_capture(pose2sim_balancing):

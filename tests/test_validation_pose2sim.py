@@ -10,7 +10,7 @@ import pytest
 
 from fitting.skeleton import JOINT_NAMES
 from pipeline.config import load_config
-from pipeline.trc import read_trc
+from pipeline.formats.trc import read_trc
 from triangulation.triangulate import triangulate
 
 # Pose2Sim TRC markers that are COCO-17 joints (the TRC has no eyes or ears).

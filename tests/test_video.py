@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.video import VideoDecodeError, VideoInfo, VideoWriter, default_codec, iter_frames, video_info
+from pipeline.formats.video import VideoDecodeError, VideoInfo, VideoWriter, default_codec, iter_frames, video_info
 
 WIDTH, HEIGHT, FPS, FRAMES = 160, 96, 25.0, 40
 BLOCK = 32  # 5 x 3 blocks of 32 px

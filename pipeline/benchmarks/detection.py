@@ -3,7 +3,7 @@
 On the same frames (the Pose2Sim capture in ../shared/validation when present, else a
 rendered synthetic take):
 
-- *stage*: the detect stage's own task code (:func:`pipeline.detection.run_task`):
+- *stage*: the detect stage's own task code (:func:`stages.detect.tasks.run_task`):
   streaming decode of every view, ROI from the prior, crops, Pose, hand crops, Hands,
   hand assignment, the per-frame 3D prior, bookkeeping;
 - *bare loop*: the same frames decoded in a plain loop, then the same models called in
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pipeline.benchmarks.common import machine_info
 from pipeline.config import load_config
-from pipeline.detection import plan_tasks, run_task
-from pipeline.take import read_take
-from pipeline.video import iter_frames
+from pipeline.formats.take_folder import read_take
+from pipeline.formats.video import iter_frames
+from stages.detect.tasks import plan_tasks, run_task
 
 POSE2SIM = Path(__file__).resolve().parents[2].parent / "shared" / "validation" / "pose2sim_balancing"
 

@@ -10,8 +10,8 @@ the points (``peer_ransac_points``) and its rate is scaled from that subset.
 
 from __future__ import annotations
 
-import time
 import dataclasses
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np

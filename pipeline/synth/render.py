@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from fitting.skeleton import LEFT_HAND, NUM_JOINTS, RIGHT_HAND
-from pipeline.video import VideoWriter
+from pipeline.formats.video import VideoWriter
 from triangulation.cameras import Camera, MovingCamera
 
 __all__ = [

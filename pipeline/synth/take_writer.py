@@ -35,8 +35,9 @@ import numpy as np
 
 from fitting import skeleton
 from pipeline.atomic import atomic_save_npz, atomic_write_text
-from pipeline.calibration import write_camera_pose_json, write_gopro_calibs_csv
-from pipeline.openpose import write_openpose_folder
+from pipeline.formats.calibration import write_camera_pose_json, write_gopro_calibs_csv
+from pipeline.formats.openpose import write_openpose_folder
+from pipeline.formats.take_folder import CAMERA_POSE_JSON, GOPRO_CALIBS_CSV, OPENPOSE_DIR, TAKE_JSON, VIDEO_DIR
 from pipeline.synth.motion import Motion, MotionConfig, simulate_motion
 from pipeline.synth.observations import (
     DetectorConfig,
@@ -46,7 +47,6 @@ from pipeline.synth.observations import (
     simulate_observations,
 )
 from pipeline.synth.rig import EGO_CAMERA_NAME, RigConfig, make_ego_camera, make_exo_cameras
-from pipeline.take import CAMERA_POSE_JSON, GOPRO_CALIBS_CSV, OPENPOSE_DIR, TAKE_JSON, VIDEO_DIR
 from triangulation.cameras import Camera, MovingCamera
 
 logger = logging.getLogger(__name__)

@@ -11,5 +11,6 @@
 - :mod:`stages.detect.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.
 
 Inputs are in memory (frame iterators, cameras, arrays, the ``detect`` settings); the
-file side (videos, precomputed files, tasks, Ray) is :mod:`pipeline.detection`.
+file side: :mod:`stages.detect.stage` (the stage), :mod:`stages.detect.tasks` (videos, tasks,
+Ray) and :mod:`stages.detect.precomputed` (2D keypoint files).
 """

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.detect.crops import box_of_points, clip_box
-from triangulation.cameras import Camera
+from triangulation.cameras import Camera, MovingCamera
 
 UP_AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1)}
 
@@ -120,3 +120,14 @@ def seed_box(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | Non
     if index is None:
         return None
     return np.asarray(boxes, dtype=np.float64).reshape(-1, np.asarray(boxes).shape[-1])[index, :4].copy()
+
+
+def ego_centres(ego_camera: MovingCamera | None, num_frames: int) -> np.ndarray | None:
+    """``(num_frames, 3)`` ego camera centres (metres, world; NaN where its pose is unknown
+    or beyond its frames), or None without an ego camera."""
+    if ego_camera is None:
+        return None
+    centres = ego_camera.centers
+    ego = np.full((num_frames, 3), np.nan)
+    ego[: min(num_frames, len(centres))] = centres[:num_frames]
+    return ego

@@ -1,14 +1,11 @@
-"""The ``detect`` stage's file side: videos in, 2D keypoints out, work split into tasks.
+"""The ``detect`` stage's work on videos: tasks of frames over all exo cameras, executors.
 
-- :func:`detect_take`: every exo view and frame of a take -> float32 ``(views, frames,
-  59, 3)`` and a summary. Backend ``precomputed`` reads files
-  (:mod:`pipeline.precomputed`); the model backends (``mediapipe``, ``mmpose``) stream
-  the exo videos with PyAV and run :func:`stages.detect.track.detect_frames`.
-- Work is split into :class:`DetectTask` s of ``frames_per_task`` frames over all exo
-  cameras (the cameras of a task are processed in lockstep so that each frame's 3D
-  body guides the next frame's crops in every view). Tasks run in this process
-  (``executor: inprocess``) or on Ray actors that each load the model once
-  (``executor: ray``; ``ray_address`` joins an existing cluster).
+- :class:`DetectTask`: frames ``start <= f < stop`` of every exo camera, processed in
+  lockstep so that each frame's 3D body guides the next frame's crops in every view.
+  :func:`plan_tasks` cuts a take into tasks of ``frames_per_task`` frames.
+- :func:`run_tasks`: the tasks in this process (``executor: inprocess``) or on Ray
+  actors that each load the model once (``executor: ray``; ``ray_address`` joins an
+  existing cluster), with progress logged over the whole take.
 - A missing video raises :class:`FileNotFoundError` naming the camera and the path. A
   video that cannot be decoded raises :class:`DetectVideoError` naming the file, the
   camera and the first frame not decoded; with ``on_decode_error: mark_missing`` that
@@ -26,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
-from pipeline.video import VideoDecodeError, iter_frames, video_info
+from pipeline.formats.video import VideoDecodeError, iter_frames, video_info
+from stages.detect.prior import ego_centres
 from triangulation.cameras import Camera
 
 logger = logging.getLogger(__name__)
@@ -191,11 +188,6 @@ def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress) -> li
     return [results[index] for index in range(len(tasks))]
 
 
-# --------------------------------------------------------------------------------------
-# The stage
-# --------------------------------------------------------------------------------------
-
-
 def exo_videos(take) -> list[Path]:
     """The exo cameras' video paths, in camera order; raises naming a camera without one."""
     missing = [name for name in take.exo_names if name not in take.videos]
@@ -205,17 +197,6 @@ def exo_videos(take) -> list[Path]:
             f"(looked for <camera>.mp4/.avi/.mov/.mkv in the take's video folder)"
         )
     return [take.videos[name] for name in take.exo_names]
-
-
-def ego_centres(take, settings: dict, num_frames: int) -> np.ndarray | None:
-    """``(num_frames, 3)`` ego camera centres (metres, world; NaN where unknown), or None
-    when the take has no ego camera or ``ego_prior`` is off."""
-    if take.ego_camera is None or not settings["ego_prior"]:
-        return None
-    centres = take.ego_camera.centers
-    ego = np.full((num_frames, 3), np.nan)
-    ego[: min(num_frames, len(centres))] = centres[:num_frames]
-    return ego
 
 
 def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
@@ -235,7 +216,7 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
                 num_frames,
             )
     first, last = frame_range if frame_range is not None else (0, num_frames)
-    ego = ego_centres(take, settings, num_frames)
+    ego = ego_centres(take.ego_camera, num_frames) if settings["ego_prior"] else None
     step = int(settings["frames_per_task"])
     return [
         DetectTask(
@@ -249,75 +230,9 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
     ]
 
 
-def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: list[dict], settings: dict) -> dict:
-    """Counts a person can check: detection rates per view and part, ROI sources, decode errors."""
-    found = {
-        part: np.isfinite(keypoints[:, :, joints, 0]).any(axis=2)
-        for part, joints in (("body", BODY), ("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))
-    }
-    per_view = {}
-    for v, name in enumerate(camera_names):
-        sources: dict[str, int] = {}
-        redetected = mirrored = 0
-        for summary in task_summaries:
-            view = summary.get("views", {}).get(name, {})
-            for source, count in view.get("roi_sources", {}).items():
-                sources[source] = sources.get(source, 0) + count
-            redetected += view.get("redetected", 0)
-            mirrored += view.get("mirrored", 0)
-        per_view[name] = {
-            "body_found": float(found["body"][v].mean()),
-            "left_hand_found": float(found["left_hand"][v].mean()),
-            "right_hand_found": float(found["right_hand"][v].mean()),
-            "roi_sources": sources,
-            "redetected": redetected,
-            "mirrored": mirrored,
-        }
-    return {
-        "backend": settings["backend"],
-        "executor": settings["executor"],
-        "frames": int(keypoints.shape[1]),
-        "views": len(camera_names),
-        "body_detected": float(np.isfinite(keypoints[:, :, BODY, 0]).mean()),
-        "hands_detected": float(np.isfinite(keypoints[:, :, 17:, 0]).mean()),
-        "per_view": per_view,
-        "decode_errors": [error for summary in task_summaries for error in summary.get("decode_errors", [])],
-        "seconds": round(sum(summary.get("seconds", 0.0) for summary in task_summaries), 3),
-    }
-
-
-def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
-    """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
-
-    ``frame_range`` (start, stop): only those frames (the array still covers them only).
-    """
-    if settings["backend"] == "precomputed":
-        from pipeline.precomputed import read_precomputed
-
-        return read_precomputed(take, settings)
-    if not take.num_frames:
-        raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
-    tasks = plan_tasks(take, settings, take.num_frames, frame_range)
-    total = sum(task.stop - task.start for task in tasks)
-    logger.info(
-        "detect: backend %s, %d camera(s), %d frames in %d task(s), executor %s",
-        settings["backend"],
-        len(take.exo_names),
-        total,
-        len(tasks),
-        settings["executor"],
-    )
-    progress = _Progress(total, len(take.exo_names))
+def run_tasks(tasks: list[DetectTask], settings: dict, views: int) -> list[tuple[np.ndarray, dict]]:
+    """Run every task with the configured executor; results in the order of ``tasks``."""
+    progress = _Progress(sum(task.stop - task.start for task in tasks), views)
     if settings["executor"] == "ray":
-        results = _run_ray(tasks, settings, progress)
-    else:
-        results = _run_inprocess(tasks, settings, progress)
-    keypoints = np.concatenate([keypoints for keypoints, _ in results], axis=1).astype(np.float32)
-    summary = summarize(keypoints, list(take.exo_names), [s for _, s in results], settings)
-    logger.info(
-        "detect: body found in %.1f %% of frames x views, hand joints %.1f %%; %d decode error(s)",
-        100 * np.isfinite(keypoints[:, :, BODY, 0]).any(axis=2).mean(),
-        100 * summary["hands_detected"],
-        len(summary["decode_errors"]),
-    )
-    return keypoints, summary
+        return _run_ray(tasks, settings, progress)
+    return _run_inprocess(tasks, settings, progress)

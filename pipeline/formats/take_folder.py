@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_toml_calibration
+from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
 
 # Paths inside an Ego-Exo4D take folder.
@@ -119,8 +119,8 @@ def _metadata_number(path: Path, data: dict, key: str, kind):
 
 def _timing_from_files(exo_names, videos: dict[str, Path], keypoints: dict[str, Path]) -> tuple[float | None, int | None]:
     """Frame rate and length from the exo videos (shortest wins), else from the keypoint files."""
-    from pipeline.openpose import openpose_files
-    from pipeline.video import video_info
+    from pipeline.formats.openpose import openpose_files
+    from pipeline.formats.video import video_info
 
     infos = [video_info(videos[name]) for name in exo_names if name in videos]
     if infos:

@@ -1,7 +1,7 @@
 """The ``precomputed`` detect backend: 2D keypoints read from files instead of a model.
 
 - ``precomputed_format: openpose``: one OpenPose JSON folder per exo camera (see
-  :mod:`pipeline.openpose`: BODY_25, BODY_25B, COCO-17/18, COCO-WholeBody-133 bodies,
+  :mod:`pipeline.formats.openpose`: BODY_25, BODY_25B, COCO-17/18, COCO-WholeBody-133 bodies,
   ``hand_left/right_keypoints_2d``). Values are taken as written; a keypoint with
   confidence 0, an empty ``people`` list and a frame without a file are NaN. Of a
   file's people, ``precomputed_person: select`` takes the camera wearer
@@ -19,78 +19,12 @@
 
 from __future__ import annotations
 
-import json
-import re
-from pathlib import Path
-
 import numpy as np
 
-from fitting.skeleton import BODY, BODY_JOINT_NAMES, LEFT_HAND_JOINT_NAMES, NUM_JOINTS, RIGHT_HAND_JOINT_NAMES
-from pipeline.take import camera_key
-
-
-class AnnotationFormatError(ValueError):
-    """A malformed Ego-Exo4D annotation file; the message names the file, frame and field."""
-
-
-def _joint_key(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
-
-
-BODY_INDEX = {name: index for index, name in enumerate(BODY_JOINT_NAMES)}
-HAND_INDEX = {
-    name: NUM_JOINTS - 42 + index for index, name in enumerate(LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES)
-}
-
-
-def read_egoexo4d_annotation(
-    path: str | Path, camera_names: list[str], num_frames: int, part: str, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Fill ``(views, frames, 59, 3)`` float32 from one annotation file of ``part`` ("body" or "hand")."""
-    path = Path(path)
-    index = BODY_INDEX if part == "body" else HAND_INDEX
-    if out is None:
-        out = np.full((len(camera_names), num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: Ego-Exo4D {part} annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise AnnotationFormatError(f"{path}: not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise AnnotationFormatError(f"{path}: the top level must be an object keyed by frame number")
-    views = {camera_key(name): v for v, name in enumerate(camera_names)}
-    for frame_key, entries in document.items():
-        try:
-            frame = int(frame_key)
-        except ValueError:
-            raise AnnotationFormatError(f"{path}: key {frame_key!r} is not a frame number") from None
-        if not 0 <= frame < num_frames:
-            continue
-        if not isinstance(entries, list):
-            raise AnnotationFormatError(f"{path}: frame {frame}: must be a list of annotations")
-        for entry in entries[:1]:  # one person per take: the camera wearer
-            cameras = entry.get("annotation2D", {}) if isinstance(entry, dict) else None
-            if not isinstance(cameras, dict):
-                raise AnnotationFormatError(f"{path}: frame {frame}: field 'annotation2D' must be an object")
-            for camera, joints in cameras.items():
-                v = views.get(camera_key(camera))
-                if v is None:
-                    continue
-                if not isinstance(joints, dict):
-                    raise AnnotationFormatError(f"{path}: frame {frame}: field 'annotation2D.{camera}' must be an object")
-                for joint, value in joints.items():
-                    j = index.get(_joint_key(joint))
-                    if j is None:
-                        continue
-                    try:
-                        x, y = float(value["x"]), float(value["y"])
-                    except (TypeError, KeyError, ValueError):
-                        raise AnnotationFormatError(
-                            f"{path}: frame {frame}: field 'annotation2D.{camera}.{joint}' needs numbers x and y"
-                        ) from None
-                    out[v, frame, j] = (x, y, 1.0)
-    return out
+from fitting.skeleton import BODY, NUM_JOINTS
+from pipeline.formats.egoexo4d import read_egoexo4d_annotation
+from pipeline.formats.openpose import read_openpose_folder, read_openpose_people_folder
+from stages.detect.prior import ego_centres
 
 
 def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
@@ -143,13 +77,11 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
     ``select``: the camera wearer chosen among every file's people
     (:func:`stages.detect.people.select_wearer`, with the take's cameras and ego camera).
     """
-    from pipeline.openpose import read_openpose_folder, read_openpose_people_folder
 
     names, layout = list(take.exo_names), settings["openpose_layout"]
     if settings["precomputed_person"] == "first":
         folders = [read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
         return np.stack(folders).astype(np.float32), None
-    from pipeline.detection import ego_centres
     from stages.detect.people import select_wearer
 
     folders = [read_openpose_people_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
@@ -157,4 +89,4 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
     people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)
     for v, folder in enumerate(folders):
         people[v, : folder.shape[0], : folder.shape[1]] = folder
-    return select_wearer(list(take.exo_cameras), people, settings, ego_centres(take, settings, frames))
+    return select_wearer(list(take.exo_cameras), people, settings, ego_centres(take.ego_camera, frames) if settings["ego_prior"] else None)

@@ -1,0 +1,64 @@
+"""What every stage declares, and what it gets when it runs.
+
+A stage module defines one :class:`StageSpec` named ``STAGE``: its name, the stages it
+reads, the config sections its result depends on, the source paths that define its
+result (its code version), whether the take's frame files (videos, 2D keypoint
+folders) are inputs, the files it writes, and ``run(context)``, the stage's file side:
+it loads its inputs (``context.inputs[stage].path(name)``), calls the pure libraries
+and writes its files into ``context.work``. :mod:`pipeline.runner` only orders the
+stages, fingerprints them and moves finished folders into place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.artifacts import StageRecord
+from pipeline.config import PipelineConfig
+from pipeline.formats.take_folder import Take
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's ``run`` gets: the take, its settings, its inputs and a folder to write."""
+
+    take: Take
+    config: PipelineConfig
+    inputs: dict[str, StageRecord]
+    work: Path
+
+    def settings(self, section: str) -> dict:
+        return self.config.section(section)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: what it reads, which settings and code define its result, what it writes.
+
+    ``writes``: the names of its output files (keys of the manifest's ``files``); a name
+    ending in ``?`` is optional (written only under some settings, e.g. the TRC file).
+    ``run(context) -> (files, summary)``: ``files`` maps those names to file names in
+    ``context.work``; ``summary`` holds counts a person can check (JSON-serialisable).
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    config_sections: tuple[str, ...]
+    code: tuple[str, ...]
+    reads_take_files: bool
+    writes: tuple[str, ...]
+    run: Callable[[StageContext], tuple[dict[str, str], dict]]
+
+    def check_outputs(self, files: dict[str, str]) -> None:
+        """Refuse outputs that differ from the declaration (a stage bug, caught before commit)."""
+        required = {name for name in self.writes if not name.endswith("?")}
+        allowed = required | {name.rstrip("?") for name in self.writes}
+        missing, extra = required - set(files), set(files) - allowed
+        if missing or extra:
+            raise RuntimeError(
+                f"stage '{self.name}' declares outputs {sorted(allowed)} but wrote {sorted(files)}"
+                + (f" (missing {sorted(missing)})" if missing else "")
+                + (f" (undeclared {sorted(extra)})" if extra else "")
+            )

@@ -1,0 +1,110 @@
+"""Stage ``detect``: every exo view and frame of a take -> the wearer's 2D keypoints.
+
+Reads the take's exo videos (model backends ``mediapipe`` / ``mmpose``, in tasks:
+:mod:`stages.detect.tasks`) or its precomputed 2D files (``precomputed``:
+:mod:`stages.detect.precomputed`); config section ``detect``; writes
+``keypoints_2d.npz`` (:func:`pipeline.formats.arrays.save_keypoints_2d`: float32
+``(views, frames, 59, 3)`` x, y, confidence, NaN = missing) and a summary with
+detection rates per view and part, ROI sources and decode errors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
+from pipeline.formats.arrays import save_keypoints_2d
+from stages.base import StageContext, StageSpec
+from stages.detect.tasks import plan_tasks, run_tasks
+
+logger = logging.getLogger(__name__)
+
+
+def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: list[dict], settings: dict) -> dict:
+    """Counts a person can check: detection rates per view and part, ROI sources, decode errors."""
+    found = {
+        part: np.isfinite(keypoints[:, :, joints, 0]).any(axis=2)
+        for part, joints in (("body", BODY), ("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))
+    }
+    per_view = {}
+    for v, name in enumerate(camera_names):
+        sources: dict[str, int] = {}
+        redetected = mirrored = 0
+        for summary in task_summaries:
+            view = summary.get("views", {}).get(name, {})
+            for source, count in view.get("roi_sources", {}).items():
+                sources[source] = sources.get(source, 0) + count
+            redetected += view.get("redetected", 0)
+            mirrored += view.get("mirrored", 0)
+        per_view[name] = {
+            "body_found": float(found["body"][v].mean()),
+            "left_hand_found": float(found["left_hand"][v].mean()),
+            "right_hand_found": float(found["right_hand"][v].mean()),
+            "roi_sources": sources,
+            "redetected": redetected,
+            "mirrored": mirrored,
+        }
+    return {
+        "backend": settings["backend"],
+        "executor": settings["executor"],
+        "frames": int(keypoints.shape[1]),
+        "views": len(camera_names),
+        "body_detected": float(np.isfinite(keypoints[:, :, BODY, 0]).mean()),
+        "hands_detected": float(np.isfinite(keypoints[:, :, 17:, 0]).mean()),
+        "per_view": per_view,
+        "decode_errors": [error for summary in task_summaries for error in summary.get("decode_errors", [])],
+        "seconds": round(sum(summary.get("seconds", 0.0) for summary in task_summaries), 3),
+    }
+
+
+def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+    """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
+
+    ``frame_range`` (start, stop): only those frames (the array still covers them only).
+    """
+    if settings["backend"] == "precomputed":
+        from stages.detect.precomputed import read_precomputed
+
+        return read_precomputed(take, settings)
+    if not take.num_frames:
+        raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
+    tasks = plan_tasks(take, settings, take.num_frames, frame_range)
+    total = sum(task.stop - task.start for task in tasks)
+    logger.info(
+        "detect: backend %s, %d camera(s), %d frames in %d task(s), executor %s",
+        settings["backend"],
+        len(take.exo_names),
+        total,
+        len(tasks),
+        settings["executor"],
+    )
+    results = run_tasks(tasks, settings, len(take.exo_names))
+    keypoints = np.concatenate([keypoints for keypoints, _ in results], axis=1).astype(np.float32)
+    summary = summarize(keypoints, list(take.exo_names), [s for _, s in results], settings)
+    logger.info(
+        "detect: body found in %.1f %% of frames x views, hand joints %.1f %%; %d decode error(s)",
+        100 * np.isfinite(keypoints[:, :, BODY, 0]).any(axis=2).mean(),
+        100 * summary["hands_detected"],
+        len(summary["decode_errors"]),
+    )
+    return keypoints, summary
+
+
+def run(context: StageContext) -> tuple[dict[str, str], dict]:
+    take = context.take
+    keypoints, summary = detect_take(take, context.settings("detect"))
+    save_keypoints_2d(context.work / "keypoints_2d.npz", keypoints, take.exo_names)
+    return {"keypoints_2d": "keypoints_2d.npz"}, summary
+
+
+STAGE = StageSpec(
+    name="detect",
+    inputs=(),
+    config_sections=("detect",),
+    code=("stages/detect", "pipeline/formats/openpose.py", "pipeline/formats/video.py", "pipeline/formats/egoexo4d.py"),
+    reads_take_files=True,
+    writes=("keypoints_2d",),
+    run=run,
+)

@@ -1,0 +1,119 @@
+"""The layering of docs/ARCHITECTURE.md, checked on the imports of every module.
+
+- ``triangulation/`` and ``fitting/`` import nothing from ``pipeline/`` or ``stages/``;
+- ``stages/`` import only the file formats, the artifact and config types of
+  ``pipeline/`` (never the runner, the commands, synth or the benchmarks);
+- ``pipeline/formats/`` import no stage;
+- no module imports itself through a cycle (imports inside functions count too);
+- every stage module declares a ``STAGE`` and the runner's list holds each once.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "stages", "triangulation", "fitting")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Project modules imported anywhere in the file (module level or inside functions)."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _imports(name, path, known) for name, path in modules.items()}
+
+
+def test_pure_libraries_import_no_files_side(graph):
+    for name, targets in graph.items():
+        if name.split(".")[0] in ("triangulation", "fitting"):
+            offending = sorted(t for t in targets if t.split(".")[0] in ("pipeline", "stages"))
+            assert not offending, f"{name} imports {offending}"
+
+
+def test_stages_use_only_the_base_layer_of_pipeline(graph):
+    allowed = ("pipeline.formats", "pipeline.atomic", "pipeline.artifacts", "pipeline.config", "pipeline.ray_support", "pipeline")
+    for name, targets in graph.items():
+        if name.startswith("stages"):
+            offending = sorted(
+                t for t in targets if t.startswith("pipeline") and not any(t == a or t.startswith(a + ".") for a in allowed[:-1]) and t != "pipeline"
+            )
+            assert not offending, f"{name} imports {offending}"
+
+
+def test_formats_import_no_stage(graph):
+    for name, targets in graph.items():
+        if name.startswith("pipeline.formats"):
+            offending = sorted(t for t in targets if t.startswith(("stages", "pipeline.runner", "pipeline.commands")))
+            assert not offending, f"{name} imports {offending}"
+
+
+def test_no_import_cycles(graph):
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in graph:
+                continue
+            if state.get(target) == 1:
+                cycle = stack[stack.index(target) :] + [target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
+    from pipeline.runner import STAGES
+    from stages.base import StageSpec
+
+    names = [spec.name for spec in STAGES]
+    assert len(names) == len(set(names))
+    for index, spec in enumerate(STAGES):
+        assert isinstance(spec, StageSpec)
+        assert set(spec.inputs) <= set(names[:index]), f"{spec.name} reads a stage that runs after it"
+        for path in spec.code:
+            assert (ROOT / path).exists(), f"{spec.name}: code path {path} does not exist"
