@@ -37,8 +37,13 @@ HAND_JOINT_SUFFIXES: tuple[str, ...] = ("wrist",) + tuple(
 LEFT_HAND_JOINT_NAMES = tuple(f"left_{suffix}" for suffix in HAND_JOINT_SUFFIXES)
 RIGHT_HAND_JOINT_NAMES = tuple(f"right_{suffix}" for suffix in HAND_JOINT_SUFFIXES)
 
-# Released name of each of the 59 joints (the two wrists occur twice: body and hand).
-RELEASED_NAMES: tuple[str, ...] = BODY_JOINT_NAMES + LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES
+# Body joint names as the Ego-Exo4D body files spell them (and the public ego-pose code
+# parses them): lower case with hyphens, "left-wrist".
+RELEASED_BODY_NAMES: tuple[str, ...] = tuple(name.replace("_", "-") for name in BODY_JOINT_NAMES)
+
+# Released name of each of the 59 joints (the two wrists occur twice: body "left-wrist"
+# and hand "left_wrist"); hand joints keep underscores, "right_thumb_1".
+RELEASED_NAMES: tuple[str, ...] = RELEASED_BODY_NAMES + LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES
 
 # Unique names of the 59 joints inside this project: the hand wrists are
 # "left_hand_wrist" / "right_hand_wrist", everything else as released.

@@ -81,8 +81,31 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
+class TakeConfig:
+    ego_pose_prefer: Literal["aria_mps", "camera_pose"]
+    max_trajectory_gap_s: float = field(metadata=_range(0.0, low_open=True))
+    aria_camera_label: str
+    trajectory_csv: str
+    online_calibration_jsonl: str
+    device_calibration_json: str
+    timesync_csv: str
+    frame_timestamps_csv: str
+
+
+@dataclass(frozen=True)
+class ProjectEgoConfig:
+    undistorted_width: int = field(metadata=_range(16, 8192))
+    undistorted_height: int = field(metadata=_range(16, 8192))
+    undistorted_focal_px: float = field(metadata=_range(0.0, low_open=True))
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     trc: bool
+    filled_joints: Literal["zero_views", "omit"]
+    benchmark_files: bool
+    benchmark_min_hand_joints: int = field(metadata=_range(1, 21))
+    benchmark_hand_bbox_padding_px: float = field(metadata=_range(0.0))
 
 
 @dataclass(frozen=True)
@@ -169,9 +192,11 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    take: TakeConfig
     detect: DetectConfig
     triangulation: TriangulationConfig
     refine: RefineConfig
+    project_ego: ProjectEgoConfig
     export: ExportConfig
     batch: BatchConfig
     demo: DemoConfig

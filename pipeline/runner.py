@@ -23,18 +23,22 @@ from pathlib import Path
 from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
 from pipeline.config import PipelineConfig
-from pipeline.formats.take_folder import Take, read_take
-from stages import export, refine, triangulate
+from pipeline.formats.take_folder import Take, read_take, take_name
+from stages import export, project_ego, refine, triangulate
 from stages.base import StageContext, StageSpec
 from stages.detect import stage as detect
 
 logger = logging.getLogger(__name__)
+
+# The code that turns a take folder into cameras: a change re-runs every stage.
+TAKE_READERS = ("pipeline/formats/take_folder.py", "pipeline/formats/aria.py", "pipeline/formats/calibration.py", "triangulation/poses.py")
 
 # The stages in the order they run; each module's STAGE declares what it reads and writes.
 STAGES: tuple[StageSpec, ...] = (
     detect.STAGE,
     triangulate.STAGE,
     refine.STAGE,
+    project_ego.STAGE,
     export.STAGE,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
@@ -59,14 +63,13 @@ class TakeReport:
     summaries: dict = field(default_factory=dict)
 
 
-def _take_fingerprint(take: Take, with_files: bool) -> str:
-    calibration = [take.root / name for name in ("camera_pose.json", "trajectory/gopro_calibs.csv", "take.json")]
-    paths = [path for path in calibration if path.exists()]
-    if take.layout == "rig":
-        paths.append(Path(take.metadata["calibration"]))
+def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
+    """The take's calibration and ego inputs (and with ``with_files`` its videos and 2D
+    keypoint folders), and the settings it was read with."""
+    paths = list(take.input_files)
     if with_files:
         paths += list(take.keypoints_2d.values()) + list(take.videos.values())
-    return file_fingerprint(paths)
+    return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_READERS)})
 
 
 def run_take(
@@ -83,7 +86,8 @@ def run_take(
     if force_from is not None and force_from not in STAGE_NAMES:
         raise ValueError(f"unknown stage {force_from!r} (stages: {', '.join(STAGE_NAMES)})")
     start = time.perf_counter()
-    take = read_take(take_dir)
+    take_settings = config.section("take")
+    take = read_take(take_dir, take_settings)
     store = ArtifactStore(Path(out_root) / take.name)
     store.remove_leftovers()
     report = TakeReport(take=take.name, output=str(store.root))
@@ -97,7 +101,7 @@ def run_take(
                 "code": source_fingerprint(spec.code),
                 "settings": {section: config.section(section) for section in spec.config_sections},
                 "inputs": {name: records[name].fingerprint for name in spec.inputs},
-                "take": _take_fingerprint(take, spec.reads_take_files),
+                "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
             }
         )
         if not forced and store.is_current(spec.name, stage_fingerprint):
@@ -144,7 +148,7 @@ def _name_clashes(take_dirs: list) -> dict[int, TakeReport]:
     clashes = {}
     for index, take_dir in enumerate(take_dirs):
         try:
-            name = read_take(take_dir).name
+            name = take_name(take_dir)
         except Exception:  # reported when the take itself runs
             continue
         if name in first:

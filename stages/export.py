@@ -1,13 +1,20 @@
-"""Stage ``export``: 3D joints and their projections -> Ego-Exo4D annotation files, TRC.
+"""Stage ``export``: the labels in the files Ego-Exo4D's consumers read, and a TRC file.
 
-One document per part (``body``: the 17 COCO joints; ``hand``: 21 left + 21 right)::
+Reads ``refine/joints_3d.npz`` (3D, views per joint, gap-filled flags) and
+``project_ego/projections.npz`` (2D in every exo view and the ego camera's undistorted
+frame, the ego camera's per-frame pose); config section ``export``; writes
+(:mod:`pipeline.formats.egoexo4d`):
 
-    {"<frame>": [{"metadata": {"take_uid", "take_name", "frame_number"},
-                  "annotation3D": {"<joint>": {"x", "y", "z", "num_views_for_3d"}},
-                  "annotation2D": {"<camera>": {"<joint>": {"x", "y", "placement": "auto"}}}}]}
-
-A joint that was not reconstructed is absent (never zero); a 2D entry exists only
-where the joint projects inside that camera's image, in front of it.
+- ``body_annotation.json``, ``hand_annotation.json``: Ego-Exo4D annotation files (3D
+  with ``num_views_for_3d``; 2D per exo camera and, under the ego camera's name, in
+  the undistorted ego frame). Gap-filled joints (no view agreed with them) are written
+  with ``num_views_for_3d: 0`` or left out (``filled_joints``), never as observed.
+- ``camera_pose.json``: the release's per-take layout (``aria01``: the undistorted
+  frame's intrinsics and a 3x4 world-to-camera extrinsic per frame with a pose; the exo
+  cameras with our model extension keys).
+- ``body_benchmark_gt.json``, ``hand_benchmark_gt.json`` (``benchmark_files``): the
+  ego-pose benchmark's ground-truth layouts, gap-filled joints as NaN.
+- ``joints_3d.trc`` (``trc``): OpenSim markers.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ import numpy as np
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, RIGHT_HAND
 from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
-from pipeline.formats.egoexo4d import annotation_document
+from pipeline.formats.calibration import write_camera_pose_json
+from pipeline.formats.egoexo4d import View2D, annotation_document, body_benchmark, hand_benchmark, release_ego_camera
 from pipeline.formats.trc import write_trc
 from stages.base import StageContext, StageSpec
-from triangulation.cameras import Camera
+from triangulation.visibility import VISIBLE
 
 EXPORT_PARTS = {
     "body": np.arange(BODY.start, BODY.stop),
@@ -30,37 +38,92 @@ EXPORT_PARTS = {
 }
 
 
-def project_into(cameras: list[Camera], points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels ``(views, frames, joints, 2)`` and visibility ``(views, frames, joints)`` of ``points (frames, joints, 3)``.
+def exported_joints(points: np.ndarray, filled: np.ndarray, filled_joints: str) -> np.ndarray:
+    """``(frames, 59)`` bool: the joints written to the annotation files."""
+    reconstructed = np.isfinite(points).all(axis=-1)
+    return reconstructed & ~filled if filled_joints == "omit" else reconstructed
 
-    Visible: reconstructed, in front of the camera and inside its image (when its size is known).
-    """
-    pixels = np.stack([camera.project(points) for camera in cameras])
-    visible = np.stack([camera.in_front(points) for camera in cameras]) & np.isfinite(pixels).all(axis=-1)
-    for v, camera in enumerate(cameras):
-        if camera.image_size is not None:
-            width, height = camera.image_size
-            x, y = pixels[v, ..., 0], pixels[v, ..., 1]
-            visible[v] &= (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    return pixels, visible
+
+def views_2d(projections: dict[str, np.ndarray]) -> list[View2D]:
+    """Every exo view, then the ego camera's undistorted frame (when the take has one)."""
+    views = [
+        View2D(str(name), projections["exo_pixels"][v], projections["exo_visibility"][v] == VISIBLE)
+        for v, name in enumerate(projections["exo_camera_names"])
+    ]
+    if "ego_camera_name" in projections:
+        views.append(
+            View2D(
+                str(projections["ego_camera_name"]),
+                projections["ego_undistorted_pixels"],
+                projections["ego_undistorted_visibility"] == VISIBLE,
+            )
+        )
+    return views
+
+
+def _write_json(path, document: dict, allow_nan: bool = False) -> None:
+    atomic_write_text(path, json.dumps(document, separators=(",", ":"), allow_nan=allow_nan) + "\n")
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
-    joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views"))
-    points = joints["points"]
-    pixels, visible = project_into(list(take.exo_cameras), points)
+    settings = context.settings("export")
+    joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "filled"))
+    projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility", "exo_camera_names"))
+    points, filled = joints["points"], joints["filled"].astype(bool)
+    num_views = np.where(filled, 0, joints["num_views"])  # a gap-filled joint was seen by no view
+    exported = exported_joints(points, filled, settings["filled_joints"])
+    observed = np.isfinite(points).all(axis=-1) & ~filled
     uid = str(take.metadata.get("take_uid", take.name))
-    files, summary = {}, {}
+    views = views_2d(projections)
+    files, summary = {}, {"filled_joints": settings["filled_joints"]}
     for part, indices in EXPORT_PARTS.items():
-        document = annotation_document(
-            indices, points, joints["num_views"], list(take.exo_names), pixels, visible, take.name, uid
-        )
+        document = annotation_document(indices, points, num_views, exported, views, take.name, uid)
         name = f"{part}_annotation.json"
-        atomic_write_text(context.work / name, json.dumps(document, separators=(",", ":")) + "\n")
+        _write_json(context.work / name, document)
         files[part] = name
-        summary[f"{part}_frames"] = len(document)
-    if context.settings("export")["trc"]:
+        summary[part] = {
+            "frames": len(document),
+            "joints": int(exported[:, indices].sum()),
+            "gap_filled_written": int((exported & filled)[:, indices].sum()),
+            "gap_filled_left_out": int((~exported & filled & np.isfinite(points).all(axis=-1))[:, indices].sum()),
+        }
+    ego = "ego_camera_name" in projections
+    if ego:
+        camera = release_ego_camera(
+            str(projections["ego_camera_name"]),
+            projections["ego_R"],
+            projections["ego_t"],
+            projections["ego_undistorted_K"],
+            tuple(projections["ego_undistorted_size"]),
+        )
+        summary["ego_frames_with_pose"] = int(camera.valid_frames.sum())
+    else:
+        camera = None
+    write_camera_pose_json(
+        context.work / "camera_pose.json", list(take.exo_cameras), camera, {"take_name": take.name, "take_uid": uid}
+    )
+    files["camera_pose"] = "camera_pose.json"
+    if settings["benchmark_files"]:
+        _write_json(context.work / "body_benchmark_gt.json", body_benchmark(points, observed, take.name, uid), allow_nan=True)
+        files["body_benchmark"] = "body_benchmark_gt.json"
+        if ego:
+            points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], points) + projections["ego_t"][:, None]
+            valid = observed & (projections["ego_undistorted_visibility"] == VISIBLE)
+            hands = hand_benchmark(
+                points_camera,
+                projections["ego_undistorted_pixels"].astype(np.float64),
+                valid,
+                tuple(int(v) for v in projections["ego_undistorted_size"]),
+                take.name,
+                uid,
+                settings["benchmark_min_hand_joints"],
+                settings["benchmark_hand_bbox_padding_px"],
+            )
+            _write_json(context.work / "hand_benchmark_gt.json", hands, allow_nan=True)
+            files["hand_benchmark"] = "hand_benchmark_gt.json"
+            summary["hand_benchmark_frames"] = len(hands[uid])
+    if settings["trc"]:
         write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
         files["trc"] = "joints_3d.trc"
     return files, summary
@@ -68,10 +131,10 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 
 STAGE = StageSpec(
     name="export",
-    inputs=("refine",),
+    inputs=("refine", "project_ego"),
     config_sections=("export",),
-    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py"),
+    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/calibration.py", "pipeline/formats/trc.py"),
     reads_take_files=False,
-    writes=("body", "hand", "trc?"),
+    writes=("body", "hand", "camera_pose", "body_benchmark?", "hand_benchmark?", "trc?"),
     run=run_stage,
 )

@@ -246,15 +246,26 @@ def test_toml_fisheye_distortion_count(tmp_path):
 
 def test_gopro_csv_round_trip(tmp_path):
     cameras = gopro_rig()
-    path = write_gopro_calibs_csv(tmp_path / "trajectory" / "gopro_calibs.csv", cameras, 12, 3456)
+    path = write_gopro_calibs_csv(tmp_path / "trajectory" / "gopro_calibs.csv", cameras, 12, 3456, graph_uid="world-7")
     assert_same_cameras(read_gopro_calibs_csv(path), cameras)
     rows = list(csv.DictReader(path.open()))
     assert tuple(rows[0]) == GOPRO_COLUMNS
-    assert [(row["cam_uid"], row["graph_uid"], row["intrinsics_type"]) for row in rows] == [
-        (name, name, "KANNALABRANDTK3") for name in ("cam01", "cam02", "cam03")
+    assert [(row["cam_uid"], row["graph_uid"], row["intrinsics_type"], row["quality"]) for row in rows] == [
+        (name, "world-7", "KANNALABRANDTK3", "1") for name in ("cam01", "cam02", "cam03")
     ]
     assert (rows[0]["start_frame_idx"], rows[0]["end_frame_idx"]) == ("12", "3456")
+    whole = list(csv.DictReader(write_gopro_calibs_csv(tmp_path / "whole.csv", cameras).open()))
+    assert (whole[0]["start_frame_idx"], whole[0]["end_frame_idx"]) == ("-1", "-1")  # projectaria-tools: no range
     np.testing.assert_allclose([float(rows[1][f"t{axis}_world_cam"]) for axis in "xyz"], cameras[1].center, atol=1e-12)
+
+
+def test_gopro_csv_leaves_out_cameras_that_were_not_localized(tmp_path):
+    path = write_gopro_calibs_csv(tmp_path / "gopro_calibs.csv", gopro_rig())
+    text = path.read_text().splitlines()
+    text[2] = text[2][: text[2].rfind(",")] + ",0"  # cam02: quality 0
+    path.write_text("\n".join(text) + "\n")
+    cameras, excluded = read_gopro_calibs_csv(path, with_excluded=True)
+    assert [camera.name for camera in cameras] == ["cam01", "cam03"] and excluded == ["cam02"]
 
 
 GOPRO_ROW = {

@@ -44,7 +44,7 @@ def test_run_take_writes_every_stage(take_dir, tmp_path):
     nose = frame["annotation3D"]["nose"]
     assert np.allclose([nose["x"], nose["y"], nose["z"]], joints["points"][0, 0])
     assert nose["num_views_for_3d"] == joints["num_views"][0, 0]
-    assert set(frame["annotation2D"]) <= {"cam01", "cam02", "cam03", "cam04"}
+    assert set(frame["annotation2D"]) <= {"cam01", "cam02", "cam03", "cam04", "aria01"}
     assert "left_wrist" in hand["0"][0]["annotation3D"] and "right_pinky_4" in JOINT_NAMES[58]
     assert (out / "export" / "joints_3d.trc").is_file()
 
@@ -55,7 +55,9 @@ def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tm
     again = runner.run_take(take_dir, tmp_path, config)
     assert again.ran == [] and again.skipped == list(runner.STAGE_NAMES)
     changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
-    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "export"]
+    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "project_ego", "export"]
+    export_only = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25", "export.filled_joints=omit"]))
+    assert export_only.ran == ["export"]
     forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
     assert forced.ran == list(runner.STAGE_NAMES)
 
@@ -77,7 +79,7 @@ def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, m
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no half-written folder left
     monkeypatch.setattr(runner, "STAGES", tuple(specs))
     resumed = runner.run_take(take_dir, tmp_path, config)
-    assert resumed.skipped == ["detect", "triangulate", "refine"] and resumed.ran == ["export"]
+    assert resumed.skipped == ["detect", "triangulate", "refine", "project_ego"] and resumed.ran == ["export"]
 
 
 def test_one_failing_take_does_not_stop_the_batch(take_dir, tmp_path):

@@ -59,6 +59,31 @@ def _check_image_size(camera: str, image_size) -> tuple[int, int] | None:
     return int(size[0]), int(size[1])
 
 
+@dataclass(frozen=True)
+class FieldOfView:
+    """Where a camera's image is valid, beyond its bounds (Aria calibrations give both).
+
+    ``valid_radius_px``: image points farther than this from the principal point are
+    outside the valid (vignetted) area; ``max_angle_rad``: rays farther than this from
+    the optical axis are outside the calibrated field of view. None: no limit.
+    """
+
+    valid_radius_px: float | None = None
+    max_angle_rad: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("valid_radius_px", "max_angle_rad"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise CalibrationError(f"field '{name}' must be a positive number or None, got {value!r}")
+
+
+def _check_field_of_view(camera: str, field_of_view) -> FieldOfView | None:
+    if field_of_view is None or isinstance(field_of_view, FieldOfView):
+        return field_of_view
+    raise CalibrationError(f"camera '{camera}': field 'field_of_view' must be a FieldOfView, got {field_of_view!r}")
+
+
 def _check_model(camera: str, model) -> CameraModel:
     from triangulation.camera_models import Fisheye624Model, FisheyeModel, PinholeModel
 
@@ -112,7 +137,8 @@ class Camera:
     """A static calibrated camera: ``x_cam = R @ x_world + t``; pixels from ``model``.
 
     ``name``: camera id (e.g. ``cam01``); ``R (3, 3)``, ``t (3,)`` metres;
-    ``image_size``: (width, height) in pixels, or None when unknown.
+    ``image_size``: (width, height) in pixels, or None when unknown;
+    ``field_of_view``: the valid image area beyond its bounds, or None.
     """
 
     name: str
@@ -120,8 +146,10 @@ class Camera:
     R: np.ndarray
     t: np.ndarray
     image_size: tuple[int, int] | None = None
+    field_of_view: FieldOfView | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "field_of_view", _check_field_of_view(self.name, self.field_of_view))
         object.__setattr__(self, "model", _check_model(self.name, self.model))
         object.__setattr__(self, "R", _check_rotation(self.name, "R", self.R))
         object.__setattr__(self, "t", _check_translation(self.name, "t", self.t, (3,)))
@@ -162,8 +190,10 @@ class MovingCamera:
     R: np.ndarray
     t: np.ndarray
     image_size: tuple[int, int] | None = None
+    field_of_view: FieldOfView | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "field_of_view", _check_field_of_view(self.name, self.field_of_view))
         R = np.asarray(self.R, dtype=np.float64)
         t = np.asarray(self.t, dtype=np.float64)
         if R.ndim != 3 or R.shape[1:] != (3, 3):
@@ -197,7 +227,7 @@ class MovingCamera:
         """The static camera of one frame."""
         if not self.valid_frames[frame]:
             raise CalibrationError(f"camera '{self.name}': no pose for frame {frame}")
-        return Camera(self.name, self.model, self.R[frame], self.t[frame], self.image_size)
+        return Camera(self.name, self.model, self.R[frame], self.t[frame], self.image_size, self.field_of_view)
 
     def world_to_camera(self, points_world: np.ndarray) -> np.ndarray:
         """``(frames, ..., 3)`` world points -> camera-frame points with each frame's pose."""
@@ -214,6 +244,7 @@ class MovingCamera:
 
 __all__ = [
     "Camera",
+    "FieldOfView",
     "MovingCamera",
     "CalibrationError",
     "CameraModelError",

@@ -58,6 +58,12 @@ def register(subparsers) -> None:
         help="render frame_aligned_videos/<cam>.mp4 (default on; --no-render writes no video)",
     )
     parser.add_argument(
+        "--camera-pose-json",
+        action="store_true",
+        help="also write camera_pose.json (the processed poses a released take has); by default the take has "
+        "only the raw Aria inputs of a new take (trajectory, calibration, timesync)",
+    )
+    parser.add_argument(
         "--width", type=_positive_int, default=rig.exo_image_size[0], help=f"exo image width, pixels {_DEFAULTS_NOTE}"
     )
     parser.add_argument(
@@ -71,6 +77,6 @@ def run(args) -> int:
     from pipeline.synth.take_writer import SynthConfig, synthesize_take
 
     rig = dataclasses.replace(RigConfig(), num_exo=args.exo_cameras, exo_image_size=(args.width, args.height))
-    config = SynthConfig(seed=args.seed, num_frames=args.frames, fps=args.fps, rig=rig)
+    config = SynthConfig(seed=args.seed, num_frames=args.frames, fps=args.fps, rig=rig, camera_pose_json=args.camera_pose_json)
     synthesize_take(args.out_dir, config, render=args.render)
     return 0

@@ -48,3 +48,8 @@ def load_arrays(path: str | os.PathLike, required: Sequence[str]) -> dict[str, n
     if missing:
         raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays))})")
     return arrays
+
+
+def save_projections(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """``project_ego/projections.npz`` (keys in :mod:`stages.project_ego`)."""
+    atomic_save_npz(path, **arrays)

@@ -44,6 +44,7 @@ from triangulation.camera_models import (
 from triangulation.cameras import (
     CalibrationError,
     Camera,
+    FieldOfView,
     MovingCamera,
     make_camera,
     rodrigues_from_rotation,
@@ -278,9 +279,10 @@ _GOPRO_INTRINSICS = tuple(f"intrinsics_{index}" for index in range(8))
 GOPRO_COLUMNS = (
     ("cam_uid", "graph_uid", *_GOPRO_TRANSLATION, *_GOPRO_QUATERNION, *_GOPRO_SIZE, "intrinsics_type")
     + _GOPRO_INTRINSICS
-    + ("start_frame_idx", "end_frame_idx")
+    + ("start_frame_idx", "end_frame_idx", "quality")
 )
-_GOPRO_REQUIRED = GOPRO_COLUMNS[:-2]  # the frame range is not needed to build a camera
+_GOPRO_REQUIRED = GOPRO_COLUMNS[:-3]  # the frame range and quality are not needed to build a camera
+GOPRO_NOT_LOCALIZED = 0  # ``quality`` of a camera the capture's localisation failed for (its pose is invalid)
 _GOPRO_FIELDS = {"distortion": "intrinsics_4..intrinsics_7"}
 _QUATERNION_NORM_TOLERANCE = 1e-3
 
@@ -330,12 +332,23 @@ def _camera_from_gopro_row(row: Mapping[str, str], line: int) -> Camera:
     )
 
 
-def read_gopro_calibs_csv(path: PathLike) -> list[Camera]:
+def _not_localized(row: Mapping[str, str]) -> bool:
+    """The row's ``quality`` says the camera was not localized (absent or -1: unknown, kept)."""
+    text = (row.get("quality") or "").strip()
+    try:
+        return int(float(text)) == GOPRO_NOT_LOCALIZED if text else False
+    except ValueError:
+        raise CalibrationError(f"camera '{row.get('cam_uid')}': field 'quality' is not a number: {text!r}") from None
+
+
+def read_gopro_calibs_csv(path: PathLike, with_excluded: bool = False):
     """Static fisheye cameras of an Ego-Exo4D ``gopro_calibs.csv``, in row order.
 
     The file's pose is camera-to-world (``t_world_cam``, quaternion x y z w); it is
     inverted here. ``intrinsics_0..7`` = ``fx fy cx cy k1 k2 k3 k4`` (pixels,
-    Kannala-Brandt). The camera name is ``cam_uid``; the frame range is ignored.
+    Kannala-Brandt). The camera name is ``cam_uid``; the frame range is ignored. Rows
+    with ``quality`` 0 (not localized, as the Ego-Exo4D tutorials skip them) are left
+    out; ``with_excluded`` also returns their names: ``(cameras, excluded)``.
     """
     path = Path(path)
     with _errors_in(path, _GOPRO_FIELDS):
@@ -346,14 +359,16 @@ def read_gopro_calibs_csv(path: PathLike) -> list[Camera]:
             if missing:
                 raise CalibrationError(f"missing column(s) {', '.join(repr(c) for c in missing)}")
             reader.fieldnames = header
-            cameras = [_camera_from_gopro_row(row, line) for line, row in enumerate(reader, start=2)]
+            rows = list(enumerate(reader, start=2))
+        excluded = [(row.get("cam_uid") or "").strip() for _, row in rows if _not_localized(row)]
+        cameras = [_camera_from_gopro_row(row, line) for line, row in rows if not _not_localized(row)]
         if not cameras:
-            raise CalibrationError("no camera rows")
+            raise CalibrationError("no camera rows" + (f" (not localized: {', '.join(excluded)})" if excluded else ""))
         _check_unique_names(camera.name for camera in cameras)
-        return cameras
+        return (cameras, excluded) if with_excluded else cameras
 
 
-def _gopro_row(camera: Camera, start_frame_idx: int, end_frame_idx: int | None) -> list[str]:
+def _gopro_row(camera: Camera, graph_uid: str, start_frame_idx: int | None, end_frame_idx: int | None) -> list[str]:
     """The CSV cells of one fisheye camera, in :data:`GOPRO_COLUMNS` order."""
     from scipy.spatial.transform import Rotation
 
@@ -369,27 +384,34 @@ def _gopro_row(camera: Camera, start_frame_idx: int, end_frame_idx: int | None) 
     quaternion = Rotation.from_matrix(camera.R.T).as_quat()  # x, y, z, w of world_from_cam
     numbers = [*camera.center, *quaternion]
     intrinsics = [model.fx, model.fy, model.cx, model.cy, *model.distortion]
+    frame_range = (-1, -1) if start_frame_idx is None or end_frame_idx is None else (start_frame_idx, end_frame_idx)
     return (
-        [camera.name, camera.name]
+        [camera.name, graph_uid]
         + [_float_text(value) for value in numbers]
         + [str(size) for size in camera.image_size]
         + [KANNALA_BRANDT_TYPE]
         + [_float_text(value) for value in intrinsics]
-        + [str(int(start_frame_idx)), "" if end_frame_idx is None else str(int(end_frame_idx))]
+        + [str(int(index)) for index in frame_range]
+        + ["1"]
     )
 
 
 def write_gopro_calibs_csv(
-    path: PathLike, cameras: Sequence[Camera], start_frame_idx: int = 0, end_frame_idx: int | None = None
+    path: PathLike,
+    cameras: Sequence[Camera],
+    start_frame_idx: int | None = None,
+    end_frame_idx: int | None = None,
+    graph_uid: str = "0",
 ) -> Path:
-    """Write static fisheye cameras as an Ego-Exo4D ``gopro_calibs.csv``.
+    """Write static fisheye cameras as an Ego-Exo4D ``gopro_calibs.csv`` (projectaria-tools reads it).
 
-    ``graph_uid`` is the camera name; ``end_frame_idx`` None writes an empty cell.
+    ``graph_uid``: the world frame (the Aria trajectory's); a frame range of None writes
+    ``-1, -1`` (the pose holds for the whole video); ``quality`` is 1 (localized).
     """
     path = Path(path)
     with _errors_in(path):
         _check_unique_names(camera.name for camera in cameras)
-        rows = [_gopro_row(camera, start_frame_idx, end_frame_idx) for camera in cameras]
+        rows = [_gopro_row(camera, graph_uid, start_frame_idx, end_frame_idx) for camera in cameras]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(GOPRO_COLUMNS)
@@ -410,6 +432,19 @@ _JSON_FIELDS = {
     "tangential": "distortion_coeffs",
     "thin_prism": "distortion_coeffs",
 }
+
+
+def _json_field_of_view(name: str, entry: Mapping) -> FieldOfView | None:
+    """Our optional ``valid_radius_px`` / ``max_angle_rad`` keys (the fisheye's valid area)."""
+    values = {}
+    for key in ("valid_radius_px", "max_angle_rad"):
+        value = entry.get(key)
+        if value is not None:
+            number = _numbers(name, key, value, ())
+            if not number > 0:
+                raise CalibrationError(f"camera '{name}': field '{key}' must be positive, got {value!r}")
+            values[key] = float(number)
+    return FieldOfView(values.get("valid_radius_px"), values.get("max_angle_rad")) if values else None
 
 
 def _json_intrinsics(name: str, entry: Mapping) -> tuple[CameraModel, tuple[int, int] | None]:
@@ -451,14 +486,14 @@ def _moving_camera_from_json(name: str, entry: Mapping, extrinsics: Mapping) -> 
     rotation[frames] = poses[:, :, :3]
     translation[frames] = poses[:, :, 3]
     model, image_size = _json_intrinsics(name, entry)
-    return MovingCamera(name, model, rotation, translation, image_size)
+    return MovingCamera(name, model, rotation, translation, image_size, _json_field_of_view(name, entry))
 
 
 def _static_camera_from_json(name: str, entry: Mapping, extrinsics) -> Camera:
     """An exo camera: ``extrinsics`` is one 3x4 world-to-camera ``[R | t]``."""
     pose = _numbers(name, "camera_extrinsics", extrinsics, (3, 4))
     model, image_size = _json_intrinsics(name, entry)
-    return Camera(name, model, pose[:, :3], pose[:, 3], image_size)
+    return Camera(name, model, pose[:, :3], pose[:, 3], image_size, _json_field_of_view(name, entry))
 
 
 def read_camera_pose_json(path: PathLike) -> tuple[list[Camera], MovingCamera | None, dict]:
@@ -466,8 +501,9 @@ def read_camera_pose_json(path: PathLike) -> tuple[list[Camera], MovingCamera | 
 
     Each camera entry has ``camera_intrinsics`` (3x3 K) and ``camera_extrinsics``: a
     3x4 world-to-camera ``[R | t]`` (static), or ``{"<frame>": 3x4}`` for the ego
-    camera. Optional ``camera_model``, ``distortion_coeffs`` and ``image_size``;
-    without them a camera is an undistorted pinhole of unknown image size.
+    camera. Optional ``camera_model``, ``distortion_coeffs``, ``image_size``,
+    ``valid_radius_px`` and ``max_angle_rad`` (our extension); without them a camera is
+    an undistorted pinhole of unknown image size (as the release's ego frame).
     """
     path = Path(path)
     with _errors_in(path, _JSON_FIELDS):
@@ -500,15 +536,19 @@ def read_camera_pose_json(path: PathLike) -> tuple[list[Camera], MovingCamera | 
         return exo, (ego[0] if ego else None), metadata
 
 
-def _json_entry(model: CameraModel, image_size: tuple[int, int] | None, extrinsics) -> dict:
+def _json_entry(camera: Camera | MovingCamera, extrinsics) -> dict:
     """One camera entry, with our extension keys."""
-    return {
-        "camera_intrinsics": model.matrix.tolist(),
+    entry = {
+        "camera_intrinsics": camera.model.matrix.tolist(),
         "camera_extrinsics": extrinsics,
-        "camera_model": model.name,
-        "distortion_coeffs": distortion_vector(model).tolist(),
-        "image_size": None if image_size is None else list(image_size),
+        "camera_model": camera.model.name,
+        "distortion_coeffs": distortion_vector(camera.model).tolist(),
+        "image_size": None if camera.image_size is None else list(camera.image_size),
     }
+    fov = camera.field_of_view
+    if fov is not None:
+        entry.update(valid_radius_px=fov.valid_radius_px, max_angle_rad=fov.max_angle_rad)
+    return entry
 
 
 def _pose_matrices(R: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -534,14 +574,14 @@ def write_camera_pose_json(
         document: dict = {"metadata": dict(metadata or {})}
         for camera in cameras:
             pose = _pose_matrices(camera.R, camera.t).tolist()
-            document[camera.name] = _json_entry(camera.model, camera.image_size, pose)
+            document[camera.name] = _json_entry(camera, pose)
         if ego is not None:
             frames = np.flatnonzero(ego.valid_frames)
             if frames.size == 0:
                 raise CalibrationError(f"camera '{ego.name}': field 'R' has no frame with a pose")
             poses = _pose_matrices(ego.R[frames], ego.t[frames])
             extrinsics = {str(frame): pose.tolist() for frame, pose in zip(frames.tolist(), poses)}
-            document[ego.name] = _json_entry(ego.model, ego.image_size, extrinsics)
+            document[ego.name] = _json_entry(ego, extrinsics)
     return atomic_write_text(path, json.dumps(document, allow_nan=False) + "\n")
 
 

@@ -1,21 +1,53 @@
-"""Ego-Exo4D annotation files: the 2D annotation reader (precomputed detections).
+"""Ego-Exo4D ego-pose files, as the public ego-pose code (EGO4D/ego-exo4d-egopose) parses them.
 
-``{"<frame>": [{"annotation2D": {"<camera>": {"<joint>": {"x", "y", ...}}}, ...}]}``.
-Joint names are the released ones (``nose``, ``left-wrist``, ``left_thumb_1`` ...
-``right_pinky_4``; ``-`` and spaces read as ``_``, case ignored); camera names match by
-letters and digits (``cam_01`` = ``cam01``).
+- Annotation files, one per take and part (body, hand) (:func:`annotation_document`,
+  :func:`read_egoexo4d_annotation` for their 2D)::
+
+    {"<frame>": [{"metadata": {"take_uid", "take_name", "frame_number"},
+                  "annotation3D": {"<joint>": {"x", "y", "z", "num_views_for_3d"}},
+                  "annotation2D": {"<camera>": {"<joint>": {"x", "y", "placement": "auto"}}}}]}
+
+  Frame keys are unpadded frame numbers in ascending order (the body loader takes the
+  file order as time). Body joints are named with hyphens (``left-wrist``), hand
+  joints with underscores (``right_thumb_1``). A joint not reconstructed is absent,
+  never zero. World coordinates in metres; 2D in pixels: the exo views' raw frames and
+  the ego camera's undistorted linear frame, under the ego camera's name (``aria01``).
+- The released per-take camera_pose layout (:func:`release_ego_camera`, written with
+  :func:`pipeline.formats.calibration.write_camera_pose_json`): ``metadata.take_name``;
+  ``aria01`` with the undistorted frame's 3x3 intrinsics and one 3x4 world-to-camera
+  extrinsic per frame; the exo cameras.
+- The ego-pose benchmark's ground-truth layouts: body ``{take_uid: {"take_name", "body":
+  {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
+  ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
+  metres) or [], "<side>_hand_2d", "<side>_hand_bbox", "<side>_hand_valid_3d",
+  "metadata"}}}`` (:func:`body_benchmark`, :func:`hand_benchmark`).
+
+Reading 2D: joint names as released (``-`` and spaces read as ``_``, case ignored);
+camera names match by letters and digits (``cam_01`` = ``cam01``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fitting.skeleton import BODY_JOINT_NAMES, LEFT_HAND_JOINT_NAMES, NUM_JOINTS, RELEASED_NAMES, RIGHT_HAND_JOINT_NAMES
+from fitting.skeleton import (
+    BODY,
+    BODY_JOINT_NAMES,
+    LEFT_HAND,
+    LEFT_HAND_JOINT_NAMES,
+    NUM_JOINTS,
+    RELEASED_NAMES,
+    RIGHT_HAND,
+    RIGHT_HAND_JOINT_NAMES,
+)
 from pipeline.formats.take_folder import camera_key
+from triangulation.camera_models import PinholeModel
+from triangulation.cameras import MovingCamera
 
 
 class AnnotationFormatError(ValueError):
@@ -82,52 +114,129 @@ def read_egoexo4d_annotation(
     return out
 
 
+PLACEMENT = "auto"  # our 2D are projections of the 3D labels, not clicks ("manual")
+
+
+@dataclass(frozen=True)
+class View2D:
+    """The 2D of one camera: ``pixels (frames, 59, 2)`` and ``visible (frames, 59)`` bool."""
+
+    camera: str
+    pixels: np.ndarray
+    visible: np.ndarray
+
+
 def annotation_document(
     joints: np.ndarray,
     points: np.ndarray,
     num_views: np.ndarray,
-    camera_names: list[str],
-    pixels: np.ndarray,
-    visible: np.ndarray,
+    exported: np.ndarray,
+    views: list[View2D],
     take_name: str,
     take_uid: str,
 ) -> dict:
-    """The Ego-Exo4D annotation of the joints ``joints`` (indices into the 59) for every frame.
+    """The annotation file of the joints ``joints`` (indices into the 59) for every frame.
 
-    ``points (frames, 59, 3)`` metres, ``num_views (frames, 59)``, ``pixels (views, frames, 59, 2)``,
-    ``visible (views, frames, 59)``. Frames where no joint of the part was reconstructed are absent.
+    ``points (frames, 59, 3)`` metres, ``num_views (frames, 59)`` (written as
+    ``num_views_for_3d``), ``exported (frames, 59)`` bool: the joints to write (the
+    reconstructed ones, without gap-filled ones when they are left out). A 2D entry
+    exists where the joint is exported and visible in that view. Frames with no
+    exported joint of the part are absent.
     """
     names = [RELEASED_NAMES[j] for j in joints]
-    reconstructed = np.isfinite(points[:, joints]).all(axis=-1)  # (frames, joints)
+    present_mask = exported[:, joints] & np.isfinite(points[:, joints]).all(axis=-1)
+    xyz = points[:, joints].tolist()
+    counts = num_views[:, joints].astype(int).tolist()
+    view_data = [(view.camera, view.pixels[:, joints].astype(np.float64).tolist(), view.visible[:, joints] & present_mask) for view in views]
     document = {}
-    for frame in np.flatnonzero(reconstructed.any(axis=1)):
-        present = np.flatnonzero(reconstructed[frame])
+    for frame in np.flatnonzero(present_mask.any(axis=1)).tolist():
+        present = np.flatnonzero(present_mask[frame]).tolist()
         annotation_3d = {
-            names[k]: {
-                "x": float(points[frame, joints[k], 0]),
-                "y": float(points[frame, joints[k], 1]),
-                "z": float(points[frame, joints[k], 2]),
-                "num_views_for_3d": int(num_views[frame, joints[k]]),
-            }
+            names[k]: {"x": xyz[frame][k][0], "y": xyz[frame][k][1], "z": xyz[frame][k][2], "num_views_for_3d": counts[frame][k]}
             for k in present
         }
         annotation_2d = {}
-        for v, camera in enumerate(camera_names):
-            shown = present[visible[v, frame, joints[present]]]
-            if shown.size:
+        for camera, pixels, visible in view_data:
+            shown = np.flatnonzero(visible[frame]).tolist()
+            if shown:
                 annotation_2d[camera] = {
-                    names[k]: {
-                        "x": float(pixels[v, frame, joints[k], 0]),
-                        "y": float(pixels[v, frame, joints[k], 1]),
-                        "placement": "auto",
-                    }
-                    for k in shown
+                    names[k]: {"x": pixels[frame][k][0], "y": pixels[frame][k][1], "placement": PLACEMENT} for k in shown
                 }
-        document[str(int(frame))] = [
+        document[str(frame)] = [
             {
-                "metadata": {"take_uid": take_uid, "take_name": take_name, "frame_number": int(frame)},
+                "metadata": {"take_uid": take_uid, "take_name": take_name, "frame_number": frame},
                 "annotation3D": annotation_3d,
                 "annotation2D": annotation_2d,
             }
         ]
     return document
+
+
+def release_ego_camera(name: str, R: np.ndarray, t: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> MovingCamera:
+    """The ego camera as the release describes it: the undistorted linear camera ``K``
+    (``size`` pixels) with the ego camera's per-frame world-to-camera ``R``, ``t``."""
+    model = PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4))
+    return MovingCamera(name, model, R, t, (int(size[0]), int(size[1])))
+
+
+def body_benchmark(points: np.ndarray, observed: np.ndarray, take_name: str, take_uid: str) -> dict:
+    """The body benchmark layout: ``{take_uid: {"take_name", "body": {"<frame>": 17 x [x, y, z]}}}``.
+
+    ``points (frames, 59, 3)`` world metres; ``observed (frames, 59)``: joints that count
+    as ground truth (reconstructed from views, not gap-filled); others are NaN. Frames
+    without any such body joint are absent.
+    """
+    body = np.where(observed[:, BODY, None], points[:, BODY], np.nan)
+    keep = np.isfinite(body).all(axis=-1).any(axis=1)
+    rows = body.tolist()
+    return {take_uid: {"take_name": take_name, "body": {str(frame): rows[frame] for frame in np.flatnonzero(keep).tolist()}}}
+
+
+HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order
+
+
+def hand_benchmark(
+    points_camera: np.ndarray,
+    pixels: np.ndarray,
+    valid: np.ndarray,
+    image_size: tuple[int, int],
+    take_name: str,
+    take_uid: str,
+    min_valid_joints: int,
+    bbox_padding_px: float,
+) -> dict:
+    """The hand benchmark layout (ego camera coordinates), as the public data preparation writes it.
+
+    ``points_camera (frames, 59, 3)`` metres in the ego camera frame; ``pixels (frames,
+    59, 2)`` the undistorted ego 2D; ``valid (frames, 59)``: a joint counts as ground
+    truth there (reconstructed from views and visible in the undistorted frame). A hand
+    with fewer than ``min_valid_joints`` valid joints is empty (``[]``); in a kept hand
+    invalid joints are NaN except the wrist, and the box is the valid 2D grown by
+    ``bbox_padding_px`` and clipped to the image. Frames without a kept hand are absent.
+    """
+    width, height = image_size
+    frames = {}
+    for frame in range(points_camera.shape[0]):
+        entry = {}
+        for side, joints in HAND_SIDES:
+            ok = valid[frame, joints]
+            xyz, uv = points_camera[frame, joints], pixels[frame, joints]
+            if ok.sum() < min_valid_joints or not np.isfinite(xyz[0]).all():
+                entry.update({f"{side}_hand_3d": [], f"{side}_hand_2d": [], f"{side}_hand_bbox": [], f"{side}_hand_valid_3d": []})
+                continue
+            keep_3d = ok.copy()
+            keep_3d[0] = True  # the wrist stays, as the public preparation restores it
+            box = np.concatenate([uv[ok].min(axis=0) - bbox_padding_px, uv[ok].max(axis=0) + bbox_padding_px])
+            box = np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])
+            entry.update(
+                {
+                    f"{side}_hand_3d": np.where(keep_3d[:, None], xyz, np.nan).tolist(),
+                    f"{side}_hand_2d": np.where(ok[:, None], uv, np.nan).tolist(),
+                    f"{side}_hand_bbox": box.tolist(),
+                    f"{side}_hand_valid_3d": ok.tolist(),
+                }
+            )
+        if any(entry[f"{side}_hand_3d"] for side, _ in HAND_SIDES):
+            entry["metadata"] = {"take_uid": take_uid, "take_name": take_name, "frame_number": frame}
+            frames[str(frame)] = entry
+    return {take_uid: frames}

@@ -2,19 +2,32 @@
 
 **Ego-Exo4D layout** (what the release and ``run_pipeline.py synth`` write)::
 
-    take.json                       optional: take_name, take_uid, fps, num_frames (ours)
-    camera_pose.json                exo cameras + per-frame ego (aria) poses
+    take.json                       optional: take_name, take_uid, fps, num_frames, ego_camera,
+                                    timesync_start_idx, timesync_end_idx
     trajectory/gopro_calibs.csv     exo cameras, fisheye (Kannala-Brandt) for the raw videos
-    frame_aligned_videos/<cam>.mp4  one video per camera (exo and ego)
+    camera_pose.json                exo cameras + per-frame ego (aria) poses (an output of
+                                    Ego-Exo4D's pipeline; optional for a new take)
+    trajectory/closed_loop_trajectory.csv   raw Aria inputs of a new take (MPS): device poses,
+    trajectory/online_calibration.jsonl     the RGB camera's calibration (or a device
+                                            calibration JSON), and frame timestamps:
+    timesync.csv  or  aria_frame_timestamps.csv
+    frame_aligned_videos/<cam>.mp4  one video per camera (exo, and ego as <aria>.mp4 or <aria>_214-1.mp4)
     keypoints2d/openpose/<cam>/     optional precomputed 2D keypoints (OpenPose JSON)
 
 Exo cameras come from ``gopro_calibs.csv`` when present (its fisheye model describes
-the raw frame-aligned videos) and otherwise from ``camera_pose.json``; the ego camera
-always from ``camera_pose.json``.
+the raw frame-aligned videos; rows with ``quality`` 0, "not localized", are left out
+and listed in ``metadata["excluded_cameras"]``) and otherwise from
+``camera_pose.json``. The ego camera comes from the raw Aria inputs
+(:func:`pipeline.formats.aria.ego_camera_from_aria`) or from ``camera_pose.json``; with
+both, the ``take`` setting ``ego_pose_prefer`` chooses. Paths of the raw inputs are
+settings (relative to the take folder, ``{capture_name}`` and ``{take_name}``
+replaced), so the capture-level ``timesync.csv`` of a release can be used in place.
 
 **Rig folder** (anipose / Pose2Sim)::
 
-    *.toml                          the calibration (one table per camera)
+    <calibration>.toml              the calibration (one table per camera), beside the
+                                    videos or in calibration/; recognised by its content
+    Config.toml                     Pose2Sim's settings (project.frame_rate is used)
     videos/<cam>.mp4                or <cam>.mp4 / .avi / .mov beside the TOML
     <anything>/<cam>_json/          optional OpenPose JSON per camera (e.g. pose-associated/)
 
@@ -25,12 +38,19 @@ their letters and digits only (``cam_01`` = ``cam01``).
 from __future__ import annotations
 
 import json
+import logging
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.formats import aria
 from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
+
+logger = logging.getLogger(__name__)
 
 # Paths inside an Ego-Exo4D take folder.
 TAKE_JSON = "take.json"
@@ -42,6 +62,8 @@ GT_DIR = "gt"
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 DEFAULT_FPS = 30.0  # frames per second assumed when neither take.json nor a video says
+DEFAULT_EGO_NAME = "aria01"  # the Aria glasses' camera id when no file names it
+POSE2SIM_CONFIG = "Config.toml"
 
 
 class TakeError(ValueError):
@@ -53,7 +75,10 @@ class Take:
     """One capture: calibrated cameras and where its videos and 2D keypoints are.
 
     ``videos`` and ``keypoints_2d`` map camera names to existing paths only;
-    ``num_frames`` is None when nothing in the folder tells it.
+    ``num_frames`` is None when nothing in the folder tells it. ``ego_pose_source``:
+    ``"aria_mps"`` (raw Aria inputs, details in ``ego_poses``), ``"camera_pose_json"`` or
+    None (no ego camera). ``input_files``: the files the cameras were read from (their
+    changes invalidate every stage).
     """
 
     name: str
@@ -66,6 +91,9 @@ class Take:
     videos: dict[str, Path] = field(default_factory=dict)
     keypoints_2d: dict[str, Path] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    ego_pose_source: str | None = None
+    ego_poses: aria.EgoPoses | None = None
+    input_files: tuple[Path, ...] = ()
 
     @property
     def exo_names(self) -> tuple[str, ...]:
@@ -95,6 +123,15 @@ def _videos_in(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in VIDEO_SUFFIXES}
 
 
+def _ego_video(name: str, videos: dict[str, Path]) -> Path | None:
+    """``<ego>.mp4`` or the release's ``<ego>_214-1.mp4`` (the RGB stream)."""
+    for stem in (name, f"{name}_{aria.RGB_STREAM_ID}"):
+        found = _match((stem,), videos)
+        if found:
+            return found[stem]
+    return None
+
+
 def _read_take_json(root: Path) -> dict:
     path = root / TAKE_JSON
     if not path.is_file():
@@ -108,12 +145,14 @@ def _read_take_json(root: Path) -> dict:
     return data
 
 
-def _metadata_number(path: Path, data: dict, key: str, kind):
+def _metadata_number(path: Path, data: dict, key: str, kind, minimum: float = 0.0, strict: bool = True):
     if key not in data:
         return None
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 or (kind is int and value != int(value)):
-        raise TakeError(f"{path}: field '{key}' must be a positive {'integer' if kind is int else 'number'}, got {value!r}")
+    bad_kind = isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value))
+    if bad_kind or value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise TakeError(f"{path}: field '{key}' must be {'an integer' if kind is int else 'a number'} {relation} {minimum:g}, got {value!r}")
     return kind(value)
 
 
@@ -129,29 +168,155 @@ def _timing_from_files(exo_names, videos: dict[str, Path], keypoints: dict[str, 
     return None, (max(counts) if counts and max(counts) > 0 else None)
 
 
-def _read_egoexo(root: Path) -> Take:
+def _setting_path(root: Path, template: str, take_name: str) -> Path:
+    """A path setting: ``{capture_name}`` / ``{take_name}`` replaced, relative to the take folder."""
+    capture = re.sub(r"_\d+$", "", take_name)
+    return root / template.replace("{capture_name}", capture).replace("{take_name}", take_name)
+
+
+def _default_settings() -> dict:
+    from pipeline.config import load_config
+
+    return load_config().section("take")
+
+
+# --------------------------------------------------------------------------------------
+# The ego camera from raw Aria inputs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AriaInputs:
+    trajectory: Path
+    calibration: Path | None
+    timestamps: Path | None  # per-take frame timestamps CSV, or the timesync CSV
+    timesync: bool
+
+
+def _aria_inputs(root: Path, take_name: str, settings: dict) -> _AriaInputs | None:
+    """The raw Aria input files present in the take (None without a trajectory)."""
+    trajectory = _setting_path(root, settings["trajectory_csv"], take_name)
+    if not trajectory.is_file():
+        return None
+    calibration = next(
+        (path for key in ("online_calibration_jsonl", "device_calibration_json") if (path := _setting_path(root, settings[key], take_name)).is_file()),
+        None,
+    )
+    per_take = _setting_path(root, settings["frame_timestamps_csv"], take_name)
+    timesync = _setting_path(root, settings["timesync_csv"], take_name)
+    if per_take.is_file():
+        return _AriaInputs(trajectory, calibration, per_take, False)
+    return _AriaInputs(trajectory, calibration, timesync if timesync.is_file() else None, True)
+
+
+def _ego_name(metadata: dict, inputs: _AriaInputs) -> str:
+    if isinstance(metadata.get("ego_camera"), str) and metadata["ego_camera"]:
+        return metadata["ego_camera"]
+    if inputs.timestamps is not None and inputs.timesync:
+        names = aria.timesync_aria_cameras(inputs.timestamps)
+        if len(names) == 1:
+            return names[0]
+    return DEFAULT_EGO_NAME
+
+
+def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name: str) -> np.ndarray:
+    if inputs.timestamps is None:
+        raise TakeError(
+            f"{root}: raw Aria inputs without frame timestamps: no per-take timestamps CSV and no timesync CSV "
+            "(settings take.frame_timestamps_csv, take.timesync_csv)"
+        )
+    if not inputs.timesync:
+        return aria.read_frame_timestamps(inputs.timestamps, _metadata_number(root / TAKE_JSON, metadata, "num_frames", int))
+    take_json = root / TAKE_JSON
+    indices = [_metadata_number(take_json, metadata, key, int, strict=False) for key in ("timesync_start_idx", "timesync_end_idx")]
+    if None in indices:
+        raise TakeError(f"{take_json}: fields 'timesync_start_idx' and 'timesync_end_idx' are needed to read {inputs.timestamps}")
+    return aria.read_timesync_timestamps(inputs.timestamps, name, indices[0], indices[1])
+
+
+def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict[str, Path], settings: dict) -> aria.EgoPoses:
+    """The ego camera of every frame from the trajectory, calibration and frame timestamps."""
+    from pipeline.formats.video import video_info
+
+    if inputs.calibration is None:
+        raise TakeError(
+            f"{root}: raw Aria inputs without a camera calibration (looked for {settings['online_calibration_jsonl']} "
+            f"and {settings['device_calibration_json']})"
+        )
+    name = _ego_name(metadata, inputs)
+    stamps = _aria_frame_timestamps(root, metadata, inputs, name)
+    trajectory = aria.read_closed_loop_trajectory(inputs.trajectory)
+    label = settings["aria_camera_label"]
+    if inputs.calibration.suffix == ".jsonl":
+        times, calibrations = aria.read_online_calibrations(inputs.calibration, label)
+        middle = np.nanmedian(stamps) / 1000.0 if np.isfinite(stamps).any() else float(trajectory.timestamps_us[0])
+        calibration = aria.nearest_calibration(times, calibrations, middle)
+    else:
+        calibration = aria.read_device_calibration(inputs.calibration, label)
+    video = _ego_video(name, videos)
+    if video is not None:
+        info = video_info(video)
+        calibration = calibration.rescaled((info.width, info.height))
+    poses = aria.ego_camera_from_aria(name, trajectory, calibration, stamps, settings["max_trajectory_gap_s"])
+    counts = aria.pose_status_counts(poses.status)
+    missing = {key: value for key, value in counts.items() if key != "ok" and value}
+    if missing:
+        logger.warning("%s: ego camera '%s' has no pose for %d of %d frames: %s", root, name, sum(missing.values()), len(stamps), missing)
+    return poses
+
+
+# --------------------------------------------------------------------------------------
+# Layouts
+# --------------------------------------------------------------------------------------
+
+
+def _read_egoexo(root: Path, settings: dict) -> Take:
     metadata = _read_take_json(root)
     pose_json, gopro_csv = root / CAMERA_POSE_JSON, root / GOPRO_CALIBS_CSV
-    ego, json_exo = None, []
+    ego, json_exo, inputs_used = None, [], []
+    take_name = str(metadata.get("take_name", root.name))
+    raw = _aria_inputs(root, take_name, settings)
+    use_raw = raw is not None and (settings["ego_pose_prefer"] == "aria_mps" or not pose_json.is_file())
     if pose_json.is_file():
-        json_exo, ego, pose_metadata = read_camera_pose_json(pose_json)
+        json_exo, json_ego, pose_metadata = read_camera_pose_json(pose_json)
         metadata = {**pose_metadata, **metadata}
-    exo = read_gopro_calibs_csv(gopro_csv) if gopro_csv.is_file() else json_exo
+        inputs_used.append(pose_json)
+        if not use_raw:
+            ego = json_ego
+    excluded: list[str] = []
+    if gopro_csv.is_file():
+        exo, excluded = read_gopro_calibs_csv(gopro_csv, with_excluded=True)
+        inputs_used.append(gopro_csv)
+    else:
+        exo = json_exo
+    if excluded:
+        logger.warning("%s: camera(s) %s not localized (quality 0): left out", gopro_csv, ", ".join(excluded))
+        metadata = {**metadata, "excluded_cameras": excluded}
     if not exo:
         raise TakeError(f"{root}: no exo camera in {GOPRO_CALIBS_CSV} or {CAMERA_POSE_JSON}")
-    names = tuple(camera.name for camera in exo) + ((ego.name,) if ego is not None else ())
-    videos = _match(names, _videos_in(root / VIDEO_DIR))
+    all_videos = _videos_in(root / VIDEO_DIR)
+    ego_poses = None
+    if use_raw:
+        ego_poses = _read_aria_ego(root, metadata, raw, all_videos, settings)
+        ego = ego_poses.camera
+        inputs_used += [path for path in (raw.trajectory, raw.calibration, raw.timestamps) if path is not None]
+    exo_names = tuple(camera.name for camera in exo)
+    videos = _match(exo_names, all_videos)
+    if ego is not None and (ego_video := _ego_video(ego.name, all_videos)) is not None:
+        videos[ego.name] = ego_video
     openpose = root / OPENPOSE_DIR
     folders = {path.name: path for path in sorted(openpose.iterdir()) if path.is_dir()} if openpose.is_dir() else {}
-    keypoints = _match(tuple(camera.name for camera in exo), folders)
+    keypoints = _match(exo_names, folders)
     take_json = root / TAKE_JSON
     fps = _metadata_number(take_json, metadata, "fps", float)
     num_frames = _metadata_number(take_json, metadata, "num_frames", int)
+    if num_frames is None and ego_poses is not None:
+        num_frames = len(ego_poses.timestamps_ns)
     if fps is None or num_frames is None:
-        file_fps, file_frames = _timing_from_files([camera.name for camera in exo], videos, keypoints)
+        file_fps, file_frames = _timing_from_files(list(exo_names), videos, keypoints)
         fps, num_frames = fps or file_fps, num_frames or file_frames
     return Take(
-        name=str(metadata.get("take_name", root.name)),
+        name=take_name,
         root=root,
         layout="egoexo",
         exo_cameras=tuple(exo),
@@ -161,7 +326,52 @@ def _read_egoexo(root: Path) -> Take:
         videos=videos,
         keypoints_2d=keypoints,
         metadata=metadata,
+        ego_pose_source=None if ego is None else ("aria_mps" if use_raw else "camera_pose_json"),
+        ego_poses=ego_poses,
+        input_files=tuple(inputs_used) + ((take_json,) if take_json.is_file() else ()),
     )
+
+
+def _is_calibration_toml(path: Path) -> bool:
+    """A TOML whose tables describe cameras (``matrix`` and ``rotation``), not Pose2Sim's Config.toml."""
+    try:
+        with path.open("rb") as stream:
+            document = tomllib.load(stream)
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return False
+    return any(isinstance(table, dict) and "matrix" in table and "rotation" in table for table in document.values())
+
+
+def _pose2sim_frame_rate(root: Path) -> float | None:
+    """``project.frame_rate`` of a Pose2Sim ``Config.toml`` beside the take (None: absent or 'auto')."""
+    path = root / POSE2SIM_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as stream:
+            rate = tomllib.load(stream).get("project", {}).get("frame_rate")
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as error:
+        raise TakeError(f"{path}: not a valid TOML file: {error}") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        return None
+    if not rate > 0:
+        raise TakeError(f"{path}: field 'project.frame_rate' must be positive or 'auto', got {rate!r}")
+    return float(rate)
+
+
+def find_rig_calibration(root: Path) -> Path | None:
+    """The calibration TOML of a rig folder: beside the videos, else in ``calibration/``.
+
+    Pose2Sim trial folders also hold ``Config.toml`` (settings); the calibration is
+    recognised by its content. Several calibrations in one place are refused.
+    """
+    for folder in (root, root / "calibration"):
+        candidates = [path for path in sorted(folder.glob("*.toml")) if _is_calibration_toml(path)]
+        if len(candidates) > 1:
+            raise TakeError(f"{folder}: several calibration files, expected one: {', '.join(p.name for p in candidates)}")
+        if candidates:
+            return candidates[0]
+    return None
 
 
 def _read_rig(root: Path, toml_path: Path) -> Take:
@@ -173,32 +383,46 @@ def _read_rig(root: Path, toml_path: Path) -> Take:
     }
     videos, keypoints = _match(names, videos), _match(names, json_folders)
     fps, num_frames = _timing_from_files(names, videos, keypoints)
+    config_fps = _pose2sim_frame_rate(root)
+    config = root / POSE2SIM_CONFIG
     return Take(
         name=root.name,
         root=root,
         layout="rig",
         exo_cameras=cameras,
         ego_camera=None,
-        fps=fps or DEFAULT_FPS,
+        fps=config_fps or fps or DEFAULT_FPS,
         num_frames=num_frames,
         videos=videos,
         keypoints_2d=keypoints,
         metadata={"calibration": str(toml_path)},
+        input_files=(toml_path,) + ((config,) if config.is_file() else ()),
     )
 
 
-def read_take(path: str | Path) -> Take:
-    """Read a take folder in the Ego-Exo4D layout or as an anipose/Pose2Sim rig folder."""
+def take_name(path: str | Path) -> str:
+    """The name a take's outputs go under (``take.json``'s ``take_name``, else the folder's), read cheaply."""
     root = Path(path)
     if not root.is_dir():
         raise TakeError(f"{root}: take folder not found")
+    return str(_read_take_json(root).get("take_name", root.name))
+
+
+def read_take(path: str | Path, settings: dict | None = None) -> Take:
+    """Read a take folder in the Ego-Exo4D layout or as an anipose/Pose2Sim rig folder.
+
+    ``settings``: the ``take`` config section (None: the defaults of configs/default.yaml).
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise TakeError(f"{root}: take folder not found")
+    settings = settings if settings is not None else _default_settings()
     if (root / CAMERA_POSE_JSON).is_file() or (root / GOPRO_CALIBS_CSV).is_file():
-        return _read_egoexo(root)
-    tomls = sorted(root.glob("*.toml"))
-    if len(tomls) == 1:
-        return _read_rig(root, tomls[0])
-    if len(tomls) > 1:
-        raise TakeError(f"{root}: several calibration files, expected one: {', '.join(p.name for p in tomls)}")
+        return _read_egoexo(root, settings)
+    calibration = find_rig_calibration(root)
+    if calibration is not None:
+        return _read_rig(root, calibration)
     raise TakeError(
-        f"{root}: not a take folder: no {CAMERA_POSE_JSON}, {GOPRO_CALIBS_CSV} or calibration .toml"
+        f"{root}: not a take folder: no {CAMERA_POSE_JSON}, {GOPRO_CALIBS_CSV} or calibration .toml "
+        "(beside the videos or in calibration/)"
     )

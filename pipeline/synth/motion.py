@@ -246,14 +246,19 @@ def episodes(
     duration_s: tuple[float, float],
     ramp_s: float,
     values: tuple[float, float] = (1.0, 1.0),
+    total: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random plateau episodes: envelope ``(frames,)`` in [0, 1] and a per-episode value ``(frames,)``.
 
-    Episode starts are uniform over the take (Poisson count, ``rate_hz`` per second),
-    each lasting ``duration_s`` (seconds) with smooth ``ramp_s`` rises and falls. The
-    value (uniform in ``values``) is the envelope-weighted mean of the active episodes.
+    Episode starts are uniform over the take (``total`` seconds, default the last time;
+    Poisson count, ``rate_hz`` per second), each lasting ``duration_s`` (seconds) with
+    smooth ``ramp_s`` rises and falls. The value (uniform in ``values``) is the
+    envelope-weighted mean of the active episodes. The draws depend on ``total`` only,
+    so any times (frames, trajectory samples) see the same episodes.
     """
-    total = times[-1] + 1e-9 if times.size else 0.0
+    if total is None:
+        total = float(times[-1]) if times.size else 0.0
+    total = total + 1e-9 if total > 0 else 0.0
     count = rng.poisson(rate_hz * (total + duration_s[1])) if total > 0 else 0
     starts = rng.uniform(-duration_s[1], total, size=count)
     durations = rng.uniform(*duration_s, size=count)
@@ -298,14 +303,16 @@ _ABDUCTION_LIMITS = (-20.0, 25.0)
 
 
 def hand_pose_sequence(
-    rng: np.random.Generator, times: np.ndarray, config: MotionConfig
+    rng: np.random.Generator, times: np.ndarray, config: MotionConfig, total: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Finger angles over time: flexion ``(frames, 5, 3)`` and abduction ``(frames, 5)``, radians.
 
     A keyframe every ``hand_pose_interval_s`` picks a named pose (jittered); the hand
     holds it, then blends to the next one during the last ``hand_transition_s``.
+    Keyframes cover ``total`` seconds (default: the last time).
     """
-    total = float(times[-1]) if times.size else 0.0
+    if total is None:
+        total = float(times[-1]) if times.size else 0.0
     count = int(np.ceil(total / config.hand_pose_interval_s[0])) + 2
     keys = np.concatenate([[0.0], np.cumsum(rng.uniform(*config.hand_pose_interval_s, size=count - 1))])
     chosen = rng.integers(0, len(HAND_POSE_NAMES), size=count)
@@ -406,7 +413,7 @@ class _ArmAngles:
 
 
 def _arm_angles(
-    rng: np.random.Generator, times: np.ndarray, config: MotionConfig, swing_deg: np.ndarray, hold: np.ndarray
+    rng: np.random.Generator, times: np.ndarray, config: MotionConfig, swing_deg: np.ndarray, hold: np.ndarray, total: float
 ) -> _ArmAngles:
     """One arm: hanging with the gait's swing ``swing_deg (frames,)``, blended into holding
     (envelope ``hold``) and into its own reaching episodes."""
@@ -419,7 +426,7 @@ def _arm_angles(
     postures["hanging"]["flexion"] = postures["hanging"]["flexion"] + swing_deg
     postures["hanging"]["elbow"] = postures["hanging"]["elbow"] + 0.4 * np.abs(swing_deg)
     reach, reach_flexion = episodes(
-        rng, times, config.reach_rate_hz, config.reach_duration_s, config.episode_ramp_s, config.reach_flexion_deg
+        rng, times, config.reach_rate_hz, config.reach_duration_s, config.episode_ramp_s, config.reach_flexion_deg, total
     )
     postures["reaching"]["flexion"] = postures["reaching"]["flexion"] + reach_flexion
     angles = {}
@@ -453,20 +460,43 @@ class _BodyAngles:
     head_roll: np.ndarray
 
 
+INTEGRATION_HZ = 240.0  # rate of the grid on which walking speed and gait frequency are integrated
+
+
+def _integration_grid(times: np.ndarray, total: float) -> np.ndarray:
+    """A regular grid (``INTEGRATION_HZ``) covering ``times`` and ``[0, total]``, with 0 on it."""
+    step = 1.0 / INTEGRATION_HZ
+    low = np.floor(min(float(times.min()), 0.0) / step) - 2
+    high = np.ceil(max(float(times.max()), total) / step) + 2
+    return np.arange(low, high + 1) * step
+
+
+def _integral_at(times: np.ndarray, grid: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """``integral_0^t rate`` at ``times`` from ``rate`` sampled on ``grid`` (trapezoids, cubic in between).
+
+    A function of time alone: the same for any ``times``, so frames and trajectory
+    samples are points of one continuous motion.
+    """
+    from scipy.interpolate import CubicSpline
+
+    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]) * np.diff(grid))])
+    spline = CubicSpline(grid, cumulative)
+    return spline(times) - spline(0.0)
+
+
 def _walking_path(
-    rng: np.random.Generator, times: np.ndarray, speed: np.ndarray, config: MotionConfig
+    rng: np.random.Generator, times: np.ndarray, grid: np.ndarray, speed_grid: np.ndarray, config: MotionConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pelvis floor position ``(frames, 2)`` (metres) and walking direction ``(frames,)`` (radians).
 
     The path is an ellipse (random semi-axes, orientation, direction) with a small
-    second harmonic, walked at ``speed (frames,)`` metres per second.
+    second harmonic, walked at the speed ``speed_grid`` (metres per second on ``grid``).
     """
     semi_axes = rng.uniform(*config.path_semi_axes_m, size=2)
     harmonic = rng.uniform(-config.path_harmonic_m, config.path_harmonic_m, size=2)
     direction = rng.choice([-1.0, 1.0])
     radius = semi_axes.mean()
-    step = np.diff(times, prepend=times[0])
-    u = direction * (np.cumsum(speed * step) / radius + rng.uniform(0, 2 * np.pi))
+    u = direction * (_integral_at(times, grid, speed_grid) / radius + rng.uniform(0, 2 * np.pi))
     position = np.stack(
         [
             semi_axes[0] * np.cos(u) + harmonic[0] * np.cos(2 * u),
@@ -486,20 +516,30 @@ def _walking_path(
     return position, np.unwrap(np.arctan2(tangent[:, 1], tangent[:, 0]))
 
 
-def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConfig) -> _BodyAngles:
-    """Draw the activities and turn them into joint angles over ``times (frames,)`` seconds."""
+def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConfig, total: float) -> _BodyAngles:
+    """Draw the activities and turn them into joint angles at ``times (samples,)`` seconds.
+
+    ``total``: the take's length in seconds (episodes and hand poses cover it). The
+    angles are functions of time: any ``times`` (frames, trajectory samples, both) see
+    the same motion.
+    """
+    grid = _integration_grid(times, total)
+    both = np.concatenate([times, grid])
+    count = times.size
+
     # Activities: envelopes in [0, 1]; ``squat`` mixes a stoop (0) and a squat (1).
-    bend, squat = episodes(rng, times, config.bend_rate_hz, config.bend_duration_s, config.episode_ramp_s, (0.0, 1.0))
-    hold, _ = episodes(rng, times, config.hold_rate_hz, config.hold_duration_s, config.episode_ramp_s)
+    bend, squat = episodes(rng, both, config.bend_rate_hz, config.bend_duration_s, config.episode_ramp_s, (0.0, 1.0), total)
+    hold, _ = episodes(rng, both, config.hold_rate_hz, config.hold_duration_s, config.episode_ramp_s, total=total)
     walking = np.clip(
-        config.walk_intensity_mean + smooth_noise(rng, times, config.walk_intensity_variation, (0.03, 0.12)), 0.1, 1.0
+        config.walk_intensity_mean + smooth_noise(rng, both, config.walk_intensity_variation, (0.03, 0.12)), 0.1, 1.0
     )
     walking *= (1.0 - config.bend_slowdown * bend) * (1.0 - config.hold_slowdown * hold)  # 0..1, 1 = full speed
-    ground, heading = _walking_path(rng, times, config.walk_speed_m_s * walking, config)
+    ground, heading = _walking_path(rng, times, grid, config.walk_speed_m_s * walking[count:], config)
+    bend, squat, hold, walking_grid, walking = bend[:count], squat[:count], hold[:count], walking[count:], walking[:count]
 
     # Gait: phase advances with the walking intensity, which also scales the amplitudes.
-    step = np.diff(times, prepend=times[0])
-    phase = 2 * np.pi * np.cumsum(config.stride_frequency_hz * np.sqrt(walking) * step) + rng.uniform(0, 2 * np.pi)
+    cycles = _integral_at(times, grid, config.stride_frequency_hz * np.sqrt(walking_grid))
+    phase = 2 * np.pi * cycles + rng.uniform(0, 2 * np.pi)
     hip_swing = config.hip_swing_deg * walking * np.sin(phase)  # left leg; the right one is opposite
     knee_swing = {
         left: config.knee_swing_deg * walking * ((1 + np.cos(phase + 0.3 + (0 if left else np.pi))) / 2) ** 3
@@ -534,10 +574,10 @@ def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConf
             for left in (True, False)
         },
         arms={
-            left: _arm_angles(rng, times, config, (-1 if left else 1) * config.arm_swing_ratio * hip_swing, hold)
+            left: _arm_angles(rng, times, config, (-1 if left else 1) * config.arm_swing_ratio * hip_swing, hold, total)
             for left in (True, False)
         },
-        fingers={left: hand_pose_sequence(rng, times, config) for left in (True, False)},
+        fingers={left: hand_pose_sequence(rng, times, config, total) for left in (True, False)},
         head_yaw=deg(smooth_noise(rng, times, config.head_yaw_deg, (0.04, 0.35), components=4)),
         head_pitch=deg(head_pitch),
         head_roll=deg(noise(6.0, (0.05, 0.4))),
@@ -602,13 +642,24 @@ def _forward_kinematics(shape: BodyShape, angles: _BodyAngles) -> tuple[np.ndarr
 
 
 @dataclass(frozen=True)
+class HeadSamples:
+    """The head at arbitrary times (e.g. a 1 kHz device trajectory): ``times (N,)`` seconds,
+    ``rotation (N, 3, 3)`` head-to-world, ``position (N, 3)`` eye midpoint, metres."""
+
+    times: np.ndarray
+    rotation: np.ndarray
+    position: np.ndarray
+
+
+@dataclass(frozen=True)
 class Motion:
     """Ground truth of one synthetic take.
 
     ``joints (frames, 59, 3)`` float64 metres, world z up; ``bone_lengths (59,)`` metres
     in :data:`fitting.skeleton.BONES` order; ``head_rotation (frames, 3, 3)`` head-to-world
     (head x forward, y left, z up); ``head_position (frames, 3)`` the eye midpoint, metres;
-    ``fps`` frames per second; ``shape`` the person's segment geometry.
+    ``fps`` frames per second; ``shape`` the person's segment geometry; ``head_samples``
+    the head at extra times, when asked for. Frame ``f`` is at ``f / fps`` seconds.
     """
 
     joints: np.ndarray
@@ -617,18 +668,52 @@ class Motion:
     head_position: np.ndarray
     fps: float
     shape: BodyShape
+    head_samples: HeadSamples | None = None
 
     @property
     def num_frames(self) -> int:
         return self.joints.shape[0]
 
 
-def simulate_motion(num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig()) -> Motion:
-    """Simulate one person for ``num_frames`` frames at ``fps`` (deterministic per ``seed``)."""
+_CHUNK_SAMPLES = 50_000  # times evaluated at once (bounds memory for long trajectories)
+
+
+def _motion_at(seed: int, times: np.ndarray, total: float, config: MotionConfig):
+    """Shape, joints, head rotations and eye midpoints at ``times``, in chunks (a function of time)."""
+    joints, rotations, eyes = [], [], []
+    shape = None
+    for start in range(0, max(times.size, 1), _CHUNK_SAMPLES):
+        rng = np.random.default_rng([seed, 1])  # stream 1: motion (the rig and detector have their own)
+        shape = sample_body_shape(rng, config)
+        angles = _body_angles(rng, times[start : start + _CHUNK_SAMPLES], config, total)
+        chunk = _forward_kinematics(shape, angles)
+        joints.append(chunk[0])
+        rotations.append(chunk[1])
+        eyes.append(chunk[2])
+    return shape, np.concatenate(joints), np.concatenate(rotations), np.concatenate(eyes)
+
+
+def simulate_motion(
+    num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig(), sample_times: np.ndarray | None = None
+) -> Motion:
+    """Simulate one person for ``num_frames`` frames at ``fps`` (deterministic per ``seed``).
+
+    ``sample_times`` (seconds, any, e.g. a 1 kHz trajectory around the take): the head
+    pose there too, from the same continuous motion as the frames.
+    """
     if num_frames < 1 or not fps > 0:
         raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames}, {fps}")
-    rng = np.random.default_rng([seed, 1])  # stream 1: motion (the rig and detector have their own)
-    shape = sample_body_shape(rng, config)
-    angles = _body_angles(rng, np.arange(num_frames) / fps, config)
-    joints, head_rotation, eyes = _forward_kinematics(shape, angles)
-    return Motion(joints, skeleton.bone_lengths(joints[0]), head_rotation, eyes, float(fps), shape)
+    frame_times = np.arange(num_frames) / fps
+    total = float(frame_times[-1])
+    shape, joints, head_rotation, eyes = _motion_at(seed, frame_times, total, config)
+    samples = None
+    if sample_times is not None:
+        sample_times = np.asarray(sample_times, dtype=np.float64)
+        head_only = []
+        for start in range(0, sample_times.size, _CHUNK_SAMPLES):
+            _, _, rotation, position = _motion_at(seed, sample_times[start : start + _CHUNK_SAMPLES], total, config)
+            head_only.append((rotation, position))
+        samples = HeadSamples(
+            sample_times, np.concatenate([r for r, _ in head_only]), np.concatenate([p for _, p in head_only])
+        )
+    return Motion(joints, skeleton.bone_lengths(joints[0]), head_rotation, eyes, float(fps), shape, samples)

@@ -53,6 +53,7 @@ import numpy as np
 from fitting.skeleton import LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from pipeline.formats.video import VideoWriter
 from triangulation.cameras import Camera, MovingCamera
+from triangulation.visibility import inside_field_of_view
 
 __all__ = [
     "PART_NAMES",
@@ -706,8 +707,9 @@ def _hit_ellipsoids(rays: np.ndarray, ellipsoids: _Ellipsoids, k: np.ndarray) ->
     return np.where((disc >= 0) & (t > NEAR), t, np.inf)
 
 
-def _pixel_rays(model, width: int, height: int):
-    """Camera-frame unit rays of every pixel centre of a tile-padded image, NaN where invalid."""
+def _pixel_rays(model, width: int, height: int, field_of_view=None):
+    """Camera-frame unit rays of every pixel centre of a tile-padded image, NaN where invalid
+    (no ray, or outside the camera's valid field of view: black, as a real Aria image's corners)."""
     padded_w = -(-width // TILE) * TILE
     padded_h = -(-height // TILE) * TILE
     u, v = np.meshgrid(np.arange(padded_w, dtype=np.float64), np.arange(padded_h, dtype=np.float64))
@@ -717,6 +719,9 @@ def _pixel_rays(model, width: int, height: int):
         back = model.project(rays)
     error = np.linalg.norm(back - pixels, axis=1)
     valid = np.all(np.isfinite(rays), axis=1) & (error < 0.5)
+    if field_of_view is not None:
+        with np.errstate(invalid="ignore"):
+            valid &= inside_field_of_view(rays, pixels, model, field_of_view)
     rays[~valid] = np.nan
     return rays, padded_w, padded_h
 
@@ -805,7 +810,7 @@ class CameraRenderer:
         self.room = room
         self.width, self.height = camera.image_size
         self.moving = isinstance(camera, MovingCamera)
-        self.rays, self.padded_w, self.padded_h = _pixel_rays(camera.model, self.width, self.height)
+        self.rays, self.padded_w, self.padded_h = _pixel_rays(camera.model, self.width, self.height, camera.field_of_view)
         self.tiles = _Tiles(self.rays, self.padded_w, self.padded_h)
         self.ray_valid = np.isfinite(self.rays[:, 0])
         self.all_rays_valid = bool(np.all(self.ray_valid))
@@ -825,7 +830,9 @@ class CameraRenderer:
 
     def _room_image(self, R: np.ndarray, t: np.ndarray) -> np.ndarray:
         centre = -R.T @ t
-        colour = self.room.shade(centre, self.rays @ R)  # world directions: R^T d for each row d
+        with np.errstate(invalid="ignore"):
+            colour = self.room.shade(centre, self.rays @ R)  # world directions: R^T d for each row d
+        colour[~self.ray_valid] = 0.0  # pixels without a valid ray are black
         return np.clip(colour, 0, 255).astype(np.uint8).reshape(self.padded_h, self.padded_w, 3)
 
     def pose(self, frame_index: int) -> tuple[np.ndarray, np.ndarray] | None:
