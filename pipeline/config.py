@@ -97,6 +97,7 @@ class ProjectEgoConfig:
     undistorted_width: int = field(metadata=_range(16, 8192))
     undistorted_height: int = field(metadata=_range(16, 8192))
     undistorted_focal_px: float = field(metadata=_range(0.0, low_open=True))
+    min_depth_m: float = field(metadata=_range(0.0))
 
 
 @dataclass(frozen=True)

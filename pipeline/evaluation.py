@@ -5,6 +5,13 @@ MPJPE, PA-MPJPE (per-frame similarity alignment of the part), per-joint MPJPE,
 completeness (share of true joints reconstructed), bone-length variation (mean over
 bones of the coefficient of variation over time, %), bone-length error (median
 length against the true length), jitter (mean acceleration, m/s^2) beside the truth's.
+
+With a take output's ``project_ego/projections.npz`` and the truth's ego camera
+(``gt/ego_camera.npz``, ``gt/ego_2d.npz``), the ``ego`` section adds: the error of the ego
+camera centre (mm) and orientation (degrees) the take reader made (from the raw Aria
+inputs: the interpolation error), and the 2D error of the labels in the ego view (px)
+in the raw fisheye frame and the undistorted frame, per part, over joints visible in
+both the truth and the labels.
 """
 
 from __future__ import annotations
@@ -80,6 +87,38 @@ def evaluate_arrays(predicted: np.ndarray, truth: np.ndarray, fps: float, true_b
     return report
 
 
+def _ego_errors(projections: dict, truth_2d: dict, truth_camera: dict) -> dict:
+    """The ``ego`` section of :func:`evaluate` (see the module docstring)."""
+    from triangulation.visibility import VISIBLE
+
+    frames = min(len(projections["ego_R"]), len(truth_camera["R"]))
+    R, t = projections["ego_R"][:frames], projections["ego_t"][:frames]
+    true_R, true_t = truth_camera["R"][:frames], truth_camera["t"][:frames]
+    centres = -np.einsum("fji,fj->fi", R, t)
+    true_centres = -np.einsum("fji,fj->fi", true_R, true_t)
+    centre_error = np.linalg.norm(centres - true_centres, axis=1) * 1000.0
+    cosine = (np.trace(np.swapaxes(R, 1, 2) @ true_R, axis1=1, axis2=2) - 1.0) / 2.0
+    with np.errstate(invalid="ignore"):
+        angle_error = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    report = {
+        "frames_with_pose": int(np.isfinite(centre_error).sum()),
+        "frames": frames,
+        "camera_centre_error_mm": {"mean": _nanmean(centre_error), "max": float(np.nanmax(centre_error)) if np.isfinite(centre_error).any() else float("nan")},
+        "camera_rotation_error_deg": {"mean": _nanmean(angle_error), "max": float(np.nanmax(angle_error)) if np.isfinite(angle_error).any() else float("nan")},
+    }
+    for frame_name, pixels_key, codes_key, truth_pixels, truth_visible in (
+        ("raw_fisheye", "ego_pixels", "ego_visibility", "pixels", "in_image"),
+        ("undistorted", "ego_undistorted_pixels", "ego_undistorted_visibility", "undistorted_pixels", "undistorted_in_image"),
+    ):
+        both = (projections[codes_key][:frames] == VISIBLE) & truth_2d[truth_visible][:frames]
+        errors = np.linalg.norm(projections[pixels_key][:frames] - truth_2d[truth_pixels][:frames], axis=-1)
+        report[f"{frame_name}_2d_error_px"] = {
+            part: {"mean": _nanmean(errors[:, joints][both[:, joints]]), "median": _nanmedian(errors[:, joints][both[:, joints]]), "joints": int(both[:, joints].sum())}
+            for part, joints in PARTS.items()
+        }
+    return report
+
+
 def evaluate(prediction: str | Path, truth: str | Path) -> dict:
     """Metrics of a take output (or npz) against a synthetic take's ground truth."""
     prediction_path, truth_path = find_prediction(prediction), find_truth(truth)
@@ -91,6 +130,12 @@ def evaluate(prediction: str | Path, truth: str | Path) -> dict:
     report = evaluate_arrays(predicted["points"], true["joints_3d"], float(true.get("fps", 30.0)), true.get("bone_lengths"))
     report["prediction"] = str(prediction_path)
     report["truth"] = str(truth_path)
+    projections = prediction_path.parent.parent / "project_ego" / "projections.npz"
+    ego_files = [truth_path.parent / name for name in ("ego_2d.npz", "ego_camera.npz")]
+    if projections.is_file() and all(path.is_file() for path in ego_files):
+        arrays = load_npz(projections)
+        if "ego_R" in arrays:
+            report["ego"] = _ego_errors(arrays, load_npz(ego_files[0]), load_npz(ego_files[1]))
     return report
 
 
@@ -118,6 +163,19 @@ def format_report(report: dict) -> str:
             width = len(fmt.format(0.0))
             cells.append(fmt.format(value) if value is not None and np.isfinite(value) else f"{'-':>{width}s}")
         lines.append(f"{part:11s}" + "".join(cells))
+    ego = report.get("ego")
+    if ego:
+        lines.append(
+            f"ego camera ({ego['frames_with_pose']}/{ego['frames']} frames with a pose): centre error mean "
+            f"{ego['camera_centre_error_mm']['mean']:.4f} mm, max {ego['camera_centre_error_mm']['max']:.4f} mm; "
+            f"rotation max {ego['camera_rotation_error_deg']['max']:.2e} deg"
+        )
+        for frame_name in ("raw_fisheye", "undistorted"):
+            cells = ", ".join(
+                f"{part} {entry['median']:.1f}" if entry["joints"] else f"{part} -"
+                for part, entry in ego[f"{frame_name}_2d_error_px"].items()
+            )
+            lines.append(f"ego-view 2D error of the labels, {frame_name.replace('_', ' ')} (median px): {cells}")
     worst = sorted(
         ((value, name) for entry in report["parts"].values() for name, value in entry["per_joint_mpjpe_mm"].items() if np.isfinite(value)),
         reverse=True,

@@ -7,8 +7,8 @@ valid field of view); config section ``project_ego``; writes ``projections.npz``
 - ``ego_pixels (frames, 59, 2)`` float32: the raw fisheye image (the ego video, in the
   calibration's orientation), ``ego_visibility (frames, 59)`` int8 codes of
   :data:`triangulation.visibility.VISIBILITY_NAMES` (0 visible; else not
-  reconstructed, no camera pose, behind the camera, outside the valid field of view,
-  outside the image);
+  reconstructed, no camera pose, behind the camera, too close to it (the wearer's own
+  face, ``min_depth_m``), outside the valid field of view, outside the image);
 - ``ego_undistorted_pixels`` / ``ego_undistorted_visibility``: the undistorted linear
   frame of the released labels and the public ego-pose code (512 x 512, f = 150 px by
   default), with ``ego_undistorted_K (3, 3)`` and ``ego_undistorted_size (2,)``; visible
@@ -57,8 +57,9 @@ def project_ego(camera: MovingCamera, points: np.ndarray, settings: dict) -> dic
     camera = ego_for_frames(camera, points.shape[0])
     size = (int(settings["undistorted_width"]), int(settings["undistorted_height"]))
     focal = float(settings["undistorted_focal_px"])
-    pixels, codes = project_with_visibility(camera, points)
-    undistorted, undistorted_codes = project_undistorted(camera, points, size, focal)
+    min_depth = float(settings["min_depth_m"])
+    pixels, codes = project_with_visibility(camera, points, min_depth)
+    undistorted, undistorted_codes = project_undistorted(camera, points, size, focal, min_depth)
     return {
         "ego_camera_name": np.array(camera.name),
         "ego_pixels": pixels.astype(np.float32),

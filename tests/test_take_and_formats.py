@@ -78,3 +78,71 @@ def test_evaluation_metrics_on_known_errors():
     constant = np.repeat(truth[:1], 30, axis=0)
     assert metrics.jitter(constant, 30.0) == 0.0
     assert np.nanmax(metrics.bone_length_variation(constant, BONES)) < 1e-12
+
+
+POSE2SIM_CONFIG = """\
+[project]
+multi_person = false
+participant_height = 1.72
+participant_mass = 70.0
+frame_rate = 60
+frame_range = []
+exclude_from_batch = []
+
+[pose]
+vid_img_extension = 'mp4'
+pose_model = 'Body_with_feet'
+mode = 'balanced'
+
+[calibration]
+calibration_type = 'convert'
+  [calibration.convert]
+  convert_from = 'qualisys'
+
+[triangulation]
+reproj_error_threshold_triangulation = 15
+"""
+
+
+def _pose2sim_trial(root, validation, calibration_in_subfolder: bool):
+    """A trial folder as Pose2Sim lays it out, its files linked from the validation capture."""
+    trial = root / "Trial_1"
+    (trial / "pose").mkdir(parents=True)
+    (trial / "Config.toml").write_text(POSE2SIM_CONFIG)
+    calibration = trial / "calibration" if calibration_in_subfolder else trial
+    calibration.mkdir(exist_ok=True)
+    (calibration / "Calib_qualisys.toml").symlink_to(validation / "Calib_qualisys.toml")
+    for folder in sorted((validation / "pose-associated").iterdir()):
+        (trial / "pose" / folder.name).symlink_to(folder)
+    (trial / "videos").symlink_to(validation / "videos")
+    return trial
+
+
+@pytest.mark.parametrize("in_subfolder", [True, False])
+def test_pose2sim_trial_with_config_toml_runs_in_place(pose2sim_balancing, tmp_path, in_subfolder):
+    from pipeline import runner
+    from pipeline.config import load_config
+
+    trial = _pose2sim_trial(tmp_path, pose2sim_balancing, in_subfolder)
+    take = read_take(trial)
+    assert take.layout == "rig" and take.metadata["calibration"].endswith("Calib_qualisys.toml")
+    assert take.fps == 60.0 and len(take.exo_cameras) == 4 and len(take.keypoints_2d) == 4
+    report = runner.run_take(
+        trial, tmp_path / "out", load_config(overrides=["detect.backend=precomputed", "detect.openpose_layout=BODY_25B"]), until="triangulate"
+    )
+    assert report.ran == ["detect", "triangulate"]
+    assert report.summaries["triangulate"]["body"]["reconstructed"] > 0.9
+
+
+def test_calibration_is_recognised_by_content(tmp_path):
+    from pipeline.formats.calibration import write_toml_calibration
+    from triangulation.synthetic import ring_of_cameras
+
+    (tmp_path / "Config.toml").write_text(POSE2SIM_CONFIG)
+    with pytest.raises(TakeError, match="no camera_pose.json.*calibration .toml"):
+        read_take(tmp_path)  # Config.toml alone is not a calibration
+    write_toml_calibration(tmp_path / "calibration" / "Calib_board.toml", ring_of_cameras(3))
+    assert len(read_take(tmp_path).exo_cameras) == 3
+    write_toml_calibration(tmp_path / "calibration" / "Calib_other.toml", ring_of_cameras(3))
+    with pytest.raises(TakeError, match="several calibration files"):
+        read_take(tmp_path)

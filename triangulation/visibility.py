@@ -3,8 +3,9 @@
 :func:`project_with_visibility` projects world points through a static or moving
 camera and gives every point a code (:data:`VISIBILITY_NAMES`): visible, or the first
 reason it is not, checked in this order: not reconstructed (NaN point), no camera pose
-at that frame, behind the camera, outside the camera's valid field of view (ray angle
-or valid radius of :class:`~triangulation.cameras.FieldOfView`), outside the image.
+at that frame, behind the camera, nearer than a minimum depth (a head-worn camera's
+wearer's own face), outside the camera's valid field of view (ray angle or valid
+radius of :class:`~triangulation.cameras.FieldOfView`), outside the image.
 
 :func:`linear_camera` is the undistorted ego frame of the Ego-Exo4D releases
 (projectaria-tools ``get_linear_camera_calibration(w, h, f)``: a pinhole with the
@@ -29,6 +30,7 @@ NO_POSE = 2
 BEHIND_CAMERA = 3
 OUTSIDE_FIELD_OF_VIEW = 4
 OUTSIDE_IMAGE = 5
+TOO_CLOSE = 6
 VISIBILITY_NAMES = {
     VISIBLE: "visible",
     NOT_RECONSTRUCTED: "not_reconstructed",
@@ -36,6 +38,7 @@ VISIBILITY_NAMES = {
     BEHIND_CAMERA: "behind_camera",
     OUTSIDE_FIELD_OF_VIEW: "outside_field_of_view",
     OUTSIDE_IMAGE: "outside_image",
+    TOO_CLOSE: "too_close",
 }
 
 
@@ -71,27 +74,32 @@ def inside_field_of_view(points_cam: np.ndarray, pixels: np.ndarray, model, fiel
     return ok
 
 
-def _codes(points_world: np.ndarray, points_cam: np.ndarray) -> np.ndarray:
+def _codes(points_world: np.ndarray, points_cam: np.ndarray, min_depth: float) -> np.ndarray:
     codes = np.full(points_cam.shape[:-1], VISIBLE, dtype=np.int8)
     reconstructed = np.isfinite(points_world).all(axis=-1)
     posed = np.isfinite(points_cam).all(axis=-1)
     codes[~reconstructed] = NOT_RECONSTRUCTED
     codes[reconstructed & ~posed] = NO_POSE
     with np.errstate(invalid="ignore"):
-        codes[(codes == VISIBLE) & ~(points_cam[..., 2] > 0)] = BEHIND_CAMERA
+        depth = points_cam[..., 2]
+        codes[(codes == VISIBLE) & ~(depth > 0)] = BEHIND_CAMERA
+        codes[(codes == VISIBLE) & ~(depth > min_depth)] = TOO_CLOSE
     return codes
 
 
-def project_with_visibility(camera: Camera | MovingCamera, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project_with_visibility(
+    camera: Camera | MovingCamera, points_world: np.ndarray, min_depth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``(..., 2)`` and visibility codes ``(...)`` int8 of world points in ``camera``.
 
     ``points_world``: ``(..., 3)`` metres for a static camera, ``(frames, ..., 3)`` for a
-    moving one (one pose per frame). Pixels are NaN where the point is not reconstructed,
-    has no pose or lies behind the camera.
+    moving one (one pose per frame); ``min_depth``: metres along the optical axis below
+    which a point in front is too close to be seen. Pixels are NaN where the point is not
+    reconstructed, has no pose or is behind or too close to the camera.
     """
     points_world = np.asarray(points_world, dtype=np.float64)
     points_cam = camera.world_to_camera(points_world)
-    codes = _codes(points_world, points_cam)
+    codes = _codes(points_world, points_cam, min_depth)
     front = codes == VISIBLE
     pixels = np.full(points_cam.shape[:-1] + (2,), np.nan)
     pixels[front] = camera.model.project(points_cam[front])
@@ -102,13 +110,13 @@ def project_with_visibility(camera: Camera | MovingCamera, points_world: np.ndar
 
 
 def project_undistorted(
-    camera: Camera | MovingCamera, points_world: np.ndarray, size: tuple[int, int], focal_px: float
+    camera: Camera | MovingCamera, points_world: np.ndarray, size: tuple[int, int], focal_px: float, min_depth: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``(..., 2)`` and codes ``(...)`` in the linear ``size`` / ``focal_px`` camera that
     shares ``camera``'s pose; a point is visible when it is in that image and visible in ``camera``."""
     points_world = np.asarray(points_world, dtype=np.float64)
     points_cam = camera.world_to_camera(points_world)
-    codes = _codes(points_world, points_cam)
+    codes = _codes(points_world, points_cam, min_depth)
     front = codes == VISIBLE
     linear = linear_camera(size[0], size[1], focal_px)
     pixels = np.full(points_cam.shape[:-1] + (2,), np.nan)

@@ -405,6 +405,7 @@ def write_online_calibration(path: PathLike, timestamps_us: Sequence[int], calib
             "utc_timestamp_ns": -1,
             "ImageSizes": [list(calibration.image_size)],
             "CameraCalibrations": [_camera_json(calibration, with_config=True)],
+            "ImuCalibrations": [],  # projectaria-tools 2.3.0 fails on a file of several lines without it
         }
         lines.append(json.dumps(document, separators=(",", ":")))
     return atomic_write_text(path, "\n".join(lines) + "\n")

@@ -125,17 +125,28 @@ class Observations:
 # --------------------------------------------------------------------------------------
 
 
-def _visibility(points_cam: np.ndarray, pixels: np.ndarray, image_size, min_depth: float) -> np.ndarray:
-    """In front by ``min_depth`` (metres) and inside ``[0, w) x [0, h)``: ``(...)`` bool."""
+def _visibility(points_cam: np.ndarray, pixels: np.ndarray, image_size, min_depth: float, camera=None) -> np.ndarray:
+    """In front by ``min_depth`` (metres), on the image (pixel areas: ``-0.5 <= x <= w - 0.5``)
+    and, for a camera with a valid field of view, within its maximum ray angle and valid
+    radius: ``(...)`` bool."""
     width, height = image_size
     with np.errstate(invalid="ignore"):
-        return (
+        visible = (
             (points_cam[..., 2] > min_depth)
-            & (pixels[..., 0] >= 0)
-            & (pixels[..., 0] < width)
-            & (pixels[..., 1] >= 0)
-            & (pixels[..., 1] < height)
+            & (pixels[..., 0] >= -0.5)
+            & (pixels[..., 0] <= width - 0.5)
+            & (pixels[..., 1] >= -0.5)
+            & (pixels[..., 1] <= height - 0.5)
         )
+        fov = getattr(camera, "field_of_view", None)
+        if fov is not None:
+            off_axis = np.arctan2(np.hypot(points_cam[..., 0], points_cam[..., 1]), points_cam[..., 2])
+            radius = np.hypot(pixels[..., 0] - camera.model.cx, pixels[..., 1] - camera.model.cy)
+            if fov.max_angle_rad is not None:
+                visible &= off_axis <= fov.max_angle_rad
+            if fov.valid_radius_px is not None:
+                visible &= radius <= fov.valid_radius_px
+    return visible
 
 
 def project_views(
@@ -163,7 +174,7 @@ def project_moving(
     """True projections into the moving (ego) camera: ``pixels (frames, J, 2)``, ``in_image (frames, J)``."""
     points_cam = camera.world_to_camera(joints)
     pixels = camera.model.project(points_cam)
-    return pixels, _visibility(points_cam, pixels, camera.image_size, min_depth_m)
+    return pixels, _visibility(points_cam, pixels, camera.image_size, min_depth_m, camera)
 
 
 # --------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.synth.motion import Motion, rotation_about
 from pipeline.formats.aria import AriaCameraCalibration
+from pipeline.synth.motion import Motion, rotation_about
 from triangulation.camera_models import Fisheye624Model, FisheyeModel
 from triangulation.cameras import Camera, FieldOfView, MovingCamera, rotation_from_quaternion
 from triangulation.poses import compose, invert

@@ -1,0 +1,353 @@
+"""Raw Aria inputs of a new take: our readers against projectaria-tools on the same files,
+pose interpolation against the truth, and the take reader's choices and errors."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.atomic import load_npz
+from pipeline.config import load_config
+from pipeline.formats import aria
+from pipeline.formats.calibration import read_gopro_calibs_csv
+from pipeline.formats.take_folder import TakeError, read_take
+from pipeline.synth.take_writer import (
+    DEVICE_CALIBRATION_JSON,
+    ONLINE_CALIBRATION_JSONL,
+    TIMESYNC_CSV,
+    TRAJECTORY_CSV,
+    SynthConfig,
+    synthesize_take,
+)
+from triangulation.cameras import rotation_from_quaternion
+from triangulation.poses import (
+    POSE_AFTER_TRAJECTORY,
+    POSE_BEFORE_TRAJECTORY,
+    POSE_IN_GAP,
+    POSE_NO_TIMESTAMP,
+    POSE_OK,
+    interpolate_poses,
+    quaternion_from_rotation,
+    slerp,
+)
+
+FRAMES = 60
+TAKE_SETTINGS = load_config().section("take")
+
+
+@pytest.fixture(scope="module")
+def take_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("aria") / "take"
+    synthesize_take(folder, SynthConfig(seed=3, num_frames=FRAMES), render=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pat():
+    return pytest.importorskip("projectaria_tools.core", reason="projectaria-tools (test extra) is the reference")
+
+
+def _se3_matrix(se3) -> np.ndarray:
+    return np.asarray(se3.to_matrix())
+
+
+# --------------------------------------------------------------------------------------
+# Readers against projectaria-tools
+# --------------------------------------------------------------------------------------
+
+
+def test_trajectory_reader_agrees_with_projectaria(take_dir, pat):
+    from projectaria_tools.core import mps
+
+    ours = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))
+    assert len(theirs) == len(ours.timestamps_us) > 1000  # their reader returns [] on a bad file: count matters
+    stamps = np.array([pose.tracking_timestamp // datetime.timedelta(microseconds=1) for pose in theirs])
+    np.testing.assert_array_equal(stamps, ours.timestamps_us)
+    matrices = np.stack([_se3_matrix(pose.transform_world_device) for pose in theirs])
+    np.testing.assert_allclose(matrices[:, :3, :3], rotation_from_quaternion(ours.quaternions), atol=1e-12)
+    np.testing.assert_allclose(matrices[:, :3, 3], ours.translations, atol=1e-12)
+    assert theirs[0].graph_uid == ours.graph_uid
+
+
+def test_online_calibration_reader_agrees_with_projectaria(take_dir, pat):
+    from projectaria_tools.core import mps
+
+    stamps, ours = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb")
+    theirs = mps.read_online_calibration(str(take_dir / ONLINE_CALIBRATION_JSONL))
+    assert len(theirs) == len(ours) >= 2
+    for stamp, calibration, record in zip(stamps, ours, theirs):
+        rgb = record.get_camera_calib("camera-rgb")
+        assert record.tracking_timestamp // datetime.timedelta(microseconds=1) == stamp
+        _assert_same_camera(calibration, rgb)
+
+
+def test_device_calibration_reader_agrees_with_projectaria(take_dir, pat):
+    from projectaria_tools.core import calibration as pat_calibration
+
+    ours = aria.read_device_calibration(take_dir / DEVICE_CALIBRATION_JSON, "camera-rgb")
+    device = pat_calibration.device_calibration_from_json(str(take_dir / DEVICE_CALIBRATION_JSON))
+    _assert_same_camera(ours, device.get_camera_calib("camera-rgb"))
+
+
+def _assert_same_camera(ours: aria.AriaCameraCalibration, theirs) -> None:
+    m = ours.model
+    params = [m.fx, m.cx, m.cy, *m.radial, *m.tangential, *m.thin_prism]
+    np.testing.assert_allclose(theirs.get_projection_params(), params, rtol=1e-12)
+    assert tuple(int(v) for v in theirs.get_image_size()) == ours.image_size
+    assert theirs.get_valid_radius() == pytest.approx(ours.field_of_view.valid_radius_px)
+    assert theirs.get_max_solid_angle() == pytest.approx(ours.field_of_view.max_angle_rad)
+    T = _se3_matrix(theirs.get_transform_device_camera())
+    np.testing.assert_allclose(T[:3, :3], ours.R_device_camera, atol=1e-12)
+    np.testing.assert_allclose(T[:3, 3], ours.t_device_camera, atol=1e-12)
+
+
+def test_composed_ego_camera_projects_as_projectaria(take_dir, pat):
+    """T_world_device T_device_camera, then FISHEYE624: < 1e-6 px from projectaria-tools on the same files."""
+    from projectaria_tools.core import mps
+
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    stamps, calibrations = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL)
+    samples = trajectory.timestamps_us[::97][:40]
+    ours = aria.ego_camera_from_aria("aria01", trajectory, calibrations[0], samples * 1000.0, 0.05).camera
+    theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))[::97][:40]
+    rgb = mps.read_online_calibration(str(take_dir / ONLINE_CALIBRATION_JSONL))[0].get_camera_calib("camera-rgb")
+    T_device_camera = _se3_matrix(rgb.get_transform_device_camera())
+    truth = load_npz(take_dir / "gt" / "joints_3d.npz")["joints_3d"]
+    worst, checked = 0.0, 0
+    for index, pose in enumerate(theirs):
+        T_world_camera = _se3_matrix(pose.transform_world_device) @ T_device_camera
+        points = truth[min(index, FRAMES - 1)]
+        mine = ours.at_frame(index).project(points)
+        for joint, point in enumerate((points - T_world_camera[:3, 3]) @ T_world_camera[:3, :3]):
+            pixel = rgb.project(point)
+            if pixel is not None:  # inside projectaria's valid area
+                worst = max(worst, float(np.abs(np.asarray(pixel).ravel() - mine[joint]).max()))
+                checked += 1
+    print(f"\nego camera composed from the trajectory: {checked} projections, max {worst:.2e} px from projectaria-tools")
+    assert checked > 300 and worst < 1e-6
+
+
+def test_interpolated_device_pose_agrees_with_projectaria(take_dir, pat):
+    """Between samples: our slerp + linear against projectaria-tools' interpolated pose."""
+    from projectaria_tools.core import mps
+
+    take = read_take(take_dir, TAKE_SETTINGS)
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    provider = mps.MpsDataProvider(mps.MpsDataPathsProvider(str(take_dir)).get_data_paths())
+    frames = take.ego_poses.timestamps_ns
+    ours = interpolate_poses(trajectory.timestamps_us.astype(np.float64), trajectory.quaternions, trajectory.translations, frames / 1000.0, 1e9)
+    theirs = np.stack([_se3_matrix(provider.get_interpolated_closed_loop_pose(int(stamp)).transform_world_device) for stamp in frames])
+    assert np.abs(theirs[:, :3, :3] - ours.R).max() < 1e-12
+    assert np.abs(theirs[:, :3, 3] - ours.t).max() < 1e-7  # metres (their timestamps are whole microseconds)
+
+
+def test_gopro_calibs_agree_with_projectaria(take_dir, pat):
+    from projectaria_tools.core import mps
+    from projectaria_tools.core.calibration import KANNALA_BRANDT_K3, CameraCalibration
+    from projectaria_tools.core.sophus import SE3
+
+    ours = read_gopro_calibs_csv(take_dir / "trajectory" / "gopro_calibs.csv")
+    theirs = mps.read_static_camera_calibrations(str(take_dir / "trajectory" / "gopro_calibs.csv"))
+    assert [c.camera_uid for c in theirs] == [c.name for c in ours] and all(c.quality == 1 for c in theirs)
+    assert all(c.start_frame_idx is None and c.end_frame_idx is None for c in theirs)
+    rng = np.random.default_rng(0)
+    for camera, static in zip(ours, theirs):
+        T = _se3_matrix(static.transform_world_cam)
+        np.testing.assert_allclose(T[:3, 3], camera.center, atol=1e-9)
+        np.testing.assert_allclose(T[:3, :3], camera.R.T, atol=1e-9)
+        # Their intrinsics are float32: project with them through a KB3 camera and ours with the same values.
+        projector = CameraCalibration(static.camera_uid, KANNALA_BRANDT_K3, static.intrinsics, SE3(), static.width, static.height, None, np.pi, "")
+        points = rng.normal(0, 0.4, (50, 3)) + camera.center + 2.5 * camera.R[2]
+        for point in points:
+            pixel = projector.project((point - T[:3, 3]) @ T[:3, :3])
+            if pixel is not None:
+                assert np.abs(np.asarray(pixel).ravel() - camera.project(point)).max() < 0.05  # float32 intrinsics
+
+
+def test_rescale_and_linear_camera_agree_with_projectaria(pat):
+    from projectaria_tools.core import calibration as pat_calibration
+    from projectaria_tools.core.sophus import SE3
+
+    params = np.array([1221.64, 1454.95, 1456.37, 0.41, -0.46, 0.039, 1.30, -1.76, 0.65, 7.8e-5, 6.0e-4, -1.1e-3, 6.2e-4, -2.3e-3, 1.7e-3])
+    full = pat_calibration.CameraCalibration("camera-rgb", pat_calibration.FISHEYE624, params, SE3(), 2880, 2880, 1415.0, 1.0, "")
+    ours = aria.AriaCameraCalibration(
+        "camera-rgb",
+        aria.Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15]),
+        (2880, 2880), np.eye(3), np.zeros(3), aria.FieldOfView(1415.0, 1.0), 0.0, "test",
+    )  # fmt: skip
+    for size in (1408, 704):
+        theirs = pat_calibration.rescale_camera_calibration(full, np.array([size, size], np.int32), pat_calibration.DeviceVersion.Gen1)
+        _assert_same_camera(ours.rescaled((size, size)), theirs)
+    from triangulation.visibility import linear_camera
+
+    linear = pat_calibration.get_linear_camera_calibration(512, 512, 150)
+    ours_linear = linear_camera(512, 512, 150.0)
+    np.testing.assert_allclose(linear.get_projection_params(), [150, 150, ours_linear.cx, ours_linear.cy])
+    point = np.array([0.3, -0.2, 1.1])
+    np.testing.assert_allclose(np.asarray(linear.project(point)).ravel(), ours_linear.project(point), atol=1e-9)
+
+
+# --------------------------------------------------------------------------------------
+# Pose interpolation
+# --------------------------------------------------------------------------------------
+
+
+def test_ego_camera_centre_interpolation_error_is_below_a_millimetre(take_dir):
+    take = read_take(take_dir, TAKE_SETTINGS)
+    truth = load_npz(take_dir / "gt" / "ego_camera.npz")
+    centres = -np.einsum("fji,fj->fi", truth["R"], truth["t"])
+    error_mm = np.linalg.norm(take.ego_camera.centers - centres, axis=1) * 1000
+    angle = np.degrees(np.arccos(np.clip((np.trace(np.swapaxes(take.ego_camera.R, 1, 2) @ truth["R"], axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    print(f"\nego camera centre interpolated from the 1 kHz trajectory at {FRAMES} frames, 30 fps: "
+          f"mean {error_mm.mean():.5f} mm, max {error_mm.max():.5f} mm; rotation max {angle.max():.2e} deg")  # fmt: skip
+    assert take.ego_pose_source == "aria_mps" and np.all(take.ego_poses.status == POSE_OK)
+    assert error_mm.max() < 1.0 and angle.max() < 0.01
+
+
+def test_sparser_trajectory_shows_the_interpolation_error_grow(tmp_path):
+    """At 1 kHz the error is far below a millimetre; at 10 Hz it is measurable (the test can fail)."""
+    errors = {}
+    for hz in (1000.0, 10.0):
+        folder = tmp_path / f"take{int(hz)}"
+        synthesize_take(folder, SynthConfig(seed=3, num_frames=FRAMES, trajectory_hz=hz), render=False)
+        take = read_take(folder, {**TAKE_SETTINGS, "max_trajectory_gap_s": 0.5})
+        truth = load_npz(folder / "gt" / "ego_camera.npz")
+        centres = -np.einsum("fji,fj->fi", truth["R"], truth["t"])
+        errors[hz] = np.nanmax(np.linalg.norm(take.ego_camera.centers - centres, axis=1)) * 1000
+    print(f"\nego centre interpolation error (max, mm): 1 kHz {errors[1000.0]:.5f}, 10 Hz {errors[10.0]:.3f}")
+    assert errors[1000.0] < 0.01 < errors[10.0]
+
+
+def test_interpolation_never_extrapolates_and_respects_gaps():
+    times = np.array([0.0, 1.0, 2.0, 10.0, 11.0])
+    angles = np.radians([0.0, 10.0, 20.0, 30.0, 40.0])
+    quaternions = np.stack([np.zeros(5), np.zeros(5), np.sin(angles / 2), np.cos(angles / 2)], axis=1)
+    translations = np.stack([times, np.zeros(5), np.zeros(5)], axis=1)
+    query = np.array([-0.5, 0.5, 1.0, 5.0, 10.25, 11.0, 12.0, np.nan])
+    poses = interpolate_poses(times, quaternions, translations, query, max_gap=2.0)
+    assert poses.status.tolist() == [POSE_BEFORE_TRAJECTORY, POSE_OK, POSE_OK, POSE_IN_GAP, POSE_OK, POSE_OK, POSE_AFTER_TRAJECTORY, POSE_NO_TIMESTAMP]
+    assert np.isnan(poses.t[[0, 3, 6, 7]]).all()
+    np.testing.assert_allclose(poses.t[[1, 2, 4, 5], 0], [0.5, 1.0, 10.25, 11.0])
+    yaw = np.degrees(np.arctan2(poses.R[:, 1, 0], poses.R[:, 0, 0]))
+    np.testing.assert_allclose(yaw[[1, 2, 4, 5]], [5.0, 10.0, 32.5, 40.0], atol=1e-9)
+
+
+def test_slerp_and_quaternions_agree_with_scipy():
+    from scipy.spatial.transform import Rotation, Slerp
+
+    rng = np.random.default_rng(4)
+    rotations = Rotation.random(200, random_state=5)
+    np.testing.assert_allclose(np.abs(np.sum(quaternion_from_rotation(rotations.as_matrix()) * rotations.as_quat(), axis=1)), 1.0, atol=1e-12)
+    q0, q1 = rotations[:100].as_quat(), rotations[100:].as_quat()
+    fraction = rng.uniform(0, 1, 100)
+    ours = rotation_from_quaternion(slerp(q0, q1, fraction))
+    theirs = np.stack([Slerp([0, 1], Rotation.from_quat([a, b]))(f).as_matrix() for a, b, f in zip(q0, q1, fraction)])
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Frame timestamps and the take reader
+# --------------------------------------------------------------------------------------
+
+
+def test_timesync_rows_follow_the_public_indexing(take_dir):
+    meta = json.loads((take_dir / "take.json").read_text())
+    stamps = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"], meta["timesync_end_idx"])
+    truth = load_npz(take_dir / "gt" / "ego_camera.npz")["timestamps_ns"]
+    assert len(stamps) == meta["timesync_end_idx"] - meta["timesync_start_idx"] - 1 == FRAMES
+    np.testing.assert_array_equal(stamps, truth)
+    assert aria.timesync_aria_cameras(take_dir / TIMESYNC_CSV) == ["aria01"]
+
+
+def test_frames_without_timestamp_or_in_a_trajectory_gap_get_no_pose(take_dir, tmp_path):
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    lines = (copy / TIMESYNC_CSV).read_text().splitlines()
+    meta = json.loads((copy / "take.json").read_text())
+    row = meta["timesync_start_idx"] + 1 + 3 + 1  # frame 3 (+1: the header line)
+    lines[row] = "," + lines[row].split(",", 1)[1]
+    (copy / TIMESYNC_CSV).write_text("\n".join(lines) + "\n")
+    trajectory = (copy / TRAJECTORY_CSV).read_text().splitlines()
+    stamps = np.array([int(line.split(",")[1]) for line in trajectory[1:]])
+    frame_10 = load_npz(copy / "gt" / "ego_camera.npz")["timestamps_ns"][10] / 1000
+    keep = np.abs(stamps - frame_10) > 40_000  # an 80 ms hole around frame 10
+    (copy / TRAJECTORY_CSV).write_text("\n".join([trajectory[0]] + [line for line, k in zip(trajectory[1:], keep) if k]) + "\n")
+    take = read_take(copy, TAKE_SETTINGS)
+    status = take.ego_poses.status
+    assert status[3] == POSE_NO_TIMESTAMP and status[10] == POSE_IN_GAP and status[9] == POSE_IN_GAP
+    assert not take.ego_camera.valid_frames[[3, 10]].any() and take.ego_camera.valid_frames[[0, 20, 59]].all()
+    assert aria.pose_status_counts(status)["trajectory_gap"] >= 2
+    relaxed = read_take(copy, {**TAKE_SETTINGS, "max_trajectory_gap_s": 0.1})
+    assert relaxed.ego_poses.status[10] == POSE_OK
+
+
+def test_per_take_timestamps_file_is_used_before_timesync(take_dir, tmp_path):
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    truth = load_npz(copy / "gt" / "ego_camera.npz")["timestamps_ns"].astype(np.float64)
+    shifted = truth.copy()
+    shifted[-5:] = np.nan
+    aria.write_frame_timestamps(copy / TAKE_SETTINGS["frame_timestamps_csv"], shifted)
+    (copy / TIMESYNC_CSV).unlink()
+    take = read_take(copy, TAKE_SETTINGS)
+    assert take.ego_poses.status[:-5].tolist() == [POSE_OK] * (FRAMES - 5)
+    assert (take.ego_poses.status[-5:] == POSE_NO_TIMESTAMP).all()
+
+
+def test_camera_pose_json_and_raw_inputs_configured_choice(tmp_path):
+    folder = tmp_path / "both"
+    synthesize_take(folder, SynthConfig(seed=3, num_frames=20, camera_pose_json=True), render=False)
+    document = json.loads((folder / "camera_pose.json").read_text())
+    shifted = {frame: [row[:3] + [row[3] + 0.5] for row in pose] for frame, pose in document["aria01"]["camera_extrinsics"].items()}
+    document["aria01"]["camera_extrinsics"] = shifted  # a different ego camera, to tell the sources apart
+    (folder / "camera_pose.json").write_text(json.dumps(document))
+    from_raw = read_take(folder, TAKE_SETTINGS)
+    from_json = read_take(folder, {**TAKE_SETTINGS, "ego_pose_prefer": "camera_pose"})
+    assert from_raw.ego_pose_source == "aria_mps" and from_json.ego_pose_source == "camera_pose_json"
+    assert np.abs(from_raw.ego_camera.t - from_json.ego_camera.t).max() == pytest.approx(0.5, abs=1e-5)
+    (folder / TRAJECTORY_CSV).unlink()
+    assert read_take(folder, TAKE_SETTINGS).ego_pose_source == "camera_pose_json"  # only one source: that one
+
+
+def test_incomplete_raw_inputs_are_named(take_dir, tmp_path):
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    (copy / ONLINE_CALIBRATION_JSONL).unlink()
+    assert read_take(copy, TAKE_SETTINGS).ego_poses.calibration.source.endswith("camera 'camera-rgb'")  # device JSON
+    (copy / DEVICE_CALIBRATION_JSON).unlink()
+    with pytest.raises(TakeError, match="without a camera calibration"):
+        read_take(copy, TAKE_SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda lines: [lines[0].replace("qw_world_device", "qw")] + lines[1:], "missing column"),
+        (lambda lines: lines[:5] + [lines[5].replace(lines[5].split(",")[3], "nan", 1)] + lines[6:], "line 6"),
+        (lambda lines: lines[:1] + [lines[2], lines[1]] + lines[3:], "does not increase"),
+    ],
+)
+def test_bad_trajectory_errors_name_file_line_and_field(take_dir, tmp_path, edit, message):
+    path = tmp_path / "closed_loop_trajectory.csv"
+    path.write_text("\n".join(edit((take_dir / TRAJECTORY_CSV).read_text().splitlines())) + "\n")
+    with pytest.raises(aria.AriaFormatError, match=message) as error:
+        aria.read_closed_loop_trajectory(path)
+    assert str(path) in str(error.value)
+
+
+def test_bad_calibration_errors_name_the_field(take_dir, tmp_path):
+    document = json.loads((take_dir / ONLINE_CALIBRATION_JSONL).read_text().splitlines()[0])
+    document["CameraCalibrations"][0]["T_Device_Camera"]["UnitQuaternion"] = [0.1, 0.2, 0.3, 0.4]
+    path = tmp_path / "online_calibration.jsonl"
+    path.write_text(json.dumps(document) + "\n")
+    with pytest.raises(aria.AriaFormatError, match=r"line 1: camera 'camera-rgb': field 'T_Device_Camera.UnitQuaternion'"):
+        aria.read_online_calibrations(path)
+    document["CameraCalibrations"][0]["Label"] = "camera-slam-left"
+    path.write_text(json.dumps(document) + "\n")
+    with pytest.raises(aria.AriaFormatError, match="no camera labelled 'camera-rgb'"):
+        aria.read_online_calibrations(path)
