@@ -9,7 +9,7 @@ import importlib
 import logging
 
 # Modules under pipeline/commands/, in the order --help lists them.
-COMMAND_MODULES = ("demo", "run", "synth", "evaluate", "bench")
+COMMAND_MODULES = ("demo", "run", "report", "synth", "evaluate", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     from pipeline.config import ConfigError
 
+    log = logging.getLogger("run_pipeline")
     try:
         return int(args.func(args) or 0)
     except ConfigError as error:  # a bad setting: its message names the file and key
-        logging.getLogger("run_pipeline").error("configuration: %s", error)
+        log.error("configuration: %s", error)
         return 2
+    except (OSError, ValueError) as error:  # a missing or bad input file: its message names it
+        log.error("%s", error)
+        log.debug("details", exc_info=True)
+        return 1

@@ -90,6 +90,7 @@ class TakeConfig:
     device_calibration_json: str
     timesync_csv: str
     frame_timestamps_csv: str
+    semidense_points_csv: str
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,40 @@ class RefineConfig:
 
 
 @dataclass(frozen=True)
+class QaFlagsConfig:
+    min_views: int = field(metadata=_range(1))
+    joint_share: float = field(metadata=_range(0.0, 1.0))
+    reprojection_error_px: float = field(metadata=_range(0.0))
+    shift_px: float = field(metadata=_range(0.0))
+    shift_z: float = field(metadata=_range(0.0))
+    reprojection_error_factor: float = field(metadata=_range(1.0))
+    outlier_share: float = field(metadata=_range(0.0, 1.0, low_open=True))
+    bone_deviation: float = field(metadata=_range(0.0, low_open=True))
+    correction_mm: float = field(metadata=_range(0.0, low_open=True))
+    hand_wrist_mm: float = field(metadata=_range(0.0, low_open=True))
+    min_reconstructed_share: float = field(metadata=_range(0.0, 1.0))
+    min_confidence: float = field(metadata=_range(0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class QaConfig:
+    flags: QaFlagsConfig
+    overlay_videos: bool
+    overlay_frames: str | None
+    overlay_max_width: int = field(metadata=_range(64, 8192))
+    error_good_px: float = field(metadata=_range(0.0))
+    error_bad_px: float = field(metadata=_range(0.0, low_open=True))
+    ego_video_orientation: Literal["calibration", "rotated_cw90"]
+    report: bool
+    report_thumbnails: int = field(metadata=_range(0, 1000))
+    report_max_columns: int = field(metadata=_range(10, 100000))
+    recording: bool
+    recording_max_points: int = field(metadata=_range(0))
+    scene_max_inv_dist_std: float = field(metadata=_range(0.0, low_open=True))
+    scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     parallel_takes: int = field(metadata=_range(1))
     ray_address: str | None
@@ -199,6 +234,7 @@ class PipelineConfig:
     refine: RefineConfig
     project_ego: ProjectEgoConfig
     export: ExportConfig
+    qa: QaConfig
     batch: BatchConfig
     demo: DemoConfig
 
@@ -297,9 +333,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> PipelineConfig:
-    """Defaults, then the preset ``path`` (if any), then ``section.key=value`` overrides."""
-    values = _read_yaml(DEFAULT_CONFIG)
+def load_config(
+    path: str | Path | None = None, overrides: typing.Iterable[str] = (), base: dict | None = None
+) -> PipelineConfig:
+    """Defaults (or the stored settings ``base`` of an earlier run, e.g. ``OUT/<take>/run.json``),
+    then the preset ``path`` (if any), then ``section.key=value`` overrides."""
+    values = _read_yaml(DEFAULT_CONFIG) if base is None else _merge(_read_yaml(DEFAULT_CONFIG), base, "stored settings")
     if path is not None:
         values = _merge(values, _read_yaml(Path(path)), str(path))
     for text in overrides:

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
+from pipeline.batch_report import ranking, write_batch_report
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from stages import export, project_ego, refine, triangulate
 from stages.base import StageContext, StageSpec
 from stages.detect import stage as detect
+from stages.qa import stage as qa
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ STAGES: tuple[StageSpec, ...] = (
     refine.STAGE,
     project_ego.STAGE,
     export.STAGE,
+    qa.STAGE,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 
@@ -69,7 +72,39 @@ def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
     paths = list(take.input_files)
     if with_files:
         paths += list(take.keypoints_2d.values()) + list(take.videos.values())
+        paths += [take.scene_points] if take.scene_points is not None else []
     return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_READERS)})
+
+
+RUN_FILE = "run.json"  # OUT/<take>/run.json: the take folder and the settings of the last run
+
+
+def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, records: dict[str, StageRecord]) -> str:
+    take_settings = config.section("take")
+    return fingerprint(
+        {
+            "stage": spec.name,
+            "code": source_fingerprint(spec.code),
+            "settings": {section: config.section(section) for section in spec.config_sections},
+            "inputs": {name: records[name].fingerprint for name in spec.inputs},
+            "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
+        }
+    )
+
+
+def _run_stage(spec: StageSpec, take: Take, config: PipelineConfig, store: ArtifactStore, records: dict, stage_fingerprint: str) -> StageRecord:
+    """Run one stage into a temporary folder and move it into place (nothing half-written stays)."""
+    logger.info("%s: running %s", take.name, spec.name)
+    work = store.begin(spec.name)
+    try:
+        files, summary = spec.run(StageContext(take, config, {n: records[n] for n in spec.inputs}, work))
+        spec.check_outputs(files)
+        record = store.commit(spec.name, work, stage_fingerprint, files, summary)
+    except BaseException:
+        store.abandon(work)
+        raise
+    logger.info("%s: %s done: %s", take.name, spec.name, json.dumps(summary))
+    return record
 
 
 def run_take(
@@ -82,47 +117,65 @@ def run_take(
     """Run every stage of one take (up to ``until``) into ``out_root/<take name>/``.
 
     Raises on the first failing stage (a batch catches it); finished stages stay.
+    ``OUT/<take>/run.json`` records the take folder and the settings used.
     """
     if force_from is not None and force_from not in STAGE_NAMES:
         raise ValueError(f"unknown stage {force_from!r} (stages: {', '.join(STAGE_NAMES)})")
     start = time.perf_counter()
-    take_settings = config.section("take")
-    take = read_take(take_dir, take_settings)
+    take = read_take(take_dir, config.section("take"))
     store = ArtifactStore(Path(out_root) / take.name)
     store.remove_leftovers()
+    atomic_write_text(
+        store.root / RUN_FILE, json.dumps({"take_dir": str(Path(take_dir).resolve()), "settings": asdict(config)}, indent=1) + "\n"
+    )
     report = TakeReport(take=take.name, output=str(store.root))
     forced = False
     records: dict[str, StageRecord] = {}
     for spec in STAGES:
         forced = forced or spec.name == force_from
-        stage_fingerprint = fingerprint(
-            {
-                "stage": spec.name,
-                "code": source_fingerprint(spec.code),
-                "settings": {section: config.section(section) for section in spec.config_sections},
-                "inputs": {name: records[name].fingerprint for name in spec.inputs},
-                "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
-            }
-        )
+        stage_fingerprint = _stage_fingerprint(spec, take, config, records)
         if not forced and store.is_current(spec.name, stage_fingerprint):
             records[spec.name] = store.record(spec.name)
             report.skipped.append(spec.name)
             logger.info("%s: %s is up to date", take.name, spec.name)
         else:
-            logger.info("%s: running %s", take.name, spec.name)
-            work = store.begin(spec.name)
-            try:
-                files, summary = spec.run(StageContext(take, config, {n: records[n] for n in spec.inputs}, work))
-                spec.check_outputs(files)
-                records[spec.name] = store.commit(spec.name, work, stage_fingerprint, files, summary)
-            except BaseException:
-                store.abandon(work)
-                raise
+            records[spec.name] = _run_stage(spec, take, config, store, records, stage_fingerprint)
             report.ran.append(spec.name)
-            logger.info("%s: %s done: %s", take.name, spec.name, json.dumps(summary))
         report.summaries[spec.name] = records[spec.name].manifest.get("summary", {})
         if spec.name == until:
             break
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def rerun_stage(take_output: str | Path, stage: str, overrides: list[str] = ()) -> TakeReport:
+    """Run one stage of a take output again from its stored inputs, no other stage.
+
+    The take folder and settings come from ``take_output/run.json`` (the last run),
+    ``overrides`` (``section.key=value``) on top. Every input stage must have finished.
+    """
+    from pipeline.config import load_config
+
+    start = time.perf_counter()
+    store = ArtifactStore(Path(take_output))
+    run_file = store.root / RUN_FILE
+    if not run_file.is_file():
+        raise FileNotFoundError(f"{run_file}: not found: {store.root} is not a take output of `run_pipeline.py run`")
+    stored = json.loads(run_file.read_text(encoding="utf-8"))
+    config = load_config(overrides=list(overrides), base=stored["settings"])
+    spec = next((spec for spec in STAGES if spec.name == stage), None)
+    if spec is None:
+        raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(STAGE_NAMES)})")
+    records = {}
+    for name in spec.inputs:
+        record = store.record(name)
+        if record is None:
+            raise FileNotFoundError(f"{store.root}: stage '{name}' has no finished output; run the pipeline first")
+        records[name] = record
+    take = read_take(stored["take_dir"], config.section("take"))
+    store.remove_leftovers()
+    record = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records))
+    report = TakeReport(take=take.name, output=str(store.root), ran=[stage], summaries={stage: record.manifest.get("summary", {})})
     report.seconds = time.perf_counter() - start
     return report
 
@@ -191,7 +244,8 @@ def run_batch(
 
     With ``batch.parallel_takes`` > 1 the takes run as Ray tasks (on this machine, or on
     the cluster of ``batch.ray_address``), else one after another in this process.
-    Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed ones).
+    Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed
+    ones, and the takes ranked by QA quality) and ``out_root/batch_report.html``.
     """
     take_dirs = list(take_dirs)
     clashes = _name_clashes(take_dirs)
@@ -203,10 +257,13 @@ def run_batch(
             [_log_and_run(index, len(runnable), take_dir, out_root, config, force_from, until) for index, take_dir in enumerate(runnable, 1)]
         )
     reports = [clashes[index] if index in clashes else next(ran) for index in range(len(take_dirs))]
+    ranked = ranking(reports, Path(out_root))
     summary = {
         "takes": len(reports),
         "failed": sum(not report.ok for report in reports),
+        "ranking": ranked,
         "reports": [asdict(report) for report in reports],
     }
     atomic_write_text(Path(out_root) / "batch_summary.json", json.dumps(summary, indent=2) + "\n")
+    write_batch_report(Path(out_root), ranked)
     return reports

@@ -38,7 +38,8 @@ class StageSpec:
     """One stage: what it reads, which settings and code define its result, what it writes.
 
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name
-    ending in ``?`` is optional (written only under some settings, e.g. the TRC file).
+    ending in ``?`` is optional (written only under some settings, e.g. the TRC file), one
+    ending in ``*`` a family of optional names with that prefix (one overlay per camera).
     ``run(context) -> (files, summary)``: ``files`` maps those names to file names in
     ``context.work``; ``summary`` holds counts a person can check (JSON-serialisable).
     """
@@ -53,9 +54,11 @@ class StageSpec:
 
     def check_outputs(self, files: dict[str, str]) -> None:
         """Refuse outputs that differ from the declaration (a stage bug, caught before commit)."""
-        required = {name for name in self.writes if not name.endswith("?")}
-        allowed = required | {name.rstrip("?") for name in self.writes}
-        missing, extra = required - set(files), set(files) - allowed
+        required = {name for name in self.writes if not name.endswith(("?", "*"))}
+        allowed = required | {name.rstrip("?") for name in self.writes if not name.endswith("*")}
+        families = tuple(name[:-1] for name in self.writes if name.endswith("*"))
+        missing = required - set(files)
+        extra = {name for name in set(files) - allowed if not (families and name.startswith(families))}
         if missing or extra:
             raise RuntimeError(
                 f"stage '{self.name}' declares outputs {sorted(allowed)} but wrote {sorted(files)}"

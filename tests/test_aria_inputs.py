@@ -351,3 +351,15 @@ def test_bad_calibration_errors_name_the_field(take_dir, tmp_path):
     path.write_text(json.dumps(document) + "\n")
     with pytest.raises(aria.AriaFormatError, match="no camera labelled 'camera-rgb'"):
         aria.read_online_calibrations(path)
+
+
+def test_semidense_points_agree_with_projectaria(take_dir, pat):
+    from projectaria_tools.core import mps
+
+    path = take_dir / "trajectory" / "semidense_points.csv.gz"
+    theirs = mps.read_global_point_cloud(str(path))
+    everything = aria.read_semidense_points(path, np.inf, np.inf)
+    assert len(theirs) == len(everything) > 1000
+    np.testing.assert_allclose(np.stack([point.position_world for point in theirs]), everything, atol=1e-12)
+    confident = [point for point in theirs if point.inverse_distance_std <= 0.001 and point.distance_std <= 0.005]
+    assert len(aria.read_semidense_points(path, 0.001, 0.005)) == len(confident) < len(theirs)

@@ -1,9 +1,10 @@
 """``run_pipeline.py demo``: the whole job on the embedded default, offline.
 
-Generates the demo take (a synthetic Ego-Exo4D take with ground truth and rendered
-videos; settings in the ``demo`` config section), runs the pipeline on it with the
-configured detector (MediaPipe by default: the real detector on the rendered videos)
-and evaluates the result against the truth. Re-running reuses the take and every
+Generates the demo take (a synthetic new Ego-Exo4D take: raw Aria inputs, ground truth
+and rendered videos; settings in the ``demo`` config section), runs the pipeline on it
+with the configured detector (MediaPipe by default: the real detector on the rendered
+videos), evaluates the result against the truth (3D, ego camera, ego-view 2D) and
+prints where the QA report, overlays and recording are. Re-running reuses the take and every
 stage that is up to date. Without rendering (``--set demo.render=false``) the
 detections simulated with the take are used (``detect.backend=precomputed``).
 """
@@ -64,4 +65,12 @@ def run(args) -> int:
     status = log_reports(reports)
     if status == 0:
         print(format_report(evaluate(reports[0].output, take)))
+        qa = Path(reports[0].output) / "qa"
+        overlays = sorted(path.name for path in qa.glob("overlay_*.mp4"))
+        print(f"QA: {reports[0].summaries['qa']['quality_score']:.1f} % of frame and part labels without flag")
+        print(f"  report:    {qa / 'report.html'}")
+        print(f"  overlays:  {qa}/ ({', '.join(overlays) or 'none'})")
+        if (qa / "recording.rrd").is_file():
+            print(f"  recording: {qa / 'recording.rrd'} (rerun {qa / 'recording.rrd'})")
+        print(f"  batch:     {out / 'results' / 'batch_report.html'}")
     return status

@@ -583,3 +583,48 @@ def pose_status_counts(status: np.ndarray) -> dict[str, int]:
     from triangulation.poses import POSE_STATUS_NAMES
 
     return {POSE_STATUS_NAMES[code]: int(np.count_nonzero(status == code)) for code in POSE_STATUS_NAMES if np.any(status == code) or code == POSE_OK}
+
+
+# --------------------------------------------------------------------------------------
+# Scene points: MPS semidense_points.csv.gz
+# --------------------------------------------------------------------------------------
+
+SEMIDENSE_COLUMNS = ("uid", "graph_uid", "px_world", "py_world", "pz_world", "inv_dist_std", "dist_std")
+
+
+def read_semidense_points(path: PathLike, max_inv_dist_std: float, max_dist_std: float) -> np.ndarray:
+    """World points ``(N, 3)`` (metres) of an MPS ``semidense_points.csv.gz`` (or ``.csv``) whose
+    uncertainty is within ``max_inv_dist_std`` (1/m) and ``max_dist_std`` (m)."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as stream:
+            header = [name.strip() for name in next(csv.reader(stream), [])]
+            missing = [name for name in SEMIDENSE_COLUMNS if name not in header]
+            if missing:
+                raise AriaFormatError(f"{path}: missing column(s) {', '.join(missing)}")
+            columns = [header.index(name) for name in SEMIDENSE_COLUMNS[2:]]
+            values = np.loadtxt(stream, delimiter=",", usecols=columns, dtype=np.float64, ndmin=2)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: semidense point file not found") from None
+    except (ValueError, OSError, EOFError) as error:
+        raise AriaFormatError(f"{path}: {error}") from None
+    keep = np.isfinite(values).all(axis=1) & (values[:, 3] <= max_inv_dist_std) & (values[:, 4] <= max_dist_std)
+    return values[keep, :3]
+
+
+def write_semidense_points(path: PathLike, points: np.ndarray, inv_dist_std: np.ndarray, dist_std: np.ndarray, graph_uid: str = "0") -> Path:
+    """An MPS ``semidense_points.csv.gz`` (gzip by the ``.gz`` suffix), written atomically."""
+    import gzip
+
+    from pipeline.atomic import atomic_write_bytes
+
+    lines = [",".join(SEMIDENSE_COLUMNS)]
+    lines += [
+        f"{uid},{graph_uid},{x!r},{y!r},{z!r},{a!r},{b!r}"
+        for uid, ((x, y, z), a, b) in enumerate(zip(np.asarray(points, dtype=float).tolist(), np.asarray(inv_dist_std, dtype=float).tolist(), np.asarray(dist_std, dtype=float).tolist()))
+    ]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    return atomic_write_bytes(path, gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)

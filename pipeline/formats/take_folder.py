@@ -78,7 +78,8 @@ class Take:
     ``num_frames`` is None when nothing in the folder tells it. ``ego_pose_source``:
     ``"aria_mps"`` (raw Aria inputs, details in ``ego_poses``), ``"camera_pose_json"`` or
     None (no ego camera). ``input_files``: the files the cameras were read from (their
-    changes invalidate every stage).
+    changes invalidate every stage). ``scene_points``: the take's semidense point cloud
+    (MPS ``semidense_points.csv.gz``), when present.
     """
 
     name: str
@@ -94,6 +95,7 @@ class Take:
     ego_pose_source: str | None = None
     ego_poses: aria.EgoPoses | None = None
     input_files: tuple[Path, ...] = ()
+    scene_points: Path | None = None
 
     @property
     def exo_names(self) -> tuple[str, ...]:
@@ -329,6 +331,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
         ego_pose_source=None if ego is None else ("aria_mps" if use_raw else "camera_pose_json"),
         ego_poses=ego_poses,
         input_files=tuple(inputs_used) + ((take_json,) if take_json.is_file() else ()),
+        scene_points=scene if (scene := _setting_path(root, settings["semidense_points_csv"], take_name)).is_file() else None,
     )
 
 

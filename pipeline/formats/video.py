@@ -43,6 +43,7 @@ out damaged but present) and is not detected. Containers without a declared fram
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -53,7 +54,17 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["VideoInfo", "VideoDecodeError", "VideoWriter", "iter_frames", "video_info", "default_codec"]
+__all__ = [
+    "VideoInfo",
+    "VideoDecodeError",
+    "VideoWriter",
+    "LockstepDecodeError",
+    "iter_frames",
+    "iter_frames_lockstep",
+    "video_info",
+    "default_codec",
+]
+logger = logging.getLogger(__name__)
 
 # x264's macroblock-tree rate control made the output of identical runs differ (seen
 # with PyAV 18.1's x264, single- and multi-threaded, on some rendered frames: decoded
@@ -171,6 +182,59 @@ def iter_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
         yield from _decode(container, path, start, None if stop is None else int(stop))
     finally:
         container.close()
+
+
+class LockstepDecodeError(RuntimeError):
+    """A video of a lockstep read could not be decoded; the message names the file, camera and frame."""
+
+
+def iter_frames_lockstep(
+    paths: list, names: list[str], start: int, stop: int, fail: bool = True, errors: list[dict] | None = None
+) -> Iterator[tuple[int, list[np.ndarray | None]]]:
+    """Yield ``(frame, images)`` for ``start <= frame < stop``: one decoded frame of every video
+    (``paths``, camera ``names``) at a time, never more in memory.
+
+    A video that ends early or cannot be decoded from frame ``k`` on raises
+    :class:`LockstepDecodeError` (``fail``) or yields None for that view from ``k`` on,
+    appending ``{camera, file, first_frame, frames_missing, reason}`` to ``errors``.
+    A path of None is a view without a video: always None, no error.
+    """
+    streams = [None if path is None else iter_frames(path, start, stop) for path in paths]
+    alive = [stream is not None for stream in streams]
+
+    def lost(v: int, frame: int, reason: str) -> None:
+        message = f"{paths[v]}: camera '{names[v]}': cannot decode frame {frame}: {reason}"
+        if fail:
+            raise LockstepDecodeError(message)
+        logger.warning("%s; frames %d-%d of this view are marked missing", message, frame, stop - 1)
+        if errors is not None:
+            errors.append(
+                {"camera": names[v], "file": str(paths[v]), "first_frame": int(frame), "frames_missing": int(stop - frame), "reason": reason}
+            )
+        alive[v] = False
+        streams[v].close()
+
+    try:
+        for frame in range(start, stop):
+            images: list[np.ndarray | None] = []
+            for v, stream in enumerate(streams):
+                image = None
+                if alive[v]:
+                    try:
+                        index, image = next(stream)
+                        if index != frame:
+                            lost(v, frame, f"the decoder gave frame {index} where frame {frame} was expected")
+                            image = None
+                    except StopIteration:
+                        lost(v, frame, "the video ends before this frame")
+                    except VideoDecodeError as error:
+                        lost(v, error.frame_index, error.reason)
+                images.append(image)
+            yield frame, images
+    finally:
+        for stream in streams:
+            if stream is not None:
+                stream.close()
 
 
 def _decode(container, path: Path, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:

@@ -226,6 +226,22 @@ class Room:
             decals=np.array(decals, dtype=np.float64).reshape(-1, 8), salt=int(rng.integers(1 << 30)),
         )  # fmt: skip
 
+    def surface_points(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        """``(count, 3)`` points spread over the floor and the four walls (metres), like the
+        semidense points a SLAM system tracks on a room's surfaces."""
+        areas = np.array([(self.x1 - self.x0) * (self.y1 - self.y0)] + [(self.y1 - self.y0) * self.height] * 2 + [(self.x1 - self.x0) * self.height] * 2)
+        surface = rng.choice(5, size=count, p=areas / areas.sum())
+        u, v = rng.uniform(0, 1, count), rng.uniform(0, 1, count)
+        x = self.x0 + u * (self.x1 - self.x0)
+        y = self.y0 + u * (self.y1 - self.y0)
+        z = v * self.height
+        points = np.stack([x, self.y0 + v * (self.y1 - self.y0), np.zeros(count)], axis=1)  # floor
+        walls = [(self.x0, None), (self.x1, None), (None, self.y0), (None, self.y1)]
+        for index, (fixed_x, fixed_y) in enumerate(walls, 1):
+            on = surface == index
+            points[on] = np.stack([np.full(on.sum(), fixed_x) if fixed_x is not None else x[on], np.full(on.sum(), fixed_y) if fixed_y is not None else y[on], z[on]], axis=1)
+        return points[surface >= 0]
+
     def shade(self, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """Colours ``(N, 3)`` float32 seen along rays from ``origin (3,)`` with unit ``directions (N, 3)``.
 
@@ -938,6 +954,30 @@ class CameraRenderer:
 # --------------------------------------------------------------------------------------
 
 
+def _scene(joints_3d: np.ndarray, exo_cameras: list[Camera], ego: MovingCamera, seed: int):
+    """The figure style and one renderer per camera (exo cameras, then the ego camera) of a take."""
+    style = FigureStyle.from_seed(seed)
+    anchors = [camera.center for camera in exo_cameras] + [joints_3d.reshape(-1, 3)]
+    room = Room.around(np.vstack(anchors), seed)
+    cameras: list[Camera | MovingCamera] = list(exo_cameras) + [ego]
+    return style, [CameraRenderer(camera, room, seed, index) for index, camera in enumerate(cameras)]
+
+
+def scene_points(joints_3d: np.ndarray, exo_cameras: list[Camera], seed: int, count: int) -> np.ndarray:
+    """``(count, 3)`` points on the surfaces of the room the take is rendered in (metres)."""
+    anchors = [camera.center for camera in exo_cameras] + [np.asarray(joints_3d).reshape(-1, 3)]
+    room = Room.around(np.vstack(anchors), seed)
+    return room.surface_points(np.random.default_rng(np.random.SeedSequence([int(seed), 0x300])), count)
+
+
+def figure_labels(joints_3d: np.ndarray, exo_cameras: list[Camera], ego: MovingCamera, seed: int, frame: int) -> list[np.ndarray]:
+    """Part-label images (int8 ``(H, W)``, -1 for the room) of one frame in every camera, as
+    :func:`render_take_videos` draws it: where the figure and each of its parts are."""
+    style, renderers = _scene(joints_3d, exo_cameras, ego, seed)
+    figure = build_figure(np.asarray(joints_3d, dtype=np.float64)[frame], style)
+    return [renderer.render(figure, frame, with_labels=True)[1] for renderer in renderers]
+
+
 def render_take_videos(
     take_dir: Path,
     joints_3d: np.ndarray,
@@ -973,10 +1013,7 @@ def render_take_videos(
         if camera.image_size is None:
             raise ValueError(f"camera '{camera.name}': image_size is needed to render")
 
-    style = FigureStyle.from_seed(seed)
-    anchors = [camera.center for camera in exo_cameras] + [joints_3d.reshape(-1, 3)]
-    room = Room.around(np.vstack(anchors), seed)
-    renderers = [CameraRenderer(camera, room, seed, index) for index, camera in enumerate(cameras)]
+    style, renderers = _scene(joints_3d, exo_cameras, ego, seed)
     out_dir = take_dir / "frame_aligned_videos"
     workers = workers or min(2, os.cpu_count() or 1)
 

@@ -10,6 +10,7 @@ Take folder written by :func:`write_take` (``take_dir`` is the take)::
                                     a quarter second after
     trajectory/online_calibration.jsonl     the RGB camera's FISHEYE624 calibration and T_device_camera
     trajectory/device_calibration.json      the same as a projectaria-tools device calibration
+    trajectory/semidense_points.csv.gz      MPS-style points on the room's floor and walls
     timesync.csv                    capture-style timestamps: take frame i is row timesync_start_idx + 1 + i
     camera_pose.json                only with ``camera_pose_json``: exo cameras + per-frame ego poses
                                     (the processed form a released take has)
@@ -51,6 +52,7 @@ from pipeline.formats.aria import (
     write_closed_loop_trajectory,
     write_device_calibration,
     write_online_calibration,
+    write_semidense_points,
     write_timesync,
 )
 from pipeline.formats.calibration import write_camera_pose_json, write_gopro_calibs_csv
@@ -91,6 +93,8 @@ TRAJECTORY_CSV = "trajectory/closed_loop_trajectory.csv"
 ONLINE_CALIBRATION_JSONL = "trajectory/online_calibration.jsonl"
 DEVICE_CALIBRATION_JSON = "trajectory/device_calibration.json"
 TIMESYNC_CSV = "timesync.csv"
+SEMIDENSE_POINTS_CSV = "trajectory/semidense_points.csv.gz"
+SCENE_POINT_COUNT = 20000  # semidense points written on the room's floor and walls
 DEVICE_CLOCK_START_US = 3_600_000_000  # device clock (µs) at frame 0: the glasses have run for an hour
 TRAJECTORY_PHASE_US = 370  # trajectory samples fall this far after whole milliseconds (off the frame times)
 TIMESYNC_ROWS_BEFORE = 5  # capture rows before the take's first frame (other takes of the capture)
@@ -245,6 +249,12 @@ def _write_aria_inputs(take: SynthTake, take_dir: Path) -> None:
     rows_after = np.arange(1, TIMESYNC_ROWS_AFTER + 1) * period_ns + take.frame_timestamps_ns[-1]
     rows = np.concatenate([np.round(rows_before), take.frame_timestamps_ns, np.round(rows_after)])
     write_timesync(take_dir / TIMESYNC_CSV, take.ego.name, rows, [camera.name for camera in take.exo_cameras], config.fps)
+    from pipeline.synth.render import scene_points
+
+    points = scene_points(take.motion.joints, take.exo_cameras, config.seed, SCENE_POINT_COUNT)
+    rng = np.random.default_rng([config.seed, 5])  # stream 5: scene point noise
+    distance_std = rng.uniform(0.001, 0.008, len(points))
+    write_semidense_points(take_dir / SEMIDENSE_POINTS_CSV, points + rng.normal(0.0, distance_std[:, None] / 2, points.shape), distance_std / 4.0, distance_std, GRAPH_UID)
 
 
 def _corruption_summary(observations: Observations) -> dict[str, float]:

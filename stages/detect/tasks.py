@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.formats.video import VideoDecodeError, iter_frames, video_info
+from pipeline.formats.video import LockstepDecodeError, VideoDecodeError, iter_frames_lockstep, video_info
 from stages.detect.prior import ego_centres
 from triangulation.cameras import Camera
 
@@ -54,47 +54,12 @@ def lockstep_frames(
     ``errors`` gets ``{camera, file, first_frame, frames_missing, reason}``) when
     ``on_decode_error`` is ``mark_missing``; otherwise :class:`DetectVideoError` is raised.
     """
-    streams = [iter_frames(path, task.start, task.stop) for path in task.videos]
-    alive = [True] * len(streams)
-
-    def fail(v: int, frame: int, reason: str) -> None:
-        camera, path = task.cameras[v].name, task.videos[v]
-        message = f"{path}: camera '{camera}': cannot decode frame {frame}: {reason}"
-        if on_decode_error != "mark_missing":
-            raise DetectVideoError(message)
-        logger.warning("%s; frames %d-%d of this view are marked missing", message, frame, task.stop - 1)
-        errors.append(
-            {
-                "camera": camera,
-                "file": str(path),
-                "first_frame": int(frame),
-                "frames_missing": int(task.stop - frame),
-                "reason": reason,
-            }
-        )
-        alive[v] = False
-        streams[v].close()
-
     try:
-        for frame in range(task.start, task.stop):
-            images: list[np.ndarray | None] = []
-            for v, stream in enumerate(streams):
-                image = None
-                if alive[v]:
-                    try:
-                        index, image = next(stream)
-                        if index != frame:
-                            fail(v, frame, f"the decoder gave frame {index} where frame {frame} was expected")
-                            image = None
-                    except StopIteration:
-                        fail(v, frame, "the video ends before this frame")
-                    except VideoDecodeError as error:
-                        fail(v, error.frame_index, error.reason)
-                images.append(image)
-            yield frame, images
-    finally:
-        for stream in streams:
-            stream.close()
+        yield from iter_frames_lockstep(
+            list(task.videos), [camera.name for camera in task.cameras], task.start, task.stop, on_decode_error != "mark_missing", errors
+        )
+    except LockstepDecodeError as error:
+        raise DetectVideoError(str(error)) from error
 
 
 def run_task(detector, task: DetectTask, settings: dict, progress=None) -> tuple[np.ndarray, dict]:

@@ -1,0 +1,268 @@
+"""Overlay videos and report thumbnails, streamed: one decoded frame per view at a time.
+
+- Every exo view: the refined skeleton reprojected (edges and joints coloured by the
+  joint's reprojection error: green within ``error_good_px``, red beyond
+  ``error_bad_px``; grey where the view saw nothing) with the detected 2D beside it
+  (small cyan crosses).
+- The ego view: the projected body and hands on the raw fisheye frames (white body,
+  magenta / orange hands), in the video's orientation.
+- A mosaic of all views with the frame number and the frame's flags burnt in.
+- Thumbnails for the report: for chosen (frame, part) pairs, a crop of the overlay of
+  the view most responsible for the flag, JPEG bytes.
+
+Memory does not grow with the take's length: frames are decoded, drawn, encoded and
+dropped one at a time (:func:`pipeline.formats.video.iter_frames_lockstep`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fitting import skeleton
+from fitting.quality import PART_NAMES, REASONS
+from pipeline.formats.video import VideoWriter, iter_frames_lockstep
+
+_EDGES = np.asarray(skeleton.DRAW_EDGES)
+_HAND_COLOURS = {"left_hand": (255, 80, 255), "right_hand": (255, 160, 40)}  # RGB
+_BODY_COLOUR = (255, 255, 255)
+_UNSEEN = (150, 150, 150)
+_DETECTED = (0, 230, 255)
+_THUMBNAIL_PX = 240
+
+
+@dataclass(frozen=True)
+class OverlayInputs:
+    """What the overlays draw. ``exo_pixels (views, frames, 59, 2)`` / ``exo_visible``; ``errors
+    (views, frames, 59)`` px (NaN: not observed); ``keypoints (views, frames, 59, 3)``;
+    ``ego_pixels (frames, 59, 2)`` / ``ego_visible`` in the ego video's orientation (None
+    without an ego camera); ``flags (frames, parts, reasons)``; ``view_flagged (views,
+    frames, parts)``; ``view_error (views, frames, parts)``."""
+
+    exo_names: list[str]
+    exo_videos: list[Path | None]
+    exo_pixels: np.ndarray
+    exo_visible: np.ndarray
+    errors: np.ndarray
+    keypoints: np.ndarray
+    ego_name: str | None
+    ego_video: Path | None
+    ego_pixels: np.ndarray | None
+    ego_visible: np.ndarray | None
+    flags: np.ndarray
+    view_flagged: np.ndarray
+    view_error: np.ndarray
+
+
+@dataclass
+class OverlayResult:
+    """Files written (name -> path), thumbnails ``{(frame, part): jpeg bytes}``, frames drawn."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    thumbnails: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    frames: int = 0
+    views_without_video: list[str] = field(default_factory=list)
+
+
+def error_colours(errors: np.ndarray, good_px: float, bad_px: float) -> np.ndarray:
+    """RGB uint8 ``(..., 3)``: green at ``good_px`` or less, through yellow, to red at ``bad_px``; grey for NaN."""
+    level = np.clip((np.nan_to_num(errors, nan=0.0) - good_px) / max(bad_px - good_px, 1e-9), 0.0, 1.0)
+    red = np.clip(2.0 * level, 0.0, 1.0) * 255
+    green = np.clip(2.0 * (1.0 - level), 0.0, 1.0) * 220
+    colours = np.stack([red, green, np.zeros_like(red)], axis=-1).astype(np.uint8)
+    colours[~np.isfinite(errors)] = _UNSEEN
+    return colours
+
+
+def _scale_for(width: int, max_width: int) -> float:
+    return min(1.0, max_width / float(width))
+
+
+def _resized(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(2, int(round(width * scale)) // 2 * 2), max(2, int(round(height * scale)) // 2 * 2))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _point(pixel: np.ndarray, scale: float) -> tuple[int, int]:
+    return int(round(pixel[0] * scale)), int(round(pixel[1] * scale))
+
+
+def draw_exo(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors: np.ndarray, detected: np.ndarray, scale: float, good_px: float, bad_px: float) -> np.ndarray:
+    """One exo frame: ``pixels (59, 2)`` reprojected, ``visible (59,)``, ``errors (59,)`` px,
+    ``detected (59, 3)`` 2D keypoints; coordinates are full-resolution pixels, drawn at ``scale``."""
+    canvas = np.ascontiguousarray(image)
+    colours = error_colours(errors, good_px, bad_px)
+    for a, b in _EDGES[visible[_EDGES[:, 0]] & visible[_EDGES[:, 1]]]:
+        colour = tuple(int(c) for c in np.maximum(colours[a], colours[b]))
+        cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
+    for j in np.flatnonzero(visible):
+        cv2.circle(canvas, _point(pixels[j], scale), 3, tuple(int(c) for c in colours[j]), -1, cv2.LINE_AA)
+    for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):
+        x, y = _point(detected[j], scale)
+        cv2.drawMarker(canvas, (x + 6, y), _DETECTED, cv2.MARKER_CROSS, 6, 1)
+    return canvas
+
+
+def draw_ego(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, scale: float) -> np.ndarray:
+    """One ego frame: the projected body (white) and hands (coloured) where visible."""
+    canvas = np.ascontiguousarray(image)
+    for a, b in _EDGES[visible[_EDGES[:, 0]] & visible[_EDGES[:, 1]]]:
+        part = "left_hand" if skeleton.LEFT_HAND.start <= b < skeleton.LEFT_HAND.stop else "right_hand" if b >= skeleton.RIGHT_HAND.start else None
+        colour = _HAND_COLOURS.get(part, _BODY_COLOUR)
+        cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
+    for j in np.flatnonzero(visible):
+        cv2.circle(canvas, _point(pixels[j], scale), 3, (255, 255, 0), -1, cv2.LINE_AA)
+    return canvas
+
+
+def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], colour=(255, 255, 255)) -> None:
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+
+
+def flag_text(flags: np.ndarray) -> str:
+    """``flags (parts, reasons)`` of one frame as ``body: missing; left_hand: gap_filled`` (empty: none)."""
+    items = []
+    for p, part in enumerate(PART_NAMES):
+        reasons = [REASONS[r] for r in np.flatnonzero(flags[p])]
+        if reasons:
+            items.append(f"{part}: {', '.join(reasons)}")
+    return "; ".join(items)
+
+
+def _letterboxed(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` scaled to fit ``width x height`` (aspect kept), centred on black."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    x0, y0 = (width - size[0]) // 2, (height - size[1]) // 2
+    canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def mosaic(tiles: list[np.ndarray], frame: int, flags: np.ndarray, width: int, aspect: float) -> np.ndarray:
+    """All (labelled) views in a grid ``width`` pixels wide of ``aspect`` (height / width)
+    cells, with the frame number and the frame's flags below."""
+    columns = 3 if len(tiles) > 4 else 2
+    tile_w = width // columns // 2 * 2
+    tile_h = max(2, int(round(tile_w * aspect)) // 2 * 2)
+    rows = -(-len(tiles) // columns)
+    canvas = np.zeros((rows * tile_h + 40, columns * tile_w, 3), dtype=np.uint8)
+    for index, tile in enumerate(tiles):
+        row, column = divmod(index, columns)
+        canvas[row * tile_h : (row + 1) * tile_h, column * tile_w : (column + 1) * tile_w] = _letterboxed(tile, tile_w, tile_h)
+    text = flag_text(flags)
+    _label(canvas, f"frame {frame}", (8, rows * tile_h + 16))
+    if text:
+        _label(canvas, text[:150], (8, rows * tile_h + 34), (255, 90, 90))
+    return canvas
+
+
+def _crop(image: np.ndarray, pixels: np.ndarray, scale: float) -> np.ndarray:
+    """A square crop around ``pixels (k, 2)`` (full resolution) of a drawn image, resized to the thumbnail size."""
+    points = pixels[np.isfinite(pixels).all(axis=1)] * scale
+    height, width = image.shape[:2]
+    if len(points) == 0:
+        box = (0, 0, width, height)
+    else:
+        low, high = points.min(axis=0), points.max(axis=0)
+        centre, side = (low + high) / 2, max(float((high - low).max()) * 2.0, 140.0 * scale)
+        x0, y0 = int(max(0, centre[0] - side / 2)), int(max(0, centre[1] - side / 2))
+        box = (x0, y0, int(min(width, x0 + side)), int(min(height, y0 + side)))
+    crop = image[box[1] : box[3], box[0] : box[2]]
+    factor = _THUMBNAIL_PX / max(crop.shape[:2])
+    return cv2.resize(crop, (max(1, int(crop.shape[1] * factor)), max(1, int(crop.shape[0] * factor))), interpolation=cv2.INTER_AREA)
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return data.tobytes() if ok else b""
+
+
+def render_overlays(
+    inputs: OverlayInputs,
+    out_dir: Path | None,
+    frame_range: tuple[int, int],
+    fps: float,
+    settings: dict,
+    thumbnails: list[tuple[int, int]],
+) -> OverlayResult:
+    """Stream the frames of ``frame_range`` of every view: write the overlay videos into
+    ``out_dir`` (None: none, thumbnails only) and collect the ``thumbnails`` ``(frame, part)``."""
+    result = OverlayResult()
+    names = list(inputs.exo_names) + ([inputs.ego_name] if inputs.ego_name else [])
+    paths = list(inputs.exo_videos) + ([inputs.ego_video] if inputs.ego_name else [])
+    result.views_without_video = [name for name, path in zip(names, paths) if path is None]
+    if all(path is None for path in paths):
+        return result
+    wanted: dict[int, list[int]] = {}
+    for frame, part in thumbnails:
+        wanted.setdefault(frame, []).append(part)
+    start, stop = frame_range
+    if out_dir is None:  # thumbnails only: read just the span that holds them
+        if not wanted:
+            return result
+        start, stop = min(wanted), max(wanted) + 1
+    good, bad, max_width = settings["error_good_px"], settings["error_bad_px"], settings["overlay_max_width"]
+    exo_count = len(inputs.exo_names)
+    aspect = None  # of the mosaic's cells: the first exo view's
+    with contextlib.ExitStack() as stack:
+        writers: dict[str, VideoWriter] = {}
+        for frame, images in iter_frames_lockstep(paths, names, start, stop, fail=False):
+            drawn = []
+            for v, image in enumerate(images):
+                if image is None:
+                    drawn.append(None)
+                    continue
+                scale = _scale_for(image.shape[1], max_width)
+                small = _resized(image, scale)
+                if v < exo_count:
+                    canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, good, bad)
+                else:
+                    canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale)
+                _label(canvas, f"{names[v]}  {frame}", (6, 18))
+                drawn.append((canvas, scale))
+            for part in wanted.get(frame, []):
+                result.thumbnails[(frame, part)] = _jpeg(_thumbnail(inputs, drawn, frame, part))
+            if out_dir is None:
+                continue
+            for v, item in enumerate(drawn):
+                if item is None:
+                    continue
+                if names[v] not in writers:
+                    path = out_dir / f"overlay_{names[v]}.mp4"
+                    writers[names[v]] = stack.enter_context(VideoWriter(path, fps, width=item[0].shape[1], height=item[0].shape[0]))
+                    result.files[f"overlay_{names[v]}"] = path
+                writers[names[v]].write(item[0])
+            tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
+            if aspect is None:
+                aspect = next(item[0].shape[0] / item[0].shape[1] for item in drawn if item is not None)
+            image = mosaic(tiles, frame, inputs.flags[frame], 2 * max_width, aspect)
+            if "mosaic" not in writers:
+                path = out_dir / "overlay_mosaic.mp4"
+                writers["mosaic"] = stack.enter_context(VideoWriter(path, fps, width=image.shape[1], height=image.shape[0]))
+                result.files["overlay_mosaic"] = path
+            writers["mosaic"].write(image)
+            result.frames += 1
+    return result
+
+
+def _thumbnail(inputs: OverlayInputs, drawn: list, frame: int, part: int) -> np.ndarray:
+    """The drawn view most responsible for the part's flag, cropped around the part."""
+    joints = list(skeleton.PARTS.values())[part]
+    exo = [v for v in range(len(inputs.exo_names)) if drawn[v] is not None]
+    if not exo:
+        image, scale = next(item for item in drawn if item is not None)
+        return _crop(image, np.empty((0, 2)), scale)
+    flagged = [v for v in exo if inputs.view_flagged[v, frame, part]]
+    candidates = flagged or exo
+    v = max(candidates, key=lambda view: np.nan_to_num(inputs.view_error[view, frame, part], nan=-1.0))
+    image, scale = drawn[v]
+    return _crop(image, np.where(inputs.exo_visible[v, frame, joints, None], inputs.exo_pixels[v, frame, joints], np.nan), scale)

@@ -1,0 +1,299 @@
+"""The take report: one self-contained HTML file (plotly, embedded; opens from disk offline).
+
+Sections: the quality summary (metrics.json in tables), a timeline of missing and
+flagged data per part and reason, the reprojection error per camera and joint, the
+views per joint over time, bone lengths before and after refine, the 3D trajectory
+with the cameras, and the flagged stretches with their reasons, the responsible camera,
+a thumbnail of the overlay and links to the overlay videos at that time. Clicking the
+timeline scrolls to the stretch it belongs to. Plotly's JavaScript is embedded once;
+nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from fitting import skeleton
+from fitting.quality import PART_NAMES, REASONS, FlagStretch
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.left, th.left { text-align: left; }
+.score { font-size: 2em; font-weight: bold; }
+tr.highlight { background: #fff3b0; }
+img.thumb { max-height: 160px; }
+.plot { min-height: 360px; }
+"""
+
+_SCRIPT = """
+function showStretch(frame, part) {
+  const rows = document.querySelectorAll('tr.stretch');
+  let best = null;
+  rows.forEach(function (row) {
+    row.classList.remove('highlight');
+    const start = +row.dataset.start, stop = +row.dataset.stop;
+    if ((part === null || row.dataset.part === part) && frame >= start - 1 && frame < stop + 1 && best === null) best = row;
+  });
+  if (best) { best.classList.add('highlight'); best.scrollIntoView({behavior: 'smooth', block: 'center'}); }
+}
+document.addEventListener('DOMContentLoaded', function () {
+  const timeline = document.getElementById('plot-timeline');
+  if (timeline && timeline.on) {
+    timeline.on('plotly_click', function (event) {
+      const point = event.points[0];
+      const label = String(point.y);
+      showStretch(Math.round(point.x), label.split(':')[0]);
+    });
+  }
+});
+"""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows (arrays of one take).
+
+    ``flags (frames, parts, reasons)``; ``present`` / ``filled (frames, 59)``;
+    ``num_views (frames, 59)``; ``bone_lengths_before (frames, bones)`` m (triangulated),
+    ``bone_lengths_after (bones,)`` m; ``trajectory``: name -> ``(frames, 3)`` m;
+    ``cameras``: name -> ``(3,)`` centre; ``ego_path (frames, 3)`` or None;
+    ``stretches`` most severe first; ``thumbnails``: ``(frame, part)`` -> JPEG bytes;
+    ``videos``: overlay file names beside the report, holding ``video_frames``.
+    """
+
+    take_name: str
+    fps: float
+    metrics: dict
+    camera_names: list[str]
+    flags: np.ndarray
+    present: np.ndarray
+    filled: np.ndarray
+    num_views: np.ndarray
+    bone_lengths_before: np.ndarray
+    bone_lengths_after: np.ndarray
+    trajectory: dict[str, np.ndarray]
+    cameras: dict[str, np.ndarray]
+    ego_path: np.ndarray | None
+    stretches: list[FlagStretch]
+    thumbnails: dict[tuple[int, int], bytes]
+    videos: dict[str, str]
+    max_columns: int
+    video_frames: tuple[int, int] = (0, 0)  # the frames the overlay videos hold (start, stop)
+    max_rows: int = 500
+
+
+def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
+    """Bin edges over frames so that there are at most ``max_columns`` bins, and the bin size."""
+    size = max(1, int(np.ceil(frames / max_columns)))
+    return np.arange(0, frames, size), size
+
+
+def _binned(values: np.ndarray, size: int, how: str) -> np.ndarray:
+    """``values (frames, ...)`` reduced over bins of ``size`` frames (``max`` / ``min`` / ``mean``)."""
+    frames = values.shape[0]
+    padded_frames = -(-frames // size) * size
+    fill = {"max": -np.inf, "min": np.inf, "mean": np.nan}[how]
+    padded = np.full((padded_frames,) + values.shape[1:], fill, dtype=np.float64)
+    padded[:frames] = values
+    blocks = padded.reshape((-1, size) + values.shape[1:])
+    if how == "mean":
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(blocks, axis=1)
+    return getattr(np, how)(blocks, axis=1)
+
+
+def _figure_html(figure, div_id: str) -> str:
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+
+
+def timeline_figure(data: ReportData):
+    """Missing and flagged data over time: one row per part and reason (white: fine)."""
+    import plotly.graph_objects as go
+
+    starts, size = _bins(data.flags.shape[0], data.max_columns)
+    rows, labels = [], []
+    for p, (part, joints) in enumerate(skeleton.PARTS.items()):
+        for r, reason in enumerate(REASONS):
+            if reason == "hand_off_wrist" and part == "body":
+                continue
+            rows.append(_binned(data.flags[:, p, r].astype(float), size, "max"))
+            labels.append(f"{part}: {reason}")
+    z = np.array(rows)
+    figure = go.Figure(
+        go.Heatmap(z=z, x=starts, y=labels, colorscale=[[0, "#ffffff"], [1, "#d62728"]], showscale=False, zmin=0, zmax=1,
+                   hovertemplate="frame %{x}<br>%{y}<extra></extra>")
+    )  # fmt: skip
+    figure.update_layout(title=f"Missing and flagged data ({size} frame(s) per column; click to see the stretch)", height=120 + 18 * len(labels),
+                         margin=dict(l=230, r=20, t=50, b=40), xaxis_title="frame", yaxis_autorange="reversed")  # fmt: skip
+    return figure
+
+
+def reprojection_figure(data: ReportData):
+    """Median inlier reprojection error (px) per camera and joint."""
+    import plotly.graph_objects as go
+
+    table = data.metrics["reprojection_error_px_by_camera_and_joint"]
+    z = [[table[camera][joint] for joint in skeleton.JOINT_NAMES] for camera in data.camera_names]
+    figure = go.Figure(go.Heatmap(z=z, x=list(skeleton.JOINT_NAMES), y=data.camera_names, colorscale="Reds", colorbar_title="px",
+                                  hovertemplate="%{y} %{x}: %{z:.2f} px<extra></extra>"))  # fmt: skip
+    figure.update_layout(title="Reprojection error per camera and joint (median of inliers, px)", height=160 + 40 * len(data.camera_names),
+                         margin=dict(l=80, r=20, t=50, b=140))  # fmt: skip
+    return figure
+
+
+def views_figure(data: ReportData):
+    """Views that agreed with each joint, over time (0: missing or gap-filled)."""
+    import plotly.graph_objects as go
+
+    starts, size = _bins(data.num_views.shape[0], data.max_columns)
+    views = np.where(data.present & ~data.filled, data.num_views, 0).astype(float)
+    z = _binned(views, size, "min").T
+    figure = go.Figure(go.Heatmap(z=z, x=starts, y=list(skeleton.JOINT_NAMES), colorscale="Viridis", zmin=0, colorbar_title="views",
+                                  hovertemplate="frame %{x}<br>%{y}: %{z} views<extra></extra>"))  # fmt: skip
+    figure.update_layout(title=f"Views per joint over time (fewest per column of {size} frame(s))", height=900, margin=dict(l=150, r=20, t=50, b=40))
+    return figure
+
+
+def bones_figure(data: ReportData):
+    """Bone lengths: the triangulated frames' spread (before) and refine's one length (after)."""
+    import plotly.graph_objects as go
+
+    names = [f"{skeleton.JOINT_NAMES[a]}-{skeleton.JOINT_NAMES[b]}" for a, b in skeleton.BONES]
+    before = data.bone_lengths_before * 1000.0
+    step = max(1, before.shape[0] // 300)
+    figure = go.Figure()
+    for k, name in enumerate(names):
+        values = before[::step, k]
+        values = values[np.isfinite(values)]
+        figure.add_trace(go.Box(y=values, name=name, marker_color="#1f77b4", boxpoints=False, showlegend=False))
+    figure.add_trace(go.Scatter(x=names, y=data.bone_lengths_after * 1000.0, mode="markers", name="after refine",
+                                marker=dict(color="#d62728", symbol="diamond", size=8)))  # fmt: skip
+    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes) and refined (diamonds)", height=520,
+                         margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
+    return figure
+
+
+def trajectory_figure(data: ReportData):
+    """The 3D paths of a few joints, the exo cameras and the ego camera (metres)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    step = max(1, data.flags.shape[0] // 2000)
+    for name, path in data.trajectory.items():
+        points = path[::step]
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name))
+    if data.ego_path is not None and np.isfinite(data.ego_path).any():
+        points = data.ego_path[::step]
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot")))
+    centres = np.array(list(data.cameras.values()))
+    if len(centres):
+        figure.add_trace(go.Scatter3d(x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="markers+text", text=list(data.cameras),
+                                      name="exo cameras", marker=dict(size=5, symbol="diamond")))  # fmt: skip
+    figure.update_layout(title="3D trajectory (m)", height=600, scene=dict(aspectmode="data"), margin=dict(l=0, r=0, t=50, b=0))
+    return figure
+
+
+def _cell(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def summary_html(data: ReportData) -> str:
+    """The quality summary as tables."""
+    metrics = data.metrics
+    parts = metrics["parts"]
+    rows = "".join(
+        f"<tr><th class='left'>{part}</th><td>{_cell(entry['reconstructed'] * 100, 1)} %</td><td>{_cell(entry['observed'] * 100, 1)} %</td>"
+        f"<td>{_cell(entry['bone_length_cv_percent']['before'])}</td><td>{_cell(entry['bone_length_cv_percent']['after'])}</td>"
+        f"<td>{entry['flagged_frames']}</td><td>{_cell(entry['label_quality_percent'], 1)} %</td></tr>"
+        for part, entry in parts.items()
+    )
+    reasons = "".join(
+        f"<tr><th class='left'>{reason}</th>" + "".join(f"<td>{parts[part]['flagged_frames_by_reason'][reason]}</td>" for part in PART_NAMES) + "</tr>"
+        for reason in REASONS
+    )
+    cameras = "".join(
+        f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td></tr>"
+        for name, values in metrics["reprojection_error_px"].items()
+    )
+    ego = metrics.get("ego")
+    ego_html = ""
+    if ego:
+        missing = ", ".join(f"{key} {value}" for key, value in ego.get("frames_without_pose", {}).items()) or "none"
+        ego_html = (
+            f"<p>Ego camera <b>{html.escape(str(ego['camera']))}</b> (poses from {html.escape(str(ego['pose_source']))}): "
+            f"{ego['frames_with_pose']} of {metrics['frames']} frames with a pose; without: {html.escape(missing)}.</p>"
+        )
+    return (
+        f"<p><span class='score'>{_cell(metrics['quality_score'], 1)} %</span> of frame and part labels without any flag "
+        f"({metrics['frames']} frames at {data.fps:g} fps; {metrics['flagged_frames']} frames flagged).</p>"
+        f"{ego_html}"
+        "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th><th>bone CV % before</th>"
+        f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
+        "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
+        f"<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th></tr>{cameras}</table>"
+    )
+
+
+def stretches_html(data: ReportData) -> str:
+    """The flagged stretches, most severe first, with thumbnails and links to the overlays."""
+    if not data.stretches:
+        return "<p>No frame is flagged.</p>"
+    rows = []
+    for index, stretch in enumerate(data.stretches[: data.max_rows]):
+        part = PART_NAMES[stretch.part]
+        camera = data.camera_names[stretch.view] if 0 <= stretch.view < len(data.camera_names) else "-"
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in stretch.reasons.items())
+        thumbnail = data.thumbnails.get((stretch.worst_frame, stretch.part))
+        image = f"<img class='thumb' alt='frame {stretch.worst_frame}' src='data:image/jpeg;base64,{base64.b64encode(thumbnail).decode()}'>" if thumbnail else ""
+        first, last = data.video_frames
+        links = "-"
+        if first <= stretch.start < last:
+            seconds = (stretch.start - first) / data.fps
+            links = " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in data.videos.items())
+        rows.append(
+            f"<tr class='stretch' id='stretch-{index}' data-part='{part}' data-start='{stretch.start}' data-stop='{stretch.stop}'>"
+            f"<td>{stretch.start}-{stretch.stop - 1}</td><td class='left'>{part}</td><td class='left'>{html.escape(reasons)}</td>"
+            f"<td class='left'>{html.escape(camera)}</td><td>{image}</td><td class='left'>{links}</td></tr>"
+        )
+    more = f"<p>{len(data.stretches) - data.max_rows} more stretches not listed.</p>" if len(data.stretches) > data.max_rows else ""
+    return (
+        "<table><tr><th>frames</th><th class='left'>part</th><th class='left'>reasons (frames)</th><th class='left'>camera</th>"
+        f"<th>overlay at the worst frame</th><th class='left'>overlay videos</th></tr>{''.join(rows)}</table>{more}"
+    )
+
+
+def render_report(data: ReportData) -> str:
+    """The whole report as one HTML document."""
+    from plotly.offline import get_plotlyjs
+
+    sections = [
+        ("summary", "Quality summary", summary_html(data)),
+        ("timeline", "Missing and flagged data", _figure_html(timeline_figure(data), "plot-timeline")),
+        ("flagged", f"Flagged stretches ({len(data.stretches)})", stretches_html(data)),
+        ("reprojection", "Reprojection error", _figure_html(reprojection_figure(data), "plot-reprojection")),
+        ("views", "Views per joint", _figure_html(views_figure(data), "plot-views")),
+        ("bones", "Bone lengths", _figure_html(bones_figure(data), "plot-bones")),
+        ("trajectory", "3D trajectory", _figure_html(trajectory_figure(data), "plot-trajectory")),
+    ]
+    navigation = " | ".join(f"<a href='#{key}'>{title}</a>" for key, title, _ in sections)
+    body = "".join(f"<h2 id='{key}'>{title}</h2><div class='section'>{content}</div>" for key, title, content in sections)
+    title = f"QA report: {html.escape(data.take_name)}"
+    metrics_json = json.dumps(data.metrics).replace("</", "<\\/")  # safe inside <script>
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{_STYLE}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body><h1>{title}</h1><p>{navigation}</p>{body}"
+        f"<script>{_SCRIPT}</script><script type='application/json' id='metrics'>{metrics_json}</script>"
+        "</body></html>\n"
+    )

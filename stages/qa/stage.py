@@ -1,0 +1,246 @@
+"""Stage ``qa``: what a reviewer looks at to judge a take's labels in seconds.
+
+Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz``, ``refine/joints_3d.npz``,
+``project_ego/projections.npz`` and the take's videos; config section ``qa``; writes:
+
+- ``metrics.json``: the take's quality summary (:func:`fitting.quality.take_metrics`,
+  plus the ego camera's pose coverage), which a batch ranks by ``quality_score``;
+- ``flags.npz``: ``flags (frames, parts, reasons)`` bool with ``parts`` and ``reasons``
+  names, ``view_error_px`` / ``view_shift_px`` / ``view_flagged (views, frames, parts)``,
+  ``score (frames, parts)`` (:func:`fitting.quality.quality_flags`);
+- ``report.html``: the take report (:mod:`stages.qa.report`);
+- ``overlay_<camera>.mp4`` per view and ``overlay_mosaic.mp4`` (:mod:`stages.qa.overlay`);
+- ``recording.rrd``: a 3D recording, when rerun-sdk is installed (:mod:`stages.qa.recording`).
+
+``run_pipeline.py report OUT/<take>`` runs this stage alone on the stored outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from fitting import skeleton
+from fitting.quality import PART_NAMES, REASONS, LabelArrays, QualityThresholds, flag_stretches, quality_flags, take_metrics
+from pipeline.atomic import atomic_save_npz, atomic_write_text
+from pipeline.formats.arrays import load_arrays
+from stages.base import StageContext, StageSpec
+from triangulation.visibility import VISIBLE
+
+logger = logging.getLogger(__name__)
+
+
+def parse_frame_range(text: str | None, frames: int) -> tuple[int, int]:
+    """``"start:stop"`` (either may be empty) or None -> ``(start, stop)`` within the take."""
+    if not text:
+        return 0, frames
+    try:
+        start_text, stop_text = str(text).split(":")
+        start = int(start_text) if start_text.strip() else 0
+        stop = int(stop_text) if stop_text.strip() else frames
+    except ValueError:
+        raise ValueError(f"qa.overlay_frames must be 'start:stop' (frames), got {text!r}") from None
+    start, stop = max(0, start), min(frames, stop)
+    if start >= stop:
+        raise ValueError(f"qa.overlay_frames {text!r} selects no frame of the take's {frames}")
+    return start, stop
+
+
+def video_orientation(pixels: np.ndarray, image_size: tuple[int, int], orientation: str) -> np.ndarray:
+    """Calibration-frame pixels ``(..., 2)`` in the ego video's orientation (``rotated_cw90``:
+    the stored video is the sensor image turned 90 degrees clockwise, ``(x, y) -> (H - 1 - y, x)``)."""
+    if orientation == "calibration":
+        return pixels
+    height = image_size[1]
+    return np.stack([height - 1 - pixels[..., 1], pixels[..., 0]], axis=-1)
+
+
+def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
+    detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints",))
+    triangulated = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points",))
+    refined = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "inliers", "reprojection_error", "filled", "bone_lengths"))
+    projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility"))
+    arrays = LabelArrays(
+        keypoints=detections["keypoints"].astype(np.float64),
+        triangulated=triangulated["points"],
+        points=refined["points"],
+        projected=projections["exo_pixels"].astype(np.float64),
+        num_views=refined["num_views"],
+        inliers=refined["inliers"].astype(bool),
+        reprojection_error=refined["reprojection_error"].astype(np.float64),
+        filled=refined["filled"].astype(bool),
+        bone_lengths=refined["bone_lengths"],
+    )
+    return arrays, projections
+
+
+def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dict, quality, settings: dict):
+    from stages.qa.overlay import OverlayInputs
+
+    take = context.take
+    ego = take.ego_camera if "ego_pixels" in projections else None
+    ego_pixels = ego_visible = None
+    if ego is not None:
+        ego_pixels = video_orientation(projections["ego_pixels"].astype(np.float64), ego.image_size, settings["ego_video_orientation"])
+        ego_visible = projections["ego_visibility"] == VISIBLE
+    return OverlayInputs(
+        exo_names=list(take.exo_names),
+        exo_videos=[take.videos.get(name) for name in take.exo_names],
+        exo_pixels=projections["exo_pixels"],
+        exo_visible=projections["exo_visibility"] == VISIBLE,
+        errors=np.where(np.isfinite(arrays.keypoints[..., 0]), arrays.reprojection_error, np.nan),
+        keypoints=arrays.keypoints,
+        ego_name=None if ego is None else ego.name,
+        ego_video=None if ego is None else take.videos.get(ego.name),
+        ego_pixels=ego_pixels,
+        ego_visible=ego_visible,
+        flags=quality.flags,
+        view_flagged=quality.view_flagged,
+        view_error=quality.view_error_px,
+    )
+
+
+def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, videos, video_frames, settings):
+    from stages.qa.report import ReportData
+
+    take = context.take
+    bones = np.asarray(skeleton.BONES)
+    trajectory = {
+        "pelvis": arrays.points[:, 11:13].mean(axis=1),
+        "nose": arrays.points[:, 0],
+        "left wrist": arrays.points[:, 9],
+        "right wrist": arrays.points[:, 10],
+    }
+    ego_path = None
+    if "ego_R" in projections:
+        ego_path = -np.einsum("fji,fj->fi", projections["ego_R"], projections["ego_t"])
+    return ReportData(
+        take_name=take.name,
+        fps=take.fps,
+        metrics=metrics,
+        camera_names=list(take.exo_names),
+        flags=quality.flags,
+        present=np.isfinite(arrays.points).all(axis=-1),
+        filled=arrays.filled,
+        num_views=arrays.num_views,
+        bone_lengths_before=skeleton.bone_lengths(arrays.triangulated, bones),
+        bone_lengths_after=arrays.bone_lengths,
+        trajectory=trajectory,
+        cameras={camera.name: camera.center for camera in take.exo_cameras},
+        ego_path=ego_path,
+        stretches=stretches,
+        thumbnails=thumbnails,
+        videos=videos,
+        max_columns=settings["report_max_columns"],
+        video_frames=video_frames,
+    )
+
+
+def _scene_points(context: StageContext, settings: dict) -> np.ndarray | None:
+    from pipeline.formats.aria import read_semidense_points
+
+    path = context.take.scene_points
+    if path is None:
+        return None
+    points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+    if len(points) > settings["recording_max_points"]:
+        points = points[np.linspace(0, len(points) - 1, settings["recording_max_points"]).astype(int)]
+    return points
+
+
+def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
+    take = context.take
+    settings = context.settings("qa")
+    arrays, projections = _label_arrays(context)
+    quality = quality_flags(arrays, QualityThresholds(**settings["flags"]))
+    metrics = take_metrics(arrays, quality, list(take.exo_names), take.fps)
+    ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
+    if ego_summary:
+        metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
+    stretches = flag_stretches(quality)
+    files = {"metrics": "metrics.json", "flags": "flags.npz"}
+    atomic_write_text(context.work / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    atomic_save_npz(
+        context.work / "flags.npz",
+        flags=quality.flags,
+        parts=np.array(PART_NAMES),
+        reasons=np.array(REASONS),
+        view_error_px=quality.view_error_px.astype(np.float32),
+        view_shift_px=quality.view_shift_px.astype(np.float32),
+        view_flagged=quality.view_flagged,
+        score=quality.score.astype(np.float32),
+        camera_names=np.array(take.exo_names),
+    )
+    summary = {
+        "quality_score": metrics["quality_score"],
+        "flagged_frames": metrics["flagged_frames"],
+        "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
+        "stretches": len(stretches),
+    }
+    frames = arrays.points.shape[0]
+    wanted = [(stretch.worst_frame, stretch.part) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
+    overlays = None
+    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    if settings["overlay_videos"] or wanted:
+        from stages.qa.overlay import render_overlays
+
+        overlays = render_overlays(
+            _overlay_inputs(context, arrays, projections, quality, settings),
+            context.work if settings["overlay_videos"] else None,
+            frame_range,
+            take.fps,
+            settings,
+            wanted,
+        )
+        files.update({name: path.name for name, path in overlays.files.items()})
+        summary["overlay_frames"] = overlays.frames
+        summary["views_without_video"] = overlays.views_without_video
+    if settings["report"]:
+        from stages.qa.report import render_report
+
+        videos = {name.replace("overlay_", ""): path.name for name, path in (overlays.files.items() if overlays else [])}
+        data = _report_data(context, arrays, projections, quality, metrics, stretches, overlays.thumbnails if overlays else {}, videos, frame_range, settings)
+        atomic_write_text(context.work / "report.html", render_report(data))
+        files["report"] = "report.html"
+    if settings["recording"]:
+        from stages.qa.recording import joint_colours, rerun_available, write_recording
+
+        if rerun_available():
+            ego = take.ego_camera
+            write_recording(
+                context.work / "recording.rrd",
+                take.name,
+                arrays.points,
+                joint_colours(np.isfinite(arrays.points).all(axis=-1), arrays.filled, quality.flags.any(axis=2)),
+                list(take.exo_cameras),
+                projections.get("ego_R"),
+                projections.get("ego_t"),
+                None if ego is None else ego.model,
+                None if ego is None else ego.image_size,
+                _scene_points(context, settings),
+            )
+            files["recording"] = "recording.rrd"
+        else:
+            summary["recording"] = "not written: rerun-sdk is not installed (pip install 'egoexo-pose-gt[qa3d]')"
+    logger.info(
+        "%s: qa: %.1f %% of labels without flag, %d flagged frame(s) in %d stretch(es); files: %s",
+        take.name,
+        metrics["quality_score"],
+        metrics["flagged_frames"],
+        len(stretches),
+        ", ".join(sorted(files.values())),
+    )
+    return files, summary
+
+
+STAGE = StageSpec(
+    name="qa",
+    inputs=("detect", "triangulate", "refine", "project_ego"),
+    config_sections=("qa",),
+    code=("stages/qa", "fitting/quality.py", "pipeline/formats/video.py", "pipeline/formats/arrays.py"),
+    reads_take_files=True,
+    writes=("metrics", "flags", "report?", "recording?", "overlay_*"),
+    run=run_stage,
+)

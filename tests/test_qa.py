@@ -1,0 +1,250 @@
+"""QA: flags that find injected faults, overlays on the figure, a report that opens in a
+real browser, a 3D recording, the report command and the batch report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from fitting import skeleton
+from fitting.quality import PART_NAMES, REASONS
+from pipeline import runner
+from pipeline.atomic import load_npz
+from pipeline.config import load_config
+from pipeline.formats.openpose import write_openpose_folder
+from pipeline.formats.video import iter_frames, video_info
+from pipeline.synth.observations import DetectorConfig
+from pipeline.synth.render import PART, figure_labels
+from pipeline.synth.take_writer import SynthConfig, synthesize_take
+
+PRECOMPUTED = ["detect.backend=precomputed"]
+# A detector without random gross errors, so that what the flags find elsewhere than the
+# injected faults is real (occlusion noise, gaps), not other faults.
+CLEAN_DETECTOR = DetectorConfig(
+    body_outlier_probability=0.0,
+    hand_outlier_probability=0.0,
+    body_swap_start_probability=0.0,
+    limb_swap_start_probability=0.0,
+    hand_miss_start_probability=0.0,
+)
+# Injected faults: name, frames, parts (indices into PART_NAMES), the reason expected.
+FAULTS = (
+    ("camera cam02 offset by 10 px", range(40, 60), (0, 1, 2), "reprojection_error"),
+    ("left/right swap in cam01", range(100, 108), (0, 1, 2), "outlier_view"),
+    ("left hand lost for a second", range(150, 180), (1,), "missing"),
+)
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    """A 240-frame take whose 2D detections carry the three faults, run through qa."""
+    root = tmp_path_factory.mktemp("qa_faults")
+    take_dir = root / "take"
+    take = synthesize_take(take_dir, SynthConfig(seed=4, num_frames=240, detector=CLEAN_DETECTOR), render=False)
+    keypoints = take.observations.keypoints.copy()
+    keypoints[1, 40:60, :, 0] += 10.0
+    keypoints[0, 100:108] = keypoints[0, 100:108][:, skeleton.left_right_swap_index()]
+    keypoints[:, 150:180, skeleton.LEFT_HAND] = np.nan
+    for view, camera in enumerate(take.exo_cameras):
+        write_openpose_folder(take_dir / "keypoints2d" / "openpose" / camera.name, keypoints[view], camera.name)
+    report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
+    return report, load_npz(root / "out" / report.take / "qa" / "flags.npz")
+
+
+def test_flags_find_each_injected_fault_in_the_right_frames_and_part(faulty):
+    report, stored = faulty
+    flags = stored["flags"]
+    assert list(stored["reasons"]) == list(REASONS) and list(stored["parts"]) == list(PART_NAMES)
+    window = np.zeros(flags.shape[:2], dtype=bool)
+    lines = []
+    for name, frames, parts, reason in FAULTS:
+        found = flags[np.ix_(list(frames), list(parts), [REASONS.index(reason)])].mean()
+        lines.append(f"{name}: recall {found:.2f} ({reason})")
+        assert found >= 0.9, lines[-1]
+        window[np.ix_(list(frames), list(parts))] = True
+    flagged = flags.any(axis=2)
+    precision = (flagged & window).sum() / flagged.sum()
+    elsewhere = (flagged & ~window).sum() / (~window).sum()
+    print("\n" + "\n".join(lines) + f"\nprecision {precision:.2f}; labels flagged outside the faults {100 * elsewhere:.1f} %")
+    assert precision > 0.6 and elsewhere < 0.1
+    assert report.summaries["qa"]["flagged_frames"] == int(flagged.any(axis=1).sum())
+
+
+def test_the_offset_camera_is_named(faulty):
+    _, stored = faulty
+    view_flagged = stored["view_flagged"][:, 40:60, 0]
+    assert list(stored["camera_names"])[int(np.argmax(view_flagged.sum(axis=1)))] == "cam02"
+
+
+# --------------------------------------------------------------------------------------
+# A rendered take through qa: overlays, report, recording
+# --------------------------------------------------------------------------------------
+
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qa_rendered")
+    take_dir = root / "take"
+    take = synthesize_take(take_dir, SynthConfig(seed=9, num_frames=FRAMES), render=True)
+    report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
+    return take, report, root / "out" / report.take / "qa"
+
+
+def test_qa_writes_every_output(rendered):
+    take, report, qa = rendered
+    names = {path.name for path in qa.iterdir()}
+    cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
+    assert {f"overlay_{name}.mp4" for name in cameras} | {"overlay_mosaic.mp4", "report.html", "metrics.json", "flags.npz"} <= names
+    assert all(video_info(qa / f"overlay_{name}.mp4").num_frames == FRAMES for name in cameras)
+    metrics = json.loads((qa / "metrics.json").read_text())
+    assert set(metrics["parts"]) == set(PART_NAMES) and 0 <= metrics["quality_score"] <= 100
+    assert set(metrics["reprojection_error_px"]) == {camera.name for camera in take.exo_cameras}
+    assert metrics["ego"]["frames_with_pose"] == FRAMES
+
+
+def _drawn_pixels(overlay: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Pixels the overlay changed strongly (the drawing), without the label in the corner."""
+    changed = np.abs(overlay.astype(int) - source.astype(int)).max(axis=2) > 80
+    changed[:26, :160] = False
+    return changed
+
+
+def _on(mask: np.ndarray, drawn: np.ndarray, radius: int) -> float:
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    return float(near[drawn].mean())
+
+
+def test_overlay_joints_lie_on_the_rendered_figure(rendered):
+    take, _, qa = rendered
+    take_dir = qa.parent.parent.parent / "take"
+    joints = take.motion.joints
+    results = []
+    for frame in (3, 12, 21):
+        labels = figure_labels(joints, take.exo_cameras, take.ego, take.config.seed, frame)
+        for v, camera in enumerate(take.exo_cameras):
+            source = next(iter_frames(take_dir / "frame_aligned_videos" / f"{camera.name}.mp4", frame, frame + 1))[1]
+            overlay = next(iter_frames(qa / f"overlay_{camera.name}.mp4", frame, frame + 1))[1]
+            drawn = _drawn_pixels(overlay, source)
+            figure = labels[v] >= 0
+            assert drawn.sum() > 50
+            on = _on(figure, drawn, 6)
+            shifted = _on(np.roll(figure, 80, axis=1), drawn, 6)  # the same drawing against a misplaced figure
+            results.append((on, shifted))
+    on, shifted = np.array(results).T
+    print(f"\nexo overlays: {100 * on.mean():.1f} % of drawn pixels on the figure (misplaced figure: {100 * shifted.mean():.1f} %)")
+    assert on.min() > 0.9 and shifted.max() < 0.6
+
+
+def test_ego_overlay_hands_lie_on_the_rendered_hands(rendered):
+    take, _, qa = rendered
+    take_dir = qa.parent.parent.parent / "take"
+    ego_index = len(take.exo_cameras)
+    hand_parts = [PART["left_hand"], PART["right_hand"], PART["left_forearm"], PART["right_forearm"]]
+    checked = []
+    for frame in range(0, FRAMES, 4):
+        if not take.ego_in_image[frame, skeleton.LEFT_HAND.start :].any():
+            continue
+        labels = figure_labels(take.motion.joints, take.exo_cameras, take.ego, take.config.seed, frame)[ego_index]
+        source = next(iter_frames(take_dir / "frame_aligned_videos" / f"{take.ego.name}.mp4", frame, frame + 1))[1]
+        overlay = next(iter_frames(qa / f"overlay_{take.ego.name}.mp4", frame, frame + 1))[1]
+        hands = np.isin(labels, hand_parts)
+        # Hand marks: magenta / orange lines and the yellow joints drawn where the hands project.
+        drawn = _drawn_pixels(overlay, source) & (overlay[..., 0] > 200) & (overlay[..., 2] < 120)
+        drawn &= cv2.dilate(hands.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0  # near the hands, not the body's marks
+        if drawn.sum() > 20:
+            checked.append(_on(hands, drawn, 5))
+    print(f"\nego overlay: {len(checked)} frames, {100 * np.mean(checked):.1f} % of hand marks on the rendered hands and forearms")
+    assert len(checked) >= 2 and min(checked) > 0.85
+
+
+def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
+    _, _, qa = rendered
+    page_file = qa / "report.html"
+    # The markup (outside the embedded scripts, whose library code holds URLs of map
+    # tiles it never loads here) refers to nothing on the network; at run time the page
+    # requests nothing but itself (checked below).
+    text = re.sub(r"<script[^>]*>.*?</script>", "", page_file.read_text(), flags=re.DOTALL)
+    assert "<script src" not in page_file.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.IGNORECASE)  # nothing fetched from the network
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", text) and "@import" not in text
+    errors, requests = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
+            blank = {}
+            for plot in ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory"):
+                image = cv2.imdecode(np.frombuffer(page.locator(f"#{plot}").screenshot(), np.uint8), cv2.IMREAD_COLOR)
+                inner = (image[60:-40, 120:-120] // 16).reshape(-1, 3)  # the plotting area, colours quantised
+                colours, counts = np.unique(inner, axis=0, return_counts=True)
+                blank[plot] = (len(colours), float(1.0 - counts.max() / counts.sum()))  # distinct colours, share not background
+            thumbnails = page.locator("img.thumb").count()
+            stretch = page.locator("tr.stretch").first
+            page.evaluate("showStretch(+document.querySelector('tr.stretch').dataset.start, document.querySelector('tr.stretch').dataset.part)")
+            highlighted = "highlight" in (stretch.get_attribute("class") or "")
+        finally:
+            browser.close()
+    print(f"\nreport: per plot (distinct colours, share of non-background pixels): {blank}; {thumbnails} thumbnails")
+    assert errors == []
+    assert [url for url in requests if not url.startswith(("file:", "data:", "blob:"))] == []
+    assert all(colours > 10 and drawn > 0.005 for colours, drawn in blank.values())  # every plot drew something
+    assert thumbnails > 0 and highlighted
+
+
+def test_recording_loads_back(rendered):
+    pytest.importorskip("rerun", reason="rerun-sdk (extra qa3d) writes the recording")
+    from rerun.chunk import RrdReader
+
+    take, _, qa = rendered
+    reader = RrdReader(qa / "recording.rrd")
+    (entry,) = reader.recordings()
+    store = reader.store(store=entry)
+    paths = {str(path) for path in store.schema().entity_paths()}
+    assert {"/world/skeleton", "/world/ego", "/world/ego_path"} | {f"/world/exo/{c.name}" for c in take.exo_cameras} <= paths
+    rows = {line.split()[0]: int(line.split()[1].split("=")[1]) for line in store.summary().splitlines() if "timelines=['frame']" in line}
+    assert rows["/world/skeleton"] == FRAMES and rows["/world/ego"] == FRAMES  # one per frame, every frame has a pose
+
+
+def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
+    from pipeline.cli import main
+
+    take, _, qa = rendered
+    out = qa.parent
+    before = {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in ("detect", "refine", "project_ego", "export")}
+    assert main(["report", str(out), "--frames", "5:15"]) == 0
+    assert {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in before} == before
+    assert video_info(qa / "overlay_mosaic.mp4").num_frames == 10
+    assert (qa / "report.html").is_file()
+
+
+def test_batch_report_ranks_the_takes(rendered, tmp_path):
+    take, report, qa = rendered
+    take_dir = qa.parent.parent.parent / "take"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    reports = runner.run_batch([broken, take_dir], qa.parent.parent, load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false"]))
+    summary = json.loads((qa.parent.parent / "batch_summary.json").read_text())
+    ranking = summary["ranking"]
+    assert [entry["take"] for entry in ranking] == [reports[1].take, str(broken)]
+    assert ranking[0]["quality_score"] == reports[1].summaries["qa"]["quality_score"] and ranking[1]["quality_score"] is None
+    page = (qa.parent.parent / "batch_report.html").read_text()
+    assert f"href='{report.take}/qa/report.html'" in page and "FAILED" in page
