@@ -33,6 +33,9 @@ _BODY_COLOUR = (255, 255, 255)
 _UNSEEN = (150, 150, 150)
 _DETECTED = (0, 230, 255)
 _THUMBNAIL_PX = 240
+# Review videos: fast encoding (x264 ultrafast, constant quality 23) over small files; the
+# overlays are for looking, not for measuring.
+_ENCODING = {"preset": "ultrafast", "crf": 23}
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,7 @@ def render_overlays(
                     continue
                 if names[v] not in writers:
                     path = out_dir / f"overlay_{names[v]}.mp4"
-                    writers[names[v]] = stack.enter_context(VideoWriter(path, fps, width=item[0].shape[1], height=item[0].shape[0]))
+                    writers[names[v]] = stack.enter_context(VideoWriter(path, fps, width=item[0].shape[1], height=item[0].shape[0], **_ENCODING))
                     result.files[f"overlay_{names[v]}"] = path
                 writers[names[v]].write(item[0])
             tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
@@ -247,7 +250,7 @@ def render_overlays(
             image = mosaic(tiles, frame, inputs.flags[frame], 2 * max_width, aspect)
             if "mosaic" not in writers:
                 path = out_dir / "overlay_mosaic.mp4"
-                writers["mosaic"] = stack.enter_context(VideoWriter(path, fps, width=image.shape[1], height=image.shape[0]))
+                writers["mosaic"] = stack.enter_context(VideoWriter(path, fps, width=image.shape[1], height=image.shape[0], **_ENCODING))
                 result.files["overlay_mosaic"] = path
             writers["mosaic"].write(image)
             result.frames += 1
