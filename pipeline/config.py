@@ -39,6 +39,7 @@ class DetectConfig:
     precomputed_person: Literal["select", "first"]
     egoexo4d_body_annotation: str | None
     egoexo4d_hand_annotation: str | None
+    read_workers: int = field(metadata=_range(0))
     # work split and video decoding
     executor: Literal["inprocess", "ray"]
     num_workers: int = field(metadata=_range(1))

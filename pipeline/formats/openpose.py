@@ -102,8 +102,8 @@ def frame_number(name: str) -> int:
 
 
 def _format_numbers(values: np.ndarray) -> str:
-    """JSON list of float32 values written with the fewest digits that read back exactly."""
-    return "[" + ", ".join(np.format_float_positional(value, unique=True, trim="-") for value in values) + "]"
+    """JSON list of float32 values with 9 significant digits (enough to read back exactly)."""
+    return "[" + ", ".join(f"{value:.9g}" for value in np.asarray(values, dtype=np.float32).tolist()) + "]"
 
 
 def _flat_keypoints(points: np.ndarray) -> np.ndarray:
@@ -187,11 +187,18 @@ def _replace_folder(source: Path, destination: Path) -> None:
 
 
 def _keypoint_array(path: Path, field: str, values, allowed: tuple[int, ...] | None) -> np.ndarray:
-    """``(K, 3)`` float64 from a flat list; ``allowed``: accepted point counts (None: any)."""
-    if not isinstance(values, list) or not all(
-        isinstance(value, (int, float)) and not isinstance(value, bool) for value in values
-    ):
+    """``(K, 3)`` float64 from a flat list; ``allowed``: accepted point counts (None: any).
+
+    The list goes to numpy whole (fast); anything but numbers (strings, nulls, nested
+    lists, booleans: refused by the caller's scan of the text) is refused, naming the field.
+    """
+    try:
+        points = np.array(values) if type(values) is list and values else np.zeros(0)
+    except ValueError:  # ragged nested lists
+        points = None
+    if type(values) is not list or points is None or points.ndim != 1 or points.dtype.kind not in "iuf":
         raise OpenPoseFormatError(f"{path}: field '{field}' must be a list of numbers")
+    points = points.astype(np.float64)
     if len(values) % 3:
         raise OpenPoseFormatError(
             f"{path}: field '{field}' must hold x, y, confidence triples, got {len(values)} numbers"
@@ -200,7 +207,7 @@ def _keypoint_array(path: Path, field: str, values, allowed: tuple[int, ...] | N
     if allowed is not None and count not in allowed:
         expected = " or ".join(str(3 * n) for n in allowed)
         raise OpenPoseFormatError(f"{path}: field '{field}' must hold {expected} numbers, got {len(values)}")
-    points = np.asarray(values, dtype=np.float64).reshape(count, 3)
+    points = points.reshape(count, 3)
     missing = ~np.all(np.isfinite(points), axis=1) | (points[:, 2] == 0)
     points[missing] = np.nan
     return points
@@ -277,11 +284,18 @@ def parse_openpose_people(document, path: PathLike = "<document>", layout: str |
     return result
 
 
+_BOOLEAN = re.compile(r"\btrue\b|\bfalse\b")
+
+
 def _load_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise OpenPoseFormatError(f"{path}: not valid JSON: {error}") from None
+    if ("true" in text or "false" in text) and _BOOLEAN.search(text):
+        raise OpenPoseFormatError(f"{path}: holds a boolean where OpenPose writes numbers")
+    return document
 
 
 def read_openpose_file(path: PathLike, layout: str | None = None) -> np.ndarray:

@@ -31,6 +31,10 @@ camera, a 3D body whose head is farther than ``ego_head_radius_m`` from it is a
 bystander seen consistently in several views: the frame's choices are dropped. The
 checked 3D body is the next frame's prior.
 
+Frames where no view has more than one person (the usual case) skip the choosing: runs
+of them get the multi-view check all at once (:func:`select_single_people`, source
+``multi_view`` in the summary), the same check as above without the sequential loop.
+
 Agreement ignores left/right: a person reported mirrored (seen from behind) is still
 recognised, and kept as reported (triangulation and refine deal with swaps).
 
@@ -46,7 +50,7 @@ import numpy as np
 
 from fitting.skeleton import BODY, NUM_BODY_JOINTS, NUM_JOINTS, left_right_swap_index
 from stages.detect import prior
-from stages.detect.track import ego_head, head_near_ego, pose_prior_usable, triangulate_body
+from stages.detect.track import HEAD, ego_head, head_near_ego, pose_prior_usable, triangulate_body
 from triangulation.cameras import Camera
 
 _BODY_SWAP = left_right_swap_index()[:NUM_BODY_JOINTS]
@@ -69,7 +73,8 @@ def person_boxes(bodies: np.ndarray, min_confidence: float) -> np.ndarray:
 def agreement(
     reference: np.ndarray, bodies: np.ndarray, min_confidence: float, threshold_px: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How well each of ``bodies (P, 17, 3)`` matches ``reference (17, 2)`` pixels (NaN: unknown joint).
+    """How well each of ``bodies (P, 17, 3)`` matches ``reference (17, 2)`` pixels (NaN: unknown
+    joint), or each body its own row of ``reference (P, 17, 2)``.
 
     Returns ``good (P,)`` (confident joints within ``threshold_px``), ``total (P,)``
     (confident joints with a known reference) and ``error (P,)`` (their median pixel
@@ -85,13 +90,22 @@ def agreement(
     distance = np.where(confident, np.linalg.norm(versions[..., :2] - reference, axis=-1), np.nan)
     good = np.sum(confident & (distance <= threshold_px), axis=-1)
     total = confident.sum(axis=-1)
-    error = np.full(good.shape, np.inf)
-    some = total > 0
-    error[some] = np.nanmedian(distance[some], axis=-1)
+    error = np.where(total > 0, nanmedian_last(distance), np.inf)
     # The better version: more good joints, then the lower error.
     better = np.lexsort((error, -good), axis=0)[0]
     pick = np.arange(bodies.shape[0])
     return good[better, pick], total[better, pick], error[better, pick]
+
+
+def nanmedian_last(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where all are NaN); sorting puts NaN
+    last, so the finite values' middle is read off directly (numpy's nanmedian goes
+    through masked arrays for small axes, 50x slower here)."""
+    ordered = np.sort(values, axis=-1)
+    count = np.isfinite(ordered).sum(axis=-1)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, np.maximum(count // 2, 0)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, (low + high) / 2.0, np.nan)
 
 
 def agrees(good: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -268,6 +282,90 @@ def _check_views(cameras, frame: _Frame, settings: dict, counts: dict) -> np.nda
     return points
 
 
+def _present(people: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``(views, frames, P)`` bool: the person has at least two confident body joints."""
+    body = people[..., BODY, 2]
+    return (np.isfinite(body) & (body >= min_confidence)).sum(axis=-1) >= 2
+
+
+def _single_person_frames(people: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``(frames,)`` bool: no view has more than one person in the frame."""
+    return _present(people, min_confidence).sum(axis=2).max(axis=0) <= 1
+
+
+def _projected_frames(camera: Camera, points: np.ndarray) -> np.ndarray:
+    """``(N, 17, 2)`` pixels of ``points (N, 17, 3)``, NaN behind the camera or unknown."""
+    return np.where(camera.in_front(points)[..., None], camera.project(points), np.nan)
+
+
+def _head_far_from_ego(points: np.ndarray, heads: np.ndarray, settings: dict) -> np.ndarray:
+    """``(N,)`` bool: the 3D body's head (mean of its known head joints) is farther than
+    ``ego_head_radius_m`` from the ego camera centre ``heads (N, 3)`` (False where unknown)."""
+    head_joints = points[:, HEAD]
+    known = np.isfinite(head_joints).all(axis=-1)
+    count = known.sum(axis=1)
+    mean = np.where(known[..., None], head_joints, 0.0).sum(axis=1) / np.maximum(count, 1)[:, None]
+    with np.errstate(invalid="ignore"):
+        far = np.linalg.norm(mean - heads, axis=-1) > settings["ego_head_radius_m"]
+    return far & (count > 0) & np.isfinite(heads).all(axis=-1)
+
+
+def _first_discontinuity(cameras, bodies, chosen, points, start_prior, settings) -> int | None:
+    """Index of the first frame of a run whose chosen person in some view disagrees with the
+    last 3D body before it (at most ``prior_max_age`` frames old; ``start_prior`` before the
+    run): there the sequential choice (which would reject that person) must decide."""
+    frames = points.shape[0]
+    index = np.arange(frames)
+    valid = np.isfinite(points).any(axis=(1, 2))
+    last = np.maximum.accumulate(np.where(valid, index, -1))  # last valid frame at or before each frame
+    previous = np.concatenate([[-1], last[:-1]])
+    reference = np.full_like(points, np.nan)
+    usable = (previous >= 0) & (index - previous <= settings["prior_max_age"] + 1)
+    reference[usable] = points[previous[usable]]
+    if start_prior is not None:
+        reference[~usable & (previous < 0)] = start_prior
+    known = np.isfinite(reference).all(axis=-1).sum(axis=1) >= 2
+    disagree = np.zeros(frames, dtype=bool)
+    for v, camera in enumerate(cameras):  # a few views
+        good, total, _ = agreement(_projected_frames(camera, reference), bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
+        disagree |= chosen[v] & known & (total >= 2) & ~agrees(good, total)
+    return int(np.argmax(disagree)) if disagree.any() else None
+
+
+def select_single_people(
+    cameras: list[Camera], bodies: np.ndarray, settings: dict, heads: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The multi-view check of :func:`select_wearer` for frames with at most one person per
+    view, all frames at once: ``bodies (views, N, 17, 3)`` (NaN: no one in the view),
+    ``heads (N, 3)`` ego camera centres or None.
+
+    Returns ``chosen (views, N)`` bool (the view's person is kept), ``points (N, 17, 3)``
+    the checked 3D bodies (NaN rows where too few joints) and ``dropped (N,)`` (a body
+    seen consistently whose head is not at the ego camera: no one is chosen).
+    """
+    min_confidence, threshold = settings["min_keypoint_confidence"], settings["prior_threshold_px"]
+    present = np.isfinite(person_boxes(bodies.reshape(-1, NUM_BODY_JOINTS, 3), min_confidence)).all(axis=-1).reshape(bodies.shape[:2])
+    chosen = present.copy()
+    points, _ = triangulate_body(cameras, bodies, settings)
+    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings["prior_min_joints"]
+    if len(cameras) >= 2:
+        for v, camera in enumerate(cameras):  # a few views
+            good, total, _ = agreement(_projected_frames(camera, points), bodies[v], min_confidence, threshold)
+            chosen[v] &= ~enough | (total < 2) | agrees(good, total)  # agrees, or too little in common to judge
+        changed = enough & (chosen != present).any(axis=0)
+        if changed.any():
+            kept = np.where(chosen[:, changed, None, None], bodies[:, changed], np.nan)
+            points[changed] = triangulate_body(cameras, kept, settings)[0]
+    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings["prior_min_joints"]
+    points[~enough] = np.nan
+    dropped = np.zeros(len(points), dtype=bool)
+    if heads is not None and settings["ego_prior"]:
+        dropped = enough & _head_far_from_ego(points, heads, settings)
+        chosen[:, dropped] = False
+        points[dropped] = np.nan
+    return chosen, points, dropped
+
+
 def select_wearer(
     cameras: list[Camera], people: np.ndarray, settings: dict, ego_centres: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict]:
@@ -300,7 +398,44 @@ def select_wearer(
     tracks: list[np.ndarray | None] = [None] * views  # each view's last chosen body (17, 3)
     track_age = np.zeros(views, dtype=np.int64)
     pose_3d, pose_age, dropped = None, 0, 0
-    for f in range(num_frames):  # sequential: each frame's choice is the next one's prior
+    single = _single_person_frames(people, settings["min_keypoint_confidence"])
+    f = 0
+    while f < num_frames:
+        if single[f]:  # a run of frames with at most one person per view: all at once
+            stop = f + int(np.argmin(single[f:])) if not single[f:].all() else num_frames
+            index = np.argmax(_present(people[:, f:stop], settings["min_keypoint_confidence"]), axis=2)  # (views, run)
+            run = np.arange(f, stop)
+            rows = np.take_along_axis(people[:, f:stop], index[:, :, None, None, None], axis=2)[:, :, 0]  # (views, run, 59, 3)
+            heads = None if ego_centres is None else ego_centres[f:stop]
+            chosen, points, run_dropped = select_single_people(cameras, rows[:, :, BODY].astype(np.float64), settings, heads)
+            start_prior = pose_3d if pose_3d is not None and pose_age < settings["prior_max_age"] else None
+            broken = _first_discontinuity(cameras, rows[:, :, BODY].astype(np.float64), chosen, points, start_prior, settings)
+            if broken is not None:  # a frame whose people disagree with the previous 3D body: choose there
+                single[f + broken] = False
+                stop = f + broken
+                if stop == f:
+                    continue
+                run, rows, chosen, points, run_dropped = run[:broken], rows[:, :broken], chosen[:, :broken], points[:broken], run_dropped[:broken]
+            result[:, f:stop] = np.where(chosen[..., None, None], rows, np.nan)
+            dropped += int(run_dropped.sum())
+            present = np.isfinite(rows[..., BODY, 0]).any(axis=2)
+            counts["with_people"] += present.sum(axis=1)
+            for v in range(views):
+                sources[v]["multi_view"] += int(present[v].sum())
+            counts["rejected"] += (present & ~chosen & ~run_dropped[None]).sum(axis=1)
+            valid = np.flatnonzero(np.isfinite(points).any(axis=(1, 2)))
+            if valid.size:
+                pose_3d, pose_age = points[valid[-1]], stop - 1 - int(valid[-1])
+            else:
+                pose_age += stop - f
+            for v in range(views):
+                seen = np.flatnonzero(chosen[v])
+                if seen.size:
+                    tracks[v], track_age[v] = rows[v, seen[-1], BODY].astype(np.float64), stop - 1 - int(seen[-1])
+                else:
+                    track_age[v] += stop - f
+            f = stop
+            continue
         frame = _Frame(people[:, f], settings["min_keypoint_confidence"])
         head = ego_head(ego_centres, f, settings)
         reference_3d = pose_3d if pose_prior_usable(pose_3d, pose_age, head, settings) else None
@@ -328,6 +463,7 @@ def select_wearer(
         track_age += 1
         for v in rows:
             tracks[v], track_age[v] = frame.bodies[v, frame.chosen[v]], 0
+        f += 1
     summary = {
         "views": {
             camera.name: {

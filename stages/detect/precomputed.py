@@ -19,6 +19,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
 import numpy as np
 
 from fitting.skeleton import BODY, NUM_JOINTS
@@ -70,6 +75,22 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     return keypoints, summary
 
 
+def read_workers(setting: int, folders: int) -> int:
+    """Processes reading 2D files: the setting, or (0) the CPUs this process may use; at most one per folder."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(folders, setting or available))
+
+
+def _read_folders(reader, paths: list, num_frames: int | None, layout: str | None, workers_setting: int) -> list[np.ndarray]:
+    """``reader(path, num_frames, layout=layout)`` for every folder, in parallel processes
+    (one folder per task: parsing JSON is CPU work that threads would serialise)."""
+    workers = read_workers(workers_setting, len(paths))
+    if workers == 1:
+        return [reader(path, num_frames, layout=layout) for path in paths]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(partial(reader, num_frames=num_frames, layout=layout), paths))
+
+
 def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
     """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo OpenPose folders, and the selection summary.
 
@@ -79,12 +100,13 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
     """
 
     names, layout = list(take.exo_names), settings["openpose_layout"]
+    paths = [take.keypoints_2d[name] for name in names]
     if settings["precomputed_person"] == "first":
-        folders = [read_openpose_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
+        folders = _read_folders(read_openpose_folder, paths, take.num_frames, layout, settings["read_workers"])
         return np.stack(folders).astype(np.float32), None
     from stages.detect.people import select_wearer
 
-    folders = [read_openpose_people_folder(take.keypoints_2d[name], take.num_frames, layout=layout) for name in names]
+    folders = _read_folders(read_openpose_people_folder, paths, take.num_frames, layout, settings["read_workers"])
     frames, width = max(len(people) for people in folders), max(people.shape[1] for people in folders)
     people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)
     for v, folder in enumerate(folders):
