@@ -40,6 +40,8 @@ class DetectConfig:
     egoexo4d_body_annotation: str | None
     egoexo4d_hand_annotation: str | None
     read_workers: int = field(metadata=_range(0))
+    on_bad_file: Literal["fail", "mark_missing"]
+    missing_camera: Literal["fail", "exclude"]
     # work split and video decoding
     executor: Literal["inprocess", "ray"]
     num_workers: int = field(metadata=_range(1))
@@ -119,6 +121,7 @@ class TriangulationConfig:
     threshold_px: float = field(metadata=_range(0.0, low_open=True))
     refine_iterations: int = field(metadata=_range(0))
     huber_px: float = field(metadata=_range(0.0, low_open=True))
+    min_ray_angle_deg: float = field(metadata=_range(0.0, 90.0))
 
 
 _POSITIVE = _range(0.0, low_open=True)

@@ -24,7 +24,11 @@ def run(cameras: list[Camera], keypoints: np.ndarray, settings: dict) -> tuple[T
     """
     result = triangulate(cameras, keypoints, **settings)
     observed = np.isfinite(result.reprojection_error)
-    summary = {"frames": int(keypoints.shape[1]), "views": int(keypoints.shape[0])}
+    summary = {
+        "frames": int(keypoints.shape[1]),
+        "views": int(keypoints.shape[0]),
+        "rejected_small_angle": int(result.small_angle.sum()),
+    }
     for part, joints in PARTS.items():
         reconstructed = np.isfinite(result.points[:, joints, 0])
         seen = observed[:, :, joints]

@@ -100,8 +100,8 @@ def test_missing_keypoint_folder_is_named(take_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(take_dir, copy)
     shutil.rmtree(copy / "keypoints2d" / "openpose" / "cam02")
-    with pytest.raises(FileNotFoundError, match="no precomputed 2D keypoint folder for camera\\(s\\) cam02"):
-        runner.run_take(copy, tmp_path / "out", load_config(overrides=PRECOMPUTED))
+    with pytest.raises(FileNotFoundError, match="camera\\(s\\) without input: cam02 \\(no 2D keypoint folder\\)"):
+        runner.run_take(copy, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["detect.missing_camera=fail"]))
 
 
 def test_takes_run_in_parallel_on_ray_with_the_same_results(take_dir, tmp_path):

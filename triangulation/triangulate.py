@@ -49,6 +49,9 @@ class Triangulation:
       not reconstructed); outlier views keep their (large) error for QA.
     - ``confidence``: ``(frames, joints)`` in [0, 1]: the mean 2D confidence of the
       inlier views times the fraction of observing views that are inliers (0 where NaN).
+    - ``small_angle``: ``(frames, joints)`` bool, points rejected because their inlier
+      rays meet at less than ``min_ray_angle_deg`` (depth unconstrained: nearly
+      collinear cameras).
     """
 
     points: np.ndarray
@@ -56,6 +59,7 @@ class Triangulation:
     inliers: np.ndarray
     reprojection_error: np.ndarray
     confidence: np.ndarray
+    small_angle: np.ndarray | None = None
 
     @property
     def mean_inlier_error(self) -> np.ndarray:
@@ -320,6 +324,7 @@ def triangulate(
     threshold_px: float = 30.0,
     refine_iterations: int = 1,
     huber_px: float = 5.0,
+    min_ray_angle_deg: float = 0.0,
 ) -> Triangulation:
     """Triangulate keypoints ``(views, frames, joints, 3)`` seen by ``cameras`` (one per view).
 
@@ -331,6 +336,8 @@ def triangulate(
     - ``refine_iterations``: Gauss-Newton iterations on the exact pixel error
       (0: linear solution only).
     - ``huber_px``: Huber loss scale of the refinement, pixels.
+    - ``min_ray_angle_deg``: a point whose inlier rays all meet at a smaller angle is
+      rejected (its depth is not constrained: cameras nearly in line with it).
     """
     keypoints = np.asarray(keypoints)
     if keypoints.ndim != 4 or keypoints.shape[-1] != 3:
@@ -350,6 +357,13 @@ def triangulate(
         points[chunk], inliers[:, chunk], errors[:, chunk] = _triangulate_chunk(
             cameras, flat[:, chunk], min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px
         )
+    small_angle = np.zeros(num_points, dtype=bool)
+    if min_ray_angle_deg > 0:
+        reconstructed = np.all(np.isfinite(points), axis=-1)
+        small_angle = reconstructed & (largest_ray_angle(cameras, points, inliers) < np.radians(min_ray_angle_deg))
+        points[small_angle] = np.nan
+        inliers[:, small_angle] = False
+        errors[:, small_angle] = np.nan
     confidence_2d = np.nan_to_num(flat[..., 2])
     num_used = inliers.sum(axis=0)
     num_observed = np.maximum((~np.isnan(errors)).sum(axis=0), 1)
@@ -363,7 +377,21 @@ def triangulate(
         inliers=inliers.reshape((num_views,) + shape),
         reprojection_error=errors.reshape((num_views,) + shape),
         confidence=confidence.reshape(shape),
+        small_angle=small_angle.reshape(shape),
     )
+
+
+def largest_ray_angle(cameras: list[Camera], points: np.ndarray, inliers: np.ndarray) -> np.ndarray:
+    """``(N,)`` radians: the largest angle between two inlier views' rays to each of ``points
+    (N, 3)`` (``inliers (views, N)``); 0 with fewer than two inlier views."""
+    rays = np.stack([points - camera.center for camera in cameras])  # (V, N, 3)
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    largest = np.zeros(points.shape[0])
+    for a, b in combinations(range(len(cameras)), 2):  # view pairs
+        cosine = np.clip(np.sum(rays[a] * rays[b], axis=-1), -1.0, 1.0)
+        both = inliers[a] & inliers[b]
+        largest = np.where(both, np.maximum(largest, np.nan_to_num(np.arccos(cosine))), largest)
+    return largest
 
 
 def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):

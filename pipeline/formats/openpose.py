@@ -335,31 +335,48 @@ def _frame_files(folder: PathLike, num_frames: int | None) -> tuple[int, dict[in
     return num_frames, {frame: path for frame, path in files.items() if frame < num_frames}
 
 
-def read_openpose_folder(folder: PathLike, num_frames: int | None = None, layout: str | None = None) -> np.ndarray:
+def _read_files(files: dict[int, Path], read, errors: list[dict] | None) -> dict[int, np.ndarray]:
+    """``read(path)`` of every file by frame; with ``errors`` a file that cannot be read is
+    left out and recorded (``{file, frame, reason}``), else its error is raised."""
+    result = {}
+    for frame, path in files.items():  # one file per frame
+        try:
+            result[frame] = read(path)
+        except (OpenPoseFormatError, OSError) as error:
+            if errors is None:
+                raise
+            errors.append({"file": str(path), "frame": int(frame), "reason": str(error).replace(f"{path}: ", "")})
+    return result
+
+
+def read_openpose_folder(
+    folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None
+) -> np.ndarray:
     """``(frames, 59, 3)`` float32 keypoints (``people[0]`` of each file) of a folder of per-frame OpenPose files.
 
     ``num_frames`` None: up to the largest frame number found; frames without a file
     are missing (NaN); files beyond ``num_frames`` are ignored. ``layout``: the body
-    layout (needed for 25-point bodies).
+    layout (needed for 25-point bodies). ``errors``: a list to record unreadable files
+    in (their frames stay missing); None raises on the first one.
     """
     num_frames, files = _frame_files(folder, num_frames)
     result = np.full((num_frames, skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
-    for frame, path in files.items():  # one file per frame
-        result[frame] = read_openpose_file(path, layout)
+    for frame, keypoints in _read_files(files, lambda path: read_openpose_file(path, layout), errors).items():
+        result[frame] = keypoints
     return result
 
 
 def read_openpose_people_folder(
-    folder: PathLike, num_frames: int | None = None, layout: str | None = None
+    folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None
 ) -> np.ndarray:
     """``(frames, people, 59, 3)`` float32 keypoints of every person of every file of a folder.
 
     ``people`` is the largest number of people in one file (at least 1); a frame's
     people are in file order, the rows after them (and frames without a file) are NaN.
-    ``num_frames`` and ``layout`` as in :func:`read_openpose_folder`.
+    ``num_frames``, ``layout`` and ``errors`` as in :func:`read_openpose_folder`.
     """
     num_frames, files = _frame_files(folder, num_frames)
-    per_frame = {frame: read_openpose_people(path, layout) for frame, path in files.items()}  # one file per frame
+    per_frame = _read_files(files, lambda path: read_openpose_people(path, layout), errors)
     width = max((len(people) for people in per_frame.values()), default=0)
     result = np.full((num_frames, max(width, 1), skeleton.NUM_JOINTS, 3), np.nan, dtype=np.float32)
     for frame, people in per_frame.items():

@@ -147,6 +147,14 @@ def _read_take_json(root: Path) -> dict:
     return data
 
 
+def checked_take_name(name, source: Path) -> str:
+    """A take name usable as the folder ``OUT/<name>``: non-empty, no path separator, not
+    ``.`` or ``..`` (a name must never lead outside the output folder)."""
+    if not isinstance(name, str) or name in ("", ".", "..") or any(sep in name for sep in ("/", "\\", "\0")):
+        raise TakeError(f"{source}: field 'take_name' must be a plain folder name, got {name!r}")
+    return name
+
+
 def _metadata_number(path: Path, data: dict, key: str, kind, minimum: float = 0.0, strict: bool = True):
     if key not in data:
         return None
@@ -276,7 +284,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     metadata = _read_take_json(root)
     pose_json, gopro_csv = root / CAMERA_POSE_JSON, root / GOPRO_CALIBS_CSV
     ego, json_exo, inputs_used = None, [], []
-    take_name = str(metadata.get("take_name", root.name))
+    take_name = checked_take_name(metadata.get("take_name", root.name), root / TAKE_JSON)
     raw = _aria_inputs(root, take_name, settings)
     use_raw = raw is not None and (settings["ego_pose_prefer"] == "aria_mps" or not pose_json.is_file())
     if pose_json.is_file():
@@ -389,7 +397,7 @@ def _read_rig(root: Path, toml_path: Path) -> Take:
     config_fps = _pose2sim_frame_rate(root)
     config = root / POSE2SIM_CONFIG
     return Take(
-        name=root.name,
+        name=checked_take_name(root.resolve().name, root),
         root=root,
         layout="rig",
         exo_cameras=cameras,
@@ -408,7 +416,7 @@ def take_name(path: str | Path) -> str:
     root = Path(path)
     if not root.is_dir():
         raise TakeError(f"{root}: take folder not found")
-    return str(_read_take_json(root).get("take_name", root.name))
+    return checked_take_name(_read_take_json(root).get("take_name", root.resolve().name), root / TAKE_JSON)
 
 
 def read_take(path: str | Path, settings: dict | None = None) -> Take:

@@ -19,17 +19,21 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.formats.egoexo4d import read_egoexo4d_annotation
-from pipeline.formats.openpose import read_openpose_folder, read_openpose_people_folder
+from pipeline.formats.openpose import openpose_files, read_openpose_folder, read_openpose_people_folder
 from stages.detect.prior import ego_centres
+
+logger = logging.getLogger(__name__)
 
 
 def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
@@ -53,12 +57,7 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         for part, relative in files.items():
             read_egoexo4d_annotation(take.root / relative, names, take.num_frames, part, keypoints)
     else:
-        missing = [name for name in names if name not in take.keypoints_2d]
-        if missing:
-            raise FileNotFoundError(
-                f"take '{take.name}' ({take.root}): no precomputed 2D keypoint folder for camera(s) {', '.join(missing)}"
-            )
-        keypoints, selection = read_openpose_take(take, settings)
+        keypoints, selection, files = read_openpose_take(take, settings)
     frames = min(keypoints.shape[1], take.num_frames or keypoints.shape[1])
     keypoints = keypoints[:, :frames]
     detected = np.isfinite(keypoints[..., 0])
@@ -72,6 +71,8 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     }
     if selection is not None:
         summary["person_selection"] = selection
+    if settings["precomputed_format"] == "openpose":
+        summary.update(files)
     return keypoints, summary
 
 
@@ -81,34 +82,49 @@ def read_workers(setting: int, folders: int) -> int:
     return max(1, min(folders, setting or available))
 
 
-def _read_folders(reader, paths: list, num_frames: int | None, layout: str | None, workers_setting: int) -> list[np.ndarray]:
-    """``reader(path, num_frames, layout=layout)`` for every folder, in parallel processes
-    (one folder per task: parsing JSON is CPU work that threads would serialise)."""
-    workers = read_workers(workers_setting, len(paths))
+def _read_folder(path: Path, num_frames: int | None, layout: str | None, people: bool, tolerant: bool) -> tuple[np.ndarray, list[dict], int]:
+    """One camera's folder: keypoints (``people``: every person, else ``people[0]``), the
+    unreadable files (``tolerant``: recorded and left missing, else raised) and its frame count."""
+    errors: list[dict] | None = [] if tolerant else None
+    reader = read_openpose_people_folder if people else read_openpose_folder
+    keypoints = reader(path, num_frames, layout=layout, errors=errors)
+    return keypoints, errors or [], max(openpose_files(path), default=-1) + 1
+
+
+def _read_folders(paths: list, num_frames: int | None, layout: str | None, people: bool, settings: dict) -> list[tuple]:
+    """:func:`_read_folder` of every camera, in parallel processes (one folder per task:
+    parsing JSON is CPU work that threads would serialise)."""
+    workers = read_workers(settings["read_workers"], len(paths))
+    read = partial(_read_folder, num_frames=num_frames, layout=layout, people=people, tolerant=settings["on_bad_file"] == "mark_missing")
     if workers == 1:
-        return [reader(path, num_frames, layout=layout) for path in paths]
+        return [read(path) for path in paths]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(partial(reader, num_frames=num_frames, layout=layout), paths))
+        return list(pool.map(read, paths))
 
 
-def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None]:
-    """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo OpenPose folders, and the selection summary.
+def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, dict]:
+    """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo OpenPose folders, the
+    selection summary and what the files told (unreadable files, frames per camera).
 
-    ``precomputed_person: first``: ``people[0]`` of every file (summary None);
+    ``precomputed_person: first``: ``people[0]`` of every file (selection summary None);
     ``select``: the camera wearer chosen among every file's people
     (:func:`stages.detect.people.select_wearer`, with the take's cameras and ego camera).
     """
-
     names, layout = list(take.exo_names), settings["openpose_layout"]
-    paths = [take.keypoints_2d[name] for name in names]
-    if settings["precomputed_person"] == "first":
-        folders = _read_folders(read_openpose_folder, paths, take.num_frames, layout, settings["read_workers"])
-        return np.stack(folders).astype(np.float32), None
+    first = settings["precomputed_person"] == "first"
+    read = _read_folders([take.keypoints_2d[name] for name in names], take.num_frames, layout, not first, settings)
+    unreadable = [{"camera": name, **error} for name, (_, errors, _) in zip(names, read) for error in errors]
+    for error in unreadable:
+        logger.warning("%s: camera '%s', frame %d: %s; the frame is marked missing", error["file"], error["camera"], error["frame"], error["reason"])
+    files = {"unreadable_files": unreadable, "frame_counts": {name: count for name, (_, _, count) in zip(names, read)}}
+    folders = [keypoints for keypoints, _, _ in read]
+    if first:
+        return np.stack(folders).astype(np.float32), None, files
     from stages.detect.people import select_wearer
 
-    folders = _read_folders(read_openpose_people_folder, paths, take.num_frames, layout, settings["read_workers"])
     frames, width = max(len(people) for people in folders), max(people.shape[1] for people in folders)
     people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)
     for v, folder in enumerate(folders):
         people[v, : folder.shape[0], : folder.shape[1]] = folder
-    return select_wearer(list(take.exo_cameras), people, settings, ego_centres(take.ego_camera, frames) if settings["ego_prior"] else None)
+    keypoints, selection = select_wearer(list(take.exo_cameras), people, settings, ego_centres(take.ego_camera, frames) if settings["ego_prior"] else None)
+    return keypoints, selection, files

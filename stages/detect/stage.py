@@ -10,12 +10,14 @@ detection rates per view and part, ROI sources and decode errors.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
 
 from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
+from pipeline.formats.video import video_info
 from stages.base import StageContext, StageSpec
 from stages.detect.tasks import plan_tasks, run_tasks
 
@@ -83,6 +85,7 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     results = run_tasks(tasks, settings, len(take.exo_names))
     keypoints = np.concatenate([keypoints for keypoints, _ in results], axis=1).astype(np.float32)
     summary = summarize(keypoints, list(take.exo_names), [s for _, s in results], settings)
+    summary["frame_counts"] = {name: video_info(take.videos[name]).num_frames for name in take.exo_names}
     logger.info(
         "detect: body found in %.1f %% of frames x views, hand joints %.1f %%; %d decode error(s)",
         100 * np.isfinite(keypoints[:, :, BODY, 0]).any(axis=2).mean(),
@@ -92,9 +95,42 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     return keypoints, summary
 
 
+def missing_inputs(take, settings: dict) -> dict[str, str]:
+    """Exo cameras without the input the backend reads, with the reason (camera -> reason)."""
+    if settings["backend"] != "precomputed":
+        return {name: "no video" for name in take.exo_names if name not in take.videos}
+    if settings["precomputed_format"] == "openpose":
+        return {name: "no 2D keypoint folder" for name in take.exo_names if name not in take.keypoints_2d}
+    return {}
+
+
+def detect_available(take, settings: dict) -> tuple[np.ndarray, dict]:
+    """:func:`detect_take` on the cameras that have their input; the others (``missing_camera:
+    exclude``, while two cameras remain) stay in the array as missing views, listed in the
+    summary's ``excluded_cameras``; ``fail`` (or fewer than two left) raises naming them."""
+    missing = missing_inputs(take, settings)
+    if missing and (settings["missing_camera"] == "fail" or len(take.exo_names) - len(missing) < 2):
+        details = ", ".join(f"{name} ({reason})" for name, reason in missing.items())
+        raise FileNotFoundError(f"take '{take.name}' ({take.root}): camera(s) without input: {details}")
+    if not missing:
+        keypoints, summary = detect_take(take, settings)
+    else:
+        logger.warning("take '%s': camera(s) excluded from detection: %s", take.name, missing)
+        kept = tuple(camera for camera in take.exo_cameras if camera.name not in missing)
+        partial_keypoints, summary = detect_take(dataclasses.replace(take, exo_cameras=kept), settings)
+        keypoints = np.full((len(take.exo_names),) + partial_keypoints.shape[1:], np.nan, dtype=np.float32)
+        keypoints[[take.exo_names.index(camera.name) for camera in kept]] = partial_keypoints
+    summary["excluded_cameras"] = missing
+    unseen = [name for v, name in enumerate(take.exo_names) if name not in missing and not np.isfinite(keypoints[v, :, BODY, 0]).any()]
+    if unseen:
+        logger.warning("take '%s': camera(s) %s never see the person", take.name, ", ".join(unseen))
+    summary["views_without_person"] = unseen
+    return keypoints, summary
+
+
 def run(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
-    keypoints, summary = detect_take(take, context.settings("detect"))
+    keypoints, summary = detect_available(take, context.settings("detect"))
     save_keypoints_2d(context.work / "keypoints_2d.npz", keypoints, take.exo_names)
     return {"keypoints_2d": "keypoints_2d.npz"}, summary
 

@@ -167,11 +167,17 @@ def exo_videos(take) -> list[Path]:
 def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
     """Tasks of ``frames_per_task`` frames over all exo cameras for frames ``frame_range`` (default: all)."""
     videos = exo_videos(take)
-    for name, path in zip(take.exo_names, videos):
+    for camera, path in zip(take.exo_cameras, videos):
+        name = camera.name
         try:
             info = video_info(path)
         except VideoDecodeError as error:
             raise DetectVideoError(f"{path}: camera '{name}': cannot read the video: {error.reason}") from error
+        if camera.image_size is not None and tuple(camera.image_size) != (info.width, info.height):
+            raise DetectVideoError(
+                f"{path}: camera '{name}': the video is {info.width}x{info.height}, its calibration "
+                f"{camera.image_size[0]}x{camera.image_size[1]} (a calibration of another camera or resolution)"
+            )
         if info.num_frames < num_frames:
             logger.warning(
                 "%s: camera '%s' has %d frames, the take %d: the missing frames will be reported",
