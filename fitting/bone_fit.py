@@ -27,10 +27,11 @@ first order (a sideways move of ``s`` lengthens a bone by ``s^2 / 2L``, a lot fo
 bone term), so each trial step gets a second-order correction that moves the two ends
 of every bone along it back to its length before the step is judged.
 
-Long takes are solved in overlapping windows: a first pass estimates the lengths per
-window, they are averaged over the take (weighted by the frames that see the bone), a
-second pass solves every window again with those lengths fixed, and the windows are
-blended linearly across their overlaps, so the whole take shares one length per bone.
+Long takes are solved in overlapping windows: a first pass estimates the lengths on a
+few windows spread over the take (``length_windows``), they are averaged (weighted by
+the frames that see the bone), a second pass solves every window with those lengths
+fixed, and the windows are blended linearly across their overlaps, so the whole take
+shares one length per bone and each frame is solved about once.
 
 Joints outside ``support`` are not unknowns and stay NaN: a joint never seen, or a hand
 absent from the take, is absent from the result. No Python loop runs over frames or
@@ -418,6 +419,7 @@ def fit_tracks(
     tolerance: float = 1e-3,
     chunk_frames: int = 300,
     overlap_frames: int = 30,
+    length_windows: int = 4,
 ) -> BoneFit:
     """Fit smooth tracks with one constant length per bone to multi-view observations.
 
@@ -443,7 +445,10 @@ def fit_tracks(
     None: no symmetry prior), ``anchor_sigma_m`` (metres). Solver: at most
     ``max_iterations`` Levenberg-Marquardt iterations per window, stop when the cost falls
     by less than ``tolerance`` (ratio) in one; windows of ``chunk_frames`` frames
-    overlapping by ``overlap_frames``.
+    overlapping by ``overlap_frames``. A long take's lengths are estimated on at most
+    ``length_windows`` windows spread evenly over it (constants need no more frames),
+    then every window is solved once with them fixed: the cost per frame stays near a
+    short take's.
     """
     observations = np.asarray(observations, dtype=np.float64)
     initial = np.asarray(initial, dtype=np.float64)
@@ -521,11 +526,12 @@ def fit_tracks(
     x_current = np.where(support[..., None], initial, 0.0)
     most_iterations, all_converged = 0, True
     seen_total = np.zeros(num_bones)
+    sample = [windows[i] for i in np.unique(np.linspace(0, len(windows) - 1, min(length_windows, len(windows))).round().astype(int))]
     for free_pass in ([True] if len(windows) == 1 else [True, False]):  # free lengths; then fixed take-wide ones
         blended = np.zeros_like(x_current)
         weight = np.zeros((frames, num_joints))
         length_sum, seen_total = np.zeros(num_bones), np.zeros(num_bones)
-        for start, stop in windows:  # loop over windows
+        for start, stop in (sample if free_pass and len(windows) > 1 else windows):  # loop over windows
             solved = solve_window(start, stop, x_current, lengths, estimated & free_pass)
             if solved is None:
                 continue

@@ -8,6 +8,7 @@ Parent folders are created. ``.npz`` files are always read with ``allow_pickle=F
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -34,6 +35,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_text_stream(path: str | os.PathLike):
+    """A text stream (UTF-8) whose content replaces ``path`` atomically when the block ends
+    without error: for files too large to build in memory first. On an error the
+    temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

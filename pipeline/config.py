@@ -172,6 +172,7 @@ class RefineFitConfig:
     tolerance: float = field(metadata=_POSITIVE)
     chunk_frames: int = field(metadata=_range(10))
     overlap_frames: int = field(metadata=_range(0))
+    length_windows: int = field(metadata=_range(1))
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,20 @@ frame, the ego camera's per-frame pose); config section ``export``; writes
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, RIGHT_HAND
-from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.calibration import write_camera_pose_json
-from pipeline.formats.egoexo4d import View2D, annotation_document, body_benchmark, hand_benchmark, release_ego_camera
+from pipeline.formats.egoexo4d import (
+    View2D,
+    annotation_entries,
+    benchmark_envelope,
+    body_benchmark_frames,
+    hand_benchmark_frames,
+    release_ego_camera,
+    write_json_items,
+)
 from pipeline.formats.trc import write_trc
 from stages.base import StageContext, StageSpec
 from triangulation.visibility import VISIBLE
@@ -61,10 +66,6 @@ def views_2d(projections: dict[str, np.ndarray]) -> list[View2D]:
     return views
 
 
-def _write_json(path, document: dict, allow_nan: bool = False) -> None:
-    atomic_write_text(path, json.dumps(document, separators=(",", ":"), allow_nan=allow_nan) + "\n")
-
-
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     settings = context.settings("export")
@@ -78,12 +79,11 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     views = views_2d(projections)
     files, summary = {}, {"filled_joints": settings["filled_joints"]}
     for part, indices in EXPORT_PARTS.items():
-        document = annotation_document(indices, points, num_views, exported, views, take.name, uid)
         name = f"{part}_annotation.json"
-        _write_json(context.work / name, document)
+        frames = write_json_items(context.work / name, annotation_entries(indices, points, num_views, exported, views, take.name, uid))
         files[part] = name
         summary[part] = {
-            "frames": len(document),
+            "frames": frames,
             "joints": int(exported[:, indices].sum()),
             "gap_filled_written": int((exported & filled)[:, indices].sum()),
             "gap_filled_left_out": int((~exported & filled & np.isfinite(points).all(axis=-1))[:, indices].sum()),
@@ -105,12 +105,12 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     )
     files["camera_pose"] = "camera_pose.json"
     if settings["benchmark_files"]:
-        _write_json(context.work / "body_benchmark_gt.json", body_benchmark(points, observed, take.name, uid), allow_nan=True)
+        write_json_items(context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True)
         files["body_benchmark"] = "body_benchmark_gt.json"
         if ego:
             points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], points) + projections["ego_t"][:, None]
             valid = observed & (projections["ego_undistorted_visibility"] == VISIBLE)
-            hands = hand_benchmark(
+            hands = hand_benchmark_frames(
                 points_camera,
                 projections["ego_undistorted_pixels"].astype(np.float64),
                 valid,
@@ -120,9 +120,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 settings["benchmark_min_hand_joints"],
                 settings["benchmark_hand_bbox_padding_px"],
             )
-            _write_json(context.work / "hand_benchmark_gt.json", hands, allow_nan=True)
+            count = write_json_items(context.work / "hand_benchmark_gt.json", hands, benchmark_envelope(uid), allow_nan=True)
             files["hand_benchmark"] = "hand_benchmark_gt.json"
-            summary["hand_benchmark_frames"] = len(hands[uid])
+            summary["hand_benchmark_frames"] = count
     if settings["trc"]:
         write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
         files["trc"] = "joints_3d.trc"

@@ -161,6 +161,7 @@ def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: di
         tolerance=settings["tolerance"],
         chunk_frames=settings["chunk_frames"],
         overlap_frames=settings["overlap_frames"],
+        length_windows=settings["length_windows"],
     )
     acceleration = np.where(
         np.arange(skeleton.NUM_JOINTS) < skeleton.NUM_BODY_JOINTS,

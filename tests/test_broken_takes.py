@@ -283,20 +283,22 @@ def test_a_take_name_that_escapes_the_output_folder_is_refused(good_take, tmp_pa
 
 def test_a_full_disk_during_a_write_fails_the_take_cleanly_and_keeps_finished_stages(good_take, tmp_path, monkeypatch):
     import errno
+    import os
 
     from pipeline import atomic
 
     out = tmp_path / "out"
     first = _run(good_take, out)
     assert first.ok
-    real = atomic.atomic_write_bytes
+    real = os.fsync
 
-    def full(path, data):
-        if Path(path).name == "body_annotation.json":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, data)
+    def full(descriptor):  # the disk fills while body_annotation.json is being written
+        target = os.readlink(f"/proc/self/fd/{descriptor}")
+        if ".body_annotation.json." in target:
+            raise OSError(errno.ENOSPC, "No space left on device", target)
+        return real(descriptor)
 
-    monkeypatch.setattr(atomic, "atomic_write_bytes", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     report = _run(good_take, out, "export.filled_joints=omit")
     assert not report.ok and "No space left" in report.error and "body_annotation.json" in report.error
     _no_partial_outputs(out)

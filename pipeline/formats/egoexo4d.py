@@ -1,7 +1,7 @@
 """Ego-Exo4D ego-pose files, as the public ego-pose code (EGO4D/ego-exo4d-egopose) parses them.
 
-- Annotation files, one per take and part (body, hand) (:func:`annotation_document`,
-  :func:`read_egoexo4d_annotation` for their 2D)::
+- Annotation files, one per take and part (body, hand) (:func:`annotation_entries`
+  written by :func:`write_json_items`; :func:`read_egoexo4d_annotation` reads their 2D)::
 
     {"<frame>": [{"metadata": {"take_uid", "take_name", "frame_number"},
                   "annotation3D": {"<joint>": {"x", "y", "z", "num_views_for_3d"}},
@@ -20,7 +20,7 @@
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
   metres) or [], "<side>_hand_2d", "<side>_hand_bbox", "<side>_hand_valid_3d",
-  "metadata"}}}`` (:func:`body_benchmark`, :func:`hand_benchmark`).
+  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`).
 
 Reading 2D: joint names as released (``-`` and spaces read as ``_``, case ignored);
 camera names match by letters and digits (``cam_01`` = ``cam01``).
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from fitting.skeleton import (
     RIGHT_HAND,
     RIGHT_HAND_JOINT_NAMES,
 )
+from pipeline.atomic import atomic_text_stream
 from pipeline.formats.take_folder import camera_key
 from triangulation.camera_models import PinholeModel
 from triangulation.cameras import MovingCamera
@@ -126,7 +128,7 @@ class View2D:
     visible: np.ndarray
 
 
-def annotation_document(
+def annotation_entries(
     joints: np.ndarray,
     points: np.ndarray,
     num_views: np.ndarray,
@@ -134,8 +136,9 @@ def annotation_document(
     views: list[View2D],
     take_name: str,
     take_uid: str,
-) -> dict:
-    """The annotation file of the joints ``joints`` (indices into the 59) for every frame.
+) -> Iterator[tuple[str, list]]:
+    """The annotation file's ``(frame key, [entry])`` pairs of the joints ``joints`` (indices
+    into the 59), frame by frame (write them with :func:`write_json_items`).
 
     ``points (frames, 59, 3)`` metres, ``num_views (frames, 59)`` (written as
     ``num_views_for_3d``), ``exported (frames, 59)`` bool: the joints to write (the
@@ -145,31 +148,45 @@ def annotation_document(
     """
     names = [RELEASED_NAMES[j] for j in joints]
     present_mask = exported[:, joints] & np.isfinite(points[:, joints]).all(axis=-1)
-    xyz = points[:, joints].tolist()
-    counts = num_views[:, joints].astype(int).tolist()
-    view_data = [(view.camera, view.pixels[:, joints].astype(np.float64).tolist(), view.visible[:, joints] & present_mask) for view in views]
-    document = {}
     for frame in np.flatnonzero(present_mask.any(axis=1)).tolist():
         present = np.flatnonzero(present_mask[frame]).tolist()
+        xyz, counts = points[frame, joints].tolist(), num_views[frame, joints].astype(int).tolist()
         annotation_3d = {
-            names[k]: {"x": xyz[frame][k][0], "y": xyz[frame][k][1], "z": xyz[frame][k][2], "num_views_for_3d": counts[frame][k]}
-            for k in present
+            names[k]: {"x": xyz[k][0], "y": xyz[k][1], "z": xyz[k][2], "num_views_for_3d": counts[k]} for k in present
         }
         annotation_2d = {}
-        for camera, pixels, visible in view_data:
-            shown = np.flatnonzero(visible[frame]).tolist()
+        for view in views:
+            shown = np.flatnonzero(view.visible[frame, joints] & present_mask[frame]).tolist()
             if shown:
-                annotation_2d[camera] = {
-                    names[k]: {"x": pixels[frame][k][0], "y": pixels[frame][k][1], "placement": PLACEMENT} for k in shown
-                }
-        document[str(frame)] = [
-            {
-                "metadata": {"take_uid": take_uid, "take_name": take_name, "frame_number": frame},
-                "annotation3D": annotation_3d,
-                "annotation2D": annotation_2d,
-            }
-        ]
-    return document
+                pixels = view.pixels[frame, joints].astype(np.float64).tolist()
+                annotation_2d[view.camera] = {names[k]: {"x": pixels[k][0], "y": pixels[k][1], "placement": PLACEMENT} for k in shown}
+        entry = {
+            "metadata": {"take_uid": take_uid, "take_name": take_name, "frame_number": frame},
+            "annotation3D": annotation_3d,
+            "annotation2D": annotation_2d,
+        }
+        yield str(frame), [entry]
+
+
+def write_json_items(path, items: Iterable[tuple[str, object]], envelope: tuple[str, str] = ("", ""), allow_nan: bool = False) -> int:
+    """Write ``envelope[0] + {key: value, ...} + envelope[1]`` as compact JSON, one item at a
+    time (a long take's file is never built in memory), atomically; returns the item count."""
+    count = 0
+    with atomic_text_stream(path) as stream:
+        stream.write(envelope[0] + "{")
+        for key, value in items:
+            stream.write(("," if count else "") + json.dumps(key) + ":" + json.dumps(value, separators=(",", ":"), allow_nan=allow_nan))
+            count += 1
+        stream.write("}" + envelope[1] + "\n")
+    return count
+
+
+def benchmark_envelope(take_uid: str, take_name: str | None = None, key: str | None = None) -> tuple[str, str]:
+    """The text around the frames of a benchmark file: ``{uid: {"take_name": .., key: <frames>}}``
+    (body) or ``{uid: <frames>}`` (hand)."""
+    if key is None:
+        return "{" + json.dumps(take_uid) + ":", "}"
+    return "{" + json.dumps(take_uid) + ':{"take_name":' + json.dumps(take_name) + "," + json.dumps(key) + ":", "}}"
 
 
 def release_ego_camera(name: str, R: np.ndarray, t: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> MovingCamera:
@@ -179,23 +196,23 @@ def release_ego_camera(name: str, R: np.ndarray, t: np.ndarray, K: np.ndarray, s
     return MovingCamera(name, model, R, t, (int(size[0]), int(size[1])))
 
 
-def body_benchmark(points: np.ndarray, observed: np.ndarray, take_name: str, take_uid: str) -> dict:
-    """The body benchmark layout: ``{take_uid: {"take_name", "body": {"<frame>": 17 x [x, y, z]}}}``.
+def body_benchmark_frames(points: np.ndarray, observed: np.ndarray) -> Iterator[tuple[str, list]]:
+    """The body benchmark layout's frames ``{"<frame>": 17 x [x, y, z]}`` (inside
+    :func:`benchmark_envelope` ``(uid, name, "body")``).
 
     ``points (frames, 59, 3)`` world metres; ``observed (frames, 59)``: joints that count
     as ground truth (reconstructed from views, not gap-filled); others are NaN. Frames
     without any such body joint are absent.
     """
     body = np.where(observed[:, BODY, None], points[:, BODY], np.nan)
-    keep = np.isfinite(body).all(axis=-1).any(axis=1)
-    rows = body.tolist()
-    return {take_uid: {"take_name": take_name, "body": {str(frame): rows[frame] for frame in np.flatnonzero(keep).tolist()}}}
+    for frame in np.flatnonzero(np.isfinite(body).all(axis=-1).any(axis=1)).tolist():
+        yield str(frame), body[frame].tolist()
 
 
 HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order
 
 
-def hand_benchmark(
+def hand_benchmark_frames(
     points_camera: np.ndarray,
     pixels: np.ndarray,
     valid: np.ndarray,
@@ -204,8 +221,9 @@ def hand_benchmark(
     take_uid: str,
     min_valid_joints: int,
     bbox_padding_px: float,
-) -> dict:
-    """The hand benchmark layout (ego camera coordinates), as the public data preparation writes it.
+) -> Iterator[tuple[str, dict]]:
+    """The hand benchmark layout's frames (ego camera coordinates, inside
+    :func:`benchmark_envelope` ``(uid)``), as the public data preparation writes them.
 
     ``points_camera (frames, 59, 3)`` metres in the ego camera frame; ``pixels (frames,
     59, 2)`` the undistorted ego 2D; ``valid (frames, 59)``: a joint counts as ground
@@ -215,8 +233,8 @@ def hand_benchmark(
     ``bbox_padding_px`` and clipped to the image. Frames without a kept hand are absent.
     """
     width, height = image_size
-    frames = {}
-    for frame in range(points_camera.shape[0]):
+    enough = {side: valid[:, joints].sum(axis=1) >= min_valid_joints for side, joints in HAND_SIDES}
+    for frame in np.flatnonzero(np.logical_or(*enough.values())).tolist():
         entry = {}
         for side, joints in HAND_SIDES:
             ok = valid[frame, joints]
@@ -238,5 +256,4 @@ def hand_benchmark(
             )
         if any(entry[f"{side}_hand_3d"] for side, _ in HAND_SIDES):
             entry["metadata"] = {"take_uid": take_uid, "take_name": take_name, "frame_number": frame}
-            frames[str(frame)] = entry
-    return {take_uid: frames}
+            yield str(frame), entry
