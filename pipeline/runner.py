@@ -24,7 +24,7 @@ from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fin
 from pipeline.atomic import atomic_write_text
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
-from stages import export, project_ego, refine, triangulate
+from stages import export, fit_body_model, project_ego, refine, triangulate
 from stages.base import StageContext, StageSpec
 from stages.detect import stage as detect
 
@@ -38,10 +38,16 @@ STAGES: tuple[StageSpec, ...] = (
     detect.STAGE,
     triangulate.STAGE,
     refine.STAGE,
+    fit_body_model.STAGE,
     project_ego.STAGE,
     export.STAGE,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
+
+
+def stage_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The stages that run under ``config`` (optional stages that are off left out)."""
+    return tuple(spec.name for spec in STAGES if spec.is_enabled(config))
 
 
 # --------------------------------------------------------------------------------------
@@ -95,6 +101,11 @@ def run_take(
     records: dict[str, StageRecord] = {}
     for spec in STAGES:
         forced = forced or spec.name == force_from
+        if not spec.is_enabled(config):
+            logger.info("%s: %s is off (%s.enabled: false)", take.name, spec.name, spec.enabled_by)
+            if spec.name == until:
+                break
+            continue
         stage_fingerprint = fingerprint(
             {
                 "stage": spec.name,

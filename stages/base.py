@@ -41,6 +41,8 @@ class StageSpec:
     ending in ``?`` is optional (written only under some settings, e.g. the TRC file).
     ``run(context) -> (files, summary)``: ``files`` maps those names to file names in
     ``context.work``; ``summary`` holds counts a person can check (JSON-serialisable).
+    ``enabled_by``: for an optional stage, the config section whose ``enabled`` key turns
+    it on (off: the runner passes over it; no later stage may read it).
     """
 
     name: str
@@ -50,6 +52,10 @@ class StageSpec:
     reads_take_files: bool
     writes: tuple[str, ...]
     run: Callable[[StageContext], tuple[dict[str, str], dict]]
+    enabled_by: str | None = None
+
+    def is_enabled(self, config: PipelineConfig) -> bool:
+        return self.enabled_by is None or bool(config.section(self.enabled_by)["enabled"])
 
     def check_outputs(self, files: dict[str, str]) -> None:
         """Refuse outputs that differ from the declaration (a stage bug, caught before commit)."""
