@@ -16,11 +16,17 @@ its standard deviation (all in :class:`FitSettings`):
 Steps: (1) the global rotation and translation of every frame from the torso joints
 (weighted Kabsch on shoulders and hips against the model's rest pose), which puts
 every frame in the right place and heading; (2) the shape with the poses of
-``shape_frames`` frames spread over the take (L-BFGS); (3) with the shape fixed, the
-take in consecutive windows of ``window_frames`` frames (L-BFGS, the smoothness
-terms reaching into the two frames solved before the window), each window warm-started
-from the frame solved before it. Hands are articulated by the same cost: the finger
-joints' rotations follow the 21-joint tracks.
+``shape_frames`` frames spread over the take (L-BFGS, body joints); (3) with the shape
+fixed, the take in consecutive windows of ``window_frames`` frames, each warm-started
+from the pose of the frame solved before it, the smoothness terms reaching into the two
+frames solved before the window: first the body (pose, global rotation and
+translation against the body joints and the hand wrists, at the body's sigma), then the
+hands (finger and wrist rotations against the 21-joint tracks, at the hands' sigma).
+The two steps keep each problem well conditioned: a hand sigma of millimetres on
+points half a metre from the shoulder would otherwise dominate the arm. L-BFGS shares
+one step length among a window's frames, so short windows converge in fewer
+iterations (measured: 50 -> 10 frames took the body from 20 to 5 mm on a model that
+can follow the take exactly).
 
 Batched over frames in torch; no Python loop per frame or joint.
 """
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from fitting import skeleton
 from fitting.body_model.base import BodyModel
@@ -288,8 +295,6 @@ def _fit(model: BodyModel, targets: np.ndarray, weights: np.ndarray, fps: float,
         model_points = model.points(shape, solved.pose)
         fitted = (torch.einsum("fij,fpj->fpi", solved.rotation, model_points) + solved.translation[:, None]).double().numpy()
     fitted[:, ~model.mapped] = np.nan
-    from scipy.spatial.transform import Rotation
-
     return BodyFit(
         shape=shape.double().numpy(),
         pose=solved.pose.double().numpy(),
