@@ -25,6 +25,8 @@ wrists and finger tips of its hands are fitted (its hands do not articulate).
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,16 +232,19 @@ def load_smpl_family(
         raise ImportError(f"fit_body_model.backend 'smplx' needs the bodymodel extra (torch, smplx): run `make setup-bodymodel` ({error})") from error
     ext = path.suffix.lstrip(".")
     options = dict(num_betas=num_betas, gender=gender, dtype=torch.float32)
+    with contextlib.redirect_stdout(sys.stderr):  # smplx prints its warnings on stdout
+        module = _smplx_module(smplx, model_type, path, ext, options)
+    return SmplFamilyModel(module, model_type, dtype=dtype)
+
+
+def _smplx_module(smplx, model_type: str, path: Path, ext: str, options: dict):
     if model_type == "smpl":
         data_struct = None
         if ext == "npz":
             with np.load(path, allow_pickle=False) as data:
                 data_struct = smplx.utils.Struct(**{key: data[key] for key in data.files})
-        module = smplx.SMPL(str(path), data_struct=data_struct, **options)
-    else:
-        hands = dict(use_pca=False, flat_hand_mean=True)
-        if model_type == "smplh":
-            module = smplx.SMPLH(str(path), ext=ext, **hands, **options)
-        else:
-            module = smplx.SMPLX(str(path), ext=ext, use_face_contour=False, **hands, **options)
-    return SmplFamilyModel(module, model_type, dtype=dtype)
+        return smplx.SMPL(str(path), data_struct=data_struct, **options)
+    hands = dict(use_pca=False, flat_hand_mean=True)
+    if model_type == "smplh":
+        return smplx.SMPLH(str(path), ext=ext, **hands, **options)
+    return smplx.SMPLX(str(path), ext=ext, use_face_contour=False, **hands, **options)
