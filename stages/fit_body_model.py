@@ -21,6 +21,8 @@ import numpy as np
 from fitting import skeleton
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.body_model import (
+    load_anny,
+    load_smpl_family,
     mesh_file_name,
     save_body_model_parameters,
     save_fitted_joints,
@@ -35,12 +37,8 @@ MESH_CHUNK_FRAMES = 16  # meshes are posed this many frames at a time (bounds me
 def load_body_model(settings: dict):
     """The configured model (imports torch and the backend)."""
     if settings["backend"] == "smplx":
-        from fitting.body_model.smpl_models import load_smpl_family
-
         options = settings["smplx"]
         return load_smpl_family(options["model_type"], options["model_path"], options["gender"], options["num_betas"])
-    from fitting.body_model.anny_model import load_anny
-
     return load_anny(settings["anny_cache_dir"])
 
 

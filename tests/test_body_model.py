@@ -68,7 +68,7 @@ def model_folder(tmp_path_factory):
 def test_model_points_equal_the_smplx_forward_pass(model_folder, model_type):
     import torch
 
-    from fitting.body_model.smpl_models import load_smpl_family
+    from pipeline.formats.body_model import load_smpl_family
 
     model = load_smpl_family(model_type, str(model_folder))
     assert model.num_vertices == (10475 if model_type == "smplx" else 6890)
@@ -121,7 +121,7 @@ def _part_errors_mm(fit) -> tuple[float, float]:
 def test_fit_with_generated_smplx_model_recovers_pose_and_shape(model_folder, refined_take):
     import torch
 
-    from fitting.body_model.smpl_models import load_smpl_family
+    from pipeline.formats.body_model import load_smpl_family
 
     refined, motion, fps = refined_take
     model = load_smpl_family("smplx", str(model_folder))
@@ -193,7 +193,7 @@ def test_stage_failure_keeps_finished_stages(tmp_path):
 def anny_model():
     pytest.importorskip("torch")
     pytest.importorskip("anny", reason="the bodymodel extra (anny) is not installed: make setup-bodymodel")
-    from fitting.body_model.anny_model import load_anny
+    from pipeline.formats.body_model import load_anny
 
     return load_anny()  # the first start builds Anny's cache (~1.5 min)
 

@@ -1,8 +1,9 @@
 """Anny (NAVER, Apache-2.0; MakeHuman assets, CC0) as a :class:`~.base.BodyModel`.
 
 The model's data ships in the ``anny`` wheel: nothing is downloaded. Its first start
-builds a cache of the model data (``~/.cache/anny``, or ``cache_dir``); later starts
-load it. Shape: Anny's six default phenotypes (gender, age, muscle, weight, height,
+builds a cache of the model data (``~/.cache/anny``, or a configured folder); later
+starts load it (the stage loads it: ``pipeline.formats.body_model.load_anny``).
+Shape: Anny's six default phenotypes (gender, age, muscle, weight, height,
 proportions, each in [0, 1]) as ``sigmoid(shape)``, so ``shape = 0`` is Anny's mean
 body. Pose: a rotation per bone of the 104-bone ``anny`` rig (the root's is the global
 rotation), in Anny's ``local-ref`` parameterization (rotation axes in world-aligned
@@ -160,18 +161,3 @@ class AnnyBodyModel(BodyModel):
             "global_rotation": Rotation.from_rotvec(rotation).as_matrix(),
             "global_translation": np.asarray(translation),
         }
-
-
-def load_anny(cache_dir: str | None = None, dtype: torch.dtype = torch.float32) -> AnnyBodyModel:
-    """Anny's default full-body model; ``cache_dir``: where its built data is cached
-    (None: Anny's default, ``$ANNY_CACHE_DIR`` or ``~/.cache/anny``)."""
-    try:
-        import anny
-    except ImportError as error:
-        raise ImportError(
-            f"fit_body_model.backend 'anny' needs the bodymodel extra (torch, anny): run `make setup-bodymodel` ({error})"
-        ) from error
-    if cache_dir is not None:
-        anny.paths.set_anny_cache_path(cache_dir)
-    # Linear blend skinning in torch: no Warp kernels to compile (the fit skins its own points).
-    return AnnyBodyModel(anny.Anny(skinning_method="lbs"), dtype=dtype)

@@ -1,15 +1,11 @@
 """SMPL-X, SMPL+H and SMPL through the ``smplx`` package, from the user's model files.
 
-The model files are licensed (https://smpl-x.is.tue.mpg.de, https://mano.is.tue.mpg.de,
-https://smpl.is.tue.mpg.de: registration, non-commercial) and cannot ship: the user
-gives their folder. :func:`load_smpl_family` finds the file the way ``smplx.create``
-does (``<folder>/<type>/<TYPE>_<GENDER>.<ext>`` or ``<folder>/<TYPE>_<GENDER>.<ext>``, or
-the file itself) and builds the ``smplx`` module from it; the fit then uses the
-module's arrays (template, shape and pose blend shapes, joint regressor, skinning
-weights, kinematic tree) with its own forward kinematics on the few points it needs,
-and the module's own forward pass for meshes. ``.npz`` files are read by ``smplx``
-(SMPL-X, SMPL+H) or with ``allow_pickle=False`` (SMPL); ``.pkl`` files are unpickled by
-``smplx``: use only files from the model's site.
+The model files are licensed and cannot ship: the user gives their folder, and
+:func:`pipeline.formats.body_model.load_smpl_family` builds the ``smplx`` module from
+it (no file is read here). :class:`SmplFamilyModel` uses the module's arrays
+(template, shape and pose blend shapes, joint regressor, skinning weights, kinematic
+tree) with its own forward kinematics on the few points the fit needs, and the
+module's own forward pass for meshes.
 
 Shape: ``betas`` (``num_betas``; SMPL-X's expression stays 0). Pose: axis-angle per
 joint after the pelvis, in the model's joint order (SMPL-X: 21 body, jaw, 2 eyes, 15 per
@@ -25,10 +21,6 @@ wrists and finger tips of its hands are fitted (its hands do not articulate).
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -37,42 +29,8 @@ from fitting.body_model.rotations import axis_angle_to_matrix
 from fitting.body_model.skinning import PointRig, rig_moments, skin_points
 
 MODEL_TYPES = ("smplx", "smplh", "smpl")
-_FILE_PREFIX = {"smplx": "SMPLX", "smplh": "SMPLH", "smpl": "SMPL"}
-_WHERE = {
-    "smplx": "SMPL-X from https://smpl-x.is.tue.mpg.de (SMPLX_NEUTRAL.npz, or SMPLX_MALE / SMPLX_FEMALE)",
-    "smplh": "SMPL+H from https://mano.is.tue.mpg.de ('Extended SMPL+H model': SMPLH_NEUTRAL.npz, or SMPLH_MALE / SMPLH_FEMALE)",
-    "smpl": "SMPL from https://smpl.is.tue.mpg.de (SMPL_NEUTRAL.pkl, or SMPL_MALE / SMPL_FEMALE, .pkl or converted to .npz)",
-}
 _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 _SIDES = {"left": "l", "right": "r"}
-
-
-def model_file_names(model_type: str, gender: str) -> list[str]:
-    """The file names ``smplx`` looks for, e.g. ``SMPLX_NEUTRAL.npz``, ``SMPLX_NEUTRAL.pkl``."""
-    return [f"{_FILE_PREFIX[model_type]}_{gender.upper()}.{ext}" for ext in ("npz", "pkl")]
-
-
-def find_model_file(model_path: str | None, model_type: str, gender: str) -> Path:
-    """The model file of ``model_type`` and ``gender`` under ``model_path`` (a folder as
-    ``smplx.create`` reads, or the file). Raises FileNotFoundError naming the files
-    needed and where they come from."""
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown body model type {model_type!r} (one of {', '.join(MODEL_TYPES)})")
-    names = model_file_names(model_type, gender)
-    wanted = (
-        f"{' or '.join(names)} ({_WHERE[model_type]}; licensed, so it is not shipped): put it in "
-        f"MODELS/{model_type}/ and set fit_body_model.smplx.model_path: MODELS (or the file's path)"
-    )
-    if not model_path:
-        raise FileNotFoundError(f"fit_body_model.backend is 'smplx' but no model file is configured: the {model_type} model needs {wanted}")
-    path = Path(model_path).expanduser()
-    if path.is_file():
-        return path
-    for folder in (path / model_type, path):
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
-    raise FileNotFoundError(f"{path}: no {model_type} model file: needs {wanted}")
 
 
 def _joint_names(model_type: str) -> list[str]:
@@ -219,32 +177,3 @@ class SmplFamilyModel(BodyModel):
         parameters["global_orient"] = np.asarray(rotation, dtype=np.float64)
         parameters["transl"] = np.asarray(translation) + matrices @ pelvis - pelvis
         return parameters
-
-
-def load_smpl_family(
-    model_type: str, model_path: str | None, gender: str = "neutral", num_betas: int = 10, dtype: torch.dtype = torch.float32
-) -> SmplFamilyModel:
-    """Load an SMPL-family model file with ``smplx`` (see :func:`find_model_file`)."""
-    path = find_model_file(model_path, model_type, gender)
-    try:
-        import smplx
-    except ImportError as error:
-        raise ImportError(f"fit_body_model.backend 'smplx' needs the bodymodel extra (torch, smplx): run `make setup-bodymodel` ({error})") from error
-    ext = path.suffix.lstrip(".")
-    options = dict(num_betas=num_betas, gender=gender, dtype=torch.float32)
-    with contextlib.redirect_stdout(sys.stderr):  # smplx prints its warnings on stdout
-        module = _smplx_module(smplx, model_type, path, ext, options)
-    return SmplFamilyModel(module, model_type, dtype=dtype)
-
-
-def _smplx_module(smplx, model_type: str, path: Path, ext: str, options: dict):
-    if model_type == "smpl":
-        data_struct = None
-        if ext == "npz":
-            with np.load(path, allow_pickle=False) as data:
-                data_struct = smplx.utils.Struct(**{key: data[key] for key in data.files})
-        return smplx.SMPL(str(path), data_struct=data_struct, **options)
-    hands = dict(use_pca=False, flat_hand_mean=True)
-    if model_type == "smplh":
-        return smplx.SMPLH(str(path), ext=ext, **hands, **options)
-    return smplx.SMPLX(str(path), ext=ext, use_face_contour=False, **hands, **options)

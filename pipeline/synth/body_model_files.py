@@ -49,13 +49,13 @@ _HAND_ORDER = ("index", "middle", "pinky", "ring", "thumb")
 
 def _rest_points(shape: motion.BodyShape) -> np.ndarray:
     """The synthetic person's 59 joints at rest (all angles zero), pelvis at the origin."""
-    one, zero = np.zeros(1), np.zeros(1)
+    zero = np.zeros(1)
     arm = motion._ArmAngles(*(zero for _ in range(7)))
     fingers = (np.zeros((1, 5, 3)), np.zeros((1, 5)))
     angles = motion._BodyAngles(
         ground=np.zeros((1, 2)), yaw=zero, roll=zero, pelvis_pitch=zero, trunk_flexion=zero,
         hip_flexion={True: zero, False: zero}, hip_abduction={True: zero, False: zero}, knee={True: zero, False: zero},
-        arms={True: arm, False: arm}, fingers={True: fingers, False: fingers}, head_yaw=zero, head_pitch=zero, head_roll=one * 0,
+        arms={True: arm, False: arm}, fingers={True: fingers, False: fingers}, head_yaw=zero, head_pitch=zero, head_roll=zero,
     )  # fmt: skip
     joints = motion._forward_kinematics(shape, angles)[0][0]
     return joints - joints[[11, 12]].mean(axis=0)
