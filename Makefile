@@ -6,16 +6,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-mmpose demo test browser bench clean
+.PHONY: setup setup-mmpose setup-bodymodel demo test browser bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-nodeps.txt
+$(STAMP): pyproject.toml requirements-nodeps.txt requirements-bodymodel-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-bodymodel-nodeps.txt
 	touch $(STAMP)
+
+# The fit_body_model stage's packages alone (already part of `make setup` / `make test`):
+# torch 2.13.0 (CPU), smplx, trimesh, and Anny with --no-deps (no warp-lang).
+setup-bodymodel:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[bodymodel]'
+	$(PY) -m pip install --quiet --no-deps -r requirements-bodymodel-nodeps.txt
 
 # Optional: the mmpose detect backend (torch, mmcv, mmengine, mmdet, mmpose). Not part
 # of `make test`. mmcv has no PyPI wheel: MMCV_WHEEL (default: the CPU build in

@@ -217,6 +217,40 @@ class QaConfig:
 
 
 @dataclass(frozen=True)
+class FitBodyModelSmplxConfig:
+    model_type: Literal["smplx", "smplh", "smpl"]
+    model_path: str | None
+    gender: Literal["neutral", "male", "female"]
+    num_betas: int = field(metadata=_range(1, 300))
+
+
+@dataclass(frozen=True)
+class FitBodyModelConfig:
+    enabled: bool
+    backend: Literal["anny", "smplx"]
+    anny_cache_dir: str | None
+    smplx: FitBodyModelSmplxConfig
+    body_sigma_mm: float = field(metadata=_POSITIVE)
+    hand_sigma_mm: float = field(metadata=_POSITIVE)
+    robust_scale: float = field(metadata=_POSITIVE)
+    filled_weight: float = field(metadata=_range(0.0, 1.0))
+    body_pose_sigma_rad: float = field(metadata=_POSITIVE)
+    hand_pose_sigma_rad: float = field(metadata=_POSITIVE)
+    shape_sigma: float = field(metadata=_POSITIVE)
+    pose_acceleration_sigma_rad_s2: float = field(metadata=_POSITIVE)
+    rotation_acceleration_sigma_rad_s2: float = field(metadata=_POSITIVE)
+    translation_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
+    shape_frames: int = field(metadata=_range(1))
+    shape_iterations: int = field(metadata=_range(1))
+    window_frames: int = field(metadata=_range(2))
+    window_iterations: int = field(metadata=_range(1))
+    mesh_format: Literal["none", "glb", "ply"]
+    mesh_first_frame: int = field(metadata=_range(0))
+    mesh_last_frame: int | None = field(metadata=_range(0))
+    mesh_every: int = field(metadata=_range(1))
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     parallel_takes: int = field(metadata=_range(1))
     ray_address: str | None
@@ -237,6 +271,7 @@ class PipelineConfig:
     detect: DetectConfig
     triangulation: TriangulationConfig
     refine: RefineConfig
+    fit_body_model: FitBodyModelConfig
     project_ego: ProjectEgoConfig
     export: ExportConfig
     qa: QaConfig

@@ -25,7 +25,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.batch_report import ranking, write_batch_report
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
-from stages import export, project_ego, refine, triangulate
+from stages import export, fit_body_model, project_ego, refine, triangulate
 from stages.base import StageContext, StageSpec
 from stages.detect import stage as detect
 from stages.qa import stage as qa
@@ -40,11 +40,17 @@ STAGES: tuple[StageSpec, ...] = (
     detect.STAGE,
     triangulate.STAGE,
     refine.STAGE,
+    fit_body_model.STAGE,
     project_ego.STAGE,
     export.STAGE,
     qa.STAGE,
 )
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
+
+
+def stage_names(config: PipelineConfig) -> tuple[str, ...]:
+    """The stages that run under ``config`` (optional stages that are off left out)."""
+    return tuple(spec.name for spec in STAGES if spec.is_enabled(config))
 
 
 # --------------------------------------------------------------------------------------
@@ -86,7 +92,7 @@ def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, reco
             "stage": spec.name,
             "code": source_fingerprint(spec.code),
             "settings": {section: config.section(section) for section in spec.config_sections},
-            "inputs": {name: records[name].fingerprint for name in spec.inputs},
+            "inputs": {name: records[name].fingerprint for name in spec.inputs + spec.optional_inputs if name in records},
             "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
         }
     )
@@ -97,7 +103,8 @@ def _run_stage(spec: StageSpec, take: Take, config: PipelineConfig, store: Artif
     logger.info("%s: running %s", take.name, spec.name)
     work = store.begin(spec.name)
     try:
-        files, summary = spec.run(StageContext(take, config, {n: records[n] for n in spec.inputs}, work))
+        inputs = {name: records[name] for name in spec.inputs + spec.optional_inputs if name in records}
+        files, summary = spec.run(StageContext(take, config, inputs, work))
         spec.check_outputs(files)
         record = store.commit(spec.name, work, stage_fingerprint, files, summary)
     except BaseException:
@@ -133,6 +140,11 @@ def run_take(
     records: dict[str, StageRecord] = {}
     for spec in STAGES:
         forced = forced or spec.name == force_from
+        if not spec.is_enabled(config):
+            logger.info("%s: %s is off (%s.enabled: false)", take.name, spec.name, spec.enabled_by)
+            if spec.name == until:
+                break
+            continue
         stage_fingerprint = _stage_fingerprint(spec, take, config, records)
         if not forced and store.is_current(spec.name, stage_fingerprint):
             records[spec.name] = store.record(spec.name)
@@ -172,6 +184,10 @@ def rerun_stage(take_output: str | Path, stage: str, overrides: list[str] = ()) 
         if record is None:
             raise FileNotFoundError(f"{store.root}: stage '{name}' has no finished output; run the pipeline first")
         records[name] = record
+    for name in spec.optional_inputs:
+        optional = next(stage for stage in STAGES if stage.name == name)
+        if optional.is_enabled(config) and (record := store.record(name)) is not None:
+            records[name] = record
     take = read_take(stored["take_dir"], config.section("take"))
     store.remove_leftovers()
     record = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records))

@@ -42,6 +42,10 @@ class StageSpec:
     ending in ``*`` a family of optional names with that prefix (one overlay per camera).
     ``run(context) -> (files, summary)``: ``files`` maps those names to file names in
     ``context.work``; ``summary`` holds counts a person can check (JSON-serialisable).
+    ``enabled_by``: for an optional stage, the config section whose ``enabled`` key turns
+    it on (off: the runner passes over it; no later stage may require it).
+    ``optional_inputs``: optional stages read when they ran (their record is then in
+    ``context.inputs`` and their fingerprint in this stage's).
     """
 
     name: str
@@ -51,6 +55,11 @@ class StageSpec:
     reads_take_files: bool
     writes: tuple[str, ...]
     run: Callable[[StageContext], tuple[dict[str, str], dict]]
+    enabled_by: str | None = None
+    optional_inputs: tuple[str, ...] = ()
+
+    def is_enabled(self, config: PipelineConfig) -> bool:
+        return self.enabled_by is None or bool(config.section(self.enabled_by)["enabled"])
 
     def check_outputs(self, files: dict[str, str]) -> None:
         """Refuse outputs that differ from the declaration (a stage bug, caught before commit)."""

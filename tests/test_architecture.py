@@ -115,5 +115,8 @@ def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
     for index, spec in enumerate(STAGES):
         assert isinstance(spec, StageSpec)
         assert set(spec.inputs) <= set(names[:index]), f"{spec.name} reads a stage that runs after it"
+        optional = {s.name for s in STAGES if s.enabled_by}
+        assert not set(spec.inputs) & optional, f"{spec.name} requires an optional stage (read it as an optional input)"
+        assert set(spec.optional_inputs) <= optional & set(names[:index]), f"{spec.name}: optional inputs must be earlier optional stages"
         for path in spec.code:
             assert (ROOT / path).exists(), f"{spec.name}: code path {path} does not exist"

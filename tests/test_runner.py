@@ -26,7 +26,7 @@ def take_dir(tmp_path_factory):
 
 def test_run_take_writes_every_stage(take_dir, tmp_path):
     report = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED))
-    assert report.ran == list(runner.STAGE_NAMES) and report.skipped == []
+    assert report.ran == list(runner.stage_names(load_config())) and report.skipped == []
     out = tmp_path / report.take
     joints = np.load(out / "triangulate" / "joints_3d.npz", allow_pickle=False)
     assert joints["points"].shape == (20, 59, 3) and joints["inliers"].shape == (4, 20, 59)
@@ -53,13 +53,13 @@ def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tm
     config = load_config(overrides=PRECOMPUTED)
     runner.run_take(take_dir, tmp_path, config)
     again = runner.run_take(take_dir, tmp_path, config)
-    assert again.ran == [] and again.skipped == list(runner.STAGE_NAMES)
+    assert again.ran == [] and again.skipped == list(runner.stage_names(config))
     changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
     assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "project_ego", "export", "qa"]
     export_only = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25", "export.filled_joints=omit"]))
     assert export_only.ran == ["export"] and export_only.skipped[-1] == "qa"  # qa does not read export
     forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
-    assert forced.ran == list(runner.STAGE_NAMES)
+    assert forced.ran == list(runner.stage_names(config))
 
 
 def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-BENCHMARKS = ("triangulation", "detect", "refine", "qa")
+BENCHMARKS = ("triangulation", "detect", "refine", "fit", "qa")
 
 
 def register(subparsers) -> None:
@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         type=int,
         default=None,
         help="triangulation: frames of 59 joints to triangulate (default 400); detect: frames per view (default 20); "
-        "refine: frames of the synthetic take (default 300); qa: frames of the longest rendered take (default 3000)",
+        "refine: frames of the synthetic take (default 300); fit: frames of the synthetic take (default 150); "
+        "qa: frames of the longest rendered take (default 3000)",
     )
     parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
     parser.add_argument(
@@ -32,12 +33,15 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--peer-start", type=int, default=None, help="refine: first of the peer's frames (default: centred in the take)"
     )
+    parser.add_argument(
+        "--backend", choices=("anny", "smplx"), default="anny", help="fit: the body model (smplx: a SMPL-X file generated from the take's person)"
+    )
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from pipeline.benchmarks import detection, qa, refine, triangulation
+    from pipeline.benchmarks import detection, fit, qa, refine, triangulation
     from pipeline.benchmarks.common import pin_to_one_core
 
     if args.name == "qa":  # streaming decode / encode: measured as a user runs it
@@ -49,7 +53,10 @@ def run(args) -> int:
         print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
         return 0
     cpu = None if args.all_cores else pin_to_one_core()
-    if args.name == "refine":
+    if args.name == "fit":
+        module = fit
+        report = fit.run(frames=args.frames or 150, views=args.views, backend=args.backend)
+    elif args.name == "refine":
         module = refine
         report = refine.run(frames=args.frames or 300, views=args.views, peer_frames=args.peer_frames, peer_start=args.peer_start)
     else:

@@ -12,6 +12,8 @@
 - :mod:`pipeline.formats.trc`: OpenSim TRC marker files.
 - :mod:`pipeline.formats.video`: streaming video decode and encode (PyAV).
 - :mod:`pipeline.formats.arrays`: the stages' ``.npz`` arrays.
+- :mod:`pipeline.formats.body_model`: the body model fit's parameters, fitted joints
+  and meshes (``.glb`` / ``.ply`` via trimesh).
 
 Writers are atomic (:mod:`pipeline.atomic`); ``.npz`` files never hold pickles. A
 reader's error names the file, and where it applies the camera, frame and field.

@@ -4,8 +4,9 @@ Entities (timeline ``frame``): ``world/exo/<cam>`` (pose and pinhole frustum, st
 ``world/ego`` (the ego camera's pose per frame, frustum), ``world/ego_path`` (its
 trajectory), ``world/skeleton`` (59 joints per frame coloured by quality: green fine,
 orange gap-filled, red in a flagged part; edges from the annotation context),
-``world/scene`` (the take's semidense points, when given). Written columnar: no Python
-loop over frames.
+``world/scene`` (the take's semidense points, when given), ``world/body_model`` (the
+fitted body's meshes at the frames the body model stage wrote). Written columnar: no
+Python loop over frames (one log per mesh file).
 """
 
 from __future__ import annotations
@@ -52,15 +53,18 @@ def write_recording(
     ego_model=None,
     ego_size: tuple[int, int] | None = None,
     scene: np.ndarray | None = None,
+    meshes: list[tuple[int, Path]] = (),
 ) -> Path:
     """Write the recording: ``points (frames, 59, 3)`` metres, ``colours (frames, 59, 3)``,
     static exo cameras, the ego camera's world-to-camera ``ego_R (frames, 3, 3)`` /
-    ``ego_t (frames, 3)`` (NaN without a pose), scene points ``(N, 3)``."""
+    ``ego_t (frames, 3)`` (NaN without a pose), scene points ``(N, 3)``, body model meshes
+    ``(frame, .glb / .ply file)`` (``world/body_model``, at their frames)."""
     import rerun as rr
 
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    recording = rr.RecordingStream("egoexo_pose_gt", recording_id=take_name)
+    recording = rr.RecordingStream("egoexo_pose_gt", recording_id=take_name, send_properties=False)
+    rr.set_log_time_enabled(False, recording=recording)  # only the frame timeline: the same take, the same recording
     recording.save(str(temporary))
     recording.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
     recording.log(
@@ -102,6 +106,14 @@ def write_recording(
             recording.log("world/ego", rr.Pinhole(focal_length=[ego_model.fx, ego_model.fy], principal_point=[ego_model.cx, ego_model.cy], width=ego_size[0], height=ego_size[1]), static=True)
         if len(centres) > 1:
             recording.log("world/ego_path", rr.LineStrips3D([centres]), static=True)
+    if meshes:
+        import trimesh
+
+        for frame, mesh_path in meshes:  # the frames the body model stage wrote meshes for
+            mesh = trimesh.load(mesh_path, force="mesh", process=False)
+            recording.set_time("frame", sequence=frame)
+            recording.log("world/body_model", rr.Mesh3D(vertex_positions=np.asarray(mesh.vertices, np.float32), triangle_indices=np.asarray(mesh.faces, np.uint32), albedo_factor=(200, 170, 150, 160)))
+        recording.reset_time()
     if scene is not None and len(scene):
         recording.log("world/scene", rr.Points3D(scene.astype(np.float32), radii=0.005, colors=(160, 160, 160)), static=True)
     recording.flush()

@@ -227,6 +227,16 @@ def summary_html(data: ReportData) -> str:
         f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td></tr>"
         for name, values in metrics["reprojection_error_px"].items()
     )
+    fit = metrics.get("body_model")
+    fit_html = ""
+    if fit and fit.get("mean_error_mm"):
+        cells = "".join(f"<td>{_cell(fit['mean_error_mm'].get(part), 1)}</td>" for part in PART_NAMES)
+        worst = sorted(((value, name) for name, value in (fit.get("joint_mean_error_mm") or {}).items() if value is not None), reverse=True)[:5]
+        fit_html = (
+            f"<table><tr><th class='left'>body model ({html.escape(str(fit['model']))}) fitted joints to labels, mean mm</th>"
+            + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr><tr><th class='left'>mean</th>{cells}</tr></table>"
+            + (f"<p>Worst fitted joints: {html.escape(', '.join(f'{name} {value:.1f} mm' for value, name in worst))}.</p>" if worst else "")
+        )
     ego = metrics.get("ego")
     ego_html = ""
     if ego:
@@ -243,6 +253,7 @@ def summary_html(data: ReportData) -> str:
         f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
         f"<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th></tr>{cameras}</table>"
+        f"{fit_html}"
     )
 
 

@@ -12,6 +12,9 @@ Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz``, ``refine/joint
 - ``overlay_<camera>.mp4`` per view and ``overlay_mosaic.mp4`` (:mod:`stages.qa.overlay`);
 - ``recording.rrd``: a 3D recording, when rerun-sdk is installed (:mod:`stages.qa.recording`).
 
+When the optional ``fit_body_model`` stage ran, its per-joint error goes into the
+metrics and the report, and its meshes into the recording.
+
 ``run_pipeline.py report OUT/<take>`` runs this stage alone on the stored outputs.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -150,6 +154,15 @@ def _scene_points(context: StageContext, settings: dict) -> np.ndarray | None:
     return points
 
 
+def _body_meshes(record) -> list[tuple[int, Path]]:
+    """``(frame, mesh file)`` of the body model stage's meshes (none when it wrote none)."""
+    if record is None or "meshes" not in record.manifest.get("files", {}):
+        return []
+    index_path = record.path("meshes")
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    return [(int(frame), index_path.parent.parent / name) for frame, name in zip(index["frames"], index["files"])]
+
+
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     settings = context.settings("qa")
@@ -159,6 +172,10 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
     if ego_summary:
         metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
+    body_model = context.inputs.get("fit_body_model")
+    if body_model is not None:
+        fit = body_model.manifest.get("summary", {})
+        metrics["body_model"] = {key: fit.get(key) for key in ("model", "mean_error_mm", "median_error_mm", "joint_mean_error_mm")}
     stretches = flag_stretches(quality)
     files = {"metrics": "metrics.json", "flags": "flags.npz"}
     atomic_write_text(context.work / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -220,6 +237,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 None if ego is None else ego.model,
                 None if ego is None else ego.image_size,
                 _scene_points(context, settings),
+                _body_meshes(body_model),
             )
             files["recording"] = "recording.rrd"
         else:
@@ -238,6 +256,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="qa",
     inputs=("detect", "triangulate", "refine", "project_ego"),
+    optional_inputs=("fit_body_model",),
     config_sections=("qa",),
     code=("stages/qa", "fitting/quality.py", "pipeline/formats/video.py", "pipeline/formats/arrays.py"),
     reads_take_files=True,
