@@ -65,12 +65,26 @@ class DetectConfig:
     min_person_confidence: float = field(metadata=_range(0.0, 1.0))
     detect_hands: bool
     hand_model_complexity: int = field(metadata=_range(0, 1))
+    hand_region_scale: float = field(metadata=_range(0.5, 5.0))
+    hand_region_shift: float = field(metadata=_range(-1.0, 1.0))
+    hand_arm_offset: float = field(metadata=_range(-1.0, 2.0))
+    hand_arm_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
+    hand_track: bool
+    hand_multiview: bool
+    hand_refit: bool
+    min_hand_presence: float = field(metadata=_range(0.0, 1.0))
+    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
+    hand_track_max_age: int = field(metadata=_range(0))
+    hand_agreement_fraction: float = field(metadata=_range(0.0, 2.0, low_open=True))
+    hand_min_agreement: float = field(metadata=_range(0.0, 1.0))
+    hand_retry_scale_step: float = field(metadata=_range(1.0, 4.0))
+    hand_retry_mirrored: bool
+    hand_palm_search: bool
     min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
     hand_crop_size: int = field(metadata=_range(64, 1024))
     hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))
     hand_crop_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
     hand_crop_min_px: float = field(metadata=_range(1.0))
-    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
     # mmpose backend
     mmdet_config: str | None
     mmdet_checkpoint: str | None

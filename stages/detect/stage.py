@@ -31,11 +31,14 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
     per_view = {}
     for v, name in enumerate(camera_names):
         sources: dict[str, int] = {}
+        hand_search: dict[str, int] = {}
         redetected = mirrored = 0
         for summary in task_summaries:
             view = summary.get("views", {}).get(name, {})
             for source, count in view.get("roi_sources", {}).items():
                 sources[source] = sources.get(source, 0) + count
+            for key, count in view.get("hand_search", {}).items():
+                hand_search[key] = hand_search.get(key, 0) + count
             redetected += view.get("redetected", 0)
             mirrored += view.get("mirrored", 0)
         per_view[name] = {
@@ -43,6 +46,7 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
             "left_hand_found": float(found["left_hand"][v].mean()),
             "right_hand_found": float(found["right_hand"][v].mean()),
             "roi_sources": sources,
+            "hand_search": dict(sorted(hand_search.items())),
             "redetected": redetected,
             "mirrored": mirrored,
         }
