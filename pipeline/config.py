@@ -80,6 +80,8 @@ class DetectConfig:
     hand_retry_scale_step: float = field(metadata=_range(1.0, 4.0))
     hand_retry_mirrored: bool
     hand_palm_search: bool
+    hand_quality: bool
+    hand_bone_tolerance: float = field(metadata=_range(0.0, low_open=True))
     min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
     hand_crop_size: int = field(metadata=_range(64, 1024))
     hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))

@@ -327,7 +327,7 @@ def test_render_hook_receives_the_take(tmp_path, monkeypatch):
     from pipeline.synth import render
 
     calls = []
-    monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args))
+    monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args) or np.zeros((4, 6, 59), bool))
     take = synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=True)
     (take_dir, joints, exo, ego, fps, seed), = calls
     assert take_dir == tmp_path / "rendered" and fps == 30.0 and seed == 4

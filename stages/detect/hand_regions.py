@@ -61,27 +61,34 @@ def _unit(vector: np.ndarray) -> np.ndarray | None:
     return vector / norm if norm > 1e-9 and np.isfinite(norm) else None
 
 
-def hand_direction(points: np.ndarray) -> np.ndarray | None:
-    """Unit image vector ``(2,)`` from the wrist toward the fingers of 21 points ``(21, 2)``."""
-    points = np.asarray(points, dtype=np.float64)
-    target = 0.5 * (0.5 * (points[INDEX_MCP] + points[RING_MCP]) + points[MIDDLE_MCP])
-    return _unit(target - points[0])
+def palm_boxes(points: np.ndarray, scale: float = 2.0, shift: float = 0.1):
+    """MediaPipe's tracking rule on hands ``(..., 21, 2)`` pixels, batched: centres ``(..., 2)``,
+    sides ``(...)`` and directions ``(..., 2)`` (wrist toward the fingers); NaN where a palm
+    point is unknown or the hand has no direction."""
+    points = np.asarray(points, dtype=np.float64)[..., :2]
+    palm = points[..., list(PALM_POINTS), :]
+    target = 0.5 * (0.5 * (points[..., INDEX_MCP, :] + points[..., RING_MCP, :]) + points[..., MIDDLE_MCP, :])
+    direction = target - points[..., 0, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        up = direction / np.linalg.norm(direction, axis=-1, keepdims=True)
+    right = np.stack([-up[..., 1], up[..., 0]], axis=-1)
+    relative = palm - palm[..., :1, :]
+    across = np.einsum("...pk,...k->...p", relative, right)
+    along = np.einsum("...pk,...k->...p", relative, up)
+    height = along.max(axis=-1) - along.min(axis=-1)
+    offset_across = 0.5 * (across.max(axis=-1) + across.min(axis=-1))
+    offset_along = 0.5 * (along.max(axis=-1) + along.min(axis=-1)) + shift * height
+    centres = palm[..., 0, :] + right * offset_across[..., None] + up * offset_along[..., None]
+    sides = scale * np.maximum(across.max(axis=-1) - across.min(axis=-1), height)
+    return centres, sides, up
 
 
 def region_from_points(points: np.ndarray, scale: float = 2.0, shift: float = 0.1, min_side: float = 8.0) -> HandRegion | None:
     """The region of a hand's 21 points ``(21, 2)`` pixels (the palm points must be finite)."""
-    points = np.asarray(points, dtype=np.float64)[:, :2]
-    palm = points[list(PALM_POINTS)]
-    if not np.all(np.isfinite(palm)):
+    centre, side, up = palm_boxes(points, scale, shift)
+    if not (np.all(np.isfinite(centre)) and np.isfinite(side) and np.all(np.isfinite(up))):
         return None
-    up = hand_direction(points)
-    if up is None:
-        return None
-    right = np.array([-up[1], up[0]])
-    across, along = (palm - palm[0]) @ right, (palm - palm[0]) @ up
-    width, height = np.ptp(across), np.ptp(along)
-    centre = palm[0] + right * 0.5 * (across.max() + across.min()) + up * (0.5 * (along.max() + along.min()) + shift * height)
-    return HandRegion(centre, max(scale * max(width, height), min_side), up)
+    return HandRegion(centre, max(float(side), min_side), up)
 
 
 def region_from_arm(wrist: np.ndarray, elbow: np.ndarray | None, forearm_px: float, offset: float, scale: float, min_side: float) -> HandRegion | None:

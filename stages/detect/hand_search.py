@@ -22,7 +22,8 @@ is then triangulated from the views that kept it (RANSAC, a threshold of
 
 3. ``multiview``: views without an agreeing hand look in the region of that 3D hand
    projected into them (kept if it agrees);
-4. ``retry``: views still without a hand try the best region so far smaller and
+4. ``retry``: where no 3D hand was found, views still without a hand try the best
+   region so far smaller and
    larger (``hand_retry_scale_step``), mirrored (``hand_retry_mirrored``: the model sees a left
    hand as a right one), and palm detection around the wrist (``hand_palm_search``).
 
@@ -120,7 +121,9 @@ class HandTracker:
             if hand is not None and self._agrees(v, hand, hand_3d, region):
                 hands[v], sources[v], used[v], agree[v] = hand, "multiview", region, True
         for v, image in enumerate(images):
-            if image is None or np.isfinite(hands[v, 0, 0]):
+            # A view that the other views' 3D hand was projected into and that still
+            # sees no hand most likely has it hidden: retries are for hands without one.
+            if image is None or np.isfinite(hands[v, 0, 0]) or (hand_3d is not None and settings["hand_multiview"]):
                 continue
             hand = self._retry(v, image, used.get(v), keypoints[v], side, arm, hand_3d)
             if hand is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from stages.base import StageContext, StageSpec
+from stages.detect.hand_quality import check_hands
 from stages.detect.tasks import plan_tasks, run_tasks
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,18 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
 
     ``frame_range`` (start, stop): only those frames (the array still covers them only).
+    With ``hand_quality``, hands that the other views or the take's bone lengths
+    contradict are dropped per view (:mod:`stages.detect.hand_quality`).
     """
+    keypoints, summary = _detect(take, settings, frame_range)
+    if settings["hand_quality"] and len(take.exo_cameras) >= 2:
+        keypoints, summary["hand_quality"] = check_hands(list(take.exo_cameras), keypoints, settings)
+        keypoints = keypoints.astype(np.float32)
+        summary["hands_detected"] = float(np.isfinite(keypoints[:, :, 17:, 0]).mean())
+    return keypoints, summary
+
+
+def _detect(take, settings: dict, frame_range: tuple[int, int] | None) -> tuple[np.ndarray, dict]:
     if settings["backend"] == "precomputed":
         from stages.detect.precomputed import read_precomputed
 
