@@ -153,6 +153,8 @@ class RefineOutliersConfig:
 @dataclass(frozen=True)
 class RefineSmoothingConfig:
     max_gap_s: float = field(metadata=_range(0.0))
+    hand_max_gap_s: float = field(metadata=_range(0.0))
+    hand_max_gap_speed_m_s: float = field(metadata=_POSITIVE)
     method: Literal["butterworth", "savgol", "none"]
     body_cutoff_hz: float = field(metadata=_POSITIVE)
     hand_cutoff_hz: float = field(metadata=_POSITIVE)

@@ -19,6 +19,12 @@ def register(subparsers) -> None:
         help="triangulation: frames of 59 joints to triangulate (default 400); detect: frames per view (default 20); "
         "refine: frames of the synthetic take (default 300)",
     )
+    parser.add_argument(
+        "--hand-frames",
+        type=int,
+        default=60,
+        help="detect: frames of the rendered synthetic take the hands are measured on (default 60; 0: not measured)",
+    )
     parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
     parser.add_argument(
         "--peer-ransac-points",
@@ -41,7 +47,7 @@ def run(args) -> int:
     from pipeline.benchmarks.common import pin_to_one_core
 
     if args.name == "detect":  # MediaPipe uses both cores: measured as a user runs it
-        report = detection.run(frames=args.frames or 20)
+        report = detection.run(frames=args.frames or 20, hand_frames=args.hand_frames)
         print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
         return 0
     cpu = None if args.all_cores else pin_to_one_core()

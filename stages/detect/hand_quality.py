@@ -9,7 +9,8 @@ before triangulation). Per hand (left, right), vectorised over views, frames and
    of its joints reproject within ``hand_agreement_fraction`` of its own hand's region
    side (:func:`stages.detect.hand_regions.palm_boxes`). Where another view also sees the
    hand, a hand that does not agree is dropped (two views that disagree both lose it:
-   which one is right cannot be told). A hand no other view sees is kept as it is.
+   which one is right cannot be told; two views can only disagree across their epipolar
+   lines). A hand no other view sees is kept as it is.
 2. **Bone lengths of the take.** The agreeing hands are triangulated again; the take's
    length of each of the 20 hand bones is its median over the frames. A frame whose
    3D hand's bones differ from them by more than ``hand_bone_tolerance`` (median
