@@ -82,6 +82,7 @@ class DetectConfig:
     hand_palm_search: bool
     hand_quality: bool
     hand_bone_tolerance: float = field(metadata=_range(0.0, low_open=True))
+    hand_confirmed_confidence: float = field(metadata=_range(0.0, 1.0))
     min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
     hand_crop_size: int = field(metadata=_range(64, 1024))
     hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))

@@ -48,6 +48,7 @@ def test_hands_the_other_views_contradict_are_dropped(scene):
     bad[:2, 20:25, LEFT_HAND] = np.nan
     bad[3, 20:25, LEFT_HAND, 1] += 80.0
     bad[[0, 1, 3], 30:35, LEFT_HAND] = np.nan  # seen by one view only
+    bad[2, 30:45, LEFT_HAND, 2] = 0.1  # an unsure model: confirmed from frame 35 on, alone before
     checked, summary = check_hands(cameras, bad, settings)
     left = np.isfinite(checked[:, :, LEFT_HAND, 0]).all(axis=-1)
     assert not left[0, 0:10].any() and left[1:, 0:10].all()
@@ -56,7 +57,11 @@ def test_hands_the_other_views_contradict_are_dropped(scene):
     assert left[2, 30:35].all()  # nothing contradicts it
     assert left[:, 35:].all() and np.isfinite(checked[:, :, RIGHT_HAND, 0]).all()
     assert summary["left_hand"]["dropped_disagreeing"] == 10 + 5 + 2 * 5
-    np.testing.assert_array_equal(checked[:, :, LEFT_HAND][left], bad[:, :, LEFT_HAND][left])  # kept hands unchanged
+    # Kept hands keep their points; a confirmed joint is used by triangulation, an unconfirmed one keeps its score.
+    np.testing.assert_array_equal(checked[:, :, LEFT_HAND][left][..., :2], bad[:, :, LEFT_HAND][left][..., :2])
+    assert np.allclose(checked[2, 30:35, LEFT_HAND, 2], 0.1)
+    assert np.allclose(checked[2, 35:45, LEFT_HAND, 2], settings["hand_confirmed_confidence"])
+    assert summary["left_hand"]["hands_with_confidence_raised"] == 10
 
 
 def test_hands_whose_bones_do_not_fit_the_take_are_dropped(scene):

@@ -18,10 +18,12 @@ before triangulation). Per hand (left, right), vectorised over views, frames and
    the view whose absence brings it within the tolerance (the one that brings it
    closest, leaving two views) is dropped; if none does, the hand is dropped in every
    view of that frame.
-
-Confidences are left as the detector gave them (MediaPipe: the hand-presence score,
-which follows the 2D error: on rendered takes a median 2.5 px above 0.8, 4-7 px below
-0.3).
+3. **Confidence.** A joint that other views confirm (an inlier of step 1 in a hand that
+   agrees) gets at least ``hand_confirmed_confidence``: set to triangulation's
+   ``min_confidence``, a confirmed hand is used whatever the model's own score, which
+   still weighs it. MediaPipe's hand-presence score follows the 2D error (on rendered
+   takes a median 2.5 px above 0.8, 4-7 px below 0.3) but drops on hands holding
+   objects that other views still confirm.
 """
 
 from __future__ import annotations
@@ -104,7 +106,11 @@ def check_hand(cameras: list[Camera], hands: np.ndarray, settings: dict) -> tupl
             counts["dropped_bone_lengths"] = int(drop_bones.sum())
             hands[drop_bones] = np.nan
             agree &= ~drop_bones
+    confirmed = agree[..., None] & inlier & np.isfinite(hands[..., 0])
+    raised = confirmed & (np.nan_to_num(hands[..., 2]) < settings["hand_confirmed_confidence"])
+    hands[..., 2] = np.where(raised, settings["hand_confirmed_confidence"], hands[..., 2])
     counts["confirmed"] = int(agree.sum())
+    counts["hands_with_confidence_raised"] = int(raised.any(axis=-1).sum())
     return hands, counts
 
 
