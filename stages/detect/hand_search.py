@@ -88,46 +88,28 @@ class HandTracker:
             keypoints[:, HAND_SLICES[side]] = hands
 
     def _find_side(self, side: str, images, keypoints, body_3d) -> np.ndarray:
-        settings = self.settings
         views = len(self.cameras)
-        state = self.sides[side]
         hands = np.full((views, NUM_HAND_JOINTS, 3), np.nan)
         used: dict[int, HandRegion] = {}  # the region each view's hand (or last try) came from
         sources: dict[int, str] = {}
         arm = self._arm_3d(side, body_3d)
         predicted = self._predicted_hand(side, arm)
         for v, image in enumerate(images):
-            if image is None:
-                continue
-            for source, region in self._first_regions(v, side, image, keypoints[v], arm, predicted):
-                used[v] = region
-                hand = self._look(v, image, region, keypoints[v], side, arm)
-                if hand is not None and source == "wrist" and settings["hand_refit"]:
-                    refit = regions.region_from_points(hand[:, :2], settings["hand_region_scale"], settings["hand_region_shift"])
-                    again = self._look(v, image, refit, keypoints[v], side, arm) if refit is not None else None
-                    if again is not None:
-                        hand, used[v] = again, refit
-                if hand is not None:
-                    hands[v], sources[v] = hand, source
-                    break
+            if image is not None:
+                self._first_pass(v, side, image, keypoints[v], arm, predicted, hands, used, sources)
         hand_3d, agree = self._consensus(hands, used)
-        for v, image in enumerate(images):
-            if image is None or agree[v] or hand_3d is None or not settings["hand_multiview"]:
-                continue
-            region = regions.project_hand_region(self.cameras[v], hand_3d, settings["hand_region_scale"], settings["hand_region_shift"])
-            if region is None or not region.inside(image.shape[1], image.shape[0]):
-                continue
-            hand = self._look(v, image, region, keypoints[v], side, arm)
-            if hand is not None and self._agrees(v, hand, hand_3d, region):
-                hands[v], sources[v], used[v], agree[v] = hand, "multiview", region, True
-        for v, image in enumerate(images):
-            # A view that the other views' 3D hand was projected into and that still
-            # sees no hand most likely has it hidden: retries are for hands without one.
-            if image is None or np.isfinite(hands[v, 0, 0]) or (hand_3d is not None and settings["hand_multiview"]):
-                continue
-            hand = self._retry(v, image, used.get(v), keypoints[v], side, arm, hand_3d)
-            if hand is not None:
-                hands[v], sources[v] = hand, "retry"
+        if hand_3d is not None and self.settings["hand_multiview"]:
+            for v, image in enumerate(images):
+                if image is not None and not agree[v]:
+                    self._multiview_pass(v, side, image, keypoints[v], arm, hand_3d, hands, used, sources)
+        else:
+            # Without a 3D hand to look where it projects, views without a hand retry; with
+            # one, a view that still sees no hand most likely has it hidden.
+            for v, image in enumerate(images):
+                if image is not None and not np.isfinite(hands[v, 0, 0]):
+                    hand = self._retry(v, image, used.get(v), keypoints[v], side, arm, hand_3d)
+                    if hand is not None:
+                        hands[v], sources[v] = hand, "retry"
         hand_3d, agree = self._consensus(hands, used)
         if hand_3d is not None and agree.sum() >= 2:
             for v in np.flatnonzero(np.isfinite(hands[:, 0, 0]) & ~agree):
@@ -138,6 +120,29 @@ class HandTracker:
             self.counts[v][f"{side}_{source}"] += 1
         self._remember(side, hands, hand_3d, arm)
         return hands
+
+    def _first_pass(self, v, side, image, body_2d, arm, predicted, hands, used, sources) -> None:
+        """Tracking, then the forearm (with one more look in the found hand's own region)."""
+        for source, region in self._first_regions(v, side, image, body_2d, arm, predicted):
+            used[v] = region
+            hand = self._look(v, image, region, body_2d, side, arm)
+            if hand is not None and source == "wrist" and self.settings["hand_refit"]:
+                refit = self._points_region(hand)
+                again = self._look(v, image, refit, body_2d, side, arm) if refit is not None else None
+                if again is not None:
+                    hand, used[v] = again, refit
+            if hand is not None:
+                hands[v], sources[v] = hand, source
+                return
+
+    def _multiview_pass(self, v, side, image, body_2d, arm, hand_3d, hands, used, sources) -> None:
+        """Look where the other views' 3D hand projects; keep the hand if it agrees with it."""
+        region = self._hand_3d_region(v, hand_3d)
+        if region is None or not region.inside(image.shape[1], image.shape[0]):
+            return
+        hand = self._look(v, image, region, body_2d, side, arm)
+        if hand is not None and self._agrees(v, hand, hand_3d, region):
+            hands[v], sources[v], used[v] = hand, "multiview", region
 
     # -- regions ---------------------------------------------------------------------------
 
@@ -159,18 +164,24 @@ class HandTracker:
             return state.hand_3d
         return regions.move_hand(state.hand_3d, state.elbow, state.wrist, arm[0], arm[1])
 
-    def _first_regions(self, v: int, side: str, image, body_2d, arm, predicted):
-        settings = self.settings
-        camera = self.cameras[v]
-        width, height = image.shape[1], image.shape[0]
+    def _points_region(self, points: np.ndarray) -> HandRegion | None:
+        return regions.region_from_points(points[:, :2], self.settings["hand_region_scale"], self.settings["hand_region_shift"])
+
+    def _hand_3d_region(self, v: int, hand_3d: np.ndarray) -> HandRegion | None:
+        return regions.project_hand_region(self.cameras[v], hand_3d, self.settings["hand_region_scale"], self.settings["hand_region_shift"])
+
+    def _track_region(self, v: int, side: str, predicted) -> HandRegion | None:
+        """The previous 3D hand carried to this frame, else this view's previous 2D hand."""
         state = self.sides[side]
-        region = None
-        if not settings["hand_track"]:
-            pass
-        elif predicted is not None:
-            region = regions.project_hand_region(camera, predicted, settings["hand_region_scale"], settings["hand_region_shift"])
-        elif v in state.hands_2d and state.ages_2d[v] <= settings["hand_track_max_age"]:
-            region = regions.region_from_points(state.hands_2d[v][:, :2], settings["hand_region_scale"], settings["hand_region_shift"])
+        if predicted is not None:
+            return self._hand_3d_region(v, predicted)
+        if v in state.hands_2d and state.ages_2d[v] <= self.settings["hand_track_max_age"]:
+            return self._points_region(state.hands_2d[v])
+        return None
+
+    def _first_regions(self, v: int, side: str, image, body_2d, arm, predicted):
+        width, height = image.shape[1], image.shape[0]
+        region = self._track_region(v, side, predicted) if self.settings["hand_track"] else None
         if region is not None and region.inside(width, height):
             yield "track", region
         region = self._arm_region(v, side, body_2d, arm)
@@ -252,7 +263,7 @@ class HandTracker:
         self.counts[v]["palm_calls"] += 1
         candidates = self.model.hands_in_box(image, box)
         for candidate in candidates:
-            found = regions.region_from_points(candidate[:, :2], settings["hand_region_scale"], settings["hand_region_shift"])
+            found = self._points_region(candidate)
             if found is None:
                 continue
             hand = accept(self._look(v, image, found, body_2d, side, arm), found)

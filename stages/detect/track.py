@@ -17,7 +17,9 @@ After each frame the body joints of all views are triangulated (RANSAC over view
 ``prior_threshold_px``). A view whose body disagrees with that 3D body (fewer than half
 of its confident joints are inliers) is first tried mirrored (left <-> right: BlazePose
 often mirrors a body seen from behind), then detected again with the ROI of the new 3D
-body (a bystander picked by a seed); the version that agrees best is kept.
+body (a bystander picked by a seed); the version that agrees best is kept. Then, with
+a detector that has a separate hand model, both hands are searched in every view
+(:mod:`stages.detect.hand_search`) with this frame's 3D body.
 
 Inputs are in memory (frames, cameras, ego centres, settings); nothing here reads
 files.
