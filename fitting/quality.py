@@ -7,11 +7,12 @@ per-view residuals and inliers, gap-filled samples, the take's bone lengths):
 - ``too_few_views``: at least ``joint_share`` of the part's joints were estimated from
   fewer than ``min_views`` agreeing views;
 - ``reprojection_error``: in some view the part's median inlier residual exceeds
-  ``reprojection_error_px`` and ``reprojection_error_factor`` times that view's usual
-  residual for the part over the take, or the mean of its residual vectors (a
+  ``reprojection_error_px`` and that view's usual residual for the part over the take
+  by ``reprojection_error_mads`` robust standard deviations (1.4826 MAD: the residuals'
+  own tail, heavy for occluded hands), or the mean of its residual vectors (a
   systematic shift: a camera that moved, a detector off by a few pixels) exceeds
-  ``shift_px`` and ``reprojection_error_factor`` times its usual value and ``shift_z``
-  times its standard error (noise alone cannot explain it);
+  ``shift_px`` and ``shift_factor`` times its usual value and ``shift_z`` times its
+  standard error (noise alone cannot explain it);
 - ``outlier_view``: in some view at least ``outlier_share`` of the part's confident
   observations disagree with the 3D (a left/right swap, the wrong person);
 - ``bone_length``: a bone of the part is off the take's length by more than
@@ -58,9 +59,10 @@ class QualityThresholds:
     min_views: int
     joint_share: float
     reprojection_error_px: float
+    reprojection_error_mads: float
     shift_px: float
+    shift_factor: float
     shift_z: float
-    reprojection_error_factor: float
     outlier_share: float
     bone_deviation: float
     correction_mm: float
@@ -152,6 +154,14 @@ def _above_usual(values: np.ndarray, floor: float, factor: float) -> np.ndarray:
     return np.nan_to_num(values, nan=0.0) > np.maximum(floor, factor * usual)[:, None, :]
 
 
+def _in_the_tail(values: np.ndarray, floor: float, mads: float) -> np.ndarray:
+    """``values (views, frames, parts)`` above ``floor`` and above their median over frames by
+    ``mads`` robust standard deviations (1.4826 times the median absolute deviation)."""
+    usual = _nanmedian(values, axis=1)[:, None, :]
+    spread = 1.4826 * _nanmedian(np.abs(values - usual), axis=1)[:, None, :]
+    return np.nan_to_num(values, nan=0.0) > np.maximum(floor, np.nan_to_num(usual + mads * spread, nan=np.inf))
+
+
 def quality_flags(arrays: LabelArrays, thresholds: QualityThresholds) -> QualityFlags:
     """Flags per frame, part and reason (see the module docstring)."""
     t = thresholds
@@ -160,8 +170,8 @@ def quality_flags(arrays: LabelArrays, thresholds: QualityThresholds) -> Quality
     observed = present & ~arrays.filled
     flags = np.zeros((frames, len(PART_NAMES), len(REASONS)), dtype=bool)
     errors, shifts, z_scores = view_errors(arrays)
-    high_error = _above_usual(errors, t.reprojection_error_px, t.reprojection_error_factor)
-    high_error |= _above_usual(shifts, t.shift_px, t.reprojection_error_factor) & (np.nan_to_num(z_scores) > t.shift_z)
+    high_error = _in_the_tail(errors, t.reprojection_error_px, t.reprojection_error_mads)
+    high_error |= _above_usual(shifts, t.shift_px, t.shift_factor) & (np.nan_to_num(z_scores) > t.shift_z)
     keypoints = arrays.keypoints
     confident = np.isfinite(keypoints).all(axis=-1) & (keypoints[..., 2] >= t.min_confidence) & present[None]
     disagree = confident & ~arrays.inliers

@@ -11,8 +11,10 @@ m/s with the take's ``fps`` in frames per second.
   from faster than a person moves (bursts of wrong triangulations).
 - :func:`bone_length_outliers`: joints whose every bone has an implausible length
   in that frame (robust per-bone scale), e.g. a fingertip on the wrong finger.
-- :func:`fill_gaps`: linear interpolation of interior gaps up to a length; longer
-  gaps and gaps at the start or end of a track stay missing.
+- :func:`fill_gaps`: linear interpolation of interior gaps up to a length, and
+  optionally only where the joint (and an anchor joint that moves with it, e.g. the
+  body wrist for a hand) moved slowly across the gap; longer or faster gaps and gaps at
+  the start or end of a track stay missing.
 - :func:`smooth`: zero-phase Butterworth or Savitzky-Golay smoothing of the present
   segments (missing samples stay missing).
 - :func:`clean_tracks`: the four above in order, as the refine stage uses them.
@@ -186,26 +188,54 @@ def bone_length_outliers(
     return strong | weak
 
 
-def gap_mask(present: np.ndarray, max_gap_frames: int) -> np.ndarray:
+def gap_mask(
+    present: np.ndarray,
+    max_gap_frames: int,
+    points: np.ndarray | None = None,
+    max_step_m: float | None = None,
+    anchor: np.ndarray | None = None,
+) -> np.ndarray:
     """``(frames, joints)`` bool: missing samples inside an interior gap of at most ``max_gap_frames``.
 
     A gap is interior when the track is present before and after it; gaps at the start
-    or end of the take are never filled (that would be extrapolation).
+    or end of the take are never filled (that would be extrapolation). With
+    ``max_step_m`` (metres per frame) a gap is also limited by how fast things moved
+    across it: the joint's straight-line speed between the samples around the gap
+    (``points (frames, joints, 3)``) and, with an ``anchor (frames, 3)`` track, the
+    anchor's path length over the gap per frame (missing anchor steps count as too
+    fast) must both stay within ``max_step_m``.
     """
     previous = _neighbour_index(present, -1)
     following = _neighbour_index(present, 1)
     length = following - previous - 1
-    return ~present & (previous >= 0) & (following >= 0) & (length <= max_gap_frames)
+    fill = ~present & (previous >= 0) & (following >= 0) & (length <= max_gap_frames)
+    if max_step_m is None or not fill.any():
+        return fill
+    joints = np.arange(present.shape[1])[None, :]
+    span = np.maximum(following - previous, 1)
+    before = points[np.maximum(previous, 0), joints]
+    after = points[np.maximum(following, 0), joints]
+    fill &= np.nan_to_num(np.linalg.norm(after - before, axis=-1), nan=np.inf) <= max_step_m * span
+    if anchor is not None:
+        steps = np.nan_to_num(np.linalg.norm(np.diff(anchor, axis=0), axis=-1), nan=np.inf)  # (frames - 1,)
+        path = np.concatenate([[0.0], np.cumsum(steps)])
+        with np.errstate(invalid="ignore"):  # inf - inf: an unknown anchor step on both sides
+            travelled = path[np.clip(following, 0, len(path) - 1)] - path[np.maximum(previous, 0)]
+        fill &= np.nan_to_num(travelled, nan=np.inf) <= max_step_m * span
+    return fill
 
 
-def fill_gaps(points: np.ndarray, max_gap_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linear interpolation of interior gaps of at most ``max_gap_frames`` frames.
+def fill_gaps(
+    points: np.ndarray, max_gap_frames: int, max_step_m: float | None = None, anchor: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of interior gaps of at most ``max_gap_frames`` frames (and, with
+    ``max_step_m``, only slow ones: :func:`gap_mask`).
 
     Returns the filled tracks ``(frames, joints, 3)`` and the mask of filled samples
-    ``(frames, joints)``; longer gaps stay NaN.
+    ``(frames, joints)``; other gaps stay NaN.
     """
     present = _present(points)
-    fill = gap_mask(present, max_gap_frames)
+    fill = gap_mask(present, max_gap_frames, points, max_step_m, anchor)
     previous = _neighbour_index(present, -1)
     following = _neighbour_index(present, 1)
     joints = np.arange(points.shape[1])[None, :]
@@ -304,6 +334,8 @@ def clean_tracks(
     bone_min_deviation_ratio: float,
     max_gap_frames: int,
     smoother: str,
+    max_gap_speed_m_s: float | None = None,
+    gap_anchor: np.ndarray | None = None,
     cutoff_hz: float = 6.0,
     order: int = 4,
     window_frames: int = 9,
@@ -312,9 +344,11 @@ def clean_tracks(
     """Outlier rejection (running median, velocity, bone lengths), gap filling, smoothing.
 
     ``points (frames, joints, 3)`` metres; ``bones``: ``(B, 2)`` joint indices into the
-    same joints (for the bone-length test; empty: no such test). The other keyword
-    arguments are those of :func:`median_outliers`, :func:`velocity_outliers`,
-    :func:`bone_length_outliers`, :func:`fill_gaps` and :func:`smooth`.
+    same joints (for the bone-length test; empty: no such test). ``max_gap_speed_m_s``
+    and ``gap_anchor (frames, 3)`` limit gap filling to slow motion (:func:`gap_mask`).
+    The other keyword arguments are those of :func:`median_outliers`,
+    :func:`velocity_outliers`, :func:`bone_length_outliers`, :func:`fill_gaps` and
+    :func:`smooth`.
     """
     points = np.asarray(points, dtype=np.float64)
     outliers = velocity_outliers(points, fps, max_speed_m_s=max_speed_m_s, max_burst_frames=max_burst_frames)
@@ -330,7 +364,8 @@ def clean_tracks(
             kept, bones, scale_factor=bone_scale_factor, min_deviation_ratio=bone_min_deviation_ratio
         )
         kept = np.where(outliers[..., None], np.nan, points)
-    filled_points, filled = fill_gaps(kept, max_gap_frames)
+    max_step = None if max_gap_speed_m_s is None else max_gap_speed_m_s / fps
+    filled_points, filled = fill_gaps(kept, max_gap_frames, max_step, gap_anchor)
     smoothed = smooth(
         filled_points, fps, method=smoother, cutoff_hz=cutoff_hz, order=order, window_frames=window_frames, polyorder=polyorder
     )

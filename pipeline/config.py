@@ -68,12 +68,29 @@ class DetectConfig:
     min_person_confidence: float = field(metadata=_range(0.0, 1.0))
     detect_hands: bool
     hand_model_complexity: int = field(metadata=_range(0, 1))
+    hand_region_scale: float = field(metadata=_range(0.5, 5.0))
+    hand_region_shift: float = field(metadata=_range(-1.0, 1.0))
+    hand_arm_offset: float = field(metadata=_range(-1.0, 2.0))
+    hand_arm_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
+    hand_track: bool
+    hand_multiview: bool
+    hand_refit: bool
+    min_hand_presence: float = field(metadata=_range(0.0, 1.0))
+    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
+    hand_track_max_age: int = field(metadata=_range(0))
+    hand_agreement_fraction: float = field(metadata=_range(0.0, 2.0, low_open=True))
+    hand_min_agreement: float = field(metadata=_range(0.0, 1.0))
+    hand_retry_scale_step: float = field(metadata=_range(1.0, 4.0))
+    hand_retry_mirrored: bool
+    hand_palm_search: bool
+    hand_quality: bool
+    hand_bone_tolerance: float = field(metadata=_range(0.0, low_open=True))
+    hand_confirmed_confidence: float = field(metadata=_range(0.0, 1.0))
     min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
     hand_crop_size: int = field(metadata=_range(64, 1024))
     hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))
     hand_crop_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
     hand_crop_min_px: float = field(metadata=_range(1.0))
-    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
     # mmpose backend
     mmdet_config: str | None
     mmdet_checkpoint: str | None
@@ -142,6 +159,8 @@ class RefineOutliersConfig:
 @dataclass(frozen=True)
 class RefineSmoothingConfig:
     max_gap_s: float = field(metadata=_range(0.0))
+    hand_max_gap_s: float = field(metadata=_range(0.0))
+    hand_max_gap_speed_m_s: float = field(metadata=_POSITIVE)
     method: Literal["butterworth", "savgol", "none"]
     body_cutoff_hz: float = field(metadata=_POSITIVE)
     hand_cutoff_hz: float = field(metadata=_POSITIVE)
@@ -187,9 +206,10 @@ class QaFlagsConfig:
     min_views: int = field(metadata=_range(1))
     joint_share: float = field(metadata=_range(0.0, 1.0))
     reprojection_error_px: float = field(metadata=_range(0.0))
+    reprojection_error_mads: float = field(metadata=_range(0.0))
     shift_px: float = field(metadata=_range(0.0))
+    shift_factor: float = field(metadata=_range(1.0))
     shift_z: float = field(metadata=_range(0.0))
-    reprojection_error_factor: float = field(metadata=_range(1.0))
     outlier_share: float = field(metadata=_range(0.0, 1.0, low_open=True))
     bone_deviation: float = field(metadata=_range(0.0, low_open=True))
     correction_mm: float = field(metadata=_range(0.0, low_open=True))

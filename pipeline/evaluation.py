@@ -6,6 +6,10 @@ completeness (share of true joints reconstructed), bone-length variation (mean o
 bones of the coefficient of variation over time, %), bone-length error (median
 length against the true length), jitter (mean acceleration, m/s^2) beside the truth's.
 
+With the truth's exo visibility (``gt/visibility.npz`` of a rendered take), the
+``hands_seen`` section gives each hand's MPJPE, PA-MPJPE and completeness over the frames
+where at least two exo views see it (the frames a multi-view method can be asked for).
+
 With a take output's ``project_ego/projections.npz`` and the truth's ego camera
 (``gt/ego_camera.npz``, ``gt/ego_2d.npz``), the ``ego`` section adds: the error of the ego
 camera centre (mm) and orientation (degrees) the take reader made (from the raw Aria
@@ -119,6 +123,68 @@ def _ego_errors(projections: dict, truth_2d: dict, truth_camera: dict) -> dict:
     return report
 
 
+def evaluate_hands_2d(keypoints: np.ndarray, pixels: np.ndarray, hand_visible: np.ndarray, min_confidence: float) -> dict:
+    """Detected 2D hands against the truth of a rendered take, per hand and both together.
+
+    ``keypoints (views, frames, 59, 3)`` detections, ``pixels (views, frames, 59, 2)`` true
+    projections, ``hand_visible (views, frames, 2)`` the truth's visible hands. Among the
+    visible hand views: ``coverage`` (share with a detected hand), ``coverage_confident``
+    (with confidence >= ``min_confidence``, what triangulation uses), the median and 90th
+    percentile 2D error (px) over the joints of the hands found, and the share of found
+    hands whose median joint error exceeds 10 px; ``found_not_visible``: hands reported
+    where the truth sees none.
+    """
+    report = {}
+    found_all, confident_all, errors_all = [], [], []
+    for side, part in enumerate(("left_hand", "right_hand")):
+        joints = PARTS[part]
+        hands = np.asarray(keypoints[:, :, joints], dtype=np.float64)
+        found = np.isfinite(hands[..., :2]).all(axis=(-1, -2))
+        confident = found & (np.nan_to_num(hands[..., 0, 2]) >= min_confidence)
+        errors = np.linalg.norm(hands[..., :2] - pixels[:, :, joints], axis=-1)  # (V, F, 21)
+        visible = np.asarray(hand_visible[..., side], dtype=bool)
+        hit = visible & found
+        per_hand = np.median(errors[hit], axis=-1) if hit.any() else np.zeros(0)
+        report[part] = {
+            "visible_views": int(visible.sum()),
+            "coverage": float(found[visible].mean()) if visible.any() else float("nan"),
+            "coverage_confident": float(confident[visible].mean()) if visible.any() else float("nan"),
+            "median_error_px": _nanmedian(errors[hit]),
+            "p90_error_px": float(np.percentile(errors[hit], 90)) if hit.any() else float("nan"),
+            "wrong_hands": float((per_hand > 10.0).mean()) if per_hand.size else float("nan"),
+            "found_not_visible": int((found & ~visible).sum()),
+        }
+        found_all.append(found[visible])
+        confident_all.append(confident[visible])
+        errors_all.append(errors[hit].ravel())
+    found_all, confident_all, errors_all = (np.concatenate(values) for values in (found_all, confident_all, errors_all))
+    report["both"] = {
+        "visible_views": int(found_all.size),
+        "coverage": float(found_all.mean()) if found_all.size else float("nan"),
+        "coverage_confident": float(confident_all.mean()) if confident_all.size else float("nan"),
+        "median_error_px": _nanmedian(errors_all),
+        "p90_error_px": float(np.percentile(errors_all, 90)) if errors_all.size else float("nan"),
+    }
+    return report
+
+
+MIN_VIEWS_SEEN = 2  # a hand is asked for in the frames where at least this many exo views see it
+
+
+def _hands_seen(predicted: np.ndarray, truth: np.ndarray, hand_visible: np.ndarray, fps: float) -> dict:
+    """Per hand: MPJPE, PA-MPJPE, median error, completeness over the frames where at least
+    :data:`MIN_VIEWS_SEEN` views see it (``hand_visible (views, frames, 2)``)."""
+    report = {}
+    for side, part in enumerate(("left_hand", "right_hand")):
+        frames = hand_visible[:, : truth.shape[0], side].sum(axis=0) >= MIN_VIEWS_SEEN
+        entry = {"frames": int(frames.sum()), "min_views": MIN_VIEWS_SEEN}
+        if frames.any():
+            metrics_of_part = evaluate_arrays(predicted[frames], truth[frames], fps)["parts"][part]
+            entry.update({key: metrics_of_part[key] for key in ("mpjpe_mm", "median_error_mm", "pa_mpjpe_mm", "completeness")})
+        report[part] = entry
+    return report
+
+
 def evaluate(prediction: str | Path, truth: str | Path) -> dict:
     """Metrics of a take output (or npz) against a synthetic take's ground truth."""
     prediction_path, truth_path = find_prediction(prediction), find_truth(truth)
@@ -130,6 +196,9 @@ def evaluate(prediction: str | Path, truth: str | Path) -> dict:
     report = evaluate_arrays(predicted["points"], true["joints_3d"], float(true.get("fps", 30.0)), true.get("bone_lengths"))
     report["prediction"] = str(prediction_path)
     report["truth"] = str(truth_path)
+    visibility_path = truth_path.parent / "visibility.npz"
+    if visibility_path.is_file():
+        report["hands_seen"] = _hands_seen(predicted["points"], true["joints_3d"], load_npz(visibility_path)["hand_visible"], float(true.get("fps", 30.0)))
     projections = prediction_path.parent.parent / "project_ego" / "projections.npz"
     ego_files = [truth_path.parent / name for name in ("ego_2d.npz", "ego_camera.npz")]
     if projections.is_file() and all(path.is_file() for path in ego_files):
@@ -163,6 +232,12 @@ def format_report(report: dict) -> str:
             width = len(fmt.format(0.0))
             cells.append(fmt.format(value) if value is not None and np.isfinite(value) else f"{'-':>{width}s}")
         lines.append(f"{part:11s}" + "".join(cells))
+    for part, entry in report.get("hands_seen", {}).items():
+        if entry["frames"]:
+            lines.append(
+                f"{part} in the {entry['frames']} frames where >= {entry['min_views']} views see it: MPJPE "
+                f"{entry['mpjpe_mm']:.1f}, PA-MPJPE {entry['pa_mpjpe_mm']:.1f} mm, completeness {entry['completeness']:.3f}"
+            )
     ego = report.get("ego")
     if ego:
         lines.append(

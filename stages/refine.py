@@ -5,7 +5,8 @@ Steps, per part (body, left hand, right hand) where they are independent:
 1. Temporal cleaning of the triangulated tracks (:func:`fitting.temporal.clean_tracks`):
    bursts reached by implausibly fast jumps, spikes off the running median and joints
    whose every bone has an implausible length are rejected; interior gaps up to
-   ``max_gap_s`` are filled; the tracks are smoothed. This is the start of the fit
+   ``max_gap_s`` (hands: ``hand_max_gap_s``, and only where the hand and its body wrist
+   moved slower than ``hand_max_gap_speed_m_s``) are filled; the tracks are smoothed. This is the start of the fit
    and, with ``fit.enabled: false``, the result.
 2. Bone lengths of the person from the take (:func:`fitting.bone_lengths.lag_product_bone_lengths`
    on the cleaned, unsmoothed tracks: free of the noise bias), the prior of the fit.
@@ -18,8 +19,8 @@ Steps, per part (body, left hand, right hand) where they are independent:
 5. Quality per joint as triangulation gives it: pixel errors in every view, inlier
    views (used by the fit and within ``gate_px``), views used, confidence.
 
-A joint with no support (never seen, a hand absent from the take, a gap longer than
-``max_gap_s``) stays NaN.
+A joint with no support (never seen, a hand absent from the take, a gap longer or
+faster than allowed) stays NaN; a filled joint stays marked in ``filled``.
 
 Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz`` and the take's exo
 cameras; config section ``refine``; writes ``joints_3d.npz`` (the triangulation's keys
@@ -52,7 +53,8 @@ class Refined:
     ``confidence (frames, 59)`` as :class:`triangulation.triangulate.Triangulation`;
     ``bone_lengths (59,)`` m in :data:`fitting.skeleton.BONES` order (NaN: unknown);
     ``outliers (frames, 59)``: triangulated samples rejected by the temporal tests;
-    ``filled (frames, 59)``: estimated samples without any inlier view (gap filling).
+    ``filled (frames, 59)``: estimated samples without any inlier view after the fit
+    (interpolated across a gap and seen by no view that agrees with them).
     """
 
     points: np.ndarray
@@ -87,12 +89,26 @@ def mirrored_bone_pairs(bones) -> list[tuple[int, int]]:
 
 
 def clean(points: np.ndarray, fps: float, outliers: dict, smoothing: dict):
-    """Temporal cleaning of every part: cleaned tracks, rejected samples, filled samples (all ``(frames, 59, ...)``)."""
+    """Temporal cleaning of every part: cleaned tracks, rejected samples, filled samples (all ``(frames, 59, ...)``).
+
+    The body comes first: a hand's gaps are filled only up to ``hand_max_gap_s`` and
+    where neither the hand nor the cleaned body wrist moved faster than
+    ``hand_max_gap_speed_m_s`` across them (a hand is not invented where it went out
+    of sight and came back)."""
     cleaned = np.full(points.shape, np.nan)
     rejected = np.zeros(points.shape[:2], dtype=bool)
     filled = np.zeros(points.shape[:2], dtype=bool)
-    for part, joints in skeleton.PARTS.items():  # loop over the three parts
+    for part, joints in skeleton.PARTS.items():  # loop over the three parts, the body first
         hand = part != "body"
+        gap_limits = (
+            dict(
+                max_gap_frames=_frames(smoothing["hand_max_gap_s"], fps) if smoothing["hand_max_gap_s"] > 0 else 0,
+                max_gap_speed_m_s=smoothing["hand_max_gap_speed_m_s"],
+                gap_anchor=cleaned[:, skeleton.BODY_WRIST_OF_HAND[part]],
+            )
+            if hand
+            else dict(max_gap_frames=_frames(smoothing["max_gap_s"], fps))
+        )
         result = clean_tracks(
             points[:, joints],
             fps,
@@ -104,8 +120,8 @@ def clean(points: np.ndarray, fps: float, outliers: dict, smoothing: dict):
             max_burst_frames=_frames(outliers["max_burst_s"], fps),
             bone_scale_factor=outliers["bone_scale_factor"],
             bone_min_deviation_ratio=outliers["bone_min_deviation"],
-            max_gap_frames=_frames(smoothing["max_gap_s"], fps),
             smoother=smoothing["method"],
+            **gap_limits,
             cutoff_hz=min(smoothing["hand_cutoff_hz" if hand else "body_cutoff_hz"], 0.45 * fps),  # below Nyquist
             order=smoothing["butterworth_order"],
             window_frames=_frames(smoothing["savgol_window_s"], fps, odd=True),

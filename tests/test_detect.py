@@ -66,29 +66,23 @@ def body_pose(left_wrist=(100.0, 200.0), right_wrist=(300.0, 200.0)):
     return body
 
 
-def test_hand_boxes_lie_beyond_the_wrist_and_hands_go_to_the_nearer_wrist():
+def test_palm_search_boxes_lie_beyond_the_wrist():
     body = body_pose()
     box = hands.hand_box(body, "left", 0.3, offset=0.35, scale=1.6, min_side=48)
     centre = 0.5 * (box[:2] + box[2:])
     assert np.allclose(centre, [100.0, 235.0]) and np.isclose(box[2] - box[0], 160.0)
-    candidates = np.zeros((2, 21, 3))
-    candidates[0, :, :2] = (305.0, 230.0)  # near the right wrist
-    candidates[1, :, :2] = (95.0, 215.0)  # near the left wrist
-    assert hands.assign_hand(candidates, body, "left", 0.3, 0.6) == 1
-    assert hands.assign_hand(candidates, body, "right", 0.3, 0.6) == 0
-    far = candidates.copy()
-    far[1, :, :2] = (100.0, 400.0)  # two forearms away
-    assert hands.assign_hand(far, body, "left", 0.3, 0.6) is None
-    assert hands.mediapipe_side("Left") == "right"  # MediaPipe labels assume a mirrored image
+    body[7] = np.nan  # no elbow: a fifth of the body box, centred on the wrist
+    box = hands.hand_box(body, "left", 0.3, offset=0.35, scale=1.6, min_side=48)
+    assert np.allclose(0.5 * (box[:2] + box[2:]), [100.0, 200.0])
 
 
-def test_mirror_swaps_sides_and_hand_confidences():
+def test_mirror_swaps_sides_and_keeps_confidences():
     keypoints = np.zeros((NUM_JOINTS, 3), np.float32)
     keypoints[9] = (1, 2, 0.8)
     keypoints[LEFT_HAND] = (5, 6, 0.9)
     mirrored = mirror(keypoints)
     assert tuple(mirrored[10]) == (1, 2, np.float32(0.8))
-    assert np.allclose(mirrored[RIGHT_HAND], [5, 6, 0.1])
+    assert np.allclose(mirrored[RIGHT_HAND], [5, 6, 0.9]) and np.all(mirrored[LEFT_HAND] == 0)
 
 
 def test_seed_prefers_the_large_central_person_and_head_box_covers_the_body():

@@ -81,3 +81,11 @@ def test_triangulated_detections_are_near_the_reference(detections):
     print(f"  all joints median {np.nanmedian(distance):.1f} mm, reconstructed {np.isfinite(distance).mean():.0%}")
     assert np.isfinite(distance).mean() > 0.95
     assert np.nanmedian(distance) < 40.0
+    # Hands (no reference here): triangulated in most frames, each with a plausible size.
+    for hand in (LEFT_HAND, RIGHT_HAND):
+        points = result.points[:, hand]
+        reconstructed = np.isfinite(points[..., 0]).mean()
+        palm = np.linalg.norm(points[:, 9] - points[:, 0], axis=-1) * 1000.0  # wrist to middle knuckle, mm
+        print(f"  hand {JOINT_NAMES[hand.start]}: reconstructed {reconstructed:.0%}, palm length median {np.nanmedian(palm):.0f} mm")
+        assert reconstructed >= 0.85
+        assert 60.0 < np.nanmedian(palm) < 130.0

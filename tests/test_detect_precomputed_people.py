@@ -77,7 +77,8 @@ def triangulated_mean(take, bodies: np.ndarray) -> np.ndarray:
 
 
 def detect(folder, *overrides):
-    settings = load_config(overrides=["detect.backend=precomputed", *overrides]).section("detect")
+    # Rows as chosen: the later per-view hand check (stages/detect/hand_quality.py) is off.
+    settings = load_config(overrides=["detect.backend=precomputed", "detect.hand_quality=false", *overrides]).section("detect")
     return detect_take(read_take(folder), settings)
 
 

@@ -26,7 +26,9 @@ def run_refine(take, keypoints=None, overrides=()):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    take = generate_take(SynthConfig(seed=3, num_frames=150))
+    # Seed 4: with generator version 3, seed 3 became an almost still take (true jitter
+    # 1.0 m/s^2), below the fit's noise floor for the jitter bound of the first test.
+    take = generate_take(SynthConfig(seed=4, num_frames=150))
     raw, refined = run_refine(take)
     return take, raw, refined
 
@@ -70,14 +72,18 @@ def test_hand_wrist_is_held_at_the_body_wrist(synthetic):
 
 
 def test_quality_arrays_are_consistent(synthetic):
-    take, _, refined = synthetic
+    take, raw, refined = synthetic
     keypoints = take.observations.keypoints
     present = np.isfinite(refined.points).all(-1)
     assert not (refined.inliers & ~np.isfinite(keypoints[..., 0])).any()
     np.testing.assert_array_equal(refined.num_views, refined.inliers.sum(axis=0))
     assert (refined.reprojection_error[refined.inliers] < CONFIG.refine.fit.gate_px).all()
     assert ((refined.confidence >= 0) & (refined.confidence <= 1)).all() and (refined.confidence[~present] == 0).all()
+    # Filled: estimated without any view that agrees with it after the fit (a sample
+    # interpolated across a gap and seen again by agreeing views is observed, not filled).
     np.testing.assert_array_equal(refined.filled, present & (refined.num_views == 0))
+    not_triangulated = ~np.isfinite(raw.points).all(-1) | refined.outliers
+    assert (refined.filled <= (present & not_triangulated)).all()  # only where triangulation gave nothing
     assert np.isnan(refined.reprojection_error[:, ~present]).all()
 
 
@@ -97,6 +103,31 @@ def test_a_hand_absent_and_a_joint_never_seen_stay_missing():
     before = evaluate_arrays(raw.points, take.motion.joints, take.config.fps)["parts"]
     for part in ("body", "right_hand"):
         assert after[part]["mpjpe_mm"] < 0.5 * before[part]["mpjpe_mm"] and after[part]["bone_length_cv_percent"] < 1.0
+
+
+def test_refine_does_not_invent_a_hand_hidden_long_or_moving_fast(synthetic):
+    """A hand hidden from every view for longer than ``hand_max_gap_s``, or while its
+    wrist moves faster than ``hand_max_gap_speed_m_s``, stays missing; what is filled is marked."""
+    take, _, _ = synthetic
+    fps = take.config.fps
+    wrist = take.motion.joints[:, skeleton.BODY_WRIST_OF_HAND["left_hand"]]
+    speed = np.linalg.norm(np.diff(wrist, axis=0), axis=1) * fps  # m/s between frames
+    slow = int(np.argmin([speed[f : f + 5].max() for f in range(20, 120)])) + 20
+    fast = int(np.argmax([speed[f : f + 5].min() for f in range(20, 140)])) + 20
+    settings = CONFIG.refine.smoothing
+    assert speed[slow : slow + 5].max() < 0.5 * settings.hand_max_gap_speed_m_s
+    assert speed[fast : fast + 5].min() > 1.2 * settings.hand_max_gap_speed_m_s
+    keypoints = take.observations.keypoints.copy()
+    gaps = {"long": (80, 80 + int(2 * settings.hand_max_gap_s * fps)), "slow": (slow + 1, slow + 4), "fast": (fast + 1, fast + 4)}
+    assert slow + 4 < 80 and 80 + 2 * settings.hand_max_gap_s * fps < fast  # three separate gaps
+    for start, stop in gaps.values():
+        keypoints[:, start:stop, skeleton.LEFT_HAND] = np.nan
+    _, refined = run_refine(take, keypoints)
+    hand = np.isfinite(refined.points[:, skeleton.LEFT_HAND, 0])
+    assert not hand[slice(*gaps["long"])].any() and not hand[slice(*gaps["fast"])].any()
+    assert hand[slice(*gaps["slow"])].all() and refined.filled[slice(*gaps["slow"]), skeleton.LEFT_HAND].all()
+    error = np.linalg.norm(refined.points - take.motion.joints, axis=-1)[slice(*gaps["slow"]), skeleton.LEFT_HAND]
+    assert error.mean() < 0.03  # metres: a slow hand's gap is bridged well
 
 
 def test_a_long_take_in_windows_shares_one_length_per_bone():

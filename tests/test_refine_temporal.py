@@ -76,6 +76,35 @@ def test_fill_gaps_fills_short_interior_gaps_only():
     assert np.isnan(filled[20:35, 1]).all() and np.isnan(filled[:3, 0]).all()
 
 
+def test_gaps_are_filled_only_where_the_joint_and_its_anchor_moved_slowly():
+    fps = 30.0
+    frames = np.arange(60)
+    # Joint 0 moves at 0.3 m/s, joint 1 at 3 m/s; both are hidden for 6 frames.
+    tracks = np.zeros((60, 2, 3))
+    tracks[:, 0, 0] = 0.3 * frames / fps
+    tracks[:, 1, 0] = 3.0 * frames / fps
+    holes = tracks.copy()
+    holes[20:26] = np.nan
+    filled, mask = temporal.fill_gaps(holes, max_gap_frames=10, max_step_m=1.0 / fps)
+    assert mask[20:26, 0].all() and not mask[:, 1].any()
+    np.testing.assert_allclose(filled[20:26, 0], tracks[20:26, 0])
+    # A hand that went away and came back (its two ends meet) while its wrist swung 0.6 m.
+    back = holes.copy()
+    back[:, 1] = back[:, 0]
+    anchor = tracks[:, 0].copy()
+    anchor[20:26, 1] = 0.3 * np.sin(np.pi * (frames[20:26] - 19) / 7)
+    _, mask = temporal.fill_gaps(back, max_gap_frames=10, max_step_m=1.0 / fps)
+    assert mask[20:26].all()
+    _, mask = temporal.fill_gaps(back, max_gap_frames=10, max_step_m=1.0 / fps, anchor=anchor)
+    assert not mask.any()
+    missing_anchor = tracks[:, 0].copy()
+    missing_anchor[22] = np.nan  # an unknown anchor is not slow
+    _, mask = temporal.fill_gaps(holes[:, :1], max_gap_frames=10, max_step_m=1.0 / fps, anchor=missing_anchor)
+    assert not mask.any()
+    _, mask = temporal.fill_gaps(holes[:, :1], max_gap_frames=5, max_step_m=1.0 / fps, anchor=tracks[:, 0])
+    assert not mask.any()  # too long
+
+
 @pytest.mark.parametrize("method", ["butterworth", "savgol"])
 def test_smoothing_removes_noise_and_keeps_missing_samples_missing(method):
     truth = walking_tracks()

@@ -9,6 +9,7 @@ from fitting.skeleton import JOINT_NAMES, LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from pipeline.formats.video import iter_frames, video_info
 from pipeline.synth.render import (
     EGO_HIDDEN_PARTS,
+    PART,
     PART_NAMES,
     CameraRenderer,
     FigureStyle,
@@ -18,6 +19,7 @@ from pipeline.synth.render import (
     _hit_cones,
     _hit_ellipsoids,
     build_figure,
+    joint_visibility,
     render_take_videos,
 )
 from triangulation.camera_models import Fisheye624Model, FisheyeModel
@@ -287,6 +289,49 @@ def test_videos_are_written_and_deterministic(tmp_path):
         # libx264 is deterministic: the same seed decodes to identical frames
         assert all(np.array_equal(a, b) for (_, a), b in zip(first, second, strict=True))
         assert any(not np.array_equal(a, b) for (_, a), b in zip(first, third, strict=True))
+
+
+def test_a_hand_curled_around_something_holds_an_object(scene):
+    from pipeline.synth import motion
+
+    _, pose, _, style = scene
+    shape = motion.sample_body_shape(np.random.default_rng(0))
+    wrist, elbow = pose[J["right_wrist"]], pose[J["right_elbow"]]
+    down = (wrist - elbow) / np.linalg.norm(wrist - elbow)
+    palm = np.stack([down, np.array([0.0, 1.0, 0.0]), np.cross(down, [0.0, 1.0, 0.0])], axis=1)  # hand axes in the world
+    counts = {}
+    for name in ("cylinder", "open", "grasp", "point"):
+        index = motion.HAND_POSE_NAMES.index(name)
+        flexion, abduction = np.radians(motion._HAND_POSE_FLEXION[index])[None], np.radians(motion._HAND_POSE_ABDUCTION[index])[None]
+        held = pose.copy()
+        held[RIGHT_HAND] = wrist + motion.hand_points(shape.hand, flexion, abduction, left=False)[0] @ palm.T
+        figure = build_figure(held, style)
+        counts[name] = int((figure.part == PART["held_object"]).sum())
+    assert counts == {"cylinder": 1, "open": 0, "grasp": 0, "point": 0}
+
+
+def test_a_joint_is_visible_where_its_own_part_is_the_surface():
+    labels = np.full((20, 30), -1, dtype=np.int8)
+    labels[5:10, 5:10] = PART["left_hand"]
+    labels[5:10, 10:15] = PART["torso"]
+    pixels = np.full((NUM_JOINTS, 2), np.nan)
+    pixels[LEFT_HAND.start] = (7.0, 7.0)  # on its hand
+    pixels[LEFT_HAND.start + 1] = (10.2, 7.0)  # on the torso, beside its hand: the outline counts
+    pixels[LEFT_HAND.start + 2] = (13.0, 7.0)  # behind the torso
+    pixels[RIGHT_HAND.start] = (7.0, 7.0)  # the other hand's surface
+    pixels[J["left_shoulder"]] = (12.0, 6.0)  # a shoulder on the torso
+    pixels[J["left_wrist"]] = (40.0, 7.0)  # outside the image
+    visible = joint_visibility(labels, pixels)
+    assert np.flatnonzero(visible).tolist() == [J["left_shoulder"], LEFT_HAND.start, LEFT_HAND.start + 1]
+
+
+def test_rendering_returns_the_truth_visibility(tmp_path):
+    cameras = exo_cameras(160, 96)
+    poses = np.stack([standing_pose(0.05 * k, 0.0) for k in range(2)])
+    visible = render_take_videos(tmp_path / "take", poses, cameras, ego_camera(poses, 96), 30.0, 1)
+    assert visible.shape == (2, 2, NUM_JOINTS) and visible.dtype == bool
+    assert visible[0, :, 5:17].all()  # cam01 faces the person: shoulders to ankles seen
+    assert visible[0, :, LEFT_HAND].mean() > 0.5 and visible[0, :, RIGHT_HAND].mean() > 0.5
 
 
 def test_input_errors(tmp_path, scene):

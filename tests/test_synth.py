@@ -166,6 +166,18 @@ def test_hands_articulate(gt):
         assert steps < 20.0  # smooth: no jump between frames (degrees per frame at 30 fps)
 
 
+def test_hands_work_in_front_of_the_body_as_well_as_hang(gt):
+    """Hands like a wearer's: raised (gesturing, reaching: the wrist above its elbow), at
+    work in front of the body (above the hips) and hanging, each for a good share of the take."""
+    joints = gt["joints_3d"]["joints_3d"]
+    hips = joints[:, 11:13, 2].mean(axis=1)
+    for wrist, elbow in ((9, 7), (10, 8)):
+        raised = (joints[:, wrist, 2] > joints[:, elbow, 2]).mean()
+        working = (joints[:, wrist, 2] > hips + 0.2).mean()
+        hanging = (joints[:, wrist, 2] < hips).mean()
+        assert raised > 0.15 and working > 0.25 and hanging > 0.25, (raised, working, hanging)
+
+
 # --------------------------------------------------------------------------------------
 # Cameras and ground truth projections
 # --------------------------------------------------------------------------------------
@@ -327,9 +339,18 @@ def test_render_hook_receives_the_take(tmp_path, monkeypatch):
     from pipeline.synth import render
 
     calls = []
-    monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args))
+    visible = np.zeros((4, 6, 59), bool)
+    visible[1, 2, skeleton.LEFT_HAND.start : skeleton.LEFT_HAND.start + 11] = True  # 11 of 21 joints: seen
+    visible[2, 3, skeleton.RIGHT_HAND.start : skeleton.RIGHT_HAND.start + 10] = True  # 10 of 21: not seen
+    monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args) or visible)
     take = synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=True)
     (take_dir, joints, exo, ego, fps, seed), = calls
     assert take_dir == tmp_path / "rendered" and fps == 30.0 and seed == 4
     np.testing.assert_array_equal(joints, take.motion.joints)
     assert [c.name for c in exo] == ["cam01", "cam02", "cam03", "cam04"] and ego.name == "aria01"
+    truth = load_npz(tmp_path / "rendered" / "gt" / "visibility.npz")
+    np.testing.assert_array_equal(truth["visible"], visible)
+    assert truth["hand_visible"].shape == (4, 6, 2) and np.argwhere(truth["hand_visible"]).tolist() == [[1, 2, 0]]
+    assert list(truth["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
+    synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=False)
+    assert not (tmp_path / "rendered" / "gt" / "visibility.npz").exists()  # no stale truth of the videos

@@ -1,7 +1,8 @@
-"""``run_pipeline.py bench detect``: images/s of the embedded detector, and the stage's overhead.
+"""``run_pipeline.py bench detect``: images/s of the embedded detector, the stage's overhead,
+and how well it finds hands.
 
-On the same frames (the Pose2Sim capture in ../shared/validation when present, else a
-rendered synthetic take):
+Speed, on the same frames (the Pose2Sim capture in ../shared/validation when present,
+else a rendered synthetic take):
 
 - *stage*: the detect stage's own task code (:func:`stages.detect.tasks.run_task`):
   streaming decode of every view, ROI from the prior, crops, Pose, hand crops, Hands,
@@ -12,6 +13,12 @@ rendered synthetic take):
 
 ``overhead = stage seconds / (decode seconds + model seconds) - 1``. Both run after a
 warm-up, in this process.
+
+Hands (``hands``): the detect stage with its default settings on a rendered synthetic
+take (seed 1, ``hand_frames`` frames, 4 exo views at 960 x 540) against the take's
+truth: coverage among the hand views the truth sees (``gt/visibility.npz``), with any
+confidence and with the confidence triangulation uses, and the 2D error of the hands
+found (:func:`pipeline.evaluation.evaluate_hands_2d`).
 """
 
 from __future__ import annotations
@@ -20,10 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.atomic import load_npz
 from pipeline.benchmarks.common import machine_info
 from pipeline.config import load_config
+from pipeline.evaluation import evaluate_hands_2d
 from pipeline.formats.take_folder import read_take
 from pipeline.formats.video import iter_frames
+from stages.detect.stage import detect_take
 from stages.detect.tasks import plan_tasks, run_task
 
 POSE2SIM = Path(__file__).resolve().parents[2].parent / "shared" / "validation" / "pose2sim_balancing"
@@ -39,9 +49,36 @@ def _take(frames: int, work: Path):
     return read_take(folder), "synthetic rendered take (seed 1)"
 
 
-def run(frames: int = 20) -> dict:
+HAND_TAKE_SEED = 1
+
+
+def measure_hands(frames: int, work: Path) -> dict:
+    """The ``hands`` section of the report (see the module docstring)."""
+    from pipeline.synth.take_writer import JOINTS_2D_NPZ, VISIBILITY_NPZ, SynthConfig, synthesize_take
+
+    folder = work / "hand_take"
+    synthesize_take(folder, SynthConfig(seed=HAND_TAKE_SEED, num_frames=frames), render=True)
+    take = read_take(folder)
+    config = load_config(overrides=["detect.backend=mediapipe"])
+    start = time.perf_counter()
+    keypoints, summary = detect_take(take, config.section("detect"))
+    seconds = time.perf_counter() - start
+    truth = load_npz(folder / JOINTS_2D_NPZ)
+    report = evaluate_hands_2d(keypoints, truth["pixels"], load_npz(folder / VISIBILITY_NPZ)["hand_visible"], config.triangulation.min_confidence)
+    report.update(
+        data=f"synthetic rendered take (seed {HAND_TAKE_SEED}, {frames} frames, {len(take.exo_names)} views, "
+        f"{take.exo_cameras[0].image_size[0]}x{take.exo_cameras[0].image_size[1]})",
+        confidence_threshold=config.triangulation.min_confidence,
+        detect_seconds=round(seconds, 3),
+        images_per_s=round(keypoints.shape[0] * keypoints.shape[1] / seconds, 2),
+        hand_quality=summary.get("hand_quality"),
+    )
+    return report
+
+
+def run(frames: int = 20, hand_frames: int = 60) -> dict:
     from stages.detect.backend import make_detector
-    from stages.detect.mediapipe_backend import _mediapipe
+    from stages.detect.mediapipe_backend import _mediapipe, hand_landmark_model
 
     settings = load_config(overrides=["detect.backend=mediapipe", f"detect.frames_per_task={frames + 2}"]).section("detect")
     with tempfile.TemporaryDirectory() as work:
@@ -70,15 +107,24 @@ def run(frames: int = 20) -> dict:
                             min_detection_confidence=settings["min_person_confidence"])
         hands = mp_hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=settings["hand_model_complexity"],
                                min_detection_confidence=settings["min_hand_confidence"])
-        models = {"pose": pose, "hands": hands}
-        for kind, image in record[:2]:  # warm-up
-            models[kind].process(image)
+        landmarks = hand_landmark_model(settings["hand_model_complexity"])
+        models = {"pose": pose, "hands": hands, "hand_landmarks": landmarks}
+
+        def call(kind, image):
+            models[kind].process({"image": image} if kind == "hand_landmarks" else image)
+
+        for kind in models:  # warm-up
+            for recorded, image in record:
+                if recorded == kind:
+                    call(kind, image)
+                    break
         start = time.perf_counter()
         for kind, image in record:
-            models[kind].process(image)
+            call(kind, image)
         bare_models = time.perf_counter() - start
-        pose.close()
-        hands.close()
+        for model in models.values():
+            model.close()
+        hand_report = measure_hands(hand_frames, Path(work)) if hand_frames > 0 else None
     images = frames * len(task.cameras)
     bare = decode + bare_models
     return {
@@ -86,7 +132,7 @@ def run(frames: int = 20) -> dict:
         "frames": frames,
         "views": len(task.cameras),
         "images": images,
-        "model_calls": {kind: sum(1 for k, _ in record if k == kind) for kind in ("pose", "hands")},
+        "model_calls": {kind: sum(1 for k, _ in record if k == kind) for kind in ("pose", "hands", "hand_landmarks")},
         "stage_seconds": round(stage, 3),
         "stage_images_per_s": round(images / stage, 2),
         "bare_decode_seconds": round(decode, 3),
@@ -94,6 +140,7 @@ def run(frames: int = 20) -> dict:
         "bare_images_per_s": round(images / bare, 2),
         "overhead": round(stage / bare - 1.0, 4),
         "body_found": float(summary["views"] and sum(v["body_found"] for v in summary["views"].values()) / images),
+        "hands": hand_report,
         "machine": machine_info(),
     }
 
@@ -108,4 +155,14 @@ def format_table(report: dict) -> str:
         f"  overhead of the stage over the bare loop: {100 * report['overhead']:.1f} %",
         f"  body found in {100 * report['body_found']:.0f} % of images; {report['machine']['cpu_count']} CPU(s)",
     ]
+    hands_report = report.get("hands")
+    if hands_report:
+        lines.append(f"hands on a {hands_report['data']} ({hands_report['images_per_s']:.2f} images/s):")
+        for part in ("left_hand", "right_hand", "both"):
+            entry = hands_report[part]
+            lines.append(
+                f"  {part:10s} {entry['visible_views']:4d} visible views: found {100 * entry['coverage']:5.1f} % "
+                f"(confidence >= {hands_report['confidence_threshold']}: {100 * entry['coverage_confident']:5.1f} %), "
+                f"2D error median {entry['median_error_px']:.2f} px, p90 {entry['p90_error_px']:.1f} px"
+            )
     return "\n".join(lines)

@@ -20,6 +20,12 @@ def register(subparsers) -> None:
         "refine: frames of the synthetic take (default 300); fit: frames of the synthetic take (default 150); "
         "qa: frames of the longest rendered take (default 3000)",
     )
+    parser.add_argument(
+        "--hand-frames",
+        type=int,
+        default=60,
+        help="detect: frames of the rendered synthetic take the hands are measured on (default 60; 0: not measured)",
+    )
     parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
     parser.add_argument(
         "--peer-ransac-points",
@@ -49,7 +55,7 @@ def run(args) -> int:
         print(json.dumps(report, indent=2) if args.json else qa.format_table(report))
         return 0
     if args.name == "detect":  # MediaPipe uses both cores: measured as a user runs it
-        report = detection.run(frames=args.frames or 20)
+        report = detection.run(frames=args.frames or 20, hand_frames=args.hand_frames)
         print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
         return 0
     cpu = None if args.all_cores else pin_to_one_core()

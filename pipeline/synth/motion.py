@@ -2,7 +2,8 @@
 
 World frame: metres, z up, floor at z = 0. Body-local frames are x forward, y left,
 z up. The person walks along a closed path around the scene centre, turns, bends or
-squats, holds things in front of the body, reaches, swings the arms, turns the head;
+squats, holds things in front of the body, reaches, gestures (a hand raised in front
+of the chest, as when explaining or pointing), swings the arms, turns the head;
 both hands change between grasp / point / pinch / open / relaxed poses with smooth
 transitions. Every time series is a sum of sinusoids or a smooth (quintic) blend, so
 the motion is smooth and the whole take is computed at once, vectorised over frames.
@@ -107,6 +108,8 @@ class MotionConfig:
     reach_rate_hz: float = 1 / 8  # reaching episodes per second and arm
     reach_duration_s: tuple[float, float] = (1.0, 2.5)  # seconds
     reach_flexion_deg: tuple[float, float] = (50.0, 140.0)  # shoulder flexion range of a reach, degrees
+    gesture_rate_hz: float = 1 / 6  # gesturing episodes per second and arm (hand raised in front of the chest)
+    gesture_duration_s: tuple[float, float] = (1.0, 3.0)  # seconds
     episode_ramp_s: float = 0.9  # rise / fall time of every episode, seconds
     hand_pose_interval_s: tuple[float, float] = (0.7, 2.0)  # time between hand pose changes, seconds
     hand_transition_s: float = 0.45  # duration of a hand pose transition, seconds
@@ -385,6 +388,15 @@ _ARM_POSTURES: dict[str, dict[str, tuple[float, float]]] = {
         "wrist_flexion": (5.0, 25.0),
         "wrist_deviation": (0.0, 12.0),
     },
+    "gesturing": {  # forearm raised in front of the chest, palm turned toward the side, wrist extended
+        "flexion": (35.0, 15.0),
+        "abduction": (22.0, 10.0),
+        "internal_rotation": (15.0, 15.0),
+        "elbow": (105.0, 20.0),
+        "pronation": (-15.0, 30.0),
+        "wrist_flexion": (-15.0, 20.0),
+        "wrist_deviation": (0.0, 10.0),
+    },
     "reaching": {  # the flexion comes from the reach episode
         "flexion": (0.0, 0.0),
         "abduction": (20.0, 10.0),
@@ -416,7 +428,7 @@ def _arm_angles(
     rng: np.random.Generator, times: np.ndarray, config: MotionConfig, swing_deg: np.ndarray, hold: np.ndarray, total: float
 ) -> _ArmAngles:
     """One arm: hanging with the gait's swing ``swing_deg (frames,)``, blended into holding
-    (envelope ``hold``) and into its own reaching episodes."""
+    (envelope ``hold``), then into its own gesturing and reaching episodes."""
     postures = {
         name: {
             angle: mean + smooth_noise(rng, times, peak, _POSTURE_FREQUENCY_HZ) for angle, (mean, peak) in table.items()
@@ -429,9 +441,11 @@ def _arm_angles(
         rng, times, config.reach_rate_hz, config.reach_duration_s, config.episode_ramp_s, config.reach_flexion_deg, total
     )
     postures["reaching"]["flexion"] = postures["reaching"]["flexion"] + reach_flexion
+    gesture, _ = episodes(rng, times, config.gesture_rate_hz, config.gesture_duration_s, config.episode_ramp_s, total=total)
     angles = {}
     for angle in _ARM_ANGLES:
         value = postures["hanging"][angle] + hold * (postures["holding"][angle] - postures["hanging"][angle])
+        value = value + gesture * (postures["gesturing"][angle] - value)
         angles[angle] = np.radians(value + reach * (postures["reaching"][angle] - value))
     angles["elbow"] = np.clip(angles["elbow"], *np.radians(_ELBOW_LIMITS_DEG))
     return _ArmAngles(**angles)

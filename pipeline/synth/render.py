@@ -7,7 +7,9 @@ The figure is built per frame from the 59 ground-truth joints (:func:`build_figu
 tapered capsules ("round cones": the convex hull of two spheres) for the limbs, the
 fingers, the neck and the shoulder and hip girdles, and ellipsoids for the chest,
 abdomen, pelvis, head (with hair), face details (eye whites, pupils, eyebrows, nose,
-mouth), palms and feet. A solid is skipped when a joint it needs is NaN.
+mouth), palms and feet. A hand whose four fingers are curled around something holds
+an object, a cylinder across the palm (a handle, a can), which hides parts of it from
+some views. A solid is skipped when a joint it needs is NaN.
 
 Images are ray-cast, exactly through each camera's distortion model: every pixel's
 viewing ray is computed once per camera with ``model.unproject`` (the ego camera's rays
@@ -26,6 +28,11 @@ Each image is softened with a 3x3 Gaussian (optics) and gets slight sensor noise
 
 In the ego view the wearer's head, face and neck are not drawn (the camera sits inside
 the head); the arms, hands, torso and legs are.
+
+Truth visibility (:func:`joint_visibility`): a joint is seen in an exo view when the
+surface at its pixel (or a neighbour) belongs to its own body part (a hand joint: its hand; an elbow:
+the upper arm or forearm of its side); a hand is seen when at least
+:data:`HAND_VISIBLE_SHARE` of its 21 joints are (what a person would see in the video).
 
 All randomness (clothes, skin tone, room, noise) comes from ``seed``: the same inputs
 give the same frames (and, libx264 being run reproducibly, the same video bytes).
@@ -64,6 +71,8 @@ __all__ = [
     "build_figure",
     "CameraRenderer",
     "render_take_videos",
+    "joint_visibility",
+    "HAND_VISIBLE_SHARE",
 ]
 
 # Body parts of the label image (CameraRenderer.render(..., with_labels=True)).
@@ -71,13 +80,14 @@ PART_NAMES: tuple[str, ...] = (
     "head", "face", "neck", "torso", "hips",
     "left_upper_arm", "right_upper_arm", "left_forearm", "right_forearm",
     "left_hand", "right_hand", "left_thigh", "right_thigh", "left_shin", "right_shin",
-    "left_foot", "right_foot",
+    "left_foot", "right_foot", "held_object",
 )  # fmt: skip
 PART = {name: index for index, name in enumerate(PART_NAMES)}
 EGO_HIDDEN_PARTS: tuple[str, ...] = ("head", "face", "neck")
 
 MATERIAL_NAMES: tuple[str, ...] = (
     "skin", "shirt", "sleeve", "forearm", "trousers", "shoes", "head", "hair", "eye_white", "pupil", "mouth",
+    "object",
 )  # fmt: skip
 MATERIAL = {name: index for index, name in enumerate(MATERIAL_NAMES)}
 
@@ -100,6 +110,20 @@ HAIR_COLOURS = np.array([(28, 22, 20), (60, 40, 28), (105, 72, 42), (170, 135, 8
 TROUSER_COLOURS = np.array([(45, 60, 95), (35, 35, 40), (150, 130, 95), (90, 90, 95), (70, 80, 55)], np.float64)
 SHOE_COLOURS = np.array([(235, 235, 230), (30, 30, 30), (95, 60, 35), (60, 70, 110)], np.float64)
 
+# Body parts whose surface at a joint's pixel means the joint is seen (the others hide it).
+_SEEN_AS: dict[int, tuple[str, ...]] = {
+    0: ("face", "head"), 1: ("face", "head"), 2: ("face", "head"), 3: ("head", "face"), 4: ("head", "face"),
+    5: ("torso", "neck", "left_upper_arm"), 6: ("torso", "neck", "right_upper_arm"),
+    7: ("left_upper_arm", "left_forearm"), 8: ("right_upper_arm", "right_forearm"),
+    9: ("left_forearm", "left_hand"), 10: ("right_forearm", "right_hand"),
+    11: ("hips", "torso", "left_thigh"), 12: ("hips", "torso", "right_thigh"),
+    13: ("left_thigh", "left_shin"), 14: ("right_thigh", "right_shin"),
+    15: ("left_shin", "left_foot"), 16: ("right_shin", "right_foot"),
+    **{joint: ("left_hand",) for joint in range(LEFT_HAND.start, LEFT_HAND.stop)},
+    **{joint: ("right_hand",) for joint in range(RIGHT_HAND.start, RIGHT_HAND.stop)},
+}  # fmt: skip
+HAND_VISIBLE_SHARE = 0.5  # a hand is seen in a view when at least this share of its joints are
+
 
 # --------------------------------------------------------------------------------------
 # Appearance
@@ -117,6 +141,7 @@ class FigureStyle:
     hair: tuple[float, float, float]
     long_sleeves: bool
     build: float  # radius scale of the limbs and torso, ~0.9..1.1
+    held_object: tuple[float, float, float] = (200.0, 60.0, 40.0)  # colour of objects held in a grasp
 
     @classmethod
     def from_seed(cls, seed: int) -> FigureStyle:
@@ -131,6 +156,7 @@ class FigureStyle:
             hair=tuple(HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))]),
             long_sleeves=bool(rng.uniform() < 0.4),
             build=float(rng.uniform(0.92, 1.08)),
+            held_object=tuple(255.0 * np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.4, 0.9), rng.uniform(0.3, 0.85)))),
         )
 
     def albedo(self) -> np.ndarray:
@@ -148,6 +174,7 @@ class FigureStyle:
             "eye_white": np.array([235.0, 235.0, 228.0]),
             "pupil": np.array([25.0, 20.0, 18.0]),
             "mouth": np.array([150.0, 60.0, 60.0]) * 0.6 + skin * 0.25,
+            "object": np.array(self.held_object),
         }
         return np.array([table[name] for name in MATERIAL_NAMES], dtype=np.float32)
 
@@ -421,6 +448,9 @@ _CONE_TABLE_RB = np.array([r[3] for r in _BODY_CONES] + [r[3] for r in _HAND_CON
 _CONE_TABLE_PART = np.array([PART[r[4]] for r in _BODY_CONES] + [PART[r[4]] for r in _HAND_CONES])
 _CONE_TABLE_MATERIAL = np.array([MATERIAL[r[5]] for r in _BODY_CONES] + [MATERIAL["skin"]] * len(_HAND_CONES))
 _CONE_TABLE_SCALED = np.array([True] * len(_BODY_CONES) + [False] * len(_HAND_CONES))
+# Fingertip segments end one radius short of the tip joint: the flesh ends at the joint,
+# where keypoint conventions (MediaPipe, Ego-Exo4D) put a fingertip.
+_CONE_TABLE_TIP = np.array([False] * len(_BODY_CONES) + [(row[1] - LEFT_HAND.start) % 21 % 4 == 0 for row in _HAND_CONES])
 
 
 class _Solids:
@@ -532,9 +562,17 @@ def build_figure(joints: np.ndarray, style: FigureStyle) -> Figure:
                 forward = _unit(along)
                 right = _unit(across - np.dot(across, forward) * forward)
                 up = np.cross(right, forward)
-                centre = (h[0] + h[5] + h[9] + h[13] + h[17]) / 5
+                # From the wrist to just beyond the knuckles (the finger webs), as a real palm.
+                knuckles = float(np.dot((h[5] + h[9] + h[13] + h[17]) / 4 - h[0], forward))
+                centre = h[0] + forward * 0.5 * (knuckles + 0.01)
                 half_width = 0.5 * float(np.linalg.norm(across)) + 0.008
-                solids.ellipsoid(centre, right, forward, up, (half_width, 0.55 * length + 0.01, 0.0145), part, "skin")
+                solids.ellipsoid(centre, right, forward, up, (half_width, 0.5 * knuckles + 0.01, 0.0145), part, "skin")
+
+    # Objects held in curled hands: cylinders across the palm.
+    for hand in (LEFT_HAND, RIGHT_HAND):
+        held = _held_object(J[hand])
+        if held is not None:
+            extra_cones.append((*held, PART["held_object"], MATERIAL["object"]))
 
     # Round cones: limbs, girdles, fingers, neck.
     a_idx, b_idx = _CONE_TABLE_A, _CONE_TABLE_B
@@ -543,6 +581,10 @@ def build_figure(joints: np.ndarray, style: FigureStyle) -> Figure:
     cone_a, cone_b = J[a_idx[keep]], J[b_idx[keep]]
     cone_ra, cone_rb = (_CONE_TABLE_RA * scale)[keep], (_CONE_TABLE_RB * scale)[keep]
     cone_part, cone_material = _CONE_TABLE_PART[keep], _CONE_TABLE_MATERIAL[keep]
+    tip = _CONE_TABLE_TIP[keep]
+    tip_length = np.linalg.norm(cone_b[tip] - cone_a[tip], axis=1, keepdims=True)
+    shorten = np.minimum(cone_rb[tip, None], 0.5 * tip_length)
+    cone_b[tip] = cone_b[tip] - shorten * (cone_b[tip] - cone_a[tip]) / np.maximum(tip_length, 1e-9)
     if neck is not None:
         extra_cones.append((*neck, PART["neck"], MATERIAL["skin"]))
     if extra_cones:
@@ -574,6 +616,62 @@ def build_figure(joints: np.ndarray, style: FigureStyle) -> Figure:
         ell_center=ell_center, ell_axes=ell_axes, ell_radii=ell_radii, part=part, material=material,
         sphere_center=centres, sphere_radius=radii, sphere_start=start, albedo=style.albedo(),
     )  # fmt: skip
+
+
+HELD_OBJECT_GRIP = (0.9, 1.5)  # a hand holds an object when every fingertip lies this many palm lengths from its wrist
+HELD_OBJECT_HALF_LENGTH = 0.07  # metres from the grip's centre to each end of the object
+HELD_OBJECT_RADIUS = (0.012, 0.03)  # metres, the range of the object's radius
+
+
+def _held_object(hand: np.ndarray):
+    """``(a, b, radius, radius)`` of the cylinder a hand ``(21, 3)`` closed around something holds, or None.
+
+    Held when the four fingertips all lie between :data:`HELD_OBJECT_GRIP` palm lengths
+    (wrist to middle knuckle) from the wrist: curled around a handle, not a fist, not a
+    pointing or open hand. The cylinder's axis runs along the knuckles (index to little
+    finger); it is centred between the knuckles and the fingertips, its radius 0.35 of
+    their distance (a can or a handle).
+    """
+    if not np.all(np.isfinite(hand)):
+        return None
+    palm = float(np.linalg.norm(hand[9] - hand[0]))
+    tips = hand[[8, 12, 16, 20]]
+    reach = np.linalg.norm(tips - hand[0], axis=1) / max(palm, 1e-9)
+    if palm < 1e-3 or reach.min() < HELD_OBJECT_GRIP[0] or reach.max() > HELD_OBJECT_GRIP[1]:
+        return None
+    knuckles = hand[[5, 9, 13, 17]].mean(axis=0)
+    centre = 0.5 * (knuckles + tips.mean(axis=0))
+    radius = float(np.clip(0.35 * np.linalg.norm(tips.mean(axis=0) - knuckles), *HELD_OBJECT_RADIUS))
+    axis = _unit(hand[5] - hand[17])
+    return centre - HELD_OBJECT_HALF_LENGTH * axis, centre + HELD_OBJECT_HALF_LENGTH * axis, radius, radius
+
+
+def _seen_table() -> np.ndarray:
+    """``(59, parts + 1)`` bool: surface label (last column: the room, -1) that shows each joint."""
+    table = np.zeros((NUM_JOINTS, len(PART_NAMES) + 1), dtype=bool)
+    for joint, parts in _SEEN_AS.items():
+        table[joint, [PART[name] for name in parts]] = True
+    return table
+
+
+_SEEN_TABLE = _seen_table()
+
+
+def joint_visibility(labels: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``(59,)`` bool: joints whose own body part is the surface at their pixel or one of its 8 neighbours.
+
+    ``labels (H, W)`` part labels of a rendered frame (-1: the room), ``pixels (59, 2)``
+    the joints' true projections (NaN or outside the image: not seen).
+    """
+    height, width = labels.shape
+    pixels = np.asarray(pixels, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        rounded = np.round(np.nan_to_num(pixels, nan=-1.0)).astype(np.int64)
+    inside = (rounded[:, 0] >= 0) & (rounded[:, 0] < width) & (rounded[:, 1] >= 0) & (rounded[:, 1] < height)
+    # The joint's pixel and its 8 neighbours (a fingertip lies on its finger's outline).
+    around = rounded[:, None, :] + np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])[None]
+    label = labels[np.clip(around[..., 1], 0, height - 1), np.clip(around[..., 0], 0, width - 1)]
+    return inside & _SEEN_TABLE[np.arange(NUM_JOINTS)[:, None], label].any(axis=1)
 
 
 def _bounding_spheres(cone_a, cone_b, cone_ra, cone_rb, ell_center, ell_axes, ell_radii):
@@ -988,8 +1086,10 @@ def render_take_videos(
     *,
     workers: int | None = None,
     progress=None,
-) -> None:
-    """Write ``take_dir/frame_aligned_videos/<camera.name>.mp4`` for every exo camera and the ego camera.
+) -> np.ndarray:
+    """Write ``take_dir/frame_aligned_videos/<camera.name>.mp4`` for every exo camera and the ego
+    camera; returns the truth visibility ``(exo views, frames, 59)`` bool of every joint in
+    every exo frame (:func:`joint_visibility`).
 
     ``joints_3d (frames, 59, 3)`` metres in the world frame (z up, floor at z = 0); NaN
     joints are not drawn. ``ego.num_frames`` must equal the number of frames; a frame
@@ -1027,15 +1127,22 @@ def render_take_videos(
             for camera in cameras
         ]
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers)) if workers > 1 else None
+        exo = len(exo_cameras)
+        labelled = [True] * exo + [False]
+        pixels = np.stack([camera.project(joints_3d) for camera in exo_cameras]) if exo else np.zeros((0, frames, NUM_JOINTS, 2))
+        in_front = np.stack([camera.in_front(joints_3d) for camera in exo_cameras]) if exo else np.zeros((0, frames, NUM_JOINTS), bool)
+        pixels = np.where(in_front[..., None], pixels, np.nan)
+        visible = np.zeros((exo, frames, NUM_JOINTS), dtype=bool)
         for frame in range(frames):
             figure = build_figure(joints_3d[frame], style)
-            if pool is None:
-                images = [renderer.render(figure, frame) for renderer in renderers]
-            else:
-                images = list(
-                    pool.map(CameraRenderer.render, renderers, [figure] * len(renderers), [frame] * len(renderers))
-                )
-            for writer, image in zip(writers, images, strict=True):
+            arguments = (renderers, [figure] * len(renderers), [frame] * len(renderers), labelled)
+            results = list(pool.map(CameraRenderer.render, *arguments) if pool is not None else map(CameraRenderer.render, *arguments))
+            for view in range(exo):
+                image, labels = results[view]
+                visible[view, frame] = joint_visibility(labels, pixels[view, frame])
+                results[view] = image
+            for writer, image in zip(writers, results, strict=True):
                 writer.write(image)
             if progress is not None:
                 progress(frame + 1, frames)
+    return visible

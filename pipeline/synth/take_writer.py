@@ -29,6 +29,10 @@ Take folder written by :func:`write_take` (``take_dir`` is the take)::
                                     dropped, occluded, outlier, swapped, out_of_image
                                     (V, F, 59) bool, noise_sigma_px (V, F, 59) float32
     frame_aligned_videos/<cam>.mp4  only when rendered (:mod:`pipeline.synth.render`)
+    gt/visibility.npz               only when rendered: camera_names (V,), visible (V, F, 59) bool
+                                    (the joint's own body part is the surface at its pixel),
+                                    hand_visible (V, F, 2) bool (left, right: at least
+                                    hand_visible_share of the hand's joints visible)
 
 Everything is a function of the :class:`SynthConfig` (seed included): the same
 configuration gives byte-identical files (no timestamps are written).
@@ -80,7 +84,7 @@ from triangulation.cameras import Camera, MovingCamera
 logger = logging.getLogger(__name__)
 
 GENERATOR = "pipeline.synth"
-GENERATOR_VERSION = "2"  # bump when the same configuration would produce different data
+GENERATOR_VERSION = "3"  # bump when the same configuration would produce different data
 _UID_NAMESPACE = uuid.UUID("5b0f7a52-3f0e-4f53-9d3c-6a3f1f0e5a11")  # fixed: take_uid = uuid5(namespace, config)
 
 # Ground-truth paths inside a take folder (the others are the reader's, pipeline/take.py).
@@ -103,6 +107,7 @@ TIMESYNC_ROWS_AFTER = 3
 RELEASE_UNDISTORTED_SIZE = (512, 512)
 RELEASE_UNDISTORTED_FOCAL_PX = 150.0
 OBSERVATIONS_NPZ = "gt/observations.npz"
+VISIBILITY_NPZ = "gt/visibility.npz"
 
 
 @dataclass(frozen=True)
@@ -378,11 +383,23 @@ def synthesize_take(take_dir: str | Path, config: SynthConfig = SynthConfig(), r
     )
     cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
     if render:
-        from pipeline.synth.render import render_take_videos
+        from pipeline.synth.render import HAND_VISIBLE_SHARE, render_take_videos
 
-        render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed)
+        visible = render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed)
+        hand_visible = np.stack(
+            [visible[..., part].mean(axis=-1) >= HAND_VISIBLE_SHARE for part in (skeleton.LEFT_HAND, skeleton.RIGHT_HAND)], axis=-1
+        )
+        atomic_save_npz(
+            take_dir / VISIBILITY_NPZ,
+            camera_names=np.array([camera.name for camera in take.exo_cameras]),
+            visible=visible,
+            hand_visible=hand_visible,
+            hand_visible_share=np.float64(HAND_VISIBLE_SHARE),
+        )
         logger.info("%s: videos written to %s/ for %s", take_dir, VIDEO_DIR, ", ".join(cameras))
     else:
         _remove_stale_videos(take_dir, cameras)
+        if (take_dir / VISIBILITY_NPZ).exists():
+            (take_dir / VISIBILITY_NPZ).unlink()  # the truth of an earlier rendered run
     _warn_about_other_cameras(take_dir, cameras)
     return take

@@ -5,7 +5,11 @@
 - :mod:`stages.detect.track`: the loop over frames in lockstep across views: regions of
   interest from a 3D prior (ego camera, previous 3D body, previous 2D box, seed).
 - :mod:`stages.detect.prior`, :mod:`stages.detect.crops`, :mod:`stages.detect.hands`:
-  ROI boxes, square crops and the way back, hand crops and hand-to-wrist assignment.
+  ROI boxes, square and turned crops and the way back, forearms and palm-detection crops.
+- :mod:`stages.detect.hand_search`, :mod:`stages.detect.hand_regions`: each hand searched
+  per view in regions from every prior (previous 3D hand, forearm, the other views' 3D
+  hand, retries); :mod:`stages.detect.hand_quality`: each view's hand checked against
+  the other views and the take's bone lengths.
 - :mod:`stages.detect.people`: the camera wearer among several people of precomputed
   files, with the same priors and a multi-view check.
 - :mod:`stages.detect.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.

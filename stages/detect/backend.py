@@ -12,6 +12,10 @@ image (uint8 ``(H, W, 3)``):
 ``close()`` frees the models. Backends: ``mediapipe`` (embedded default, CPU,
 offline) and ``mmpose`` (optional extra). The ``precomputed`` backend reads files and
 is not a detector: the runner handles it.
+
+A detector whose hands come from a separate hand model also implements
+:class:`HandModel`: then ``detect`` gives the body only and the detect loop searches
+each hand in regions from every prior it has (:mod:`stages.detect.hand_search`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,26 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
 
     def close(self) -> None: ...
+
+
+class HandModel(Protocol):
+    """A hand landmark model that can be pointed at a region (``mediapipe``)."""
+
+    def hand_in_region(self, image: np.ndarray, crop) -> np.ndarray:
+        """``(21, 3)`` x, y (full-image pixels), presence score of the hand in a turned
+        square (:class:`stages.detect.crops.RotatedCrop`)."""
+        ...
+
+    def hands_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(N, 21, 3)`` x, y (full-image pixels), 0 of the hands a hand detector finds around ``box``."""
+        ...
+
+
+def hand_model(detector) -> HandModel | None:
+    """The detector as a :class:`HandModel` when it is one and its hand models are loaded, else None."""
+    if hasattr(detector, "hand_in_region") and hasattr(detector, "hands_in_box") and detector.settings["detect_hands"]:
+        return detector
+    return None
 
 
 def make_detector(settings: dict) -> Detector:

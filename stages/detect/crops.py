@@ -2,9 +2,10 @@
 
 A box is ``(x0, y0, x1, y1)`` in full-image pixels (float). A :class:`Crop` is the
 square of side ``side`` whose top-left corner is ``(x0, y0)``, resampled to ``size``
-pixels: crop pixel ``u = (x - x0) * size / side``. Parts of the square outside the
-image are black. Pixel coordinates follow OpenCV: the centre of the top-left pixel
-is (0, 0).
+pixels: crop pixel ``u = (x - x0) * size / side``. A :class:`RotatedCrop` is a square
+turned in the image (a hand region: its "up" along the hand), optionally mirrored.
+Parts of a square outside the image are black. Pixel coordinates follow OpenCV: the
+centre of the top-left pixel is (0, 0).
 """
 
 from __future__ import annotations
@@ -46,6 +47,49 @@ class Crop:
         return np.array([self.x0, self.y0, self.x0 + self.side, self.y0 + self.side])
 
 
+@dataclass(frozen=True)
+class RotatedCrop:
+    """The square of side ``side`` (image pixels) centred at ``centre``, whose upward
+    axis (crop ``-v``) lies along the unit image vector ``up``, resampled to ``size``
+    pixels; ``mirrored`` flips the crop's ``u`` axis (a left hand looks like a right one)."""
+
+    centre: tuple[float, float]
+    side: float
+    up: tuple[float, float]
+    size: int
+    mirrored: bool = False
+
+    @property
+    def scale(self) -> float:
+        """Crop pixels per image pixel."""
+        return self.size / self.side
+
+    def affine(self) -> np.ndarray:
+        """2x3 matrix mapping image pixels to crop pixels."""
+        dx, dy = self.up
+        right = np.array([-dy, dx]) * (-1.0 if self.mirrored else 1.0)
+        down = np.array([-dx, -dy])
+        linear = self.scale * np.stack([right, down])
+        offset = np.full(2, 0.5 * (self.size - 1)) - linear @ np.asarray(self.centre, dtype=np.float64)
+        return np.hstack([linear, offset[:, None]])
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Crop pixels ``(..., 2)`` -> image pixels."""
+        matrix = self.affine()
+        return (np.asarray(points, dtype=np.float64) - matrix[:, 2]) @ np.linalg.inv(matrix[:, :2]).T
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Image pixels ``(..., 2)`` -> crop pixels."""
+        matrix = self.affine()
+        return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+    def box(self) -> np.ndarray:
+        """The axis-aligned box ``(4,)`` holding the turned square."""
+        half = 0.5 * self.side * (abs(self.up[0]) + abs(self.up[1]))
+        x, y = self.centre
+        return np.array([x - half, y - half, x + half, y + half])
+
+
 def square_around(box, margin: float, size: int, min_side: float = 1.0) -> Crop:
     """The square centred on ``box``, its side the box's longer side times ``1 + 2 * margin``."""
     x0, y0, x1, y1 = (float(v) for v in box)
@@ -55,9 +99,10 @@ def square_around(box, margin: float, size: int, min_side: float = 1.0) -> Crop:
     return Crop(cx - 0.5 * side, cy - 0.5 * side, side, int(size))
 
 
-def extract(image: np.ndarray, crop: Crop) -> np.ndarray:
+def extract(image: np.ndarray, crop: Crop | RotatedCrop) -> np.ndarray:
     """The crop's pixels ``(size, size, 3)`` uint8, bilinear; when the crop shrinks the
     image more than twice, the image is first area-averaged by an integer factor (no aliasing)."""
+    matrix = crop.affine()
     factor = int(0.5 / crop.scale) if crop.scale < 0.5 else 1
     if factor > 1:
         x0, y0, x1, y1 = crop.box()
@@ -69,12 +114,11 @@ def extract(image: np.ndarray, crop: Crop) -> np.ndarray:
             small = cv2.resize(
                 region, ((right - left) // factor, (bottom - top) // factor), interpolation=cv2.INTER_AREA
             )
-            # Pixel centres: x_small = (x - left + 0.5) / factor - 0.5
-            shrunk = Crop((x0 - left + 0.5) / factor - 0.5, (y0 - top + 0.5) / factor - 0.5, crop.side / factor, crop.size)
-            return cv2.warpAffine(
-                small, shrunk.affine(), (crop.size, crop.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-            )
-    return cv2.warpAffine(image, crop.affine(), (crop.size, crop.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            # Pixel centres: x = factor * (x_small + 0.5) - 0.5 + left
+            origin = np.array([left, top]) + 0.5 * factor - 0.5
+            shrunk = np.hstack([factor * matrix[:, :2], (matrix[:, 2] + matrix[:, :2] @ origin)[:, None]])
+            return cv2.warpAffine(small, shrunk, (crop.size, crop.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return cv2.warpAffine(image, matrix, (crop.size, crop.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def box_of_points(points: np.ndarray) -> np.ndarray | None:

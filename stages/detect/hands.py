@@ -1,16 +1,13 @@
-"""Hands: where to crop for the hand model, and which detected hand belongs to which wrist.
+"""Forearms of a 2D body and the square around a hand for palm detection.
 
 The hand lies beyond the wrist along the forearm: the crop is a square centred at
 ``wrist + offset * (wrist - elbow)`` with side ``scale * |wrist - elbow|`` (at least
 ``min_side`` pixels). Without a confident elbow the forearm length is taken as a
 fifth of the body box's longer side.
 
-A hand model can see both hands in one crop (hands held together) and its
-left/right label can be wrong; so a detected hand is given to the side whose body
-wrist its own wrist point is nearest to, and only if it is nearer to that wrist than
-to the other one and within ``max_distance`` forearm lengths. MediaPipe Hands labels
-hands as if the image were mirrored (a selfie): on an ordinary camera image its
-"Left" is the person's right hand (:func:`mediapipe_side`).
+A hand's side is never read from a model's left/right label (MediaPipe's assume a
+mirrored image and are often wrong on small hands): it is the side of the body wrist
+the hand was searched at (:mod:`stages.detect.hand_search`).
 """
 
 from __future__ import annotations
@@ -57,32 +54,3 @@ def hand_box(body: np.ndarray, side: str, min_confidence: float, offset: float, 
     centre = wrist + offset * length * direction
     half = 0.5 * max(scale * length, min_side)
     return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
-
-
-def assign_hand(candidates: np.ndarray, body: np.ndarray, side: str, min_confidence: float, max_distance: float):
-    """Index of the candidate hand ``(N, 21, 3)`` that belongs to ``side``'s body wrist, or None."""
-    candidates = np.asarray(candidates, dtype=np.float64)
-    if len(candidates) == 0:
-        return None
-    arms = forearms(body, min_confidence)
-    own = arms[side]
-    if own is None:
-        return None
-    wrist, length = own
-    hand_wrists = candidates[:, 0, :2]
-    distance = np.linalg.norm(hand_wrists - wrist, axis=1)
-    other = arms[SIDES[1 - SIDES.index(side)]]
-    if other is not None:
-        closer = distance <= np.linalg.norm(hand_wrists - other[0], axis=1)
-    else:
-        closer = np.ones(len(candidates), dtype=bool)
-    limit = max_distance * length if np.isfinite(length) and length > 0 else np.inf
-    allowed = closer & (distance <= limit) & np.isfinite(distance)
-    if not np.any(allowed):
-        return None
-    return int(np.flatnonzero(allowed)[np.argmin(distance[allowed])])
-
-
-def mediapipe_side(label: str) -> str:
-    """The person's side of a MediaPipe Hands label on a non-mirrored image ("Left" -> "right")."""
-    return {"Left": "right", "Right": "left"}[label]

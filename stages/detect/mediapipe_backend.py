@@ -1,24 +1,32 @@
-"""The embedded detector: MediaPipe's legacy Pose (BlazePose 33 -> COCO-17) and Hands (21).
+"""The embedded detector: MediaPipe's legacy Pose (BlazePose 33 -> COCO-17) and hand models (21).
 
 mediapipe 0.10.14 ships ``pose_detection``, ``pose_landmark_full`` (Pose with
 ``model_complexity=1``), ``palm_detection_{lite,full}`` and ``hand_landmark_{lite,full}``
 inside its wheel, so this runs offline on CPU. Pose complexities 0 and 2 are not in the
 wheel (MediaPipe would download them): they are refused here, never fetched.
 
-- Body: the region of interest is cut out as a square (``body_crop_margin``), resized to
-  ``body_crop_size`` pixels and given to Pose in static-image mode (each frame on its
-  own: the crop already follows the subject); landmarks come back to full-image pixels.
-  Confidence is BlazePose's per-landmark visibility. Landmarks outside the image are
-  missing.
-- Hands: for each body wrist, a square around the hand (see :mod:`stages.detect.hands`)
-  is upscaled to ``hand_crop_size`` pixels for Hands (up to two hands per crop); each
-  found hand goes to the body wrist nearest its own wrist point. Hands' left/right label
-  assumes a mirrored image, so on our (non-mirrored) cameras its "Left" is the person's
-  right; every joint of a hand gets as confidence the label's probability for the side
-  it was assigned to (a hand that looks like the other hand gets a low confidence).
+- Body (``detect``): the region of interest is cut out as a square
+  (``body_crop_margin``), resized to ``body_crop_size`` pixels and given to Pose in
+  static-image mode (each frame on its own: the crop already follows the subject);
+  landmarks come back to full-image pixels. Confidence is BlazePose's per-landmark
+  visibility. Landmarks outside the image are missing. Hands are not part of it: the
+  detect loop finds them (:mod:`stages.detect.hand_search`) with the two hand calls
+  below.
+- ``hand_in_region(image, crop)``: the hand landmark model alone on a turned square
+  (:class:`stages.detect.crops.RotatedCrop`, 224 pixels, the model's input), as
+  MediaPipe's own tracking runs it on the region of the previous frame's landmarks: a
+  graph of MediaPipe's calculators (image to tensor, inference, landmarks) that also
+  returns the model's hand-presence score (the legacy Hands solution keeps it inside).
+  No palm detection: the region comes from this project's priors.
+- ``hands_in_box(image, box)``: palm detection, then landmarks (the legacy Hands
+  solution, up to two hands) on a square crop upscaled to ``hand_crop_size``: for
+  hands no prior region finds.
 - Person boxes (seeding without a prior): Pose on the whole image and on three square
   windows along its longer side (``seed_image_size`` pixels each); OpenCV 5's main
   package has no HOG people detector any more, and Pose alone reports one person.
+
+The models' left/right labels are not used: a hand's side is the side of the body
+wrist its region came from (the 3D body's, where known).
 """
 
 from __future__ import annotations
@@ -27,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fitting.skeleton import BODY, LEFT_HAND, NUM_HAND_JOINTS, RIGHT_HAND
-from stages.detect import hands
-from stages.detect.crops import box_iou, extract, square_around
+from fitting.skeleton import BODY, NUM_HAND_JOINTS
+from stages.detect.crops import RotatedCrop, box_iou, extract, square_around
 from stages.detect.keypoint_maps import NUM_BLAZEPOSE, blazepose_to_coco, empty_keypoints
 
 # Model files the solutions below load, relative to the mediapipe package.
@@ -38,7 +45,44 @@ HAND_MODELS = {
     0: ("modules/palm_detection/palm_detection_lite.tflite", "modules/hand_landmark/hand_landmark_lite.tflite"),
     1: ("modules/palm_detection/palm_detection_full.tflite", "modules/hand_landmark/hand_landmark_full.tflite"),
 }
-HAND_PART = {"left": LEFT_HAND, "right": RIGHT_HAND}
+HAND_LANDMARK_INPUT = 224  # pixels: the hand landmark model's input square
+
+# The hand landmark model on a ready 224 x 224 crop: MediaPipe's HandLandmarkCpu subgraph
+# without its region cropping and presence gate, with the presence score as an output.
+_HAND_LANDMARK_GRAPH = """
+input_stream: "IMAGE:image"
+output_stream: "PRESENCE:presence"
+output_stream: "LANDMARKS:landmarks"
+node {
+  calculator: "ImageToTensorCalculator"
+  input_stream: "IMAGE:image"
+  output_stream: "TENSORS:input_tensor"
+  options: { [mediapipe.ImageToTensorCalculatorOptions.ext] {
+    output_tensor_width: 224 output_tensor_height: 224 keep_aspect_ratio: true
+    output_tensor_float_range { min: 0.0 max: 1.0 } } }
+}
+node {
+  calculator: "InferenceCalculator"
+  input_stream: "TENSORS:input_tensor"
+  output_stream: "TENSORS:output_tensors"
+  options: { [mediapipe.InferenceCalculatorOptions.ext] { model_path: "MODEL" delegate { xnnpack {} } } }
+}
+node {
+  calculator: "SplitTensorVectorCalculator"
+  input_stream: "output_tensors"
+  output_stream: "landmark_tensors"
+  output_stream: "presence_tensor"
+  options: { [mediapipe.SplitVectorCalculatorOptions.ext] { ranges: { begin: 0 end: 1 } ranges: { begin: 1 end: 2 } } }
+}
+node { calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:presence_tensor" output_stream: "FLOAT:presence" }
+node {
+  calculator: "TensorsToLandmarksCalculator"
+  input_stream: "TENSORS:landmark_tensors"
+  output_stream: "NORM_LANDMARKS:landmarks"
+  options: { [mediapipe.TensorsToLandmarksCalculatorOptions.ext] {
+    num_landmarks: 21 input_image_width: 224 input_image_height: 224 normalize_z: 0.4 } }
+}
+"""
 
 
 def _mediapipe():
@@ -51,6 +95,22 @@ def _mediapipe():
             f"detect backend 'mediapipe' needs mediapipe 0.10.14 (make setup installs it): {error}"
         ) from error
     return Path(mediapipe.__file__).parent, mp_pose, mp_hands
+
+
+def hand_landmark_model(hand_complexity: int):
+    """The hand landmark model as a MediaPipe graph: ``process({"image": (224, 224, 3) uint8})``
+    gives ``presence`` (float) and ``landmarks`` (21 normalised landmarks)."""
+    from mediapipe.calculators.core import split_vector_calculator_pb2  # noqa: F401 - registers the options
+    from mediapipe.calculators.tensor import (  # noqa: F401 - register the options
+        image_to_tensor_calculator_pb2,
+        inference_calculator_pb2,
+        tensors_to_floats_calculator_pb2,
+        tensors_to_landmarks_calculator_pb2,
+    )
+    from mediapipe.python.solution_base import SolutionBase
+
+    model = "mediapipe/" + HAND_MODELS[hand_complexity][1]
+    return SolutionBase(graph_config=_HAND_LANDMARK_GRAPH.replace('"MODEL"', f'"{model}"'))
 
 
 def check_model_files(root: Path, hand_complexity: int) -> list[Path]:
@@ -92,6 +152,7 @@ class MediaPipeDetector:
             if settings["detect_hands"]
             else None
         )
+        self._hand_landmarks = hand_landmark_model(complexity) if settings["detect_hands"] else None
         # When a list, every image given to a model is appended as (model name, image):
         # the benchmark replays them to time the bare models on the same inputs.
         self.record: list | None = None
@@ -112,18 +173,25 @@ class MediaPipeDetector:
         values[:, 1] *= crop.shape[0]
         return values
 
-    def hand_landmarks(self, crop: np.ndarray) -> tuple[np.ndarray, list[tuple[str, float]]]:
-        """``(N, 21, 3)`` x, y (crop pixels), 0 and each hand's (label, score)."""
+    def hand_landmarks(self, crop: np.ndarray) -> np.ndarray:
+        """``(N, 21, 3)`` x, y (crop pixels), 0 of the hands palm detection finds in ``crop``."""
         if self.record is not None:
             self.record.append(("hands", crop))
         result = self._hands.process(crop)
         if not result.multi_hand_landmarks:
-            return np.zeros((0, NUM_HAND_JOINTS, 3)), []
-        points = np.array(
-            [[(lm.x * crop.shape[1], lm.y * crop.shape[0], 0.0) for lm in hand.landmark] for hand in result.multi_hand_landmarks]
+            return np.zeros((0, NUM_HAND_JOINTS, 3))
+        return np.array(
+            [[(lm.x * crop.shape[1] - 0.5, lm.y * crop.shape[0] - 0.5, 0.0) for lm in hand.landmark] for hand in result.multi_hand_landmarks]
         )
-        labels = [(h.classification[0].label, float(h.classification[0].score)) for h in result.multi_handedness]
-        return points, labels
+
+    def hand_landmarks_in_crop(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(21, 2)`` x, y (crop pixels) of the hand landmark model on a 224 x 224 crop, and its presence score."""
+        if self.record is not None:
+            self.record.append(("hand_landmarks", crop))
+        result = self._hand_landmarks.process({"image": crop})
+        size = crop.shape[1]
+        points = np.array([(lm.x * size - 0.5, lm.y * size - 0.5) for lm in result.landmarks.landmark])
+        return points, float(result.presence)
 
     # -- Detector interface ------------------------------------------------------------
 
@@ -169,42 +237,33 @@ class MediaPipeDetector:
         outside = (body[:, 0] < 0) | (body[:, 0] > width - 1) | (body[:, 1] < 0) | (body[:, 1] > height - 1)
         body[outside] = np.nan
         result[BODY] = body
-        if self._hands is not None:
-            self._detect_hands(image, result)
         return result
 
-    def _detect_hands(self, image: np.ndarray, result: np.ndarray) -> None:
-        settings = self.settings
-        body = result[BODY].astype(np.float64)
-        min_confidence = settings["min_keypoint_confidence"]
-        candidates, labels = [], []
-        for side in hands.SIDES:
-            box = hands.hand_box(
-                body, side, min_confidence, settings["hand_crop_offset"], settings["hand_crop_scale"], settings["hand_crop_min_px"]
-            )
-            if box is None:
-                continue
-            crop = square_around(box, 0.0, settings["hand_crop_size"])
-            points, found = self.hand_landmarks(extract(image, crop))
-            if len(points):
-                points[..., :2] = crop.to_image(points[..., :2])
-                candidates.append(points)
-                labels += found
-        if not candidates:
-            return
-        candidates = np.concatenate(candidates)
-        for side in hands.SIDES:
-            index = hands.assign_hand(candidates, body, side, min_confidence, settings["hand_max_distance"])
-            if index is None:
-                continue
-            label, score = labels[index]
-            confidence = score if hands.mediapipe_side(label) == side else 1.0 - score
-            hand = candidates[index].copy()
-            hand[:, 2] = confidence
-            result[HAND_PART[side]] = hand
+    # -- hand model interface (stages.detect.hand_search) -------------------------------
+
+    def hand_in_region(self, image: np.ndarray, crop: RotatedCrop) -> np.ndarray:
+        """``(21, 3)`` float64 x, y (full-image pixels) of the hand in ``crop`` and, in every
+        row, the model's hand-presence score (0-1)."""
+        if self._hand_landmarks is None:
+            raise RuntimeError("detect.detect_hands is false: the hand models are not loaded")
+        if crop.size != HAND_LANDMARK_INPUT:
+            raise ValueError(f"hand landmark crops are {HAND_LANDMARK_INPUT} pixels, got {crop.size}")
+        points, presence = self.hand_landmarks_in_crop(extract(image, crop))
+        return np.column_stack([crop.to_image(points), np.full(NUM_HAND_JOINTS, presence)])
+
+    def hands_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(N, 21, 3)`` x, y (full-image pixels), 0 of every hand palm detection finds in
+        the square around ``box`` (upscaled to ``hand_crop_size``)."""
+        if self._hands is None:
+            raise RuntimeError("detect.detect_hands is false: the hand models are not loaded")
+        crop = square_around(box, 0.0, self.settings["hand_crop_size"])
+        points = self.hand_landmarks(extract(image, crop))
+        if len(points):
+            points[..., :2] = crop.to_image(points[..., :2])
+        return points
 
     def close(self) -> None:
-        for model in (self._pose, self._hands):
+        for model in (self._pose, self._hands, self._hand_landmarks):
             if model is not None:
                 model.close()
-        self._pose = self._hands = None
+        self._pose = self._hands = self._hand_landmarks = None

@@ -19,6 +19,7 @@ from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from pipeline.formats.video import video_info
 from stages.base import StageContext, StageSpec
+from stages.detect.hand_quality import check_hands
 from stages.detect.tasks import plan_tasks, run_tasks
 
 logger = logging.getLogger(__name__)
@@ -33,11 +34,14 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
     per_view = {}
     for v, name in enumerate(camera_names):
         sources: dict[str, int] = {}
+        hand_search: dict[str, int] = {}
         redetected = mirrored = 0
         for summary in task_summaries:
             view = summary.get("views", {}).get(name, {})
             for source, count in view.get("roi_sources", {}).items():
                 sources[source] = sources.get(source, 0) + count
+            for key, count in view.get("hand_search", {}).items():
+                hand_search[key] = hand_search.get(key, 0) + count
             redetected += view.get("redetected", 0)
             mirrored += view.get("mirrored", 0)
         per_view[name] = {
@@ -45,6 +49,7 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
             "left_hand_found": float(found["left_hand"][v].mean()),
             "right_hand_found": float(found["right_hand"][v].mean()),
             "roi_sources": sources,
+            "hand_search": dict(sorted(hand_search.items())),
             "redetected": redetected,
             "mirrored": mirrored,
         }
@@ -65,7 +70,18 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
 
     ``frame_range`` (start, stop): only those frames (the array still covers them only).
+    With ``hand_quality``, hands that the other views or the take's bone lengths
+    contradict are dropped per view (:mod:`stages.detect.hand_quality`).
     """
+    keypoints, summary = _detect(take, settings, frame_range)
+    if settings["hand_quality"] and len(take.exo_cameras) >= 2:
+        keypoints, summary["hand_quality"] = check_hands(list(take.exo_cameras), keypoints, settings)
+        keypoints = keypoints.astype(np.float32)
+        summary["hands_detected"] = float(np.isfinite(keypoints[:, :, 17:, 0]).mean())
+    return keypoints, summary
+
+
+def _detect(take, settings: dict, frame_range: tuple[int, int] | None) -> tuple[np.ndarray, dict]:
     if settings["backend"] == "precomputed":
         from stages.detect.precomputed import read_precomputed
 

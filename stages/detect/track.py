@@ -17,7 +17,9 @@ After each frame the body joints of all views are triangulated (RANSAC over view
 ``prior_threshold_px``). A view whose body disagrees with that 3D body (fewer than half
 of its confident joints are inliers) is first tried mirrored (left <-> right: BlazePose
 often mirrors a body seen from behind), then detected again with the ROI of the new 3D
-body (a bystander picked by a seed); the version that agrees best is kept.
+body (a bystander picked by a seed); the version that agrees best is kept. Then, with
+a detector that has a separate hand model, both hands are searched in every view
+(:mod:`stages.detect.hand_search`) with this frame's 3D body.
 
 Inputs are in memory (frames, cameras, ego centres, settings); nothing here reads
 files.
@@ -34,7 +36,8 @@ import numpy as np
 
 from fitting.skeleton import BODY, LEFT_HAND, NUM_BODY_JOINTS, RIGHT_HAND, left_right_swap_index
 from stages.detect import prior
-from stages.detect.backend import Detector
+from stages.detect.backend import Detector, hand_model
+from stages.detect.hand_search import HandTracker
 from stages.detect.keypoint_maps import empty_keypoints
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
@@ -127,6 +130,8 @@ def detect_frames(
     swapped = np.zeros(views, dtype=np.int64)
     pose_3d: np.ndarray | None = None  # previous frame's 3D body (17, 3)
     pose_age = 0
+    model = hand_model(detector)
+    hand_tracker = HandTracker(model, cameras, settings) if model is not None else None
     done = 0
     started = time.perf_counter()
     for frame, images in frames:
@@ -161,6 +166,8 @@ def detect_frames(
         pose_3d, pose_age = _update_prior(
             detector, cameras, images, keypoints[:, row], settings, pose_3d, pose_age, redetected, swapped
         )
+        if hand_tracker is not None:
+            hand_tracker.find(images, keypoints[:, row], pose_3d if pose_age == 0 else None)
         for v, state in enumerate(states):
             body_box = (
                 prior.box_from_keypoints(keypoints[v, row, BODY], _image_size(cameras[v], images[v]), 0.0, min_confidence)
@@ -190,6 +197,7 @@ def detect_frames(
                 "roi_sources": dict(sorted(sources[v].items())),
                 "redetected": int(redetected[v]),
                 "mirrored": int(swapped[v]),
+                "hand_search": dict(sorted(hand_tracker.counts[v].items())) if hand_tracker is not None else {},
             }
             for v, camera in enumerate(cameras)
         },
@@ -217,14 +225,8 @@ def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
 
 
 def mirror(keypoints: np.ndarray) -> np.ndarray:
-    """``(59, 3)`` keypoints with every left joint exchanged with its right twin.
-
-    A hand's confidence is the probability of the side it was given (see
-    :mod:`stages.detect.mediapipe_backend`), so it becomes one minus itself.
-    """
-    result = keypoints[_SWAP].copy()
-    result[NUM_BODY_JOINTS:, 2] = 1.0 - result[NUM_BODY_JOINTS:, 2]
-    return result
+    """``(59, 3)`` keypoints with every left joint exchanged with its right twin (confidences kept)."""
+    return keypoints[_SWAP].copy()
 
 
 def _update_prior(detector, cameras, images, frame_keypoints, settings, pose_3d, pose_age, redetected, swapped):
