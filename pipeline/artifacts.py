@@ -130,6 +130,20 @@ class ArtifactStore:
         """Remove a temporary folder of a stage that failed."""
         shutil.rmtree(work, ignore_errors=True)
 
+    def cache(self, stage: str, stage_fingerprint: str) -> Path:
+        """A folder for the partial results of one stage and fingerprint, kept across killed
+        runs (``root/.cache/<stage>-<fingerprint>/``, created by the stage when it writes
+        there) until the stage is committed."""
+        return self.root / ".cache" / f"{stage}-{stage_fingerprint}"
+
+    def clear_cache(self, stage: str) -> None:
+        """Every partial result of ``stage`` (any fingerprint); the cache folder goes when empty."""
+        cache = self.root / ".cache"
+        for folder in cache.glob(f"{stage}-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+        if cache.is_dir() and not any(cache.iterdir()):
+            cache.rmdir()
+
     def remove_leftovers(self) -> None:
         """Temporary folders of runs that were killed."""
         if self.root.is_dir():

@@ -62,17 +62,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """Save ``arrays`` uncompressed with :func:`numpy.savez` to ``path`` atomically.
+    """Save ``arrays`` uncompressed as an ``.npz`` (what :func:`numpy.savez` writes) to
+    ``path`` atomically.
 
     The path is used as given (no ``.npz`` suffix is appended). Object arrays are
-    refused, since :func:`load_npz` never unpickles.
+    refused, since :func:`load_npz` never unpickles. The zip entries carry a fixed
+    timestamp (numpy's own writer stamps the current time), so the same arrays always
+    give the same bytes: a re-run, or a resumed run, can be compared byte for byte.
     """
     for name, array in arrays.items():
         if np.asarray(array).dtype.hasobject:
             raise ValueError(f"{path}: array '{name}' has dtype object, which cannot be saved without pickle")
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_ZIP_TIME)
+            entry.external_attr = 0o644 << 16
+            with archive.open(entry, "w", force_zip64=True) as stream:
+                np.lib.format.write_array(stream, np.asanyarray(array), allow_pickle=False)
     return atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -43,8 +43,10 @@ class DetectConfig:
     on_bad_file: Literal["fail", "mark_missing"]
     missing_camera: Literal["fail", "exclude"]
     # work split and video decoding
-    executor: Literal["inprocess", "ray"]
-    num_workers: int = field(metadata=_range(1))
+    executor: Literal["auto", "inprocess", "ray"]
+    num_workers: int = field(metadata=_range(0))
+    cpus_per_model: int = field(metadata=_range(1))
+    ray_retries: int = field(metadata=_range(0))
     ray_address: str | None
     frames_per_task: int = field(metadata=_range(1))
     on_decode_error: Literal["fail", "mark_missing"]
@@ -274,6 +276,8 @@ class FitBodyModelConfig:
 class BatchConfig:
     parallel_takes: int = field(metadata=_range(1))
     ray_address: str | None
+    ray_retries: int = field(metadata=_range(0))
+    blas_threads: int = field(metadata=_range(0))
 
 
 @dataclass(frozen=True)

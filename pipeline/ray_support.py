@@ -1,18 +1,56 @@
-"""Starting Ray once per process, for the parts of the pipeline that run on it."""
+"""Ray for the parts of the pipeline that run on it: started once per process, or joined.
+
+- :func:`ensure_ray`: the initialised ``ray`` module (a cluster's address, or a local Ray).
+- :func:`in_ray_task`: whether this code runs inside a Ray task or actor (a batch's take):
+  then its own work stays in-process, the batch's takes being the parallelism (one
+  scheduler, no nested oversubscription).
+- :func:`available_cpus`: the CPUs this process may use, or a cluster's.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 
-def ensure_ray(address: str | None, num_cpus: int, purpose: str):
+
+def ensure_ray(address: str | None, num_cpus: int | None, purpose: str):
     """The ``ray`` module, initialised: joins ``address`` ("auto", "host:port") when given,
-    else starts Ray on this machine with ``num_cpus``. An already running Ray is reused."""
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError(f"{purpose} needs the ray extra (pip install -e '.[ray]'): {error}") from error
+    else starts Ray on this machine with ``num_cpus`` (None: all). An already running Ray is reused."""
+    import ray
+
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=int(num_cpus), include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=None if num_cpus is None else int(num_cpus), include_dashboard=False, log_to_driver=False)
     return ray
+
+
+def in_ray_task() -> bool:
+    """True inside a Ray task or actor (not in the driver)."""
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; nothing to import otherwise
+    if ray is None or not ray.is_initialized():
+        return False
+    return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
+def local_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def available_cpus(address: str | None) -> int:
+    """CPUs of the cluster at ``address`` (joined), else of this machine."""
+    if not address:
+        return local_cpus()
+    ray = ensure_ray(address, None, "counting the cluster's CPUs")
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
+def current_node() -> str | None:
+    """The Ray node this code runs on, inside a Ray task or actor; else None."""
+    if not in_ray_task():
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_node_id()

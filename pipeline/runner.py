@@ -13,6 +13,7 @@ the batch's exit status says that something failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -25,6 +26,8 @@ from pipeline.atomic import atomic_write_text
 from pipeline.batch_report import ranking, write_batch_report
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
+from pipeline.progress import BatchProgress
+from pipeline.ray_support import current_node
 from stages import export, fit_body_model, project_ego, refine, triangulate
 from stages.base import StageContext, StageSpec
 from stages.detect import stage as detect
@@ -70,6 +73,8 @@ class TakeReport:
     seconds: float = 0.0
     error: str | None = None
     summaries: dict = field(default_factory=dict)
+    stage_seconds: dict = field(default_factory=dict)
+    ray_node: str | None = None  # the Ray node that ran the take (a batch on Ray)
 
 
 def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
@@ -98,20 +103,31 @@ def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, reco
     )
 
 
-def _run_stage(spec: StageSpec, take: Take, config: PipelineConfig, store: ArtifactStore, records: dict, stage_fingerprint: str) -> StageRecord:
-    """Run one stage into a temporary folder and move it into place (nothing half-written stays)."""
+def _run_stage(
+    spec: StageSpec, take: Take, config: PipelineConfig, store: ArtifactStore, records: dict, stage_fingerprint: str, progress=None
+) -> tuple[StageRecord, float]:
+    """Run one stage into a temporary folder and move it into place (nothing half-written
+    stays; partial results in its cache survive a kill); returns the record and its seconds."""
     logger.info("%s: running %s", take.name, spec.name)
+    start = time.perf_counter()
+    if progress is not None:
+        progress.start_stage(spec.name)
     work = store.begin(spec.name)
     try:
         inputs = {name: records[name] for name in spec.inputs + spec.optional_inputs if name in records}
-        files, summary = spec.run(StageContext(take, config, inputs, work))
+        context = StageContext(
+            take, config, inputs, work, store.cache(spec.name, stage_fingerprint), None if progress is None else progress.frames_done
+        )
+        files, summary = spec.run(context)
         spec.check_outputs(files)
         record = store.commit(spec.name, work, stage_fingerprint, files, summary)
     except BaseException:
         store.abandon(work)
         raise
-    logger.info("%s: %s done: %s", take.name, spec.name, json.dumps(summary))
-    return record
+    store.clear_cache(spec.name)
+    seconds = time.perf_counter() - start
+    logger.info("%s: %s done in %.1f s: %s", take.name, spec.name, seconds, json.dumps(summary))
+    return record, seconds
 
 
 def run_take(
@@ -120,6 +136,7 @@ def run_take(
     config: PipelineConfig,
     force_from: str | None = None,
     until: str | None = None,
+    progress=None,
 ) -> TakeReport:
     """Run every stage of one take (up to ``until``) into ``out_root/<take name>/``.
 
@@ -132,10 +149,28 @@ def run_take(
     take = read_take(take_dir, config.section("take"))
     store = ArtifactStore(Path(out_root) / take.name)
     store.remove_leftovers()
+    node = current_node()
     atomic_write_text(
-        store.root / RUN_FILE, json.dumps({"take_dir": str(Path(take_dir).resolve()), "settings": asdict(config)}, indent=1) + "\n"
+        store.root / RUN_FILE,
+        json.dumps({"take_dir": str(Path(take_dir).resolve()), "ray_node": node, "settings": asdict(config)}, indent=1) + "\n",
     )
-    report = TakeReport(take=take.name, output=str(store.root))
+    report = TakeReport(take=take.name, output=str(store.root), ray_node=node)
+    with blas_threads(config):
+        _run_stages(take, config, store, report, force_from, until, progress)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def blas_threads(config: PipelineConfig):
+    """A context that caps the BLAS threads of this process at ``batch.blas_threads`` (0: as is)."""
+    if config.batch.blas_threads == 0:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=config.batch.blas_threads, user_api="blas")
+
+
+def _run_stages(take: Take, config: PipelineConfig, store: ArtifactStore, report: TakeReport, force_from, until, progress) -> None:
     forced = False
     records: dict[str, StageRecord] = {}
     for spec in STAGES:
@@ -151,13 +186,13 @@ def run_take(
             report.skipped.append(spec.name)
             logger.info("%s: %s is up to date", take.name, spec.name)
         else:
-            records[spec.name] = _run_stage(spec, take, config, store, records, stage_fingerprint)
+            if forced:
+                store.clear_cache(spec.name)  # recompute: no partial result of an earlier run
+            records[spec.name], report.stage_seconds[spec.name] = _run_stage(spec, take, config, store, records, stage_fingerprint, progress)
             report.ran.append(spec.name)
         report.summaries[spec.name] = records[spec.name].manifest.get("summary", {})
         if spec.name == until:
             break
-    report.seconds = time.perf_counter() - start
-    return report
 
 
 def rerun_stage(take_output: str | Path, stage: str, overrides: list[str] = ()) -> TakeReport:
@@ -190,25 +225,33 @@ def rerun_stage(take_output: str | Path, stage: str, overrides: list[str] = ()) 
             records[name] = record
     take = read_take(stored["take_dir"], config.section("take"))
     store.remove_leftovers()
-    record = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records))
+    with blas_threads(config):
+        record, seconds = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records))
     report = TakeReport(take=take.name, output=str(store.root), ran=[stage], summaries={stage: record.manifest.get("summary", {})})
+    report.stage_seconds[stage] = seconds
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _run_take_reported(take_dir, out_root, config, force_from, until) -> TakeReport:
+def _run_take_reported(take_dir, out_root, config, force_from, until, progress=None) -> TakeReport:
     """:func:`run_take`, with a failure turned into a report (one take must not stop a batch)."""
     try:
-        return run_take(take_dir, out_root, config, force_from, until)
+        return run_take(take_dir, out_root, config, force_from, until, progress)
     except Exception as error:
         logger.error("take %s failed: %s", take_dir, error)
         logger.debug("%s", traceback.format_exc())
         return TakeReport(take=str(take_dir), output="", ok=False, error=f"{type(error).__name__}: {error}")
 
 
-def _log_and_run(index: int, count: int, take_dir, out_root, config, force_from, until) -> TakeReport:
-    logger.info("take %d/%d: %s", index, count, take_dir)
-    return _run_take_reported(take_dir, out_root, config, force_from, until)
+def _run_batch_here(take_dirs: list, out_root, config: PipelineConfig, force_from, until, progress: BatchProgress) -> list[TakeReport]:
+    """The takes one after another in this process."""
+    reports = []
+    for index, take_dir in enumerate(take_dirs, 1):
+        logger.info("take %d/%d: %s", index, len(take_dirs), take_dir)
+        progress.start_take(Path(take_dir).name)
+        reports.append(_run_take_reported(take_dir, out_root, config, force_from, until, progress))
+        progress.finish_take(reports[-1].ok)
+    return reports
 
 
 def _name_clashes(take_dirs: list) -> dict[int, TakeReport]:
@@ -232,19 +275,36 @@ def _name_clashes(take_dirs: list) -> dict[int, TakeReport]:
     return clashes
 
 
-def _run_batch_on_ray(take_dirs: list, out_root, config: PipelineConfig, force_from, until) -> list[TakeReport]:
-    """One Ray task (one CPU) per take; reports in the order of ``take_dirs``."""
+def cpus_per_take(config: PipelineConfig) -> int:
+    """CPUs a take asks of Ray in a batch: what one detection model keeps busy (its
+    detection runs in-process inside the take's task), 1 for precomputed 2D."""
+    return 1 if config.detect.backend == "precomputed" else config.detect.cpus_per_model
+
+
+def _run_batch_on_ray(take_dirs: list, out_root, config: PipelineConfig, force_from, until, progress: BatchProgress) -> list[TakeReport]:
+    """One Ray task per take (:func:`cpus_per_take` CPUs each: one scheduler for the whole
+    batch, nothing nested); reports in the order of ``take_dirs``.
+
+    A take whose worker or node dies is run again (``batch.ray_retries`` times) and resumes
+    from its finished stages and chunks; one that still fails is reported as failed.
+    """
     from pipeline.ray_support import ensure_ray
 
     settings = config.batch
-    ray = ensure_ray(settings.ray_address, settings.parallel_takes, "batch.parallel_takes > 1")
-    remote = ray.remote(num_cpus=1)(_run_take_reported)
+    cpus = cpus_per_take(config)
+    ray = ensure_ray(settings.ray_address, settings.parallel_takes * cpus, "batch.parallel_takes > 1")
+    remote = ray.remote(num_cpus=cpus, max_retries=settings.ray_retries)(_run_take_reported)
     pending = {remote.remote(take_dir, out_root, config, force_from, until): index for index, take_dir in enumerate(take_dirs)}
     reports: dict[int, TakeReport] = {}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         index = pending.pop(done[0])
-        reports[index] = ray.get(done[0])
+        try:
+            reports[index] = ray.get(done[0])
+        except Exception as error:  # the retries are spent (a node lost again and again)
+            logger.error("take %s failed on Ray: %s", take_dirs[index], error)
+            reports[index] = TakeReport(take=str(take_dirs[index]), output="", ok=False, error=f"{type(error).__name__}: {error}")
+        progress.finish_take(reports[index].ok)
         logger.info("take %d/%d finished: %s (%s)", len(reports), len(take_dirs), reports[index].take, "ok" if reports[index].ok else "FAILED")
     return [reports[index] for index in range(len(take_dirs))]
 
@@ -259,19 +319,19 @@ def run_batch(
     """Run several takes; a failing take is reported and the others go on.
 
     With ``batch.parallel_takes`` > 1 the takes run as Ray tasks (on this machine, or on
-    the cluster of ``batch.ray_address``), else one after another in this process.
+    the cluster of ``batch.ray_address``), else one after another in this process. One
+    progress display covers the batch (:class:`pipeline.progress.BatchProgress`).
     Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed
     ones, and the takes ranked by QA quality) and ``out_root/batch_report.html``.
     """
     take_dirs = list(take_dirs)
     clashes = _name_clashes(take_dirs)
     runnable = [take_dir for index, take_dir in enumerate(take_dirs) if index not in clashes]
+    progress = BatchProgress(len(runnable))
     if config.batch.parallel_takes > 1 and len(runnable) > 1:
-        ran = iter(_run_batch_on_ray(runnable, out_root, config, force_from, until))
+        ran = iter(_run_batch_on_ray(runnable, out_root, config, force_from, until, progress))
     else:
-        ran = iter(
-            [_log_and_run(index, len(runnable), take_dir, out_root, config, force_from, until) for index, take_dir in enumerate(runnable, 1)]
-        )
+        ran = iter(_run_batch_here(runnable, out_root, config, force_from, until, progress))
     reports = [clashes[index] if index in clashes else next(ran) for index in range(len(take_dirs))]
     ranked = ranking(reports, Path(out_root))
     summary = {

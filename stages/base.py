@@ -22,12 +22,19 @@ from pipeline.formats.take_folder import Take
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage's ``run`` gets: the take, its settings, its inputs and a folder to write."""
+    """What a stage's ``run`` gets: the take, its settings, its inputs and a folder to write.
+
+    ``cache``: a folder of this stage and fingerprint that survives a killed run (partial
+    results to resume from; removed once the stage is committed); ``progress(frames)``:
+    for a stage to report the frames it has done (a batch's progress display).
+    """
 
     take: Take
     config: PipelineConfig
     inputs: dict[str, StageRecord]
     work: Path
+    cache: Path | None = None
+    progress: Callable[[int], None] | None = None
 
     def settings(self, section: str) -> dict:
         return self.config.section(section)

@@ -34,3 +34,19 @@ def pose2sim_openpose(pose2sim_balancing):
         ]
     )
     return cameras, keypoints
+
+
+@pytest.fixture(scope="session")
+def render_take(tmp_path_factory):
+    """``render_take(seed, frames)``: a rendered synthetic take (videos) for the embedded
+    detector, in a new folder; skips the test without mediapipe."""
+
+    def render(seed: int, frames: int) -> Path:
+        pytest.importorskip("mediapipe", reason="the embedded detector needs mediapipe (make setup installs it)")
+        from pipeline.synth.take_writer import SynthConfig, synthesize_take
+
+        folder = tmp_path_factory.mktemp("rendered") / "take"
+        synthesize_take(folder, SynthConfig(seed=seed, num_frames=frames), render=True)
+        return folder
+
+    return render

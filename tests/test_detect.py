@@ -161,13 +161,8 @@ FRAMES = 4
 
 
 @pytest.fixture(scope="module")
-def rendered_take(tmp_path_factory):
-    pytest.importorskip("mediapipe", reason="the embedded detector needs mediapipe (make setup installs it)")
-    from pipeline.synth.take_writer import SynthConfig, synthesize_take
-
-    folder = tmp_path_factory.mktemp("rendered") / "take"
-    synthesize_take(folder, SynthConfig(seed=2, num_frames=FRAMES), render=True)
-    return folder
+def rendered_take(render_take):
+    return render_take(seed=2, frames=FRAMES)
 
 
 def mediapipe_settings(*overrides):
@@ -192,11 +187,10 @@ def test_embedded_detector_finds_the_rendered_body(rendered_take, inprocess_resu
 
 
 def test_ray_executor_gives_the_same_keypoints(rendered_take, inprocess_result):
-    pytest.importorskip("ray", reason="the ray extra is not installed")
     keypoints, summary = detect_take(
-        read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2", "detect.executor=ray", "detect.num_workers=2")
+        read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2", "detect.executor=ray", "detect.num_workers=2", "detect.cpus_per_model=1")
     )
-    assert summary["executor"] == "ray"
+    assert (summary["executor"], summary["workers"], summary["tasks"], summary["tasks_resumed"]) == ("ray", 2, 2, 0)
     assert np.array_equal(keypoints, inprocess_result[0], equal_nan=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-BENCHMARKS = ("triangulation", "detect", "refine", "fit", "qa")
+BENCHMARKS = ("triangulation", "detect", "refine", "fit", "qa", "pipeline")
 
 
 def register(subparsers) -> None:
@@ -18,13 +18,20 @@ def register(subparsers) -> None:
         default=None,
         help="triangulation: frames of 59 joints to triangulate (default 400); detect: frames per view (default 20); "
         "refine: frames of the synthetic take (default 300); fit: frames of the synthetic take (default 150); "
-        "qa: frames of the longest rendered take (default 3000)",
+        "qa: frames of the longest rendered take (default 3000); pipeline: frames of the rendered take (default 120; 0: skip it)",
     )
     parser.add_argument(
         "--hand-frames",
         type=int,
         default=60,
         help="detect: frames of the rendered synthetic take the hands are measured on (default 60; 0: not measured)",
+    )
+    parser.add_argument(
+        "--long-frames",
+        type=int,
+        nargs="*",
+        default=[2000, 6000, 20000],
+        help="pipeline: lengths of the precomputed takes (default 2000 6000 20000; none: skip them)",
     )
     parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
     parser.add_argument(
@@ -48,8 +55,13 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from pipeline.benchmarks import detection, fit, qa, refine, triangulation
+    from pipeline.benchmarks import pipeline as whole_pipeline
     from pipeline.benchmarks.common import pin_to_one_core
 
+    if args.name == "pipeline":  # the executors and processes as a user runs them: all cores
+        report = whole_pipeline.run(frames=120 if args.frames is None else args.frames, long_frames=tuple(args.long_frames))
+        print(json.dumps(report, indent=2) if args.json else whole_pipeline.format_table(report))
+        return 0
     if args.name == "qa":  # streaming decode / encode: measured as a user runs it
         report = qa.run(frames=args.frames or 3000)
         print(json.dumps(report, indent=2) if args.json else qa.format_table(report))

@@ -90,7 +90,7 @@ def openpose_file_name(prefix: str, frame: int) -> str:
 
 def frame_number(name: str) -> int:
     """Frame number of a keypoint file: the last group of digits of its name."""
-    match = _LAST_DIGITS.search(Path(name).name)
+    match = _LAST_DIGITS.search(os.path.basename(name))
     if match is None:
         raise OpenPoseFormatError(f"{name}: no frame number in the file name")
     return int(match.group(1))
@@ -315,12 +315,14 @@ def openpose_files(folder: PathLike) -> dict[int, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
+    with os.scandir(folder) as entries:  # names, not Path objects: tens of thousands of files
+        names = sorted(entry.name for entry in entries if entry.name.endswith(".json") and entry.is_file())
     files: dict[int, Path] = {}
-    for path in sorted(folder.glob("*.json")):
-        frame = frame_number(str(path))
+    for name in names:  # one file per frame
+        frame = frame_number(name)
         if frame in files:
-            raise OpenPoseFormatError(f"{path}: frame {frame} is also given by {files[frame].name}")
-        files[frame] = path
+            raise OpenPoseFormatError(f"{folder / name}: frame {frame} is also given by {files[frame].name}")
+        files[frame] = folder / name
     return files
 
 

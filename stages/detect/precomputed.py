@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -77,8 +76,11 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
 
 
 def read_workers(setting: int, folders: int) -> int:
-    """Processes reading 2D files: the setting, or (0) the CPUs this process may use; at most one per folder."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Processes reading 2D files: the setting, or (0) the CPUs this process may use (1 inside
+    a batch's Ray task: the takes are the parallelism); at most one per folder."""
+    from pipeline.ray_support import in_ray_task, local_cpus
+
+    available = 1 if in_ray_task() else local_cpus()
     return max(1, min(folders, setting or available))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -55,25 +56,27 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
         }
     return {
         "backend": settings["backend"],
-        "executor": settings["executor"],
         "frames": int(keypoints.shape[1]),
         "views": len(camera_names),
         "body_detected": float(np.isfinite(keypoints[:, :, BODY, 0]).mean()),
         "hands_detected": float(np.isfinite(keypoints[:, :, 17:, 0]).mean()),
         "per_view": per_view,
         "decode_errors": [error for summary in task_summaries for error in summary.get("decode_errors", [])],
-        "seconds": round(sum(summary.get("seconds", 0.0) for summary in task_summaries), 3),
     }
 
 
-def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+def detect_take(
+    take, settings: dict, frame_range: tuple[int, int] | None = None, chunks: Path | None = None, report=None
+) -> tuple[np.ndarray, dict]:
     """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
 
     ``frame_range`` (start, stop): only those frames (the array still covers them only).
+    ``chunks``: a folder where finished tasks are kept across killed runs (resume);
+    ``report(frames)``: progress of the model backends.
     With ``hand_quality``, hands that the other views or the take's bone lengths
     contradict are dropped per view (:mod:`stages.detect.hand_quality`).
     """
-    keypoints, summary = _detect(take, settings, frame_range)
+    keypoints, summary = _detect(take, settings, frame_range, chunks, report)
     if settings["hand_quality"] and len(take.exo_cameras) >= 2:
         keypoints, summary["hand_quality"] = check_hands(list(take.exo_cameras), keypoints, settings)
         keypoints = keypoints.astype(np.float32)
@@ -81,7 +84,7 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     return keypoints, summary
 
 
-def _detect(take, settings: dict, frame_range: tuple[int, int] | None) -> tuple[np.ndarray, dict]:
+def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarray, dict]:
     if settings["backend"] == "precomputed":
         from stages.detect.precomputed import read_precomputed
 
@@ -90,17 +93,11 @@ def _detect(take, settings: dict, frame_range: tuple[int, int] | None) -> tuple[
         raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
     tasks = plan_tasks(take, settings, take.num_frames, frame_range)
     total = sum(task.stop - task.start for task in tasks)
-    logger.info(
-        "detect: backend %s, %d camera(s), %d frames in %d task(s), executor %s",
-        settings["backend"],
-        len(take.exo_names),
-        total,
-        len(tasks),
-        settings["executor"],
-    )
-    results = run_tasks(tasks, settings, len(take.exo_names))
+    logger.info("detect: backend %s, %d camera(s), %d frames in %d task(s)", settings["backend"], len(take.exo_names), total, len(tasks))
+    results, how = run_tasks(tasks, settings, len(take.exo_names), chunks, report)
     keypoints = np.concatenate([keypoints for keypoints, _ in results], axis=1).astype(np.float32)
     summary = summarize(keypoints, list(take.exo_names), [s for _, s in results], settings)
+    summary.update(how)
     summary["frame_counts"] = {name: video_info(take.videos[name]).num_frames for name in take.exo_names}
     logger.info(
         "detect: body found in %.1f %% of frames x views, hand joints %.1f %%; %d decode error(s)",
@@ -120,7 +117,7 @@ def missing_inputs(take, settings: dict) -> dict[str, str]:
     return {}
 
 
-def detect_available(take, settings: dict) -> tuple[np.ndarray, dict]:
+def detect_available(take, settings: dict, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
     """:func:`detect_take` on the cameras that have their input; the others (``missing_camera:
     exclude``, while two cameras remain) stay in the array as missing views, listed in the
     summary's ``excluded_cameras``; ``fail`` (or fewer than two left) raises naming them."""
@@ -129,11 +126,11 @@ def detect_available(take, settings: dict) -> tuple[np.ndarray, dict]:
         details = ", ".join(f"{name} ({reason})" for name, reason in missing.items())
         raise FileNotFoundError(f"take '{take.name}' ({take.root}): camera(s) without input: {details}")
     if not missing:
-        keypoints, summary = detect_take(take, settings)
+        keypoints, summary = detect_take(take, settings, chunks=chunks, report=report)
     else:
         logger.warning("take '%s': camera(s) excluded from detection: %s", take.name, missing)
         kept = tuple(camera for camera in take.exo_cameras if camera.name not in missing)
-        partial_keypoints, summary = detect_take(dataclasses.replace(take, exo_cameras=kept), settings)
+        partial_keypoints, summary = detect_take(dataclasses.replace(take, exo_cameras=kept), settings, chunks=chunks, report=report)
         keypoints = np.full((len(take.exo_names),) + partial_keypoints.shape[1:], np.nan, dtype=np.float32)
         keypoints[[take.exo_names.index(camera.name) for camera in kept]] = partial_keypoints
     summary["excluded_cameras"] = missing
@@ -146,7 +143,7 @@ def detect_available(take, settings: dict) -> tuple[np.ndarray, dict]:
 
 def run(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
-    keypoints, summary = detect_available(take, context.settings("detect"))
+    keypoints, summary = detect_available(take, context.settings("detect"), context.cache, context.progress)
     save_keypoints_2d(context.work / "keypoints_2d.npz", keypoints, take.exo_names)
     return {"keypoints_2d": "keypoints_2d.npz"}, summary
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import atomic_save_npz, load_npz
 from pipeline.formats.video import LockstepDecodeError, VideoDecodeError, iter_frames_lockstep, video_info
 from stages.detect.prior import ego_centres
 from triangulation.cameras import Camera
@@ -83,12 +85,14 @@ def run_task(detector, task: DetectTask, settings: dict, progress=None) -> tuple
 class _Progress:
     """Logs frames done over the whole take every ``interval`` seconds."""
 
-    def __init__(self, total_frames: int, views: int, interval: float = 10.0) -> None:
-        self.total, self.views, self.interval = total_frames, views, interval
+    def __init__(self, total_frames: int, views: int, report=None, interval: float = 10.0) -> None:
+        self.total, self.views, self.interval, self.report = total_frames, views, interval, report
         self.done_before = 0
         self.started = self.last = time.perf_counter()
 
     def task_progress(self, done: int) -> None:
+        if self.report is not None:
+            self.report(self.done_before + done)
         now = time.perf_counter()
         if now - self.last >= self.interval:
             self.last = now
@@ -96,6 +100,8 @@ class _Progress:
 
     def task_finished(self, frames: int) -> None:
         self.done_before += frames
+        if self.report is not None:
+            self.report(self.done_before)
 
     def log(self, done: int) -> None:
         elapsed = time.perf_counter() - self.started
@@ -108,17 +114,15 @@ class _Progress:
         )
 
 
-def _run_inprocess(tasks: list[DetectTask], settings: dict, progress: _Progress) -> list[tuple[np.ndarray, dict]]:
+def _run_inprocess(tasks: list[DetectTask], settings: dict, progress: _Progress, done) -> None:
     from stages.detect.backend import make_detector
 
     detector = make_detector(settings)
     try:
-        results = []
-        for task in tasks:
-            results.append(run_task(detector, task, settings, progress.task_progress))
+        for index, task in enumerate(tasks):
+            done(index, run_task(detector, task, settings, progress.task_progress))
             progress.task_finished(task.stop - task.start)
             progress.log(progress.done_before)
-        return results
     finally:
         detector.close()
 
@@ -136,21 +140,53 @@ class _DetectWorker:
         return index, run_task(self.detector, task, self.settings)
 
 
-def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress) -> list[tuple[np.ndarray, dict]]:
+def choose_executor(settings: dict, tasks: int) -> tuple[str, int, str]:
+    """(``inprocess`` or ``ray``, actors, why) for ``detect.executor`` (see configs/default.yaml)."""
+    from pipeline.ray_support import available_cpus, in_ray_task
+
+    per_model = int(settings["cpus_per_model"])
+    if settings["executor"] == "inprocess":
+        return "inprocess", 1, "detect.executor is inprocess"
+    if settings["executor"] == "auto" and in_ray_task():
+        return "inprocess", 1, "this take is a task of a batch on Ray (the takes are the parallelism)"
+    cpus = available_cpus(settings["ray_address"])
+    gpu = settings["backend"] == "mmpose" and str(settings["device"]).startswith("cuda")
+    fit = max(1, cpus // per_model) if not gpu else max(1, cpus)
+    workers = min(fit if settings["num_workers"] == 0 else int(settings["num_workers"]), max(tasks, 1))
+    where = f"{cpus} CPU(s){' on the cluster' if settings['ray_address'] else ''}"
+    if settings["executor"] == "ray":
+        return "ray", workers, f"detect.executor is ray ({where})"
+    if gpu or fit >= 2 and tasks >= 2:
+        reason = "the model runs on a GPU" if gpu else f"{where} hold {fit} model instances of {per_model} CPU(s)"
+        return "ray", workers, reason
+    return "inprocess", 1, f"{where}: one model instance ({per_model} CPU(s)) keeps them busy" if tasks >= 2 else "a single task"
+
+
+def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, workers: int, done) -> int:
+    """The tasks on ``workers`` Ray actors (each loads the model once); every finished task
+    goes to ``done(index, result)`` as it arrives. A lost worker's task is retried and its
+    actor restarted elsewhere (``ray_retries``). Returns the actors used (at most what
+    the cluster's CPUs hold)."""
     from pipeline.ray_support import ensure_ray
 
-    ray = ensure_ray(settings["ray_address"], settings["num_workers"], "detect.executor 'ray'")
+    ray = ensure_ray(settings["ray_address"], None, "detect.executor 'ray'")
     from ray.util import ActorPool
 
-    workers = min(int(settings["num_workers"]), len(tasks))
-    actor = ray.remote(num_cpus=1)(_DetectWorker)
-    pool = ActorPool([actor.remote(settings) for _ in range(workers)])
-    results: dict[int, tuple[np.ndarray, dict]] = {}
-    for index, result in pool.map_unordered(lambda worker, item: worker.run_indexed.remote(*item), list(enumerate(tasks))):
-        results[index] = result
+    cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    per_model = min(int(settings["cpus_per_model"]), cluster_cpus)  # an actor asking for more would never start
+    fit = max(1, cluster_cpus // per_model)
+    if workers > fit:
+        logger.warning("detect: %d actor(s) asked, Ray has %d CPU(s) for %d of %d CPU(s) each: using %d", workers, cluster_cpus, fit, per_model, fit)
+    retries = int(settings["ray_retries"])
+    actor = ray.remote(num_cpus=per_model, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
+    actors = max(1, min(workers, fit, len(tasks)))
+    pool = ActorPool([actor.remote(settings) for _ in range(actors)])
+    indexed = list(enumerate(tasks))
+    for index, result in pool.map_unordered(lambda worker, item: worker.run_indexed.remote(*item), indexed):
+        done(index, result)
         progress.task_finished(tasks[index].stop - tasks[index].start)
         progress.log(progress.done_before)
-    return [results[index] for index in range(len(tasks))]
+    return actors
 
 
 def exo_videos(take) -> list[Path]:
@@ -201,9 +237,65 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
     ]
 
 
-def run_tasks(tasks: list[DetectTask], settings: dict, views: int) -> list[tuple[np.ndarray, dict]]:
-    """Run every task with the configured executor; results in the order of ``tasks``."""
-    progress = _Progress(sum(task.stop - task.start for task in tasks), views)
-    if settings["executor"] == "ray":
-        return _run_ray(tasks, settings, progress)
-    return _run_inprocess(tasks, settings, progress)
+def run_tasks(tasks: list[DetectTask], settings: dict, views: int, chunks: Path | None = None, report=None) -> tuple[list[tuple[np.ndarray, dict]], dict]:
+    """Run every task with the chosen executor; results in the order of ``tasks``, and how.
+
+    ``chunks``: a folder kept across killed runs; every finished task is saved there
+    atomically (``chunk_<start>_<stop>.npz``) and a task whose chunk is already there is
+    not run again. ``report(frames)``: called with the frames done so far.
+    """
+    results: dict[int, tuple[np.ndarray, dict]] = {}
+    if chunks is not None:
+        for index, task in enumerate(tasks):
+            stored = load_chunk(chunks, task)
+            if stored is not None:
+                results[index] = stored
+    todo = [index for index in range(len(tasks)) if index not in results]
+    executor, workers, reason = choose_executor(settings, len(todo))
+    resumed = len(tasks) - len(todo)
+    logger.info(
+        "detect: %d task(s) to run%s; executor %s%s (%s)",
+        len(todo),
+        f", {resumed} finished before (chunks kept from an interrupted run)" if resumed else "",
+        executor,
+        f" with {workers} actor(s)" if executor == "ray" else "",
+        reason,
+    )
+    progress = _Progress(sum(tasks[i].stop - tasks[i].start for i in todo), views, report)
+
+    def done(position: int, result: tuple[np.ndarray, dict]) -> None:
+        index = todo[position]
+        results[index] = result
+        if chunks is not None:
+            save_chunk(chunks, tasks[index], result)
+
+    pending = [tasks[index] for index in todo]
+    if pending and executor == "ray":
+        workers = _run_ray(pending, settings, progress, workers, done)
+    elif pending:
+        _run_inprocess(pending, settings, progress, done)
+    how = {"executor": executor, "workers": workers, "executor_reason": reason, "tasks": len(tasks), "tasks_resumed": resumed}
+    return [results[index] for index in range(len(tasks))], how
+
+
+def _chunk_path(chunks: Path, task: DetectTask) -> Path:
+    return chunks / f"chunk_{task.start:08d}_{task.stop:08d}.npz"
+
+
+def save_chunk(chunks: Path, task: DetectTask, result: tuple[np.ndarray, dict]) -> None:
+    """One finished task, atomically: its keypoints and its summary (JSON text)."""
+    keypoints, summary = result
+    atomic_save_npz(_chunk_path(chunks, task), keypoints=keypoints, summary=np.array(json.dumps(summary)))
+
+
+def load_chunk(chunks: Path, task: DetectTask) -> tuple[np.ndarray, dict] | None:
+    """A task finished by an earlier, interrupted run (None when there is none or it is unreadable)."""
+    path = _chunk_path(chunks, task)
+    if not path.is_file():
+        return None
+    try:
+        stored = load_npz(path)
+        return stored["keypoints"], json.loads(str(stored["summary"]))
+    except (ValueError, KeyError, json.JSONDecodeError):
+        logger.warning("%s: unreadable chunk of an interrupted run; detecting its frames again", path)
+        return None
