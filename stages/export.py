@@ -34,7 +34,7 @@ from pipeline.formats.egoexo4d import (
     write_json_items,
 )
 from pipeline.formats.trc import write_trc
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.visibility import VISIBLE
 
 EXPORT_PARTS = {
@@ -133,7 +133,7 @@ STAGE = StageSpec(
     name="export",
     inputs=("refine", "project_ego"),
     config_sections=("export",),
-    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/calibration.py", "pipeline/formats/trc.py"),
+    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py", "pipeline/formats/arrays.py", "triangulation/visibility.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("body", "hand", "camera_pose", "body_benchmark?", "hand_benchmark?", "trc?"),
     run=run_stage,

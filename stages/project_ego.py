@@ -29,7 +29,7 @@ import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_projections
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.poses import POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
 from triangulation.visibility import VISIBILITY_NAMES, VISIBLE, linear_camera, project_undistorted, project_with_visibility
@@ -140,7 +140,7 @@ STAGE = StageSpec(
     name="project_ego",
     inputs=("refine",),
     config_sections=("project_ego",),
-    code=("stages/project_ego.py", "triangulation/visibility.py", "triangulation/poses.py", "pipeline/formats/aria.py", "pipeline/formats/arrays.py"),
+    code=("stages/project_ego.py", "triangulation/visibility.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("projections",),
     run=run_stage,
