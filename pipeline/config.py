@@ -104,6 +104,7 @@ class DetectConfig:
 class TakeConfig:
     ego_pose_prefer: Literal["aria_mps", "camera_pose"]
     max_trajectory_gap_s: float = field(metadata=_range(0.0, low_open=True))
+    max_quaternion_norm_error: float = field(metadata=_range(0.0, 0.5, low_open=True))
     aria_camera_label: str
     trajectory_csv: str
     online_calibration_jsonl: str

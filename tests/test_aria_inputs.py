@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import shutil
 
 import numpy as np
@@ -37,6 +38,7 @@ from triangulation.poses import (
 
 FRAMES = 60
 TAKE_SETTINGS = load_config().section("take")
+TOLERANCE = {"quaternion_tolerance": TAKE_SETTINGS["max_quaternion_norm_error"]}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def _se3_matrix(se3) -> np.ndarray:
 def test_trajectory_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
-    ours = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    ours = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
     theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))
     assert len(theirs) == len(ours.timestamps_us) > 1000  # their reader returns [] on a bad file: count matters
     stamps = np.array([pose.tracking_timestamp // datetime.timedelta(microseconds=1) for pose in theirs])
@@ -77,7 +79,7 @@ def test_trajectory_reader_agrees_with_projectaria(take_dir, pat):
 def test_online_calibration_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
-    stamps, ours = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb")
+    stamps, ours = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
     theirs = mps.read_online_calibration(str(take_dir / ONLINE_CALIBRATION_JSONL))
     assert len(theirs) == len(ours) >= 2
     for stamp, calibration, record in zip(stamps, ours, theirs):
@@ -89,7 +91,7 @@ def test_online_calibration_reader_agrees_with_projectaria(take_dir, pat):
 def test_device_calibration_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import calibration as pat_calibration
 
-    ours = aria.read_device_calibration(take_dir / DEVICE_CALIBRATION_JSON, "camera-rgb")
+    ours = aria.read_device_calibration(take_dir / DEVICE_CALIBRATION_JSON, "camera-rgb", **TOLERANCE)
     device = pat_calibration.device_calibration_from_json(str(take_dir / DEVICE_CALIBRATION_JSON))
     _assert_same_camera(ours, device.get_camera_calib("camera-rgb"))
 
@@ -110,8 +112,8 @@ def test_composed_ego_camera_projects_as_projectaria(take_dir, pat):
     """T_world_device T_device_camera, then FISHEYE624: < 1e-6 px from projectaria-tools on the same files."""
     from projectaria_tools.core import mps
 
-    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
-    stamps, calibrations = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL)
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
+    stamps, calibrations = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
     samples = trajectory.timestamps_us[::97][:40]
     ours = aria.ego_camera_from_aria("aria01", trajectory, calibrations[0], samples * 1000.0, 0.05).camera
     theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))[::97][:40]
@@ -137,7 +139,7 @@ def test_interpolated_device_pose_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
     take = read_take(take_dir, TAKE_SETTINGS)
-    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
     provider = mps.MpsDataProvider(mps.MpsDataPathsProvider(str(take_dir)).get_data_paths())
     frames = take.ego_poses.timestamps_ns
     ours = interpolate_poses(trajectory.timestamps_us.astype(np.float64), trajectory.quaternions, trajectory.translations, frames / 1000.0, 1e9)
@@ -336,7 +338,7 @@ def test_bad_trajectory_errors_name_file_line_and_field(take_dir, tmp_path, edit
     path = tmp_path / "closed_loop_trajectory.csv"
     path.write_text("\n".join(edit((take_dir / TRAJECTORY_CSV).read_text().splitlines())) + "\n")
     with pytest.raises(aria.AriaFormatError, match=message) as error:
-        aria.read_closed_loop_trajectory(path)
+        aria.read_closed_loop_trajectory(path, **TOLERANCE)
     assert str(path) in str(error.value)
 
 
@@ -346,11 +348,11 @@ def test_bad_calibration_errors_name_the_field(take_dir, tmp_path):
     path = tmp_path / "online_calibration.jsonl"
     path.write_text(json.dumps(document) + "\n")
     with pytest.raises(aria.AriaFormatError, match=r"line 1: camera 'camera-rgb': field 'T_Device_Camera.UnitQuaternion'"):
-        aria.read_online_calibrations(path)
+        aria.read_online_calibrations(path, "camera-rgb", **TOLERANCE)
     document["CameraCalibrations"][0]["Label"] = "camera-slam-left"
     path.write_text(json.dumps(document) + "\n")
     with pytest.raises(aria.AriaFormatError, match="no camera labelled 'camera-rgb'"):
-        aria.read_online_calibrations(path)
+        aria.read_online_calibrations(path, "camera-rgb", **TOLERANCE)
 
 
 def test_semidense_points_agree_with_projectaria(take_dir, pat):
@@ -363,3 +365,75 @@ def test_semidense_points_agree_with_projectaria(take_dir, pat):
     np.testing.assert_allclose(np.stack([point.position_world for point in theirs]), everything, atol=1e-12)
     confident = [point for point in theirs if point.inverse_distance_std <= 0.001 and point.distance_std <= 0.005]
     assert len(aria.read_semidense_points(path, 0.001, 0.005)) == len(confident) < len(theirs)
+
+
+def _edit_camera(document: dict, dotted: str, value) -> dict:
+    """``document`` with the field ``dotted`` (``ConfigData.ImageWidth``, ``ImageSizes``...) of its
+    first camera (or of the document, for ``ImageSizes``) set to ``value``."""
+    target = document if dotted.startswith(("ImageSizes", "CameraCalibrations")) else document["CameraCalibrations"][0]
+    *parents, key = dotted.replace("[0]", ".0").split(".")
+    for parent in parents:
+        target = target[int(parent) if parent.isdigit() else parent]
+    target[key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("ConfigData.ImageWidth", "wide"),
+        ("ConfigData.ImageHeight", 1407.5),
+        ("ConfigData.ImageWidth", 0),
+        ("ConfigData.MaxSolidAngle", None),
+        ("ConfigData.MaxSolidAngle", -1.0),
+        ("ConfigData.ValidRadius", "all"),
+        ("ConfigData", [512, 512]),
+        ("TimeOffsetSec_Device_Camera", "soon"),
+        ("TimeOffsetSec_Device_Camera", True),
+        ("ImageSizes", [[512.5, 512]]),
+        ("ImageSizes", "512x512"),
+        ("CameraCalibrations[0].Label", 7),
+        ("Projection", "FISHEYE624"),
+        ("T_Device_Camera", [0, 0, 0]),
+    ],
+)
+def test_every_calibration_field_error_names_file_and_field(take_dir, tmp_path, field, value):
+    """Online (a line per time) and device calibration: a bad value is refused with the file and field."""
+    line = json.loads((take_dir / ONLINE_CALIBRATION_JSONL).read_text().splitlines()[0])
+    online = tmp_path / "online_calibration.jsonl"
+    online.write_text(json.dumps(_edit_camera(line, field, value)) + "\n")
+    with pytest.raises(aria.AriaFormatError, match=rf"line 1: .*field '{re.escape(field)}") as error:
+        aria.read_online_calibrations(online, "camera-rgb", quaternion_tolerance=1e-3)
+    assert str(online) in str(error.value)
+    if field == "ImageSizes":
+        return  # the device calibration has no ImageSizes
+    document = json.loads((take_dir / DEVICE_CALIBRATION_JSON).read_text())
+    device = tmp_path / "device_calibration.json"
+    device.write_text(json.dumps(_edit_camera(document, field, value)))
+    with pytest.raises(aria.AriaFormatError, match=rf"field '{re.escape(field)}") as error:
+        aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-3)
+    assert str(device) in str(error.value)
+
+
+def test_quaternion_tolerance_is_a_setting(take_dir, tmp_path):
+    """take.max_quaternion_norm_error: a quaternion off unit norm by 2e-3 is refused at 1e-3, read at 1e-2."""
+    assert TAKE_SETTINGS["max_quaternion_norm_error"] == 1e-3
+    lines = (take_dir / TRAJECTORY_CSV).read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    for name in ("qx_world_device", "qy_world_device", "qz_world_device", "qw_world_device"):
+        cells[header.index(name)] = repr(float(cells[header.index(name)]) * 1.002)
+    path = tmp_path / "closed_loop_trajectory.csv"
+    path.write_text("\n".join([lines[0], ",".join(cells)] + lines[2:]) + "\n")
+    with pytest.raises(aria.AriaFormatError, match="line 2: fields 'qx..qw_world_device' are not a unit quaternion"):
+        aria.read_closed_loop_trajectory(path, quaternion_tolerance=1e-3)
+    trajectory = aria.read_closed_loop_trajectory(path, quaternion_tolerance=1e-2)
+    np.testing.assert_allclose(np.linalg.norm(trajectory.quaternions, axis=1), 1.0, atol=1e-12)
+    document = json.loads((take_dir / DEVICE_CALIBRATION_JSON).read_text())
+    w, xyz = document["CameraCalibrations"][0]["T_Device_Camera"]["UnitQuaternion"]
+    document["CameraCalibrations"][0]["T_Device_Camera"]["UnitQuaternion"] = [w * 1.002, [v * 1.002 for v in xyz]]
+    device = tmp_path / "device_calibration.json"
+    device.write_text(json.dumps(document))
+    with pytest.raises(aria.AriaFormatError, match="UnitQuaternion' is not a unit quaternion"):
+        aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-3)
+    assert aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-2).label == "camera-rgb"

@@ -255,14 +255,15 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
         )
     name = _ego_name(metadata, inputs)
     stamps = _aria_frame_timestamps(root, metadata, inputs, name)
-    trajectory = aria.read_closed_loop_trajectory(inputs.trajectory)
+    tolerance = settings["max_quaternion_norm_error"]
+    trajectory = aria.read_closed_loop_trajectory(inputs.trajectory, quaternion_tolerance=tolerance)
     label = settings["aria_camera_label"]
     if inputs.calibration.suffix == ".jsonl":
-        times, calibrations = aria.read_online_calibrations(inputs.calibration, label)
+        times, calibrations = aria.read_online_calibrations(inputs.calibration, label, quaternion_tolerance=tolerance)
         middle = np.nanmedian(stamps) / 1000.0 if np.isfinite(stamps).any() else float(trajectory.timestamps_us[0])
         calibration = aria.nearest_calibration(times, calibrations, middle)
     else:
-        calibration = aria.read_device_calibration(inputs.calibration, label)
+        calibration = aria.read_device_calibration(inputs.calibration, label, quaternion_tolerance=tolerance)
     video = _ego_video(name, videos)
     if video is not None:
         info = video_info(video)
