@@ -437,3 +437,45 @@ def test_quaternion_tolerance_is_a_setting(take_dir, tmp_path):
     with pytest.raises(aria.AriaFormatError, match="UnitQuaternion' is not a unit quaternion"):
         aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-3)
     assert aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-2).label == "camera-rgb"
+
+
+# --------------------------------------------------------------------------------------
+# One world: graph_uid
+# --------------------------------------------------------------------------------------
+
+
+def _set_column(path, column: str, value_of_row) -> None:
+    """Rewrite one column of a CSV: ``value_of_row(row index from 0, old value)``."""
+    lines = path.read_text().splitlines()
+    index = lines[0].split(",").index(column)
+    rows = [line.split(",") for line in lines[1:]]
+    for number, cells in enumerate(rows):
+        cells[index] = value_of_row(number, cells[index])
+    path.write_text("\n".join([lines[0]] + [",".join(cells) for cells in rows]) + "\n")
+
+
+def test_trajectory_with_several_graph_uids_is_refused(take_dir, tmp_path):
+    path = tmp_path / "closed_loop_trajectory.csv"
+    shutil.copy(take_dir / TRAJECTORY_CSV, path)
+    _set_column(path, "graph_uid", lambda row, old: "other-world" if row >= 100 else old)
+    with pytest.raises(aria.AriaFormatError, match=r"graph_uid' .*'synthetic-world' \(lines 2-101\).*'other-world' \(from line 102\)") as error:
+        aria.read_closed_loop_trajectory(path, **TOLERANCE)
+    assert str(path) in str(error.value)
+
+
+def test_exo_cameras_and_trajectory_in_different_worlds_are_refused(take_dir, tmp_path):
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    gopro = copy / "trajectory" / "gopro_calibs.csv"
+    assert read_take(copy, TAKE_SETTINGS).ego_poses.graph_uid == "synthetic-world"
+    _set_column(gopro, "graph_uid", lambda row, old: "" if row == 0 else old)  # an empty cell says nothing
+    read_take(copy, TAKE_SETTINGS)
+    _set_column(gopro, "graph_uid", lambda row, old: "other-world")
+    with pytest.raises(TakeError, match="different worlds") as error:
+        read_take(copy, TAKE_SETTINGS)
+    assert str(gopro) in str(error.value) and str(copy / TRAJECTORY_CSV) in str(error.value)
+    assert "'other-world'" in str(error.value) and "'synthetic-world'" in str(error.value)
+    _set_column(gopro, "graph_uid", lambda row, old: "other-world" if row == 1 else "synthetic-world")
+    with pytest.raises(ValueError, match=r"several worlds.*cam02") as error:  # CalibrationError
+        read_take(copy, TAKE_SETTINGS)
+    assert str(gopro) in str(error.value)

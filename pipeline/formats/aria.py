@@ -143,12 +143,23 @@ def read_closed_loop_trajectory(path: PathLike, *, quaternion_tolerance: float) 
             f"{path}: line {row + 2}: fields 'qx..qw_world_device' are not a unit quaternion (norm {norms[row]:.6g}, "
             f"setting take.max_quaternion_norm_error {quaternion_tolerance:g})"
         )
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.reader(stream)
-        next(reader)
-        first = next(reader)
-    graph_uid = first[header.index("graph_uid")].strip()
+    graph_uid = _single_graph_uid(path, header.index("graph_uid"))
     return Trajectory(timestamps.astype(np.int64), quaternions / norms[:, None], values[:, 1:4], values[:, 8], graph_uid)
+
+
+def _single_graph_uid(path: Path, column: int) -> str:
+    """The one ``graph_uid`` (world frame) of every trajectory row; several are refused
+    (the poses would be in different worlds)."""
+    uids = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=1, usecols=[column], dtype=str, ndmin=1, encoding="utf-8"))
+    changes = np.flatnonzero(uids[1:] != uids[:-1]) + 1
+    if changes.size:
+        first_change = int(changes[0])
+        raise AriaFormatError(
+            f"{path}: field 'graph_uid' names several worlds: {str(uids[0])!r} (lines 2-{first_change + 1}), "
+            f"{str(uids[first_change])!r} (from line {first_change + 2}), {len(np.unique(uids))} in all; "
+            "the take's poses must be in one world (trim the trajectory to one graph)"
+        )
+    return str(uids[0])
 
 
 def write_closed_loop_trajectory(
@@ -585,7 +596,8 @@ class EgoPoses:
     ``status (frames,)`` int8 :data:`triangulation.poses.POSE_*` per frame;
     ``gap_s (frames,)`` seconds between the two trajectory samples used (NaN: none);
     ``timestamps_ns (frames,)`` the frame times (device clock); ``calibration`` the
-    camera calibration used (already rescaled to the video).
+    camera calibration used (already rescaled to the video); ``graph_uid``: the world
+    frame of the trajectory (the MPS graph).
     """
 
     camera: MovingCamera
@@ -593,6 +605,7 @@ class EgoPoses:
     gap_s: np.ndarray
     timestamps_ns: np.ndarray
     calibration: AriaCameraCalibration
+    graph_uid: str
 
 
 def ego_camera_from_aria(
@@ -619,7 +632,7 @@ def ego_camera_from_aria(
     R_world_camera, t_world_camera = compose(poses.R, poses.t, calibration.R_device_camera, calibration.t_device_camera)
     R, t = invert(R_world_camera, t_world_camera)
     camera = MovingCamera(name, calibration.model, R, t, calibration.image_size, calibration.field_of_view)
-    return EgoPoses(camera, poses.status, poses.gap * 1e-6, np.asarray(frame_timestamps_ns, dtype=np.float64), calibration)
+    return EgoPoses(camera, poses.status, poses.gap * 1e-6, np.asarray(frame_timestamps_ns, dtype=np.float64), calibration, trajectory.graph_uid)
 
 
 def pose_status_counts(status: np.ndarray) -> dict[str, int]:

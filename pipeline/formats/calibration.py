@@ -301,6 +301,24 @@ def _row_numbers(camera: str, row: Mapping[str, str], columns: Sequence[str]) ->
     return values
 
 
+def read_gopro_graph_uid(path: PathLike) -> str | None:
+    """The world frame (``graph_uid``) of a ``gopro_calibs.csv``'s localized cameras; None
+    when the column is absent or empty. Cameras in several worlds are refused."""
+    path = Path(path)
+    with _errors_in(path), path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream, skipinitialspace=True)
+        reader.fieldnames = [column.strip() for column in reader.fieldnames or ()]
+        worlds: dict[str, list[str]] = {}
+        for row in reader:
+            uid = (row.get("graph_uid") or "").strip()
+            if uid and not _not_localized(row):
+                worlds.setdefault(uid, []).append((row.get("cam_uid") or "").strip())
+        if len(worlds) > 1:
+            listed = "; ".join(f"{uid!r}: {', '.join(cameras)}" for uid, cameras in worlds.items())
+            raise CalibrationError(f"field 'graph_uid': the cameras are in several worlds ({listed})")
+    return next(iter(worlds), None)
+
+
 def _camera_from_gopro_row(row: Mapping[str, str], line: int) -> Camera:
     """One CSV row (``line``: its line number, for an empty ``cam_uid``) -> camera."""
     name = (row.get("cam_uid") or "").strip()

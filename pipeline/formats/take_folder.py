@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.formats import aria
-from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_toml_calibration
+from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_gopro_graph_uid, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
 
 logger = logging.getLogger(__name__)
@@ -276,6 +276,19 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
     return poses
 
 
+def _check_one_world(gopro_csv: Path, trajectory_csv: Path, trajectory_graph_uid: str) -> None:
+    """The exo cameras (``gopro_calibs.csv``'s ``graph_uid``, when it has one) and the Aria
+    trajectory must be in the same world frame."""
+    if not gopro_csv.is_file():
+        return
+    exo_graph_uid = read_gopro_graph_uid(gopro_csv)
+    if exo_graph_uid is not None and exo_graph_uid != trajectory_graph_uid:
+        raise TakeError(
+            f"{gopro_csv} and {trajectory_csv}: the exo cameras are in world graph_uid {exo_graph_uid!r} and the Aria "
+            f"trajectory in {trajectory_graph_uid!r}: ego and exo poses would be in different worlds"
+        )
+
+
 # --------------------------------------------------------------------------------------
 # Layouts
 # --------------------------------------------------------------------------------------
@@ -310,6 +323,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     if use_raw:
         ego_poses = _read_aria_ego(root, metadata, raw, all_videos, settings)
         ego = ego_poses.camera
+        _check_one_world(gopro_csv, raw.trajectory, ego_poses.graph_uid)
         inputs_used += [path for path in (raw.trajectory, raw.calibration, raw.timestamps) if path is not None]
     exo_names = tuple(camera.name for camera in exo)
     videos = _match(exo_names, all_videos)
