@@ -335,8 +335,15 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     take_json = root / TAKE_JSON
     fps = _metadata_number(take_json, metadata, "fps", float)
     num_frames = _metadata_number(take_json, metadata, "num_frames", int)
-    if num_frames is None and ego_poses is not None:
-        num_frames = len(ego_poses.timestamps_ns)
+    if ego_poses is not None:
+        if num_frames is None:
+            num_frames = len(ego_poses.timestamps_ns)
+        elif num_frames != len(ego_poses.timestamps_ns):
+            logger.warning(
+                "%s: field 'num_frames' is %d but %s gives %d frame times: frames without one get no ego pose, "
+                "frame times beyond the take are not used (check the take's length and the timesync indexing)",
+                take_json, num_frames, raw.timestamps, len(ego_poses.timestamps_ns),
+            )  # fmt: skip
     if fps is None or num_frames is None:
         file_fps, file_frames = _timing_from_files(list(exo_names), videos, keypoints)
         fps, num_frames = fps or file_fps, num_frames or file_frames
