@@ -125,7 +125,9 @@ class ProjectEgoConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     trc: bool
-    filled_joints: Literal["zero_views", "omit"]
+    filled_joints: Literal["omit", "zero_views"]
+    frames_without_ego_pose: Literal["omit", "keep"]
+    release_split: Literal["train", "val", "test"] | None
     benchmark_files: bool
     benchmark_min_hand_joints: int = field(metadata=_range(1, 21))
     benchmark_hand_bbox_padding_px: float = field(metadata=_range(0.0))

@@ -168,6 +168,25 @@ def annotation_entries(
         yield str(frame), [entry]
 
 
+RELEASE_FILES = {
+    "body": "annotations/ego_pose/{split}/body/automatic/{take_uid}.json",
+    "hand": "annotations/ego_pose/{split}/hand/automatic/{take_uid}.json",
+    "camera_pose": "annotations/ego_pose/{split}/camera_pose/{take_uid}.json",
+}
+FLAT_FILES = {"body": "body_annotation.json", "hand": "hand_annotation.json", "camera_pose": "camera_pose.json"}
+
+
+def annotation_file_names(split: str | None, take_uid: str) -> dict[str, str]:
+    """Relative paths of the body, hand and camera pose files: ours (``split`` None) or the
+    release layout the public loaders list (``annotations/ego_pose/<split>/...``; the file
+    name is the take uid, as they read it back with ``name.split(".")[0]``)."""
+    if split is None:
+        return dict(FLAT_FILES)
+    if not take_uid or any(character in take_uid for character in "/\\.\0"):
+        raise ValueError(f"take_uid {take_uid!r} cannot be a release file name (no '/', '\\' or '.' allowed)")
+    return {part: path.format(split=split, take_uid=take_uid) for part, path in RELEASE_FILES.items()}
+
+
 def write_json_items(path, items: Iterable[tuple[str, object]], envelope: tuple[str, str] = ("", ""), allow_nan: bool = False) -> int:
     """Write ``envelope[0] + {key: value, ...} + envelope[1]`` as compact JSON, one item at a
     time (a long take's file is never built in memory), atomically; returns the item count."""
@@ -209,13 +228,14 @@ def body_benchmark_frames(points: np.ndarray, observed: np.ndarray) -> Iterator[
         yield str(frame), body[frame].tolist()
 
 
-HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order
+HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order; the wrist first
 
 
 def hand_benchmark_frames(
     points_camera: np.ndarray,
     pixels: np.ndarray,
     valid: np.ndarray,
+    observed: np.ndarray,
     image_size: tuple[int, int],
     take_name: str,
     take_uid: str,
@@ -227,19 +247,22 @@ def hand_benchmark_frames(
 
     ``points_camera (frames, 59, 3)`` metres in the ego camera frame; ``pixels (frames,
     59, 2)`` the undistorted ego 2D; ``valid (frames, 59)``: a joint counts as ground
-    truth there (reconstructed from views and visible in the undistorted frame). A hand
-    with fewer than ``min_valid_joints`` valid joints is empty (``[]``); in a kept hand
-    invalid joints are NaN except the wrist, and the box is the valid 2D grown by
-    ``bbox_padding_px`` and clipped to the image. Frames without a kept hand are absent.
+    truth there (reconstructed from views and visible in the undistorted frame);
+    ``observed (frames, 59)``: reconstructed from views (not gap-filled), visible or not.
+    A hand with fewer than ``min_valid_joints`` valid joints, or whose wrist is not
+    observed (the public preparation drops a hand without a wrist), is empty (``[]``);
+    in a kept hand invalid joints are NaN except the wrist, and the box is the valid 2D
+    grown by ``bbox_padding_px`` and clipped to the image. Frames without a kept hand
+    are absent.
     """
     width, height = image_size
-    enough = {side: valid[:, joints].sum(axis=1) >= min_valid_joints for side, joints in HAND_SIDES}
+    enough = {side: (valid[:, joints].sum(axis=1) >= min_valid_joints) & observed[:, joints.start] for side, joints in HAND_SIDES}
     for frame in np.flatnonzero(np.logical_or(*enough.values())).tolist():
         entry = {}
         for side, joints in HAND_SIDES:
             ok = valid[frame, joints]
             xyz, uv = points_camera[frame, joints], pixels[frame, joints]
-            if ok.sum() < min_valid_joints or not np.isfinite(xyz[0]).all():
+            if not enough[side][frame] or not np.isfinite(xyz[0]).all():
                 entry.update({f"{side}_hand_3d": [], f"{side}_hand_2d": [], f"{side}_hand_bbox": [], f"{side}_hand_valid_3d": []})
                 continue
             keep_3d = ok.copy()
