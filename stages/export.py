@@ -40,6 +40,7 @@ from pipeline.formats.egoexo4d import (
     annotation_file_names,
     benchmark_envelope,
     body_benchmark_frames,
+    body_evaluation_scenario,
     hand_benchmark_frames,
     release_ego_camera,
     write_json_items,
@@ -149,6 +150,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     if settings["benchmark_files"]:
         write_json_items(context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True)
         files["body_benchmark"] = "body_benchmark_gt.json"
+        scenario = body_evaluation_scenario(take.name)
+        summary["body_benchmark_scenario"] = scenario or f"none: the take name {take.name!r} names no scenario, the public body evaluation stops on it"
         if camera is not None:
             points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], points) + projections["ego_t"][:, None]
             hands = hand_benchmark_frames(

@@ -3,6 +3,7 @@ pose interpolation against the truth, and the take reader's choices and errors."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -479,3 +480,144 @@ def test_exo_cameras_and_trajectory_in_different_worlds_are_refused(take_dir, tm
     with pytest.raises(ValueError, match=r"several worlds.*cam02") as error:  # CalibrationError
         read_take(copy, TAKE_SETTINGS)
     assert str(gopro) in str(error.value)
+
+
+# --------------------------------------------------------------------------------------
+# Paths of real takes: release video names, several calibrations, MPS extra columns,
+# the video's orientation, timesync against the written convention
+# --------------------------------------------------------------------------------------
+
+
+def test_release_ego_video_name_is_found_and_the_calibration_rescaled_to_it(take_dir, tmp_path, pat):
+    """``frame_aligned_videos/aria01_214-1.mp4`` (camera id + RGB stream id) is the ego video;
+    the calibration is rescaled to its size as projectaria-tools rescales it."""
+    from projectaria_tools.core import mps
+
+    from pipeline.formats.video import VideoWriter
+
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    with VideoWriter(copy / "frame_aligned_videos" / "aria01_214-1.mp4", fps=30) as writer:
+        for _ in range(2):
+            writer.write(np.zeros((256, 256, 3), np.uint8))
+    take = read_take(copy, TAKE_SETTINGS)
+    assert take.videos["aria01"].name == "aria01_214-1.mp4"
+    assert take.ego_camera.image_size == (256, 256) and take.ego_poses.calibration.source.endswith("rescaled to 256x256")
+    rgb = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))[0].get_camera_calib("camera-rgb")
+    _assert_same_camera(take.ego_poses.calibration, rgb.rescale(np.array([256, 256], np.int32), 0.5))
+
+
+def test_the_online_calibration_nearest_the_takes_middle_frame_is_used(take_dir, tmp_path, pat):
+    """MPS writes one calibration per time; the line nearest the middle frame's time wins."""
+    from projectaria_tools.core import mps
+
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    _, (base, *_) = aria.read_online_calibrations(copy / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
+    frame_times_us = load_npz(copy / "gt" / "ego_camera.npz")["timestamps_ns"] / 1000
+    middle = float(np.median(frame_times_us))
+    stamps = [int(frame_times_us[0]) - 5_000_000, int(middle) + 100_000, int(frame_times_us[-1]) + 5_000_000]
+    focal = [200.0, 222.0, 244.0]  # a different focal length per line, to tell them apart
+    calibrations = [dataclasses.replace(base, model=dataclasses.replace(base.model, fx=f, fy=f)) for f in focal]
+    aria.write_online_calibration(copy / ONLINE_CALIBRATION_JSONL, stamps, calibrations)
+    theirs = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))
+    read_stamps, ours = aria.read_online_calibrations(copy / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
+    assert read_stamps.tolist() == stamps and len(theirs) == 3
+    for calibration, record in zip(ours, theirs):
+        _assert_same_camera(calibration, record.get_camera_calib("camera-rgb"))
+    assert aria.nearest_calibration(read_stamps, ours, middle).model.fx == 222.0
+    assert aria.nearest_calibration(read_stamps, ours, frame_times_us[0] - 4e6).model.fx == 200.0
+    assert read_take(copy, TAKE_SETTINGS).ego_poses.calibration.model.fx == 222.0
+
+
+ECEF_COLUMNS = ("geo_available", "tx_ecef_device", "ty_ecef_device", "tz_ecef_device", "qx_ecef_device", "qy_ecef_device", "qz_ecef_device", "qw_ecef_device")
+
+
+def test_trajectory_with_shuffled_and_extra_columns_reads_as_projectaria_reads_it(take_dir, tmp_path, pat):
+    """Newer MPS files carry ECEF columns; the reader goes by column name, in any order."""
+    from projectaria_tools.core import mps
+
+    lines = (take_dir / TRAJECTORY_CSV).read_text().splitlines()[:400]
+    header = lines[0].split(",") + list(ECEF_COLUMNS)
+    rows = [line.split(",") + ["1", "4e6", "-1.2e5", "4.9e6", "0.1", "0.2", "0.3", "0.927361"] for line in lines[1:]]
+    order = np.random.default_rng(7).permutation(len(header))
+    path = tmp_path / "closed_loop_trajectory.csv"
+    path.write_text("\n".join(",".join(cells[i] for i in order) for cells in [header] + rows) + "\n")
+    assert path.read_text().splitlines()[0].split(",")[0] != "graph_uid"  # really shuffled
+    ours = aria.read_closed_loop_trajectory(path, **TOLERANCE)
+    theirs = mps.read_closed_loop_trajectory(str(path))
+    assert len(theirs) == len(ours.timestamps_us) == 399
+    np.testing.assert_array_equal([pose.tracking_timestamp // datetime.timedelta(microseconds=1) for pose in theirs], ours.timestamps_us)
+    matrices = np.stack([_se3_matrix(pose.transform_world_device) for pose in theirs])
+    np.testing.assert_allclose(matrices[:, :3, :3], rotation_from_quaternion(ours.quaternions), atol=1e-12)
+    np.testing.assert_allclose(matrices[:, :3, 3], ours.translations, atol=1e-12)
+    assert {pose.graph_uid for pose in theirs} == {ours.graph_uid}
+    original = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
+    np.testing.assert_array_equal(ours.translations, original.translations[:399])
+
+
+def test_rotated_video_pixels_follow_projectaria_and_the_public_portrait_rule(pat):
+    """``rotated_cw90``: the release's Aria video is the sensor image turned 90 degrees clockwise
+    (egopose main.py rotates it back with np.rot90 before undistorting with the device calibration).
+    Our pixels equal projectaria-tools' ``rotate_camera_calib_cw90deg`` projections and the public
+    ``aria_landscape_to_portrait`` rule ``(H - 1 - y, x)``."""
+    from projectaria_tools.core import calibration as pat_calibration
+    from projectaria_tools.core.sophus import SE3
+
+    from stages.qa.stage import video_orientation
+
+    params = np.array([610.8, 715.2, 705.9, 0.41, -0.46, 0.039, 1.30, -1.76, 0.65, 7.8e-5, 6.0e-4, -1.1e-3, 6.2e-4, -2.3e-3, 1.7e-3])
+    calibration = pat_calibration.CameraCalibration("camera-rgb", pat_calibration.FISHEYE624, params, SE3(), 1408, 1408, 707.5, 1.0, "")
+    rotated = pat_calibration.rotate_camera_calib_cw90deg(calibration)
+    model = aria.Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15])
+    points = np.random.default_rng(3).normal([0.0, 0.0, 1.0], [0.3, 0.3, 0.1], (200, 3))
+    ours = video_orientation(model.project(points), (1408, 1408), "rotated_cw90")
+    checked = 0
+    for point, pixel in zip(points, ours):
+        theirs = rotated.project(rotated.get_transform_device_camera().inverse() @ calibration.get_transform_device_camera() @ point)
+        if theirs is not None:
+            np.testing.assert_allclose(np.asarray(theirs).ravel(), pixel, atol=1e-6)
+            checked += 1
+    assert checked > 150
+    raw = model.project(points)
+    np.testing.assert_array_equal(ours, np.stack([1408 - raw[:, 1] - 1, raw[:, 0]], axis=1))  # aria_landscape_to_portrait
+    assert video_orientation(raw, (1408, 1408), "calibration") is raw
+
+
+TIMESYNC_TABLE = """aria01_214-1_capture_timestamp_ns,aria01_214-1_frame_number,cam01_frame_number
+1000000000,0,0
+1033333333,1,1
+1066666667,2,2
+,3,3
+1133333333.0,4,4
+1166666667,5,5
+1200000000,6,6
+"""
+
+
+def test_timesync_rows_follow_the_written_convention_on_a_hand_written_table(tmp_path):
+    """Ego-Exo4D tutorials: take frame i is timesync row timesync_start_idx + 1 + i (0-based, header
+    excluded), for i < end - start - 1. With start 1 and end 6: rows 2, 3, 4, 5 -> four frames."""
+    path = tmp_path / "timesync.csv"
+    path.write_text(TIMESYNC_TABLE)
+    stamps = aria.read_timesync_timestamps(path, "aria01", 1, 6)
+    np.testing.assert_array_equal(stamps, [1066666667, np.nan, 1133333333, 1166666667])  # an empty cell: no time
+    import pandas
+
+    timesync = pandas.read_csv(path)  # the tutorials' own indexing, over the same file
+    tutorial = [timesync.iloc[i]["aria01_214-1_capture_timestamp_ns"] for i in range(1 + 1, 6)]
+    np.testing.assert_array_equal(stamps, tutorial)
+    assert aria.timesync_aria_cameras(path) == ["aria01"]
+    with pytest.raises(aria.AriaFormatError, match="run past"):
+        aria.read_timesync_timestamps(path, "aria01", 4, 9)  # rows 5..8 of 7
+    with pytest.raises(aria.AriaFormatError, match="no column 'aria02_214-1_capture_timestamp_ns'"):
+        aria.read_timesync_timestamps(path, "aria02", 1, 6)
+
+
+def test_per_take_frame_timestamps_on_a_hand_written_table(tmp_path):
+    path = tmp_path / "aria_frame_timestamps.csv"
+    path.write_text("capture_timestamp_ns,frame_number\n1000,0\n,1\n3000,3\n")  # columns by name; frame 2 not listed
+    np.testing.assert_array_equal(aria.read_frame_timestamps(path, 5), [1000, np.nan, np.nan, 3000, np.nan])
+    path.write_text("frame_number,capture_timestamp_ns\n0,1000\n0,2000\n")
+    with pytest.raises(aria.AriaFormatError, match="line 3: field 'frame_number' 0 is negative or listed twice"):
+        aria.read_frame_timestamps(path, 5)

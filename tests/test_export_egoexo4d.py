@@ -36,6 +36,9 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     take_dir = root / "take"
     synthesize_take(take_dir, SynthConfig(seed=2, num_frames=FRAMES), render=False)
+    meta = json.loads((take_dir / "take.json").read_text())
+    meta["take_name"] = "synth_cooking_2"  # the public body evaluation asserts that a take name names its scenario
+    (take_dir / "take.json").write_text(json.dumps(meta))
     report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
     out = root / "out" / report.take
     files = {name: json.loads((out / "export" / f"{name}.json").read_text()) for name in ("body_annotation", "hand_annotation", "camera_pose", "body_benchmark_gt", "hand_benchmark_gt")}
@@ -96,10 +99,24 @@ def filter_short_clips(frames: list[int], min_clip_len: int = 120) -> list[int]:
     return kept
 
 
+PUBLIC_BODY_SCENARIOS = {
+    "basketball": ["basketball"], "bike": ["bike"], "cooking": ["cooking"], "dance": ["dance"], "soccer": ["soccer"],
+    "health": ["cpr", "covid"], "bouldering": ["bouldering"], "music": ["piano", "violin", "guitar", "music"],
+}  # fmt: skip
+
+
+def public_body_scenario(take_name: str) -> str:
+    """evaluate.py's infer_category_from_take_name: the first scenario whose word is in the name, else an assert."""
+    found = next((scenario for scenario, words in PUBLIC_BODY_SCENARIOS.items() if any(word in take_name.lower() for word in words)), None)
+    assert found is not None, take_name
+    return found
+
+
 def public_body_mpjpe_cm(ground_truth: dict, prediction: dict) -> tuple[float, int]:
     """bodypose/evaluation/evaluate.py: plain Euclidean error over non-NaN ground-truth joints, in cm."""
     total, count = 0.0, 0
     for uid, take in ground_truth.items():
+        public_body_scenario(take["take_name"])
         for frame in filter_short_clips(sorted(int(key) for key in take["body"])):
             gt = np.array(take["body"][str(frame)], dtype=float)
             pred = np.array(prediction[uid]["body"][str(frame)], dtype=float)
@@ -226,6 +243,9 @@ def test_body_benchmark_scores_our_labels_against_the_truth(run):
     assert count == observed.sum()
     assert score_cm == pytest.approx(direct.mean() * 100, rel=1e-9)
     assert score_cm < 2.0  # refined labels on simulated detections are within centimetres
+    assert public_body_scenario(take["take_name"]) == "cooking" == run[0].summaries["export"]["body_benchmark_scenario"]
+    with pytest.raises(AssertionError, match="synth_seed2"):  # a take name without a scenario fails the public script
+        public_body_mpjpe_cm({uid: {**take, "take_name": "synth_seed2"}}, prediction)
 
 
 def test_hand_benchmark_scores_our_labels_against_the_truth(run):

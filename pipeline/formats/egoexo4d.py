@@ -228,6 +228,26 @@ def body_benchmark_frames(points: np.ndarray, observed: np.ndarray) -> Iterator[
         yield str(frame), body[frame].tolist()
 
 
+# The public body evaluation's scenarios and the words it looks for in a take name (it
+# asserts that one is there): bodypose/evaluation/evaluate.py's category_map.
+BODY_EVALUATION_SCENARIOS = {
+    "basketball": ("basketball",),
+    "bike": ("bike",),
+    "cooking": ("cooking",),
+    "dance": ("dance",),
+    "soccer": ("soccer",),
+    "health": ("cpr", "covid"),
+    "bouldering": ("bouldering",),
+    "music": ("piano", "violin", "guitar", "music"),
+}
+
+
+def body_evaluation_scenario(take_name: str) -> str | None:
+    """The scenario the public body evaluation gives a take (None: it would stop on an assert)."""
+    name = take_name.lower()
+    return next((scenario for scenario, words in BODY_EVALUATION_SCENARIOS.items() if any(word in name for word in words)), None)
+
+
 HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order; the wrist first
 
 
