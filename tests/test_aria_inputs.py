@@ -258,7 +258,9 @@ def test_slerp_and_quaternions_agree_with_scipy():
 # --------------------------------------------------------------------------------------
 
 
-def test_timesync_rows_follow_the_public_indexing(take_dir):
+def test_synthetic_timesync_round_trips_to_the_true_frame_times(take_dir):
+    """Writer and reader share the convention here; the convention itself is checked on a
+    hand-written table (test_timesync_rows_follow_the_written_convention_on_a_hand_written_table)."""
     meta = json.loads((take_dir / "take.json").read_text())
     stamps = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"], meta["timesync_end_idx"])
     truth = load_npz(take_dir / "gt" / "ego_camera.npz")["timestamps_ns"]
