@@ -16,6 +16,10 @@
   :func:`pipeline.formats.calibration.write_camera_pose_json`): ``metadata.take_name``;
   ``aria01`` with the undistorted frame's 3x3 intrinsics and one 3x4 world-to-camera
   extrinsic per frame; the exo cameras.
+- Where the files go (:func:`annotation_file_names`): ours (``body_annotation.json``,
+  ``hand_annotation.json``, ``camera_pose.json``) or the release layout the public code
+  lists (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
+  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``).
 - The ego-pose benchmark's ground-truth layouts: body ``{take_uid: {"take_name", "body":
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
