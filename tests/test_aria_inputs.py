@@ -15,7 +15,7 @@ import pytest
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
 from pipeline.formats import aria
-from pipeline.formats.calibration import read_gopro_calibs_csv
+from pipeline.formats.calibration import read_gopro_calibs_csv, read_gopro_graph_uid
 from pipeline.formats.take_folder import TakeError, read_take
 from pipeline.synth.take_writer import (
     DEVICE_CALIBRATION_JSON,
@@ -158,6 +158,7 @@ def test_gopro_calibs_agree_with_projectaria(take_dir, pat):
     theirs = mps.read_static_camera_calibrations(str(take_dir / "trajectory" / "gopro_calibs.csv"))
     assert [c.camera_uid for c in theirs] == [c.name for c in ours] and all(c.quality == 1 for c in theirs)
     assert all(c.start_frame_idx is None and c.end_frame_idx is None for c in theirs)
+    assert {c.graph_uid for c in theirs} == {read_gopro_graph_uid(take_dir / "trajectory" / "gopro_calibs.csv")} == {"synthetic-world"}
     rng = np.random.default_rng(0)
     for camera, static in zip(ours, theirs):
         T = _se3_matrix(static.transform_world_cam)
