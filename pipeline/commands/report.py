@@ -8,6 +8,7 @@ stretch (e.g. a flagged one of a long take).
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -26,8 +27,6 @@ def register(subparsers) -> None:
 
 def _frame_range(text: str) -> str:
     """``--frames``: checked here, so a bad value names the option (START:STOP)."""
-    import argparse
-
     from pipeline.config import frame_range_error
 
     problem = frame_range_error(text)
