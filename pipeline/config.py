@@ -106,6 +106,7 @@ class DetectConfig:
 class TakeConfig:
     ego_pose_prefer: Literal["aria_mps", "camera_pose"]
     max_trajectory_gap_s: float = field(metadata=_range(0.0, low_open=True))
+    max_quaternion_norm_error: float = field(metadata=_range(0.0, 0.5, low_open=True))
     aria_camera_label: str
     trajectory_csv: str
     online_calibration_jsonl: str
@@ -126,7 +127,9 @@ class ProjectEgoConfig:
 @dataclass(frozen=True)
 class ExportConfig:
     trc: bool
-    filled_joints: Literal["zero_views", "omit"]
+    filled_joints: Literal["omit", "zero_views"]
+    frames_without_ego_pose: Literal["omit", "keep"]
+    release_split: Literal["train", "val", "test"] | None
     benchmark_files: bool
     benchmark_min_hand_joints: int = field(metadata=_range(1, 21))
     benchmark_hand_bbox_padding_px: float = field(metadata=_range(0.0))
@@ -203,6 +206,24 @@ class RefineConfig:
     fit: RefineFitConfig
 
 
+def frame_range_error(text: str) -> str | None:
+    """Why ``text`` is not a frame range ``"start:stop"`` (frames, stop excluded, either may be
+    empty, ``0 <= start < stop``), or None when it is one."""
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, stop = (int(part) if part.strip() else None for part in parts)
+    except ValueError:
+        return f"must be 'start:stop' (frames, stop excluded, either may be empty), got {text!r}"
+    if (start is not None and start < 0) or (start is not None and stop is not None and start >= stop):
+        return f"must be 'start:stop' with 0 <= start < stop, got {text!r}"
+    return None
+
+
+_FRAME_RANGE = {"check": frame_range_error, "hint": "quote it: YAML reads an unquoted 10:20 as the number 620"}
+
+
 @dataclass(frozen=True)
 class QaFlagsConfig:
     min_views: int = field(metadata=_range(1))
@@ -224,7 +245,7 @@ class QaFlagsConfig:
 class QaConfig:
     flags: QaFlagsConfig
     overlay_videos: bool
-    overlay_frames: str | None
+    overlay_frames: str | None = field(metadata=_FRAME_RANGE)
     overlay_max_width: int = field(metadata=_range(64, 8192))
     error_good_px: float = field(metadata=_range(0.0))
     error_bad_px: float = field(metadata=_range(0.0, low_open=True))
@@ -319,7 +340,11 @@ def _check_value(where: str, annotation, value, metadata) -> Any:
         return value
     if annotation is bool or annotation is str:
         if not isinstance(value, annotation):
-            raise ConfigError(f"{where} must be {'true or false' if annotation is bool else 'a string'}, got {value!r}")
+            hint = f" ({metadata['hint']})" if "hint" in metadata else ""
+            raise ConfigError(f"{where} must be {'true or false' if annotation is bool else 'a string'}, got {value!r}{hint}")
+        problem = metadata["check"](value) if "check" in metadata else None
+        if problem:
+            raise ConfigError(f"{where} {problem}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (annotation is int and not isinstance(value, int)):
         raise ConfigError(f"{where} must be {'an integer' if annotation is int else 'a number'}, got {value!r}")

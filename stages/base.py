@@ -19,6 +19,21 @@ from pipeline.artifacts import StageRecord
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take
 
+# The code that turns a take folder into the ``Take`` every stage gets (readers of the
+# take's files and what they import): part of every stage's ``code``, so a change to
+# how cameras or frames are read re-runs every stage.
+TAKE_CODE = (
+    "pipeline/formats/take_folder.py",
+    "pipeline/formats/aria.py",
+    "pipeline/formats/calibration.py",
+    "pipeline/formats/openpose.py",
+    "pipeline/formats/video.py",
+    "triangulation/cameras.py",
+    "triangulation/camera_models.py",
+    "triangulation/poses.py",
+    "fitting/skeleton.py",
+)
+
 
 @dataclass(frozen=True)
 class StageContext:
@@ -44,6 +59,9 @@ class StageContext:
 class StageSpec:
     """One stage: what it reads, which settings and code define its result, what it writes.
 
+    ``code``: the source paths (files or folders) whose change re-runs the stage: every
+    project module it imports, directly or not, including :data:`TAKE_CODE`
+    (``tests/test_architecture.py`` checks this).
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name
     ending in ``?`` is optional (written only under some settings, e.g. the TRC file), one
     ending in ``*`` a family of optional names with that prefix (one overlay per camera).

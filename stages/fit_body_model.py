@@ -29,7 +29,7 @@ from pipeline.formats.body_model import (
     write_mesh,
     write_mesh_index,
 )
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 
 MESH_CHUNK_FRAMES = 16  # meshes are posed this many frames at a time (bounds memory)
 
@@ -122,7 +122,7 @@ STAGE = StageSpec(
     name="fit_body_model",
     inputs=("refine",),
     config_sections=("fit_body_model",),
-    code=("fitting", "stages/fit_body_model.py", "pipeline/formats/body_model.py", "pipeline/formats/arrays.py"),
+    code=("fitting", "stages/fit_body_model.py", "pipeline/formats/body_model.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("parameters", "fitted_joints", "meshes?"),
     run=run_stage,

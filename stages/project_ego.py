@@ -25,14 +25,18 @@ a pose (and why the others have none) and the share of joints visible per part.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_projections
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera, MovingCamera
-from triangulation.poses import POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
+from triangulation.poses import POSE_NO_TIMESTAMP, POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
 from triangulation.visibility import VISIBILITY_NAMES, VISIBLE, linear_camera, project_undistorted, project_with_visibility
+
+logger = logging.getLogger(__name__)
 
 
 def ego_for_frames(camera: MovingCamera, num_frames: int) -> MovingCamera:
@@ -87,9 +91,10 @@ def _visible_shares(codes: np.ndarray, reconstructed: np.ndarray) -> dict:
 
 
 def pose_status(take, num_frames: int) -> np.ndarray:
-    """``(frames,)`` int8 pose status of the take's ego camera (from its raw inputs, or given / not given)."""
+    """``(frames,)`` int8 pose status of the take's ego camera (from its raw inputs: frames
+    beyond its frame times have no timestamp; from a file: given / not given)."""
     if take.ego_poses is not None:
-        status = np.full(num_frames, POSE_NOT_GIVEN, dtype=np.int8)
+        status = np.full(num_frames, POSE_NO_TIMESTAMP, dtype=np.int8)
         count = min(num_frames, len(take.ego_poses.status))
         status[:count] = take.ego_poses.status[:count]
         return status
@@ -129,7 +134,16 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
             "undistorted": _visible_shares(ego["ego_undistorted_visibility"], reconstructed),
         }
         if take.ego_poses is not None:
-            gaps = take.ego_poses.gap_s[posed[: len(take.ego_poses.gap_s)]]
+            ego_frames = len(take.ego_poses.status)
+            if ego_frames != points.shape[0]:
+                logger.warning(
+                    "%s: project_ego: the take has %d frames and the ego camera %d frame times (%s)",
+                    take.name, points.shape[0], ego_frames,
+                    "the rest get no pose" if ego_frames < points.shape[0] else "the extra ones are not used",
+                )  # fmt: skip
+                summary["ego"]["frame_count_mismatch"] = {"take_frames": int(points.shape[0]), "ego_frames": ego_frames}
+            count = min(ego_frames, points.shape[0])
+            gaps = take.ego_poses.gap_s[:count][posed[:count]]
             summary["ego"]["trajectory_gap_ms"] = {"median": float(np.median(gaps) * 1e3), "max": float(np.max(gaps) * 1e3)} if gaps.size else None
             summary["ego"]["calibration"] = take.ego_poses.calibration.source
     save_projections(context.work / "projections.npz", **arrays)
@@ -140,7 +154,7 @@ STAGE = StageSpec(
     name="project_ego",
     inputs=("refine",),
     config_sections=("project_ego",),
-    code=("stages/project_ego.py", "triangulation/visibility.py", "triangulation/poses.py", "pipeline/formats/aria.py", "pipeline/formats/arrays.py"),
+    code=("stages/project_ego.py", "triangulation/visibility.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("projections",),
     run=run_stage,

@@ -40,7 +40,7 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera
 
 
@@ -311,7 +311,7 @@ STAGE = StageSpec(
     name="refine",
     inputs=("detect", "triangulate"),
     config_sections=("refine",),
-    code=("fitting", "stages/refine.py", "pipeline/formats/arrays.py"),
+    code=("fitting", "stages/refine.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,

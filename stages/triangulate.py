@@ -10,7 +10,7 @@ import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera
 from triangulation.triangulate import Triangulation, triangulate
 
@@ -53,7 +53,7 @@ STAGE = StageSpec(
     name="triangulate",
     inputs=("detect",),
     config_sections=("triangulation",),
-    code=("triangulation", "stages/triangulate.py", "pipeline/formats/arrays.py"),
+    code=("triangulation", "stages/triangulate.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,

@@ -5,7 +5,9 @@
   ``pipeline/`` (never the runner, the commands, synth or the benchmarks);
 - ``pipeline/formats/`` import no stage;
 - no module imports itself through a cycle (imports inside functions count too);
-- every stage module declares a ``STAGE`` and the runner's list holds each once.
+- every stage module declares a ``STAGE`` and the runner's list holds each once;
+- each stage's ``code`` covers every project module it imports, directly or not, so a
+  change to any of them re-runs the stage (its cache cannot go stale).
 """
 
 from __future__ import annotations
@@ -120,3 +122,43 @@ def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
         assert set(spec.optional_inputs) <= optional & set(names[:index]), f"{spec.name}: optional inputs must be earlier optional stages"
         for path in spec.code:
             assert (ROOT / path).exists(), f"{spec.name}: code path {path} does not exist"
+
+
+# Modules whose code carries no stage result, so a change to them need not re-run a stage:
+# the stage and manifest plumbing, atomic writes, the config schema (the values a stage
+# reads are fingerprinted section by section) and how detect schedules its work on Ray.
+NOT_RESULT_CODE = {"stages/base.py", "pipeline/artifacts.py", "pipeline/atomic.py", "pipeline/config.py", "pipeline/ray_support.py"}
+
+
+def _has_code(path: Path) -> bool:
+    """False for a module that is only a docstring (a package's ``__init__``)."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
+
+
+def _imported_closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, stack = set(), [start]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(graph.get(node, ()))
+    return seen
+
+
+def test_each_stage_code_list_covers_what_it_imports(graph):
+    """A stage's fingerprint hashes its ``code`` paths: a module it uses but does not list
+    could change without re-running it (a stale cache)."""
+    from pipeline.runner import STAGES
+
+    modules = _modules()
+    for spec in STAGES:
+        listed = [ROOT / path for path in spec.code]
+        uncovered = sorted(
+            relative
+            for name in _imported_closure(graph, spec.run.__module__)
+            if (relative := str(modules[name].relative_to(ROOT))) not in NOT_RESULT_CODE
+            and _has_code(modules[name])
+            and not any(modules[name] == path or path in modules[name].parents for path in listed)
+        )
+        assert not uncovered, f"stage '{spec.name}': code list misses {uncovered} (imported, directly or not, by {spec.run.__module__})"

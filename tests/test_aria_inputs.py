@@ -3,8 +3,10 @@ pose interpolation against the truth, and the take reader's choices and errors."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import re
 import shutil
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
 from pipeline.formats import aria
-from pipeline.formats.calibration import read_gopro_calibs_csv
+from pipeline.formats.calibration import read_gopro_calibs_csv, read_gopro_graph_uid
 from pipeline.formats.take_folder import TakeError, read_take
 from pipeline.synth.take_writer import (
     DEVICE_CALIBRATION_JSON,
@@ -37,6 +39,7 @@ from triangulation.poses import (
 
 FRAMES = 60
 TAKE_SETTINGS = load_config().section("take")
+TOLERANCE = {"quaternion_tolerance": TAKE_SETTINGS["max_quaternion_norm_error"]}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def _se3_matrix(se3) -> np.ndarray:
 def test_trajectory_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
-    ours = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    ours = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
     theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))
     assert len(theirs) == len(ours.timestamps_us) > 1000  # their reader returns [] on a bad file: count matters
     stamps = np.array([pose.tracking_timestamp // datetime.timedelta(microseconds=1) for pose in theirs])
@@ -77,7 +80,7 @@ def test_trajectory_reader_agrees_with_projectaria(take_dir, pat):
 def test_online_calibration_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
-    stamps, ours = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb")
+    stamps, ours = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
     theirs = mps.read_online_calibration(str(take_dir / ONLINE_CALIBRATION_JSONL))
     assert len(theirs) == len(ours) >= 2
     for stamp, calibration, record in zip(stamps, ours, theirs):
@@ -89,7 +92,7 @@ def test_online_calibration_reader_agrees_with_projectaria(take_dir, pat):
 def test_device_calibration_reader_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import calibration as pat_calibration
 
-    ours = aria.read_device_calibration(take_dir / DEVICE_CALIBRATION_JSON, "camera-rgb")
+    ours = aria.read_device_calibration(take_dir / DEVICE_CALIBRATION_JSON, "camera-rgb", **TOLERANCE)
     device = pat_calibration.device_calibration_from_json(str(take_dir / DEVICE_CALIBRATION_JSON))
     _assert_same_camera(ours, device.get_camera_calib("camera-rgb"))
 
@@ -110,8 +113,8 @@ def test_composed_ego_camera_projects_as_projectaria(take_dir, pat):
     """T_world_device T_device_camera, then FISHEYE624: < 1e-6 px from projectaria-tools on the same files."""
     from projectaria_tools.core import mps
 
-    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
-    stamps, calibrations = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL)
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
+    stamps, calibrations = aria.read_online_calibrations(take_dir / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
     samples = trajectory.timestamps_us[::97][:40]
     ours = aria.ego_camera_from_aria("aria01", trajectory, calibrations[0], samples * 1000.0, 0.05).camera
     theirs = mps.read_closed_loop_trajectory(str(take_dir / TRAJECTORY_CSV))[::97][:40]
@@ -137,7 +140,7 @@ def test_interpolated_device_pose_agrees_with_projectaria(take_dir, pat):
     from projectaria_tools.core import mps
 
     take = read_take(take_dir, TAKE_SETTINGS)
-    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV)
+    trajectory = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
     provider = mps.MpsDataProvider(mps.MpsDataPathsProvider(str(take_dir)).get_data_paths())
     frames = take.ego_poses.timestamps_ns
     ours = interpolate_poses(trajectory.timestamps_us.astype(np.float64), trajectory.quaternions, trajectory.translations, frames / 1000.0, 1e9)
@@ -155,6 +158,7 @@ def test_gopro_calibs_agree_with_projectaria(take_dir, pat):
     theirs = mps.read_static_camera_calibrations(str(take_dir / "trajectory" / "gopro_calibs.csv"))
     assert [c.camera_uid for c in theirs] == [c.name for c in ours] and all(c.quality == 1 for c in theirs)
     assert all(c.start_frame_idx is None and c.end_frame_idx is None for c in theirs)
+    assert {c.graph_uid for c in theirs} == {read_gopro_graph_uid(take_dir / "trajectory" / "gopro_calibs.csv")} == {"synthetic-world"}
     rng = np.random.default_rng(0)
     for camera, static in zip(ours, theirs):
         T = _se3_matrix(static.transform_world_cam)
@@ -255,7 +259,9 @@ def test_slerp_and_quaternions_agree_with_scipy():
 # --------------------------------------------------------------------------------------
 
 
-def test_timesync_rows_follow_the_public_indexing(take_dir):
+def test_synthetic_timesync_round_trips_to_the_true_frame_times(take_dir):
+    """Writer and reader share the convention here; the convention itself is checked on a
+    hand-written table (test_timesync_rows_follow_the_written_convention_on_a_hand_written_table)."""
     meta = json.loads((take_dir / "take.json").read_text())
     stamps = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"], meta["timesync_end_idx"])
     truth = load_npz(take_dir / "gt" / "ego_camera.npz")["timestamps_ns"]
@@ -336,7 +342,7 @@ def test_bad_trajectory_errors_name_file_line_and_field(take_dir, tmp_path, edit
     path = tmp_path / "closed_loop_trajectory.csv"
     path.write_text("\n".join(edit((take_dir / TRAJECTORY_CSV).read_text().splitlines())) + "\n")
     with pytest.raises(aria.AriaFormatError, match=message) as error:
-        aria.read_closed_loop_trajectory(path)
+        aria.read_closed_loop_trajectory(path, **TOLERANCE)
     assert str(path) in str(error.value)
 
 
@@ -346,11 +352,11 @@ def test_bad_calibration_errors_name_the_field(take_dir, tmp_path):
     path = tmp_path / "online_calibration.jsonl"
     path.write_text(json.dumps(document) + "\n")
     with pytest.raises(aria.AriaFormatError, match=r"line 1: camera 'camera-rgb': field 'T_Device_Camera.UnitQuaternion'"):
-        aria.read_online_calibrations(path)
+        aria.read_online_calibrations(path, "camera-rgb", **TOLERANCE)
     document["CameraCalibrations"][0]["Label"] = "camera-slam-left"
     path.write_text(json.dumps(document) + "\n")
     with pytest.raises(aria.AriaFormatError, match="no camera labelled 'camera-rgb'"):
-        aria.read_online_calibrations(path)
+        aria.read_online_calibrations(path, "camera-rgb", **TOLERANCE)
 
 
 def test_semidense_points_agree_with_projectaria(take_dir, pat):
@@ -363,3 +369,258 @@ def test_semidense_points_agree_with_projectaria(take_dir, pat):
     np.testing.assert_allclose(np.stack([point.position_world for point in theirs]), everything, atol=1e-12)
     confident = [point for point in theirs if point.inverse_distance_std <= 0.001 and point.distance_std <= 0.005]
     assert len(aria.read_semidense_points(path, 0.001, 0.005)) == len(confident) < len(theirs)
+
+
+def _edit_camera(document: dict, dotted: str, value) -> dict:
+    """``document`` with the field ``dotted`` (``ConfigData.ImageWidth``, ``ImageSizes``...) of its
+    first camera (or of the document, for ``ImageSizes``) set to ``value``."""
+    target = document if dotted.startswith(("ImageSizes", "CameraCalibrations")) else document["CameraCalibrations"][0]
+    *parents, key = dotted.replace("[0]", ".0").split(".")
+    for parent in parents:
+        target = target[int(parent) if parent.isdigit() else parent]
+    target[key] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("ConfigData.ImageWidth", "wide"),
+        ("ConfigData.ImageHeight", 1407.5),
+        ("ConfigData.ImageWidth", 0),
+        ("ConfigData.MaxSolidAngle", None),
+        ("ConfigData.MaxSolidAngle", -1.0),
+        ("ConfigData.ValidRadius", "all"),
+        ("ConfigData", [512, 512]),
+        ("TimeOffsetSec_Device_Camera", "soon"),
+        ("TimeOffsetSec_Device_Camera", True),
+        ("ImageSizes", [[512.5, 512]]),
+        ("ImageSizes", "512x512"),
+        ("CameraCalibrations[0].Label", 7),
+        ("Projection", "FISHEYE624"),
+        ("T_Device_Camera", [0, 0, 0]),
+    ],
+)
+def test_every_calibration_field_error_names_file_and_field(take_dir, tmp_path, field, value):
+    """Online (a line per time) and device calibration: a bad value is refused with the file and field."""
+    line = json.loads((take_dir / ONLINE_CALIBRATION_JSONL).read_text().splitlines()[0])
+    online = tmp_path / "online_calibration.jsonl"
+    online.write_text(json.dumps(_edit_camera(line, field, value)) + "\n")
+    with pytest.raises(aria.AriaFormatError, match=rf"line 1: .*field '{re.escape(field)}") as error:
+        aria.read_online_calibrations(online, "camera-rgb", quaternion_tolerance=1e-3)
+    assert str(online) in str(error.value)
+    if field == "ImageSizes":
+        return  # the device calibration has no ImageSizes
+    document = json.loads((take_dir / DEVICE_CALIBRATION_JSON).read_text())
+    device = tmp_path / "device_calibration.json"
+    device.write_text(json.dumps(_edit_camera(document, field, value)))
+    with pytest.raises(aria.AriaFormatError, match=rf"field '{re.escape(field)}") as error:
+        aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-3)
+    assert str(device) in str(error.value)
+
+
+def test_quaternion_tolerance_is_a_setting(take_dir, tmp_path):
+    """take.max_quaternion_norm_error: a quaternion off unit norm by 2e-3 is refused at 1e-3, read at 1e-2."""
+    assert TAKE_SETTINGS["max_quaternion_norm_error"] == 1e-3
+    lines = (take_dir / TRAJECTORY_CSV).read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    for name in ("qx_world_device", "qy_world_device", "qz_world_device", "qw_world_device"):
+        cells[header.index(name)] = repr(float(cells[header.index(name)]) * 1.002)
+    path = tmp_path / "closed_loop_trajectory.csv"
+    path.write_text("\n".join([lines[0], ",".join(cells)] + lines[2:]) + "\n")
+    with pytest.raises(aria.AriaFormatError, match="line 2: fields 'qx..qw_world_device' are not a unit quaternion"):
+        aria.read_closed_loop_trajectory(path, quaternion_tolerance=1e-3)
+    trajectory = aria.read_closed_loop_trajectory(path, quaternion_tolerance=1e-2)
+    np.testing.assert_allclose(np.linalg.norm(trajectory.quaternions, axis=1), 1.0, atol=1e-12)
+    document = json.loads((take_dir / DEVICE_CALIBRATION_JSON).read_text())
+    w, xyz = document["CameraCalibrations"][0]["T_Device_Camera"]["UnitQuaternion"]
+    document["CameraCalibrations"][0]["T_Device_Camera"]["UnitQuaternion"] = [w * 1.002, [v * 1.002 for v in xyz]]
+    device = tmp_path / "device_calibration.json"
+    device.write_text(json.dumps(document))
+    with pytest.raises(aria.AriaFormatError, match="UnitQuaternion' is not a unit quaternion"):
+        aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-3)
+    assert aria.read_device_calibration(device, "camera-rgb", quaternion_tolerance=1e-2).label == "camera-rgb"
+
+
+# --------------------------------------------------------------------------------------
+# One world: graph_uid
+# --------------------------------------------------------------------------------------
+
+
+def _set_column(path, column: str, value_of_row) -> None:
+    """Rewrite one column of a CSV: ``value_of_row(row index from 0, old value)``."""
+    lines = path.read_text().splitlines()
+    index = lines[0].split(",").index(column)
+    rows = [line.split(",") for line in lines[1:]]
+    for number, cells in enumerate(rows):
+        cells[index] = value_of_row(number, cells[index])
+    path.write_text("\n".join([lines[0]] + [",".join(cells) for cells in rows]) + "\n")
+
+
+def test_trajectory_with_several_graph_uids_is_refused(take_dir, tmp_path):
+    path = tmp_path / "closed_loop_trajectory.csv"
+    shutil.copy(take_dir / TRAJECTORY_CSV, path)
+    _set_column(path, "graph_uid", lambda row, old: "other-world" if row >= 100 else old)
+    with pytest.raises(aria.AriaFormatError, match=r"graph_uid' .*'synthetic-world' \(lines 2-101\).*'other-world' \(from line 102\)") as error:
+        aria.read_closed_loop_trajectory(path, **TOLERANCE)
+    assert str(path) in str(error.value)
+
+
+def test_exo_cameras_and_trajectory_in_different_worlds_are_refused(take_dir, tmp_path):
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    gopro = copy / "trajectory" / "gopro_calibs.csv"
+    assert read_take(copy, TAKE_SETTINGS).ego_poses.graph_uid == "synthetic-world"
+    _set_column(gopro, "graph_uid", lambda row, old: "" if row == 0 else old)  # an empty cell says nothing
+    read_take(copy, TAKE_SETTINGS)
+    _set_column(gopro, "graph_uid", lambda row, old: "other-world")
+    with pytest.raises(TakeError, match="different worlds") as error:
+        read_take(copy, TAKE_SETTINGS)
+    assert str(gopro) in str(error.value) and str(copy / TRAJECTORY_CSV) in str(error.value)
+    assert "'other-world'" in str(error.value) and "'synthetic-world'" in str(error.value)
+    _set_column(gopro, "graph_uid", lambda row, old: "other-world" if row == 1 else "synthetic-world")
+    with pytest.raises(ValueError, match=r"several worlds.*cam02") as error:  # CalibrationError
+        read_take(copy, TAKE_SETTINGS)
+    assert str(gopro) in str(error.value)
+
+
+# --------------------------------------------------------------------------------------
+# Paths of real takes: release video names, several calibrations, MPS extra columns,
+# the video's orientation, timesync against the written convention
+# --------------------------------------------------------------------------------------
+
+
+def test_release_ego_video_name_is_found_and_the_calibration_rescaled_to_it(take_dir, tmp_path, pat):
+    """``frame_aligned_videos/aria01_214-1.mp4`` (camera id + RGB stream id) is the ego video;
+    the calibration is rescaled to its size as projectaria-tools rescales it."""
+    from projectaria_tools.core import mps
+
+    from pipeline.formats.video import VideoWriter
+
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    with VideoWriter(copy / "frame_aligned_videos" / "aria01_214-1.mp4", fps=30) as writer:
+        for _ in range(2):
+            writer.write(np.zeros((256, 256, 3), np.uint8))
+    take = read_take(copy, TAKE_SETTINGS)
+    assert take.videos["aria01"].name == "aria01_214-1.mp4"
+    assert take.ego_camera.image_size == (256, 256) and take.ego_poses.calibration.source.endswith("rescaled to 256x256")
+    rgb = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))[0].get_camera_calib("camera-rgb")
+    _assert_same_camera(take.ego_poses.calibration, rgb.rescale(np.array([256, 256], np.int32), 0.5))
+
+
+def test_the_online_calibration_nearest_the_takes_middle_frame_is_used(take_dir, tmp_path, pat):
+    """MPS writes one calibration per time; the line nearest the middle frame's time wins."""
+    from projectaria_tools.core import mps
+
+    copy = tmp_path / "take"
+    shutil.copytree(take_dir, copy)
+    _, (base, *_) = aria.read_online_calibrations(copy / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
+    frame_times_us = load_npz(copy / "gt" / "ego_camera.npz")["timestamps_ns"] / 1000
+    middle = float(np.median(frame_times_us))
+    stamps = [int(frame_times_us[0]) - 5_000_000, int(middle) + 100_000, int(frame_times_us[-1]) + 5_000_000]
+    focal = [200.0, 222.0, 244.0]  # a different focal length per line, to tell them apart
+    calibrations = [dataclasses.replace(base, model=dataclasses.replace(base.model, fx=f, fy=f)) for f in focal]
+    aria.write_online_calibration(copy / ONLINE_CALIBRATION_JSONL, stamps, calibrations)
+    theirs = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))
+    read_stamps, ours = aria.read_online_calibrations(copy / ONLINE_CALIBRATION_JSONL, "camera-rgb", **TOLERANCE)
+    assert read_stamps.tolist() == stamps and len(theirs) == 3
+    for calibration, record in zip(ours, theirs):
+        _assert_same_camera(calibration, record.get_camera_calib("camera-rgb"))
+    assert aria.nearest_calibration(read_stamps, ours, middle).model.fx == 222.0
+    assert aria.nearest_calibration(read_stamps, ours, frame_times_us[0] - 4e6).model.fx == 200.0
+    assert read_take(copy, TAKE_SETTINGS).ego_poses.calibration.model.fx == 222.0
+
+
+ECEF_COLUMNS = ("geo_available", "tx_ecef_device", "ty_ecef_device", "tz_ecef_device", "qx_ecef_device", "qy_ecef_device", "qz_ecef_device", "qw_ecef_device")
+
+
+def test_trajectory_with_shuffled_and_extra_columns_reads_as_projectaria_reads_it(take_dir, tmp_path, pat):
+    """Newer MPS files carry ECEF columns; the reader goes by column name, in any order."""
+    from projectaria_tools.core import mps
+
+    lines = (take_dir / TRAJECTORY_CSV).read_text().splitlines()[:400]
+    header = lines[0].split(",") + list(ECEF_COLUMNS)
+    rows = [line.split(",") + ["1", "4e6", "-1.2e5", "4.9e6", "0.1", "0.2", "0.3", "0.927361"] for line in lines[1:]]
+    order = np.random.default_rng(7).permutation(len(header))
+    path = tmp_path / "closed_loop_trajectory.csv"
+    path.write_text("\n".join(",".join(cells[i] for i in order) for cells in [header] + rows) + "\n")
+    assert path.read_text().splitlines()[0].split(",")[0] != "graph_uid"  # really shuffled
+    ours = aria.read_closed_loop_trajectory(path, **TOLERANCE)
+    theirs = mps.read_closed_loop_trajectory(str(path))
+    assert len(theirs) == len(ours.timestamps_us) == 399
+    np.testing.assert_array_equal([pose.tracking_timestamp // datetime.timedelta(microseconds=1) for pose in theirs], ours.timestamps_us)
+    matrices = np.stack([_se3_matrix(pose.transform_world_device) for pose in theirs])
+    np.testing.assert_allclose(matrices[:, :3, :3], rotation_from_quaternion(ours.quaternions), atol=1e-12)
+    np.testing.assert_allclose(matrices[:, :3, 3], ours.translations, atol=1e-12)
+    assert {pose.graph_uid for pose in theirs} == {ours.graph_uid}
+    original = aria.read_closed_loop_trajectory(take_dir / TRAJECTORY_CSV, **TOLERANCE)
+    np.testing.assert_array_equal(ours.translations, original.translations[:399])
+
+
+def test_rotated_video_pixels_follow_projectaria_and_the_public_portrait_rule(pat):
+    """``rotated_cw90``: the release's Aria video is the sensor image turned 90 degrees clockwise
+    (egopose main.py rotates it back with np.rot90 before undistorting with the device calibration).
+    Our pixels equal projectaria-tools' ``rotate_camera_calib_cw90deg`` projections and the public
+    ``aria_landscape_to_portrait`` rule ``(H - 1 - y, x)``."""
+    from projectaria_tools.core import calibration as pat_calibration
+    from projectaria_tools.core.sophus import SE3
+
+    from stages.qa.stage import video_orientation
+
+    params = np.array([610.8, 715.2, 705.9, 0.41, -0.46, 0.039, 1.30, -1.76, 0.65, 7.8e-5, 6.0e-4, -1.1e-3, 6.2e-4, -2.3e-3, 1.7e-3])
+    calibration = pat_calibration.CameraCalibration("camera-rgb", pat_calibration.FISHEYE624, params, SE3(), 1408, 1408, 707.5, 1.0, "")
+    rotated = pat_calibration.rotate_camera_calib_cw90deg(calibration)
+    model = aria.Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15])
+    points = np.random.default_rng(3).normal([0.0, 0.0, 1.0], [0.3, 0.3, 0.1], (200, 3))
+    ours = video_orientation(model.project(points), (1408, 1408), "rotated_cw90")
+    checked = 0
+    for point, pixel in zip(points, ours):
+        theirs = rotated.project(rotated.get_transform_device_camera().inverse() @ calibration.get_transform_device_camera() @ point)
+        if theirs is not None:
+            np.testing.assert_allclose(np.asarray(theirs).ravel(), pixel, atol=1e-6)
+            checked += 1
+    assert checked > 150
+    raw = model.project(points)
+    np.testing.assert_array_equal(ours, np.stack([1408 - raw[:, 1] - 1, raw[:, 0]], axis=1))  # aria_landscape_to_portrait
+    assert video_orientation(raw, (1408, 1408), "calibration") is raw
+
+
+TIMESYNC_TABLE = """aria01_214-1_capture_timestamp_ns,aria01_214-1_frame_number,cam01_frame_number
+1000000000,0,0
+1033333333,1,1
+1066666667,2,2
+,3,3
+1133333333.0,4,4
+1166666667,5,5
+1200000000,6,6
+"""
+
+
+def test_timesync_rows_follow_the_written_convention_on_a_hand_written_table(tmp_path):
+    """Ego-Exo4D tutorials: take frame i is timesync row timesync_start_idx + 1 + i (0-based, header
+    excluded), for i < end - start - 1. With start 1 and end 6: rows 2, 3, 4, 5 -> four frames."""
+    path = tmp_path / "timesync.csv"
+    path.write_text(TIMESYNC_TABLE)
+    stamps = aria.read_timesync_timestamps(path, "aria01", 1, 6)
+    np.testing.assert_array_equal(stamps, [1066666667, np.nan, 1133333333, 1166666667])  # an empty cell: no time
+    import pandas
+
+    timesync = pandas.read_csv(path)  # the tutorials' own indexing, over the same file
+    tutorial = [timesync.iloc[i]["aria01_214-1_capture_timestamp_ns"] for i in range(1 + 1, 6)]
+    np.testing.assert_array_equal(stamps, tutorial)
+    assert aria.timesync_aria_cameras(path) == ["aria01"]
+    with pytest.raises(aria.AriaFormatError, match="run past"):
+        aria.read_timesync_timestamps(path, "aria01", 4, 9)  # rows 5..8 of 7
+    with pytest.raises(aria.AriaFormatError, match="no column 'aria02_214-1_capture_timestamp_ns'"):
+        aria.read_timesync_timestamps(path, "aria02", 1, 6)
+
+
+def test_per_take_frame_timestamps_on_a_hand_written_table(tmp_path):
+    path = tmp_path / "aria_frame_timestamps.csv"
+    path.write_text("capture_timestamp_ns,frame_number\n1000,0\n,1\n3000,3\n")  # columns by name; frame 2 not listed
+    np.testing.assert_array_equal(aria.read_frame_timestamps(path, 5), [1000, np.nan, np.nan, 3000, np.nan])
+    path.write_text("frame_number,capture_timestamp_ns\n0,1000\n0,2000\n")
+    with pytest.raises(aria.AriaFormatError, match="line 3: field 'frame_number' 0 is negative or listed twice"):
+        aria.read_frame_timestamps(path, 5)

@@ -299,7 +299,7 @@ def test_a_full_disk_during_a_write_fails_the_take_cleanly_and_keeps_finished_st
         return real(descriptor)
 
     monkeypatch.setattr(atomic.os, "fsync", full)
-    report = _run(good_take, out, "export.filled_joints=omit")
+    report = _run(good_take, out, "export.filled_joints=zero_views")
     assert not report.ok and "No space left" in report.error and "body_annotation.json" in report.error
     _no_partial_outputs(out)
     assert (out / first.take / "refine" / "manifest.json").is_file()  # finished stages are intact

@@ -74,3 +74,26 @@ def test_the_cli_reports_a_bad_setting_without_a_traceback(capsys, caplog):
 
     assert main(["run", "nowhere", "--out", "nowhere", "--set", "triangulation.min_views=1"]) == 2
     assert "key 'triangulation.min_views' must be >= 2" in caplog.text
+
+
+@pytest.mark.parametrize("text", ["5", "a:b", "20:10", "-3:10", "1:2:3", "7:7"])
+def test_overlay_frames_is_checked_when_the_config_loads(text):
+    """A bad qa.overlay_frames fails at start-up, before detect..export run (not when QA reaches it)."""
+    with pytest.raises(ConfigError, match=r"key 'qa.overlay_frames' must be 'start:stop'"):
+        load_config(overrides=[f"qa.overlay_frames='{text}'"])
+
+
+def test_overlay_frames_accepts_ranges_and_says_to_quote_numbers():
+    for text in ("10:20", ":20", "10:", "0:1"):
+        assert load_config(overrides=[f"qa.overlay_frames='{text}'"]).qa.overlay_frames == text
+    with pytest.raises(ConfigError, match="quote"):  # YAML reads an unquoted 10:20 as the number 620
+        load_config(overrides=["qa.overlay_frames=10:20"])
+
+
+def test_report_frames_errors_name_the_option(tmp_path, capsys):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path), "--frames", "5"])
+    error = capsys.readouterr().err
+    assert "--frames" in error and "START:STOP" in error and "qa.overlay_frames" not in error

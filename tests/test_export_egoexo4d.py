@@ -36,6 +36,9 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     take_dir = root / "take"
     synthesize_take(take_dir, SynthConfig(seed=2, num_frames=FRAMES), render=False)
+    meta = json.loads((take_dir / "take.json").read_text())
+    meta["take_name"] = "synth_cooking_2"  # the public body evaluation asserts that a take name names its scenario
+    (take_dir / "take.json").write_text(json.dumps(meta))
     report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
     out = root / "out" / report.take
     files = {name: json.loads((out / "export" / f"{name}.json").read_text()) for name in ("body_annotation", "hand_annotation", "camera_pose", "body_benchmark_gt", "hand_benchmark_gt")}
@@ -96,10 +99,24 @@ def filter_short_clips(frames: list[int], min_clip_len: int = 120) -> list[int]:
     return kept
 
 
+PUBLIC_BODY_SCENARIOS = {
+    "basketball": ["basketball"], "bike": ["bike"], "cooking": ["cooking"], "dance": ["dance"], "soccer": ["soccer"],
+    "health": ["cpr", "covid"], "bouldering": ["bouldering"], "music": ["piano", "violin", "guitar", "music"],
+}  # fmt: skip
+
+
+def public_body_scenario(take_name: str) -> str:
+    """evaluate.py's infer_category_from_take_name: the first scenario whose word is in the name, else an assert."""
+    found = next((scenario for scenario, words in PUBLIC_BODY_SCENARIOS.items() if any(word in take_name.lower() for word in words)), None)
+    assert found is not None, take_name
+    return found
+
+
 def public_body_mpjpe_cm(ground_truth: dict, prediction: dict) -> tuple[float, int]:
     """bodypose/evaluation/evaluate.py: plain Euclidean error over non-NaN ground-truth joints, in cm."""
     total, count = 0.0, 0
     for uid, take in ground_truth.items():
+        public_body_scenario(take["take_name"])
         for frame in filter_short_clips(sorted(int(key) for key in take["body"])):
             gt = np.array(take["body"][str(frame)], dtype=float)
             pred = np.array(prediction[uid]["body"][str(frame)], dtype=float)
@@ -141,8 +158,8 @@ def test_body_file_parses_with_the_public_joint_names(run):
     for frame in frames:
         assert set(files["body_annotation"][frame][0]["annotation3D"]) <= set(PUBLIC_BODY_JOINTS)
     ours = joints["points"][[int(f) for f in frames], :17]
-    found = np.isfinite(ours).all(axis=-1)
-    np.testing.assert_array_equal(flags == 1, found)  # every reconstructed body joint is found by its public name
+    found = np.isfinite(ours).all(axis=-1) & ~joints["filled"][[int(f) for f in frames], :17]
+    np.testing.assert_array_equal(flags == 1, found)  # every observed body joint is found by its public name, no gap-filled one
     np.testing.assert_allclose(points[found], ours[found], atol=1e-12)
     assert found.mean() > 0.95
 
@@ -162,7 +179,8 @@ def test_hand_file_parses_with_the_public_joint_names_and_aria_2d(run):
         for side, offset in (("left", 17), ("right", 38)):
             points = public_hand_3d(entry, side, "auto")
             ours = joints["points"][int(frame), offset : offset + 21]
-            np.testing.assert_array_equal(np.isfinite(points).all(axis=1), np.isfinite(ours).all(axis=1))
+            observed = np.isfinite(ours).all(axis=1) & ~joints["filled"][int(frame), offset : offset + 21]
+            np.testing.assert_array_equal(np.isfinite(points).all(axis=1), observed)  # gap-filled joints are not there
             found += int(np.isfinite(points).all(axis=1).sum())
             pixels = public_hand_2d(entry, side, aria)
             seen = np.isfinite(pixels).all(axis=1)
@@ -225,6 +243,9 @@ def test_body_benchmark_scores_our_labels_against_the_truth(run):
     assert count == observed.sum()
     assert score_cm == pytest.approx(direct.mean() * 100, rel=1e-9)
     assert score_cm < 2.0  # refined labels on simulated detections are within centimetres
+    assert public_body_scenario(take["take_name"]) == "cooking" == run[0].summaries["export"]["body_benchmark_scenario"]
+    with pytest.raises(AssertionError, match="synth_seed2"):  # a take name without a scenario fails the public script
+        public_body_mpjpe_cm({uid: {**take, "take_name": "synth_seed2"}}, prediction)
 
 
 def test_hand_benchmark_scores_our_labels_against_the_truth(run):
@@ -254,22 +275,184 @@ def test_hand_benchmark_scores_our_labels_against_the_truth(run):
 # --------------------------------------------------------------------------------------
 
 
-def test_gap_filled_joints_are_marked_or_left_out(run, tmp_path):
-    report, out, files, joints, _, take_dir = run
+def _joint_index(part: str, name: str) -> int:
+    """Index into the 59 of a released body or hand joint name."""
+    if part == "body_annotation":
+        return PUBLIC_BODY_JOINTS.index(name)
+    side = "left" if name.startswith("left") else "right"
+    return (17 if side == "left" else 38) + PUBLIC_HAND_JOINTS[side].index(name)
+
+
+def test_gap_filled_joints_are_left_out_by_default_so_no_public_loader_takes_them(run):
+    _, _, files, joints, _, _ = run
     filled = joints["filled"]
     assert filled.any()  # simulated detections leave gaps that refine fills
-    marked = 0
-    for part, offset, names in (("body_annotation", 0, PUBLIC_BODY_JOINTS), ("hand_annotation", 17, None)):
+    for part in ("body_annotation", "hand_annotation"):
         for frame, entries in files[part].items():
-            for name, joint in entries[0]["annotation3D"].items():
-                index = names.index(name) if names else 17 + PUBLIC_HAND_JOINTS["left"].index(name) if name.startswith("left") else 38 + PUBLIC_HAND_JOINTS["right"].index(name)
-                assert (joint["num_views_for_3d"] == 0) == bool(filled[int(frame), index])
-                marked += joint["num_views_for_3d"] == 0
-    assert marked == filled.sum()
+            names = list(entries[0]["annotation3D"]) + [name for camera in entries[0]["annotation2D"].values() for name in camera]
+            assert not any(filled[int(frame), _joint_index(part, name)] for name in names)
+    # The public readers see exactly the observed joints (body: every key present is visible;
+    # hand "auto": every key present is used).
+    frames, _, flags = public_body_parse(files["body_annotation"])
+    assert not (flags == 1)[filled[[int(f) for f in frames], :17]].any()
     body_gt = next(iter(files["body_benchmark_gt"].values()))["body"]
     for frame, rows in body_gt.items():
         assert np.isnan(np.array(rows, dtype=float)[filled[int(frame), :17]]).all()
-    omitted = runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED + ["export.filled_joints=omit"]))
-    assert omitted.ran == ["export"]
-    hands = json.loads((out / "export" / "hand_annotation.json").read_text())
-    assert all(joint["num_views_for_3d"] > 0 for entries in hands.values() for joint in entries[0]["annotation3D"].values())
+
+
+def test_gap_filled_joints_written_with_zero_views_have_no_2d(run):
+    report, out, _, joints, _, take_dir = run
+    filled = joints["filled"]
+    zero_views = runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED + ["export.filled_joints=zero_views"]))
+    assert zero_views.ran == ["export"]
+    marked = 0
+    for part in ("body_annotation", "hand_annotation"):
+        document = json.loads((out / "export" / f"{part}.json").read_text())
+        for frame, entries in document.items():
+            for name, joint in entries[0]["annotation3D"].items():
+                assert (joint["num_views_for_3d"] == 0) == bool(filled[int(frame), _joint_index(part, name)])
+                marked += joint["num_views_for_3d"] == 0
+            shown = [name for camera in entries[0]["annotation2D"].values() for name in camera]
+            assert not any(filled[int(frame), _joint_index(part, name)] for name in shown)  # the hand loader's 30 px check fails them
+            for side in PUBLIC_HAND_ORDER if part == "hand_annotation" else ():
+                manual = public_hand_3d(entries[0], side, "manual")  # >= 3 views: a gap-filled joint is NaN
+                offset = 17 if side == "left" else 38
+                assert np.isnan(manual[filled[int(frame), offset : offset + 21]]).all()
+    assert marked == filled.sum()
+    runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests
+
+
+def test_hand_with_a_gap_filled_wrist_is_left_out_of_the_hand_benchmark():
+    """The public preparation drops a hand whose wrist has no 3D: a gap-filled wrist is not 3D ground truth."""
+    from pipeline.formats.egoexo4d import hand_benchmark_frames
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.1, 0.1, (2, 59, 3)) + [0.0, 0.0, 0.5]
+    pixels = rng.uniform(100, 400, (2, 59, 2))
+    observed = np.ones((2, 59), dtype=bool)
+    observed[1, 38] = False  # frame 1: the right wrist was gap-filled
+    frames = dict(hand_benchmark_frames(points, pixels, observed, observed, (512, 512), "take", "uid", 10, 20.0))
+    assert frames["0"]["right_hand_3d"] and frames["0"]["left_hand_3d"]
+    assert frames["1"]["right_hand_3d"] == [] and frames["1"]["right_hand_valid_3d"] == [] and frames["1"]["left_hand_3d"]
+
+
+# --------------------------------------------------------------------------------------
+# Frames without an ego pose, a take whose ego camera has none, the release layout
+# --------------------------------------------------------------------------------------
+
+SMALL = 30
+
+
+def _take_with_frame_times(tmp_path, edit) -> tuple:
+    """A small take whose timesync timestamps (ns, the take's frames) go through ``edit``."""
+    take_dir = tmp_path / "take"
+    synthesize_take(take_dir, SynthConfig(seed=5, num_frames=SMALL), render=False)
+    meta = json.loads((take_dir / "take.json").read_text())
+    lines = (take_dir / "timesync.csv").read_text().splitlines()
+    first = meta["timesync_start_idx"] + 2  # line of take frame 0 (+1 the header)
+    stamps = np.array([float(line.split(",")[0]) for line in lines[first : first + SMALL]])
+    for frame, stamp in enumerate(edit(stamps)):
+        cells = lines[first + frame].split(",")
+        cells[0] = "" if not np.isfinite(stamp) else str(int(stamp))
+        lines[first + frame] = ",".join(cells)
+    (take_dir / "timesync.csv").write_text("\n".join(lines) + "\n")
+    return take_dir, meta["take_uid"]
+
+
+def public_body_translate_poses(annotation: dict, camera_pose: dict) -> dict:
+    """dataset_egoexo.translate_poses: the first aria key; the first annotated frame's extrinsic
+    is read outside the try (a KeyError fails the take); later frames without one are dropped."""
+    aria_key = next(key for key in camera_pose if "aria" in key)  # UnboundLocalError there when absent
+    extrinsics = camera_pose[aria_key]["camera_extrinsics"]
+    extrinsics[next(iter(annotation))]  # noqa: B018 - raises KeyError as the public code does
+    return {frame: entries for frame, entries in annotation.items() if frame in extrinsics}
+
+
+def test_a_take_whose_ego_camera_has_no_pose_is_exported_without_it(tmp_path):
+    take_dir, uid = _take_with_frame_times(tmp_path, lambda stamps: stamps + 3600e9)  # an hour after the trajectory
+    report = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED))
+    assert report.ok, report.error
+    assert report.ran[-1] == "qa"
+    summary = report.summaries["export"]
+    assert summary["ego_frames_with_pose"] == 0 and "no pose in any frame" in summary["ego"]
+    export = tmp_path / "out" / report.take / "export"
+    body, hand = (json.loads((export / f"{part}_annotation.json").read_text()) for part in ("body", "hand"))
+    assert len(body) == SMALL and len(hand) > SMALL // 2  # the labels are all there
+    assert all("aria01" not in entries[0]["annotation2D"] for entries in body.values())
+    camera_pose = json.loads((export / "camera_pose.json").read_text())
+    assert [key for key in camera_pose if key != "metadata"] == ["cam01", "cam02", "cam03", "cam04"]
+    assert not (export / "hand_benchmark_gt.json").exists() and (export / "body_benchmark_gt.json").is_file()
+    release = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["export.release_split=train"]))
+    assert release.ran == ["export"]
+    root = export / "annotations" / "ego_pose" / "train"
+    assert (root / "body" / "automatic" / f"{uid}.json").is_file() and (root / "hand" / "automatic" / f"{uid}.json").is_file()
+    assert not (root / "camera_pose").exists()  # the public loaders skip a take without a camera_pose file
+
+
+def test_frames_without_an_ego_pose_are_left_out_so_the_public_body_loader_reads_the_take(tmp_path):
+    without = [0, 1, 2, 10]
+
+    def edit(stamps):
+        stamps = stamps.copy()
+        stamps[without] = np.nan
+        return stamps
+
+    take_dir, _ = _take_with_frame_times(tmp_path, edit)
+    report = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED))
+    assert report.ok, report.error
+    assert report.summaries["export"]["frames_left_out_without_ego_pose"] == len(without)
+    export = tmp_path / "out" / report.take / "export"
+    camera_pose = json.loads((export / "camera_pose.json").read_text())
+    for part in ("body", "hand"):
+        annotation = json.loads((export / f"{part}_annotation.json").read_text())
+        assert not {str(frame) for frame in without} & set(annotation)
+        assert set(annotation) <= set(camera_pose["aria01"]["camera_extrinsics"])
+    body = json.loads((export / "body_annotation.json").read_text())
+    assert len(public_body_translate_poses(body, camera_pose)) == len(body) == SMALL - len(without)
+    body_gt = next(iter(json.loads((export / "body_benchmark_gt.json").read_text()).values()))["body"]
+    assert set(body_gt) <= set(camera_pose["aria01"]["camera_extrinsics"])  # the body inference reads each frame's pose
+    keep = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["export.frames_without_ego_pose=keep"]))
+    body = json.loads((export / "body_annotation.json").read_text())
+    assert keep.ran == ["export"] and len(body) == SMALL
+    with pytest.raises(KeyError):  # what "keep" costs with the public body loader: frame 0 has no pose
+        public_body_translate_poses(body, camera_pose)
+
+
+def test_release_layout_is_where_the_public_loaders_look(run, tmp_path):
+    import os
+
+    _, out, files, _, _, take_dir = run
+    report = runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED + ["export.release_split=val"]))
+    assert report.ran == ["export"]
+    root = out / "export"
+    body_dir = os.path.join(root, "annotations", "ego_pose", "val", "body")  # dataset_egoexo.py's root_poses
+    (name,) = os.listdir(os.path.join(body_dir, "automatic"))
+    uid = name.split(".")[0]
+    assert uid == files["camera_pose"]["metadata"]["take_uid"] and not (root / "body_annotation.json").exists()
+    assert json.loads(open(os.path.join(body_dir, "automatic", name)).read()) == files["body_annotation"]
+    assert json.loads(open(os.path.join(body_dir.replace("body", "camera_pose"), uid + ".json")).read()) == files["camera_pose"]
+    hand = json.loads((root / "annotations" / "ego_pose" / "val" / "hand" / "automatic" / f"{uid}.json").read_text())
+    assert hand == files["hand_annotation"]
+    runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests
+
+
+def test_export_errors_name_the_output_file_not_the_temporary_folder(run, tmp_path):
+    import dataclasses
+
+    from pipeline.artifacts import ArtifactStore
+    from pipeline.formats.take_folder import read_take
+    from stages import export
+    from stages.base import StageContext
+    from triangulation.cameras import CalibrationError
+
+    _, out, _, _, _, take_dir = run
+    take = read_take(take_dir, load_config().section("take"))
+    clash = dataclasses.replace(take, exo_cameras=(dataclasses.replace(take.exo_cameras[0], name="aria01"),) + take.exo_cameras[1:])
+    store = ArtifactStore(out)
+    work = store.begin("export")
+    try:
+        with pytest.raises(CalibrationError, match=r"export camera_pose.json: camera 'aria01'") as error:
+            export.STAGE.run(StageContext(clash, load_config(overrides=PRECOMPUTED), {name: store.record(name) for name in ("refine", "project_ego")}, work))
+    finally:
+        store.abandon(work)
+    assert work.name not in str(error.value) and str(tmp_path) not in str(error.value)

@@ -14,6 +14,7 @@ from stages import project_ego
 from stages.base import StageContext
 from triangulation.camera_models import Fisheye624Model
 from triangulation.cameras import FieldOfView, MovingCamera
+from triangulation.poses import POSE_NO_TIMESTAMP
 from triangulation.visibility import (
     BEHIND_CAMERA,
     NO_POSE,
@@ -116,3 +117,41 @@ def test_undistorted_frame_needs_the_point_in_the_fisheyes_valid_area():
     np.testing.assert_allclose(pixels[0, 0], [255.5 + 15.0, 255.5 + 15.0])
     assert codes[0].tolist() == [VISIBLE, OUTSIDE_FIELD_OF_VIEW, OUTSIDE_FIELD_OF_VIEW]
     assert 0 <= pixels[0, 1, 0] <= 511  # the corner point is in the linear image, yet not visible
+
+
+@pytest.mark.parametrize("extra_frames", [5, -5])
+def test_take_length_and_timesync_frame_count_disagreeing_is_reported(tmp_path, caplog, extra_frames):
+    """take.json's num_frames against timesync's end - start - 1 frame times: warned by the take
+    reader; project_ego pads (no timestamp, no pose) or leaves frame times out and says so."""
+    import json
+    import logging
+
+    take_dir = tmp_path / "take"
+    frames = 20
+    synthesize_take(take_dir, SynthConfig(seed=11, num_frames=frames), render=False)
+    meta = json.loads((take_dir / "take.json").read_text())
+    meta["num_frames"] = frames + extra_frames
+    (take_dir / "take.json").write_text(json.dumps(meta))
+    config = load_config()
+    with caplog.at_level(logging.WARNING, logger="pipeline.formats.take_folder"):
+        take = read_take(take_dir, config.section("take"))
+    warning = next(record.getMessage() for record in caplog.records if "num_frames" in record.getMessage())
+    assert str(take_dir / "take.json") in warning and str(take_dir / "timesync.csv") in warning
+    assert f"{frames + extra_frames}" in warning and f"{frames} frame times" in warning
+    truth = load_npz(take_dir / "gt" / "joints_3d.npz")["joints_3d"]
+    points = np.full((take.num_frames, 59, 3), np.nan)
+    points[: min(frames, take.num_frames)] = truth[: take.num_frames]
+    refine = tmp_path / "refine"
+    atomic_save_npz(refine / "joints_3d.npz", points=points)
+    work = tmp_path / "work"
+    work.mkdir()
+    record = StageRecord(refine, {"files": {"joints_3d": "joints_3d.npz"}, "fingerprint": "truth"})
+    files, summary = project_ego.STAGE.run(StageContext(take, config, {"refine": record}, work))
+    out = load_npz(work / files["projections"])
+    assert summary["ego"]["frame_count_mismatch"] == {"take_frames": frames + extra_frames, "ego_frames": frames}
+    assert out["ego_pose_status"].shape == (take.num_frames,)
+    if extra_frames > 0:
+        assert summary["ego"]["frames_without_pose"] == {"no_timestamp": extra_frames}
+        assert (out["ego_pose_status"][frames:] == POSE_NO_TIMESTAMP).all() and (out["ego_visibility"][frames:] != VISIBLE).all()
+    else:
+        assert summary["ego"]["frames_with_pose"] == take.num_frames

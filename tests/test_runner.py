@@ -56,7 +56,7 @@ def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tm
     assert again.ran == [] and again.skipped == list(runner.stage_names(config))
     changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
     assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "project_ego", "export", "qa"]
-    export_only = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25", "export.filled_joints=omit"]))
+    export_only = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25", "export.filled_joints=zero_views"]))
     assert export_only.ran == ["export"] and export_only.skipped[-1] == "qa"  # qa does not read export
     forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
     assert forced.ran == list(runner.stage_names(config))

@@ -8,6 +8,7 @@ stretch (e.g. a flagged one of a long take).
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -19,9 +20,19 @@ logger = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser("report", help="rebuild a take's QA report, overlays and recording from its stored outputs")
     parser.add_argument("take_output", type=Path, metavar="OUT/TAKE", help="a take's output folder (OUT/<take name>)")
-    parser.add_argument("--frames", metavar="START:STOP", help="overlay only these frames (stop excluded), e.g. 300:420")
+    parser.add_argument("--frames", metavar="START:STOP", type=_frame_range, help="overlay only these frames (stop excluded), e.g. 300:420")
     add_config_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _frame_range(text: str) -> str:
+    """``--frames``: checked here, so a bad value names the option (START:STOP)."""
+    from pipeline.config import frame_range_error
+
+    problem = frame_range_error(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem.replace("'start:stop'", "START:STOP"))
+    return text
 
 
 def run(args) -> int:

@@ -80,7 +80,6 @@ TRAJECTORY_COLUMNS = (
     "quality_score",
 )
 _TRAJECTORY_NUMBERS = ("tracking_timestamp_us",) + TRAJECTORY_COLUMNS[3:10] + ("quality_score",)
-_QUATERNION_TOLERANCE = 1e-3  # |norm - 1| accepted for a unit quaternion
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,12 @@ def _header(path: Path) -> list[str]:
         return [column.strip() for column in next(csv.reader(stream), [])]
 
 
-def read_closed_loop_trajectory(path: PathLike) -> Trajectory:
-    """An MPS ``closed_loop_trajectory.csv`` (any column order; extra columns ignored)."""
+def read_closed_loop_trajectory(path: PathLike, *, quaternion_tolerance: float) -> Trajectory:
+    """An MPS ``closed_loop_trajectory.csv`` (any column order; extra columns ignored).
+
+    ``quaternion_tolerance``: largest accepted ``|norm - 1|`` of a row's quaternion
+    (setting ``take.max_quaternion_norm_error``); accepted ones are normalised.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Aria trajectory file not found")
@@ -133,16 +136,30 @@ def read_closed_loop_trajectory(path: PathLike) -> Trajectory:
         raise AriaFormatError(f"{path}: line {row + 2}: field 'tracking_timestamp_us' does not increase ({int(timestamps[row - 1])} then {int(timestamps[row])})")
     quaternions = values[:, 4:8]
     norms = np.linalg.norm(quaternions, axis=1)
-    off = np.abs(norms - 1.0) > _QUATERNION_TOLERANCE
+    off = np.abs(norms - 1.0) > quaternion_tolerance
     if off.any():
         row = int(np.flatnonzero(off)[0])
-        raise AriaFormatError(f"{path}: line {row + 2}: fields 'qx..qw_world_device' are not a unit quaternion (norm {norms[row]:.6g})")
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.reader(stream)
-        next(reader)
-        first = next(reader)
-    graph_uid = first[header.index("graph_uid")].strip()
+        raise AriaFormatError(
+            f"{path}: line {row + 2}: fields 'qx..qw_world_device' are not a unit quaternion (norm {norms[row]:.6g}, "
+            f"setting take.max_quaternion_norm_error {quaternion_tolerance:g})"
+        )
+    graph_uid = _single_graph_uid(path, header.index("graph_uid"))
     return Trajectory(timestamps.astype(np.int64), quaternions / norms[:, None], values[:, 1:4], values[:, 8], graph_uid)
+
+
+def _single_graph_uid(path: Path, column: int) -> str:
+    """The one ``graph_uid`` (world frame) of every trajectory row; several are refused
+    (the poses would be in different worlds)."""
+    uids = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=1, usecols=[column], dtype=str, ndmin=1, encoding="utf-8"))
+    changes = np.flatnonzero(uids[1:] != uids[:-1]) + 1
+    if changes.size:
+        first_change = int(changes[0])
+        raise AriaFormatError(
+            f"{path}: field 'graph_uid' names several worlds: {str(uids[0])!r} (lines 2-{first_change + 1}), "
+            f"{str(uids[first_change])!r} (from line {first_change + 2}), {len(np.unique(uids))} in all; "
+            "the take's poses must be in one world (trim the trajectory to one graph)"
+        )
+    return str(uids[0])
 
 
 def write_closed_loop_trajectory(
@@ -252,9 +269,12 @@ class AriaCameraCalibration:
         )
 
 
-def _field(where: str, entry: dict, key: str):
-    if not isinstance(entry, dict) or key not in entry:
-        raise AriaFormatError(f"{where}: missing field '{key}'")
+def _field(where: str, entry: dict, key: str, parent: str = ""):
+    """``entry[key]``; ``parent``: the dotted name of ``entry`` in the file, for messages."""
+    if not isinstance(entry, dict):
+        raise AriaFormatError(f"{where}: field '{parent.rstrip('.')}' must be an object, got {entry!r}")
+    if key not in entry:
+        raise AriaFormatError(f"{where}: missing field '{parent}{key}'")
     return entry[key]
 
 
@@ -268,36 +288,62 @@ def _vector(where: str, field: str, value, length: int) -> np.ndarray:
     return array
 
 
-def _pose_from_json(where: str, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+def _number(where: str, field: str, value, positive: bool = False) -> float:
+    """A finite JSON number (``positive``: > 0); never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or (positive and value <= 0):
+        raise AriaFormatError(f"{where}: field '{field}' must be a {'positive' if positive else 'finite'} number, got {value!r}")
+    return float(value)
+
+
+def _pixels(where: str, field: str, value) -> int:
+    """A positive whole number of pixels."""
+    number = _number(where, field, value, positive=True)
+    if number != int(number):
+        raise AriaFormatError(f"{where}: field '{field}' must be a whole number of pixels, got {value!r}")
+    return int(number)
+
+
+def _image_size(where: str, field: str, value) -> tuple[int, int]:
+    """``[width, height]`` in pixels."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise AriaFormatError(f"{where}: field '{field}' must be [width, height], got {value!r}")
+    return _pixels(where, field, value[0]), _pixels(where, field, value[1])
+
+
+def _pose_from_json(where: str, entry: dict, quaternion_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """``{"Translation": [3], "UnitQuaternion": [w, [x, y, z]]}`` -> R, t."""
-    translation = _vector(where, "T_Device_Camera.Translation", _field(where, entry, "Translation"), 3)
-    quaternion = _field(where, entry, "UnitQuaternion")
+    translation = _vector(where, "T_Device_Camera.Translation", _field(where, entry, "Translation", "T_Device_Camera."), 3)
+    quaternion = _field(where, entry, "UnitQuaternion", "T_Device_Camera.")
     if not (isinstance(quaternion, list) and len(quaternion) == 2 and isinstance(quaternion[1], list)):
         raise AriaFormatError(f"{where}: field 'T_Device_Camera.UnitQuaternion' must be [w, [x, y, z]], got {quaternion!r}")
     w = _vector(where, "T_Device_Camera.UnitQuaternion", [quaternion[0]], 1)[0]
     xyz = _vector(where, "T_Device_Camera.UnitQuaternion", quaternion[1], 3)
     q = np.array([*xyz, w])
     norm = np.linalg.norm(q)
-    if abs(norm - 1.0) > _QUATERNION_TOLERANCE:
-        raise AriaFormatError(f"{where}: field 'T_Device_Camera.UnitQuaternion' is not a unit quaternion (norm {norm:.6g})")
+    if abs(norm - 1.0) > quaternion_tolerance:
+        raise AriaFormatError(
+            f"{where}: field 'T_Device_Camera.UnitQuaternion' is not a unit quaternion (norm {norm:.6g}, "
+            f"setting take.max_quaternion_norm_error {quaternion_tolerance:g})"
+        )
     return rotation_from_quaternion(q / norm), translation
 
 
-def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | None) -> AriaCameraCalibration:
-    label = _field(where, entry, "Label")
+def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | None, quaternion_tolerance: float) -> AriaCameraCalibration:
+    label = entry["Label"]  # a string (checked by _camera_entry)
     where = f"{where}: camera '{label}'"
     projection = _field(where, entry, "Projection")
-    name = _field(where, projection, "Name")
+    name = _field(where, projection, "Name", "Projection.")
     if name != FISHEYE624_PROJECTION:
         raise AriaFormatError(f"{where}: field 'Projection.Name' is {name!r}; the ego camera must be {FISHEYE624_PROJECTION!r} (FISHEYE624)")
-    params = _vector(where, "Projection.Params", _field(where, projection, "Params"), 15)
-    R, t = _pose_from_json(where, _field(where, entry, "T_Device_Camera"))
+    params = _vector(where, "Projection.Params", _field(where, projection, "Params", "Projection."), 15)
+    R, t = _pose_from_json(where, _field(where, entry, "T_Device_Camera"), quaternion_tolerance)
     defaults = GEN1_CAMERA_DEFAULTS.get(label)
     config = entry.get("ConfigData")
-    if isinstance(config, dict):
-        size = (int(_field(where, config, "ImageWidth")), int(_field(where, config, "ImageHeight")))
-        max_angle = float(_field(where, config, "MaxSolidAngle"))
+    if config is not None:
+        size = tuple(_pixels(where, f"ConfigData.{key}", _field(where, config, key, "ConfigData.")) for key in ("ImageWidth", "ImageHeight"))
+        max_angle = _number(where, "ConfigData.MaxSolidAngle", _field(where, config, "MaxSolidAngle", "ConfigData."), positive=True)
         radius = config.get("ValidRadius")
+        radius = None if radius is None else _number(where, "ConfigData.ValidRadius", radius, positive=True)
     elif defaults is not None:
         size, max_angle, radius = defaults
     else:
@@ -306,33 +352,41 @@ def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | Non
         size = image_size  # ImageSizes override the size, not the valid radius (as projectaria-tools)
     try:
         model = Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15])
-        fov = FieldOfView(None if radius is None else float(radius), max_angle)
+        fov = FieldOfView(radius, max_angle)
     except ValueError as error:
         raise AriaFormatError(f"{where}: {error}") from None
-    offset = float(entry.get("TimeOffsetSec_Device_Camera", 0.0))
-    return AriaCameraCalibration(str(label), model, (int(size[0]), int(size[1])), R, t, fov, offset, where)
+    offset = _number(where, "TimeOffsetSec_Device_Camera", entry.get("TimeOffsetSec_Device_Camera", 0.0))
+    return AriaCameraCalibration(label, model, (int(size[0]), int(size[1])), R, t, fov, offset, where)
 
 
-def _camera_entry(where: str, document: dict, label: str, image_sizes_key: str | None) -> AriaCameraCalibration:
+def _camera_entry(where: str, document: dict, label: str, image_sizes_key: str | None, quaternion_tolerance: float) -> AriaCameraCalibration:
     cameras = _field(where, document, "CameraCalibrations")
     if not isinstance(cameras, list):
         raise AriaFormatError(f"{where}: field 'CameraCalibrations' must be a list")
     sizes = document.get(image_sizes_key) if image_sizes_key else None
+    if sizes is not None and not isinstance(sizes, list):
+        raise AriaFormatError(f"{where}: field '{image_sizes_key}' must be a list of [width, height], got {sizes!r}")
     labels = []
     for index, entry in enumerate(cameras):
-        labels.append(entry.get("Label") if isinstance(entry, dict) else None)
+        labels.append(_field(where, entry, "Label", f"CameraCalibrations[{index}]."))
+        if not isinstance(labels[-1], str):
+            raise AriaFormatError(f"{where}: field 'CameraCalibrations[{index}].Label' must be a string, got {labels[-1]!r}")
         if labels[-1] == label:
             size = None
-            if isinstance(sizes, list):
+            if sizes is not None:
                 if len(sizes) != len(cameras):
                     raise AriaFormatError(f"{where}: field '{image_sizes_key}' has {len(sizes)} sizes for {len(cameras)} cameras")
-                size = tuple(int(v) for v in _vector(where, f"{image_sizes_key}[{index}]", sizes[index], 2))
-            return _camera_from_json(where, entry, size)
+                size = _image_size(where, f"{image_sizes_key}[{index}]", sizes[index])
+            return _camera_from_json(where, entry, size, quaternion_tolerance)
     raise AriaFormatError(f"{where}: no camera labelled {label!r} in 'CameraCalibrations' (labels: {labels})")
 
 
-def read_online_calibrations(path: PathLike, label: str = "camera-rgb") -> tuple[np.ndarray, list[AriaCameraCalibration]]:
-    """Timestamps ``(N,)`` int64 (µs, device clock) and the calibration of ``label`` on each line."""
+def read_online_calibrations(path: PathLike, label: str, *, quaternion_tolerance: float) -> tuple[np.ndarray, list[AriaCameraCalibration]]:
+    """Timestamps ``(N,)`` int64 (µs, device clock) and the calibration of ``label`` on each line.
+
+    ``quaternion_tolerance``: largest accepted ``|norm - 1|`` of ``T_Device_Camera``'s
+    quaternion (setting ``take.max_quaternion_norm_error``).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Aria online calibration file not found")
@@ -350,14 +404,15 @@ def read_online_calibrations(path: PathLike, label: str = "camera-rgb") -> tuple
             if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not np.isfinite(stamp):
                 raise AriaFormatError(f"{where}: field 'tracking_timestamp_us' must be a number, got {stamp!r}")
             stamps.append(int(stamp))
-            calibrations.append(_camera_entry(where, document, label, "ImageSizes"))
+            calibrations.append(_camera_entry(where, document, label, "ImageSizes", quaternion_tolerance))
     if not calibrations:
         raise AriaFormatError(f"{path}: no calibration line")
     return np.array(stamps, dtype=np.int64), calibrations
 
 
-def read_device_calibration(path: PathLike, label: str = "camera-rgb") -> AriaCameraCalibration:
-    """The ``label`` camera of a device calibration JSON (projectaria-tools' layout)."""
+def read_device_calibration(path: PathLike, label: str, *, quaternion_tolerance: float) -> AriaCameraCalibration:
+    """The ``label`` camera of a device calibration JSON (projectaria-tools' layout);
+    ``quaternion_tolerance`` as :func:`read_online_calibrations`."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -367,7 +422,7 @@ def read_device_calibration(path: PathLike, label: str = "camera-rgb") -> AriaCa
         raise AriaFormatError(f"{path}: not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise AriaFormatError(f"{path}: the top level must be an object")
-    return _camera_entry(str(path), document, label, None)
+    return _camera_entry(str(path), document, label, None, quaternion_tolerance)
 
 
 def _camera_json(calibration: AriaCameraCalibration, with_config: bool) -> dict:
@@ -541,7 +596,8 @@ class EgoPoses:
     ``status (frames,)`` int8 :data:`triangulation.poses.POSE_*` per frame;
     ``gap_s (frames,)`` seconds between the two trajectory samples used (NaN: none);
     ``timestamps_ns (frames,)`` the frame times (device clock); ``calibration`` the
-    camera calibration used (already rescaled to the video).
+    camera calibration used (already rescaled to the video); ``graph_uid``: the world
+    frame of the trajectory (the MPS graph).
     """
 
     camera: MovingCamera
@@ -549,6 +605,7 @@ class EgoPoses:
     gap_s: np.ndarray
     timestamps_ns: np.ndarray
     calibration: AriaCameraCalibration
+    graph_uid: str
 
 
 def ego_camera_from_aria(
@@ -575,7 +632,7 @@ def ego_camera_from_aria(
     R_world_camera, t_world_camera = compose(poses.R, poses.t, calibration.R_device_camera, calibration.t_device_camera)
     R, t = invert(R_world_camera, t_world_camera)
     camera = MovingCamera(name, calibration.model, R, t, calibration.image_size, calibration.field_of_view)
-    return EgoPoses(camera, poses.status, poses.gap * 1e-6, np.asarray(frame_timestamps_ns, dtype=np.float64), calibration)
+    return EgoPoses(camera, poses.status, poses.gap * 1e-6, np.asarray(frame_timestamps_ns, dtype=np.float64), calibration, trajectory.graph_uid)
 
 
 def pose_status_counts(status: np.ndarray) -> dict[str, int]:

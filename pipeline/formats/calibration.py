@@ -301,6 +301,24 @@ def _row_numbers(camera: str, row: Mapping[str, str], columns: Sequence[str]) ->
     return values
 
 
+def read_gopro_graph_uid(path: PathLike) -> str | None:
+    """The world frame (``graph_uid``) of a ``gopro_calibs.csv``'s localized cameras; None
+    when the column is absent or empty. Cameras in several worlds are refused."""
+    path = Path(path)
+    with _errors_in(path), path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream, skipinitialspace=True)
+        reader.fieldnames = [column.strip() for column in reader.fieldnames or ()]
+        worlds: dict[str, list[str]] = {}
+        for row in reader:
+            uid = (row.get("graph_uid") or "").strip()
+            if uid and not _not_localized(row):
+                worlds.setdefault(uid, []).append((row.get("cam_uid") or "").strip())
+        if len(worlds) > 1:
+            listed = "; ".join(f"{uid!r}: {', '.join(cameras)}" for uid, cameras in worlds.items())
+            raise CalibrationError(f"field 'graph_uid': the cameras are in several worlds ({listed})")
+    return next(iter(worlds), None)
+
+
 def _camera_from_gopro_row(row: Mapping[str, str], line: int) -> Camera:
     """One CSV row (``line``: its line number, for an empty ``cam_uid``) -> camera."""
     name = (row.get("cam_uid") or "").strip()
@@ -556,32 +574,42 @@ def _pose_matrices(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.concatenate([R, t[..., None]], axis=-1)
 
 
+def camera_pose_document(
+    exo_cameras: Sequence[Camera],
+    ego: MovingCamera | None = None,
+    metadata: Mapping | None = None,
+) -> dict:
+    """The camera_pose JSON document (with our extension keys always present); errors name
+    the camera and field, never a file (the caller knows where it goes).
+
+    The ego camera lists only its frames with a pose; it needs at least one.
+    """
+    cameras = [_static_camera(camera, "the exo camera list") for camera in exo_cameras]
+    _check_unique_names([c.name for c in cameras] + ([ego.name] if ego else []), reserved=("metadata",))
+    document: dict = {"metadata": dict(metadata or {})}
+    for camera in cameras:
+        pose = _pose_matrices(camera.R, camera.t).tolist()
+        document[camera.name] = _json_entry(camera, pose)
+    if ego is not None:
+        frames = np.flatnonzero(ego.valid_frames)
+        if frames.size == 0:
+            raise CalibrationError(f"camera '{ego.name}': field 'R' has no frame with a pose")
+        poses = _pose_matrices(ego.R[frames], ego.t[frames])
+        extrinsics = {str(frame): pose.tolist() for frame, pose in zip(frames.tolist(), poses)}
+        document[ego.name] = _json_entry(ego, extrinsics)
+    return document
+
+
 def write_camera_pose_json(
     path: PathLike,
     exo_cameras: Sequence[Camera],
     ego: MovingCamera | None = None,
     metadata: Mapping | None = None,
 ) -> Path:
-    """Write a camera_pose JSON (with our extension keys always present).
-
-    The ego camera lists only its frames with a pose, so frames without a pose after
-    the last posed frame are not kept.
-    """
+    """Write :func:`camera_pose_document` to ``path`` (errors name the file)."""
     path = Path(path)
     with _errors_in(path):
-        cameras = [_static_camera(camera, "the exo camera list") for camera in exo_cameras]
-        _check_unique_names([c.name for c in cameras] + ([ego.name] if ego else []), reserved=("metadata",))
-        document: dict = {"metadata": dict(metadata or {})}
-        for camera in cameras:
-            pose = _pose_matrices(camera.R, camera.t).tolist()
-            document[camera.name] = _json_entry(camera, pose)
-        if ego is not None:
-            frames = np.flatnonzero(ego.valid_frames)
-            if frames.size == 0:
-                raise CalibrationError(f"camera '{ego.name}': field 'R' has no frame with a pose")
-            poses = _pose_matrices(ego.R[frames], ego.t[frames])
-            extrinsics = {str(frame): pose.tolist() for frame, pose in zip(frames.tolist(), poses)}
-            document[ego.name] = _json_entry(ego, extrinsics)
+        document = camera_pose_document(exo_cameras, ego, metadata)
     return atomic_write_text(path, json.dumps(document, allow_nan=False) + "\n")
 
 

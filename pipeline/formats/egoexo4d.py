@@ -16,6 +16,10 @@
   :func:`pipeline.formats.calibration.write_camera_pose_json`): ``metadata.take_name``;
   ``aria01`` with the undistorted frame's 3x3 intrinsics and one 3x4 world-to-camera
   extrinsic per frame; the exo cameras.
+- Where the files go (:func:`annotation_file_names`): ours (``body_annotation.json``,
+  ``hand_annotation.json``, ``camera_pose.json``) or the release layout the public code
+  lists (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
+  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``).
 - The ego-pose benchmark's ground-truth layouts: body ``{take_uid: {"take_name", "body":
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
@@ -168,6 +172,25 @@ def annotation_entries(
         yield str(frame), [entry]
 
 
+RELEASE_FILES = {
+    "body": "annotations/ego_pose/{split}/body/automatic/{take_uid}.json",
+    "hand": "annotations/ego_pose/{split}/hand/automatic/{take_uid}.json",
+    "camera_pose": "annotations/ego_pose/{split}/camera_pose/{take_uid}.json",
+}
+FLAT_FILES = {"body": "body_annotation.json", "hand": "hand_annotation.json", "camera_pose": "camera_pose.json"}
+
+
+def annotation_file_names(split: str | None, take_uid: str) -> dict[str, str]:
+    """Relative paths of the body, hand and camera pose files: ours (``split`` None) or the
+    release layout the public loaders list (``annotations/ego_pose/<split>/...``; the file
+    name is the take uid, as they read it back with ``name.split(".")[0]``)."""
+    if split is None:
+        return dict(FLAT_FILES)
+    if not take_uid or any(character in take_uid for character in "/\\.\0"):
+        raise ValueError(f"take_uid {take_uid!r} cannot be a release file name (no '/', '\\' or '.' allowed)")
+    return {part: path.format(split=split, take_uid=take_uid) for part, path in RELEASE_FILES.items()}
+
+
 def write_json_items(path, items: Iterable[tuple[str, object]], envelope: tuple[str, str] = ("", ""), allow_nan: bool = False) -> int:
     """Write ``envelope[0] + {key: value, ...} + envelope[1]`` as compact JSON, one item at a
     time (a long take's file is never built in memory), atomically; returns the item count."""
@@ -209,13 +232,34 @@ def body_benchmark_frames(points: np.ndarray, observed: np.ndarray) -> Iterator[
         yield str(frame), body[frame].tolist()
 
 
-HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order
+# The public body evaluation's scenarios and the words it looks for in a take name (it
+# asserts that one is there): bodypose/evaluation/evaluate.py's category_map.
+BODY_EVALUATION_SCENARIOS = {
+    "basketball": ("basketball",),
+    "bike": ("bike",),
+    "cooking": ("cooking",),
+    "dance": ("dance",),
+    "soccer": ("soccer",),
+    "health": ("cpr", "covid"),
+    "bouldering": ("bouldering",),
+    "music": ("piano", "violin", "guitar", "music"),
+}
+
+
+def body_evaluation_scenario(take_name: str) -> str | None:
+    """The scenario the public body evaluation gives a take (None: it would stop on an assert)."""
+    name = take_name.lower()
+    return next((scenario for scenario, words in BODY_EVALUATION_SCENARIOS.items() if any(word in name for word in words)), None)
+
+
+HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order; the wrist first
 
 
 def hand_benchmark_frames(
     points_camera: np.ndarray,
     pixels: np.ndarray,
     valid: np.ndarray,
+    observed: np.ndarray,
     image_size: tuple[int, int],
     take_name: str,
     take_uid: str,
@@ -227,19 +271,22 @@ def hand_benchmark_frames(
 
     ``points_camera (frames, 59, 3)`` metres in the ego camera frame; ``pixels (frames,
     59, 2)`` the undistorted ego 2D; ``valid (frames, 59)``: a joint counts as ground
-    truth there (reconstructed from views and visible in the undistorted frame). A hand
-    with fewer than ``min_valid_joints`` valid joints is empty (``[]``); in a kept hand
-    invalid joints are NaN except the wrist, and the box is the valid 2D grown by
-    ``bbox_padding_px`` and clipped to the image. Frames without a kept hand are absent.
+    truth there (reconstructed from views and visible in the undistorted frame);
+    ``observed (frames, 59)``: reconstructed from views (not gap-filled), visible or not.
+    A hand with fewer than ``min_valid_joints`` valid joints, or whose wrist is not
+    observed (the public preparation drops a hand without a wrist), is empty (``[]``);
+    in a kept hand invalid joints are NaN except the wrist, and the box is the valid 2D
+    grown by ``bbox_padding_px`` and clipped to the image. Frames without a kept hand
+    are absent.
     """
     width, height = image_size
-    enough = {side: valid[:, joints].sum(axis=1) >= min_valid_joints for side, joints in HAND_SIDES}
+    enough = {side: (valid[:, joints].sum(axis=1) >= min_valid_joints) & observed[:, joints.start] for side, joints in HAND_SIDES}
     for frame in np.flatnonzero(np.logical_or(*enough.values())).tolist():
         entry = {}
         for side, joints in HAND_SIDES:
             ok = valid[frame, joints]
             xyz, uv = points_camera[frame, joints], pixels[frame, joints]
-            if ok.sum() < min_valid_joints or not np.isfinite(xyz[0]).all():
+            if not enough[side][frame] or not np.isfinite(xyz[0]).all():
                 entry.update({f"{side}_hand_3d": [], f"{side}_hand_2d": [], f"{side}_hand_bbox": [], f"{side}_hand_valid_3d": []})
                 continue
             keep_3d = ok.copy()

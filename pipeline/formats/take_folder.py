@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.formats import aria
-from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_toml_calibration
+from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_gopro_graph_uid, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
 
 logger = logging.getLogger(__name__)
@@ -255,14 +255,15 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
         )
     name = _ego_name(metadata, inputs)
     stamps = _aria_frame_timestamps(root, metadata, inputs, name)
-    trajectory = aria.read_closed_loop_trajectory(inputs.trajectory)
+    tolerance = settings["max_quaternion_norm_error"]
+    trajectory = aria.read_closed_loop_trajectory(inputs.trajectory, quaternion_tolerance=tolerance)
     label = settings["aria_camera_label"]
     if inputs.calibration.suffix == ".jsonl":
-        times, calibrations = aria.read_online_calibrations(inputs.calibration, label)
+        times, calibrations = aria.read_online_calibrations(inputs.calibration, label, quaternion_tolerance=tolerance)
         middle = np.nanmedian(stamps) / 1000.0 if np.isfinite(stamps).any() else float(trajectory.timestamps_us[0])
         calibration = aria.nearest_calibration(times, calibrations, middle)
     else:
-        calibration = aria.read_device_calibration(inputs.calibration, label)
+        calibration = aria.read_device_calibration(inputs.calibration, label, quaternion_tolerance=tolerance)
     video = _ego_video(name, videos)
     if video is not None:
         info = video_info(video)
@@ -273,6 +274,19 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
     if missing:
         logger.warning("%s: ego camera '%s' has no pose for %d of %d frames: %s", root, name, sum(missing.values()), len(stamps), missing)
     return poses
+
+
+def _check_one_world(gopro_csv: Path, trajectory_csv: Path, trajectory_graph_uid: str) -> None:
+    """The exo cameras (``gopro_calibs.csv``'s ``graph_uid``, when it has one) and the Aria
+    trajectory must be in the same world frame."""
+    if not gopro_csv.is_file():
+        return
+    exo_graph_uid = read_gopro_graph_uid(gopro_csv)
+    if exo_graph_uid is not None and exo_graph_uid != trajectory_graph_uid:
+        raise TakeError(
+            f"{gopro_csv} and {trajectory_csv}: the exo cameras are in world graph_uid {exo_graph_uid!r} and the Aria "
+            f"trajectory in {trajectory_graph_uid!r}: ego and exo poses would be in different worlds"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -309,6 +323,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     if use_raw:
         ego_poses = _read_aria_ego(root, metadata, raw, all_videos, settings)
         ego = ego_poses.camera
+        _check_one_world(gopro_csv, raw.trajectory, ego_poses.graph_uid)
         inputs_used += [path for path in (raw.trajectory, raw.calibration, raw.timestamps) if path is not None]
     exo_names = tuple(camera.name for camera in exo)
     videos = _match(exo_names, all_videos)
@@ -320,8 +335,15 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     take_json = root / TAKE_JSON
     fps = _metadata_number(take_json, metadata, "fps", float)
     num_frames = _metadata_number(take_json, metadata, "num_frames", int)
-    if num_frames is None and ego_poses is not None:
-        num_frames = len(ego_poses.timestamps_ns)
+    if ego_poses is not None:
+        if num_frames is None:
+            num_frames = len(ego_poses.timestamps_ns)
+        elif num_frames != len(ego_poses.timestamps_ns):
+            logger.warning(
+                "%s: field 'num_frames' is %d but %s gives %d frame times: frames without one get no ego pose, "
+                "frame times beyond the take are not used (check the take's length and the timesync indexing)",
+                take_json, num_frames, raw.timestamps, len(ego_poses.timestamps_ns),
+            )  # fmt: skip
     if fps is None or num_frames is None:
         file_fps, file_frames = _timing_from_files(list(exo_names), videos, keypoints)
         fps, num_frames = fps or file_fps, num_frames or file_frames

@@ -19,7 +19,7 @@ import numpy as np
 from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from pipeline.formats.video import video_info
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from stages.detect.hand_quality import check_hands
 from stages.detect.tasks import plan_tasks, run_tasks
 
@@ -152,7 +152,7 @@ STAGE = StageSpec(
     name="detect",
     inputs=(),
     config_sections=("detect",),
-    code=("stages/detect", "pipeline/formats/openpose.py", "pipeline/formats/video.py", "pipeline/formats/egoexo4d.py"),
+    code=("stages/detect", "pipeline/formats/egoexo4d.py", "pipeline/formats/arrays.py", "triangulation/triangulate.py") + TAKE_CODE,
     reads_take_files=True,
     writes=("keypoints_2d",),
     run=run,

@@ -30,7 +30,7 @@ from fitting import skeleton
 from fitting.quality import PART_NAMES, REASONS, LabelArrays, QualityThresholds, flag_stretches, quality_flags, take_metrics
 from pipeline.atomic import atomic_save_npz, atomic_write_text
 from pipeline.formats.arrays import load_arrays
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.visibility import VISIBLE
 
 logger = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ STAGE = StageSpec(
     inputs=("detect", "triangulate", "refine", "project_ego"),
     optional_inputs=("fit_body_model",),
     config_sections=("qa",),
-    code=("stages/qa", "fitting/quality.py", "pipeline/formats/video.py", "pipeline/formats/arrays.py"),
+    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "triangulation/visibility.py") + TAKE_CODE,
     reads_take_files=True,
     writes=("metrics", "flags", "report?", "recording?", "overlay_*"),
     run=run_stage,
