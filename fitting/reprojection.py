@@ -48,9 +48,16 @@ def project_with_jacobian(camera: CameraLike, points: np.ndarray) -> tuple[np.nd
     return np.where(behind[..., None], np.nan, pixels), np.where(behind[..., None, None], 0.0, jacobian)
 
 
-def pixel_errors(cameras: Sequence[CameraLike], observations: np.ndarray, points: np.ndarray) -> np.ndarray:
+def pixel_errors(cameras: Sequence[CameraLike], observations: np.ndarray, points: np.ndarray, chunk_frames: int = 1024) -> np.ndarray:
     """Distances ``(views, frames, joints)`` in pixels between the observations
     ``(views, frames, joints, >=2)`` and the projections of ``points (frames, joints, 3)``;
-    NaN where either is missing."""
-    projected = project(cameras, points)
-    return np.linalg.norm(projected - np.asarray(observations, dtype=np.float64)[..., :2], axis=-1)
+    NaN where either is missing. Computed ``chunk_frames`` frames at a time, so the
+    temporaries of a long take stay small (the result is the only take-sized array)."""
+    points = np.asarray(points)
+    errors = np.empty((len(cameras),) + points.shape[:-1])
+    for start in range(0, max(points.shape[0], 1), chunk_frames):  # loop over frame chunks (memory)
+        stop = start + chunk_frames
+        projected = project(cameras, points[start:stop])
+        observed = np.asarray(observations[:, start:stop, ..., :2], dtype=np.float64)
+        errors[:, start:stop] = np.linalg.norm(projected - observed, axis=-1)
+    return errors

@@ -47,7 +47,7 @@ def _shifted(points: np.ndarray, offset: int) -> np.ndarray:
     return result
 
 
-def local_prediction(points: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+def local_prediction(points: np.ndarray, window: int, chunk_frames: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Robust straight-line prediction of every sample from its neighbours ``(frames, joints, 3)``,
     and ``(frames, joints, 3)`` bool: it is two-sided.
 
@@ -56,10 +56,31 @@ def local_prediction(points: np.ndarray, window: int) -> tuple[np.ndarray, np.nd
     such pairs are present (the ends of the take, next to gaps), of those midpoints and the
     one-sided extrapolations ``2 x[t+k] - x[t+2k]`` and ``2 x[t-k] - x[t-2k]`` together.
     NaN where none exists. The sample itself is never used, so a spike does not hide itself.
+
+    Works through ``chunk_frames`` frames at a time (each with the ``2 * (window // 2)``
+    frames it reads on either side), so the ``3 * window // 2`` candidate predictions per
+    sample never exist for the whole take at once: the same result, a bounded memory.
     """
     if window < 3:
         raise ValueError(f"window must be at least 3 frames, got {window}")
     half = window // 2
+    frames = points.shape[0]
+    if frames <= chunk_frames:
+        return _local_prediction(points, half)
+    margin = 2 * half  # the farthest neighbour a prediction reads
+    prediction = np.empty(points.shape)
+    enough = np.empty(points.shape, dtype=bool)
+    for start in range(0, frames, chunk_frames):  # loop over chunks of frames, not frames
+        stop = min(start + chunk_frames, frames)
+        low, high = max(start - margin, 0), min(stop + margin, frames)
+        chunk_prediction, chunk_enough = _local_prediction(points[low:high], half)
+        prediction[start:stop] = chunk_prediction[start - low : stop - low]
+        enough[start:stop] = chunk_enough[start - low : stop - low]
+    return prediction, enough
+
+
+def _local_prediction(points: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`local_prediction` of every sample of ``points`` from its ``half`` nearest pairs."""
     pairs = np.stack([0.5 * (_shifted(points, -k) + _shifted(points, k)) for k in range(1, half + 1)], axis=-1)
     sides = np.stack([2.0 * _shifted(points, s * k) - _shifted(points, 2 * s * k) for k in range(1, half + 1) for s in (-1, 1)], axis=-1)
     enough = np.isfinite(pairs).sum(axis=-1) >= min(3, half)  # a median of 3 outvotes one bad neighbour

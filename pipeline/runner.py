@@ -29,14 +29,11 @@ from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
 from pipeline.ray_support import current_node
 from stages import export, fit_body_model, project_ego, refine, triangulate
-from stages.base import StageContext, StageSpec
+from stages.base import TAKE_CODE, StageContext, StageSpec
 from stages.detect import stage as detect
 from stages.qa import stage as qa
 
 logger = logging.getLogger(__name__)
-
-# The code that turns a take folder into cameras: a change re-runs every stage.
-TAKE_READERS = ("pipeline/formats/take_folder.py", "pipeline/formats/aria.py", "pipeline/formats/calibration.py", "triangulation/poses.py")
 
 # The stages in the order they run; each module's STAGE declares what it reads and writes.
 STAGES: tuple[StageSpec, ...] = (
@@ -84,7 +81,7 @@ def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
     if with_files:
         paths += list(take.keypoints_2d.values()) + list(take.videos.values())
         paths += [take.scene_points] if take.scene_points is not None else []
-    return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_READERS)})
+    return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_CODE)})
 
 
 RUN_FILE = "run.json"  # OUT/<take>/run.json: the take folder and the settings of the last run

@@ -306,11 +306,15 @@ def test_a_full_disk_during_a_write_fails_the_take_cleanly_and_keeps_finished_st
     assert json.loads((out / first.take / "export" / "manifest.json").read_text())["fingerprint"]  # the old export stays
 
 
-def test_the_same_take_and_config_twice_give_byte_identical_json_outputs(good_take, tmp_path):
+def test_the_same_take_and_config_twice_give_byte_identical_json_and_array_outputs(good_take, tmp_path):
     first, second = _run(good_take, tmp_path / "a"), _run(good_take, tmp_path / "b")
     assert first.ok and second.ok
-    files = sorted(path.relative_to(tmp_path / "a") for path in (tmp_path / "a").rglob("*.json") if path.name != "batch_summary.json")
-    assert len(files) > 10
+    files = sorted(
+        path.relative_to(tmp_path / "a")
+        for path in (tmp_path / "a").rglob("*")
+        if path.suffix in (".json", ".npz", ".trc") and path.name != "batch_summary.json"
+    )
+    assert len(files) > 10 and any(path.suffix == ".npz" for path in files)
     different = [str(path) for path in files if (tmp_path / "a" / path).read_bytes() != (tmp_path / "b" / path).read_bytes()]
     assert different == []
 

@@ -29,6 +29,18 @@ def test_median_outliers_flag_spikes_and_leave_a_moving_track_alone():
     assert flags.sum() == 2
 
 
+def test_local_prediction_in_chunks_equals_the_whole_take_at_once():
+    rng = np.random.default_rng(5)
+    points = np.cumsum(rng.normal(0, 0.01, (500, 4, 3)), axis=0)
+    points[rng.random((500, 4)) < 0.1] = np.nan  # gaps, some across the chunk borders
+    points[60:75, 2] = np.nan
+    whole, whole_enough = temporal.local_prediction(points, 9)
+    chunked, chunked_enough = temporal.local_prediction(points, 9, chunk_frames=64)
+    np.testing.assert_array_equal(chunked_enough, whole_enough)
+    np.testing.assert_array_equal(chunked, whole)  # NaN where NaN, equal elsewhere
+    assert np.isfinite(whole).mean() > 0.8
+
+
 def test_velocity_outliers_remove_a_burst_but_not_a_fast_real_motion():
     truth = walking_tracks()
     corrupted = truth.copy()
