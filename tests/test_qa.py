@@ -86,6 +86,41 @@ def test_the_offset_camera_is_named(faulty):
     assert list(stored["camera_names"])[int(np.argmax(view_flagged.sum(axis=1)))] == "cam02"
 
 
+def _take_with_shifted_camera(root, shift_px: float):
+    """The faulty fixture's take without faults, cam02's detections shifted by ``shift_px``
+    in x in every frame, through the pipeline: (metrics.json, flags.npz)."""
+    take_dir = root / "take"
+    take = synthesize_take(take_dir, SynthConfig(seed=4, num_frames=240, detector=CLEAN_DETECTOR), render=False)
+    keypoints = take.observations.keypoints.copy()
+    keypoints[1, :, :, 0] += shift_px
+    for view, camera in enumerate(take.exo_cameras):
+        write_openpose_folder(take_dir / "keypoints2d" / "openpose" / camera.name, keypoints[view], camera.name)
+    config = load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false", "qa.report=false", "qa.recording=false"])
+    report = runner.run_take(take_dir, root / "out", config)
+    qa = root / "out" / report.take / "qa"
+    return json.loads((qa / "metrics.json").read_text()), load_npz(qa / "flags.npz")
+
+
+def test_a_camera_offset_for_the_whole_take_is_flagged_and_lowers_the_score(tmp_path):
+    """A camera wrong in every frame (a bad calibration) has no 'usual' to stand out from:
+    the take-level check compares its mean residual vector over the take with a limit."""
+    clean, _ = _take_with_shifted_camera(tmp_path / "clean", 0.0)
+    shifted, stored = _take_with_shifted_camera(tmp_path / "shifted", 10.0)
+    offsets = {name: max(value for value in parts.values() if value is not None) for name, parts in shifted["camera_offset_px"].items()}
+    body_frames = stored["flags"][:, 0, REASONS.index("camera_offset")].mean()
+    print(
+        f"\nclean take: score {clean['quality_score']:.1f}, offsets {clean['camera_offset_px']}"
+        f"\ncam02 shifted 10 px: score {shifted['quality_score']:.1f}, offsets (largest part) {offsets}, "
+        f"body frames flagged camera_offset {100 * body_frames:.0f} %"
+    )
+    assert clean["cameras_offset"] == [] and shifted["cameras_offset"] == ["cam02"]
+    assert offsets["cam02"] > 5.0 and max(value for name, value in offsets.items() if name != "cam02") < offsets["cam02"] / 2
+    assert body_frames > 0.9
+    assert shifted["quality_score"] < clean["quality_score"] - 20.0
+    views_flagged = stored["view_flagged"][:, :, 0].sum(axis=1)
+    assert list(stored["camera_names"])[int(np.argmax(views_flagged))] == "cam02"
+
+
 # --------------------------------------------------------------------------------------
 # A rendered take through qa: overlays, report, recording
 # --------------------------------------------------------------------------------------

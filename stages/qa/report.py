@@ -223,9 +223,19 @@ def summary_html(data: ReportData) -> str:
         f"<tr><th class='left'>{reason}</th>" + "".join(f"<td>{parts[part]['flagged_frames_by_reason'][reason]}</td>" for part in PART_NAMES) + "</tr>"
         for reason in REASONS
     )
+    offsets = metrics.get("camera_offset_px", {})
+    offset_cameras = metrics.get("cameras_offset", [])
     cameras = "".join(
-        f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td></tr>"
+        f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td>"
+        + "".join(f"<td>{_cell(offsets.get(name, {}).get(part))}</td>" for part in PART_NAMES)
+        + f"<td class='left'>{'OFFSET' if name in offset_cameras else ''}</td></tr>"
         for name, values in metrics["reprojection_error_px"].items()
+    )
+    offset_html = (
+        f"<p><b>Camera(s) offset for the whole take: {html.escape(', '.join(offset_cameras))}</b> (their residuals keep one "
+        "shift in every frame: calibration or time sync; every frame they see is flagged camera_offset).</p>"
+        if offset_cameras
+        else ""
     )
     fit = metrics.get("body_model")
     fit_html = ""
@@ -252,7 +262,9 @@ def summary_html(data: ReportData) -> str:
         "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th><th>bone CV % before</th>"
         f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
-        f"<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th></tr>{cameras}</table>"
+        f"{offset_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
+        + "".join(f"<th>offset over the take, {part} px</th>" for part in PART_NAMES)
+        + f"<th class='left'></th></tr>{cameras}</table>"
         f"{fit_html}"
     )
 

@@ -194,6 +194,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "quality_score": metrics["quality_score"],
         "flagged_frames": metrics["flagged_frames"],
         "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
+        "cameras_offset": metrics["cameras_offset"],
         "stretches": len(stretches),
     }
     frames = arrays.points.shape[0]
