@@ -288,3 +288,16 @@ def test_batch_report_ranks_the_takes(rendered, tmp_path):
     assert ranking[0]["quality_score"] == reports[1].summaries["qa"]["quality_score"] and ranking[1]["quality_score"] is None
     page = (qa.parent.parent / "batch_report.html").read_text()
     assert f"href='{report.take}/qa/report.html'" in page and "FAILED" in page
+
+
+def test_overlay_draws_detections_at_their_own_place():
+    """A detection drawn off its place reads as a reprojection error that is not there."""
+    from stages.qa.overlay import draw_exo
+
+    detected = np.full((59, 3), np.nan)
+    detected[5] = (200.0, 120.0, 0.9)
+    for scale in (1.0, 0.5):
+        canvas = draw_exo(np.zeros((300, 400, 3), np.uint8), np.zeros((59, 2)), np.zeros(59, bool), np.full(59, np.nan), detected, scale, 3.0, 15.0)
+        ys, xs = np.nonzero(canvas.max(axis=2) > 0)
+        centre = np.array([xs.mean(), ys.mean()])
+        assert np.abs(centre - detected[5, :2] * scale).max() <= 1.0, (scale, centre)

@@ -2,8 +2,9 @@
 
 - Every exo view: the refined skeleton reprojected (edges and joints coloured by the
   joint's reprojection error: green within ``error_good_px``, red beyond
-  ``error_bad_px``; grey where the view saw nothing) with the detected 2D beside it
-  (small cyan crosses).
+  ``error_bad_px``; grey where the view saw nothing) with the detected 2D at its own
+  place (thin cyan diagonal crosses, wider than the joints' dots: the gap between a
+  cross and its dot is the reprojection error).
 - The ego view: the projected body and hands on the raw fisheye frames (white body,
   magenta / orange hands), in the video's orientation.
 - A mosaic of all views with the frame number and the frame's flags burnt in.
@@ -107,9 +108,8 @@ def draw_exo(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors:
         cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
     for j in np.flatnonzero(visible):
         cv2.circle(canvas, _point(pixels[j], scale), 3, tuple(int(c) for c in colours[j]), -1, cv2.LINE_AA)
-    for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):
-        x, y = _point(detected[j], scale)
-        cv2.drawMarker(canvas, (x + 6, y), _DETECTED, cv2.MARKER_CROSS, 6, 1)
+    for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):  # where they are: a cross through the joint's dot
+        cv2.drawMarker(canvas, _point(detected[j], scale), _DETECTED, cv2.MARKER_TILTED_CROSS, 11, 1)
     return canvas
 
 
