@@ -301,3 +301,28 @@ def test_overlay_draws_detections_at_their_own_place():
         ys, xs = np.nonzero(canvas.max(axis=2) > 0)
         centre = np.array([xs.mean(), ys.mean()])
         assert np.abs(centre - detected[5, :2] * scale).max() <= 1.0, (scale, centre)
+
+
+def test_ego_camera_of_a_released_camera_pose_json_is_not_drawn_on_the_fisheye_video(rendered, tmp_path):
+    """A release's camera_pose.json gives the ego camera as the undistorted 512 x 512 pinhole
+    without image size: its pixels are not in the fisheye video's image, so QA says so and
+    draws no ego overlay (and does not fail on the video orientation)."""
+    from pipeline.formats.calibration import write_camera_pose_json
+    from pipeline.formats.take_folder import CAMERA_POSE_JSON
+    from triangulation.cameras import MovingCamera
+    from triangulation.visibility import linear_camera
+
+    take, _, qa = rendered
+    take_dir = tmp_path / "take"
+    shutil.copytree(qa.parent.parent.parent / "take", take_dir)
+    released = MovingCamera(take.ego.name, linear_camera(512, 512, 150.0), take.ego.R, take.ego.t)
+    write_camera_pose_json(take_dir / CAMERA_POSE_JSON, take.exo_cameras, released)
+    config = load_config(overrides=PRECOMPUTED + ["take.ego_pose_prefer=camera_pose", "qa.ego_video_orientation=rotated_cw90", "qa.recording=false"])
+    report = runner.run_take(take_dir, tmp_path / "out", config)
+    out = tmp_path / "out" / report.take / "qa"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ego"]["pose_source"] == "camera_pose_json"
+    assert metrics["ego"]["video_overlay"].startswith("not drawn: ") and "pinhole" in metrics["ego"]["video_overlay"]
+    assert not (out / f"overlay_{take.ego.name}.mp4").exists()
+    assert all((out / f"overlay_{camera.name}.mp4").is_file() for camera in take.exo_cameras)
+    assert "not drawn" in (out / "report.html").read_text()

@@ -253,7 +253,8 @@ def summary_html(data: ReportData) -> str:
         missing = ", ".join(f"{key} {value}" for key, value in ego.get("frames_without_pose", {}).items()) or "none"
         ego_html = (
             f"<p>Ego camera <b>{html.escape(str(ego['camera']))}</b> (poses from {html.escape(str(ego['pose_source']))}): "
-            f"{ego['frames_with_pose']} of {metrics['frames']} frames with a pose; without: {html.escape(missing)}.</p>"
+            f"{ego['frames_with_pose']} of {metrics['frames']} frames with a pose; without: {html.escape(missing)}. "
+            f"Overlay on its video: {html.escape(str(ego.get('video_overlay', '-')))}.</p>"
         )
     return (
         f"<p><span class='score'>{_cell(metrics['quality_score'], 1)} %</span> of frame and part labels without any flag "

@@ -61,6 +61,23 @@ def video_orientation(pixels: np.ndarray, image_size: tuple[int, int], orientati
     return np.stack([height - 1 - pixels[..., 1], pixels[..., 0]], axis=-1)
 
 
+def raw_video_problem(camera) -> str | None:
+    """Why the ego projections cannot be drawn on the ego video (None: they can).
+
+    ``project_ego`` projects through the ego camera's own model. Only the raw Aria
+    FISHEYE624 model with its image size puts the joints in the raw video's image; a
+    released camera_pose.json gives the undistorted 512 x 512 pinhole, whose pixels
+    would be drawn misplaced on the fisheye frames."""
+    if camera.model.name != "fisheye624":
+        return (
+            f"ego camera '{camera.name}' has a {camera.model.name} model (a camera_pose.json's undistorted frame), "
+            "not the raw Aria fisheye (fisheye624) of its video: its projections are not in the video's image"
+        )
+    if camera.image_size is None:
+        return f"ego camera '{camera.name}' has no image size: its projections cannot be placed in the video's orientation"
+    return None
+
+
 def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
     detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints",))
     triangulated = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points",))
@@ -84,7 +101,7 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     from stages.qa.overlay import OverlayInputs
 
     take = context.take
-    ego = take.ego_camera if "ego_pixels" in projections else None
+    ego = take.ego_camera if "ego_pixels" in projections and raw_video_problem(take.ego_camera) is None else None
     ego_pixels = ego_visible = None
     if ego is not None:
         ego_pixels = video_orientation(projections["ego_pixels"].astype(np.float64), ego.image_size, settings["ego_video_orientation"])
@@ -172,6 +189,10 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
     if ego_summary:
         metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
+        problem = raw_video_problem(take.ego_camera)
+        metrics["ego"]["video_overlay"] = "not drawn: " + problem if problem else "drawn on the raw video"
+        if problem and (settings["overlay_videos"] or settings["report"]):
+            logger.warning("%s: qa: the ego overlay is not drawn: %s", take.name, problem)
     body_model = context.inputs.get("fit_body_model")
     if body_model is not None:
         fit = body_model.manifest.get("summary", {})
@@ -195,6 +216,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "flagged_frames": metrics["flagged_frames"],
         "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
         "cameras_offset": metrics["cameras_offset"],
+        "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
     }
     frames = arrays.points.shape[0]
