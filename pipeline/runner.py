@@ -104,7 +104,7 @@ def _run_stage(spec: StageSpec, take: Take, config: PipelineConfig, store: Artif
     work = store.begin(spec.name)
     try:
         inputs = {name: records[name] for name in spec.inputs + spec.optional_inputs if name in records}
-        files, summary = spec.run(StageContext(take, config, inputs, work))
+        files, summary = spec.run(StageContext(take, config, inputs, work, store.record(spec.name)))
         spec.check_outputs(files)
         record = store.commit(spec.name, work, stage_fingerprint, files, summary)
     except BaseException:

@@ -28,6 +28,7 @@ class StageContext:
     config: PipelineConfig
     inputs: dict[str, StageRecord]
     work: Path
+    previous: StageRecord | None = None  # the stage's own last finished output (files it may keep)
 
     def settings(self, section: str) -> dict:
         return self.config.section(section)

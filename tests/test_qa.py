@@ -265,15 +265,30 @@ def test_recording_loads_back(rendered):
 
 
 def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
+    """``report --frames`` draws that range under its own names; the whole take's overlays
+    stay, and the report keeps every thumbnail and links each stretch to overlays holding it."""
     from pipeline.cli import main
 
     take, _, qa = rendered
     out = qa.parent
     before = {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in ("detect", "refine", "project_ego", "export")}
-    assert main(["report", str(out), "--frames", "5:15"]) == 0
+    flagged = np.flatnonzero(load_npz(qa / "flags.npz")["flags"].any(axis=(1, 2)))
+    assert len(flagged) and flagged.max() < 12  # the range below holds no flagged frame
+    thumbnails = (qa / "report.html").read_text().count("<img class='thumb'")
+    assert main(["report", str(out), "--frames", "12:20"]) == 0
     assert {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in before} == before
-    assert video_info(qa / "overlay_mosaic.mp4").num_frames == 10
-    assert (qa / "report.html").is_file()
+    assert video_info(qa / "overlay_mosaic_frames12-20.mp4").num_frames == 8
+    assert video_info(qa / "overlay_mosaic.mp4").num_frames == FRAMES  # kept from the full run
+    page = (qa / "report.html").read_text()
+    assert page.count("<img class='thumb'") == thumbnails > 0
+    assert "href='overlay_mosaic.mp4#t=" in page and "overlay_mosaic_frames12-20.mp4" not in page
+    assert main(["report", str(out), "--frames", f"{flagged.min()}:{flagged.min() + 4}"]) == 0
+    page = (qa / "report.html").read_text()
+    assert f"href='overlay_mosaic_frames{flagged.min()}-{flagged.min() + 4}.mp4#t=0.00'" in page
+    names = {path.name for path in qa.iterdir()}
+    assert {"overlay_mosaic.mp4", "overlay_mosaic_frames12-20.mp4", f"overlay_cam01_frames{flagged.min()}-{flagged.min() + 4}.mp4"} <= names
+    manifest = json.loads((qa / "manifest.json").read_text())
+    assert sorted(tuple(entry["frames"]) for entry in manifest["summary"]["overlay_sets"]) == sorted([(0, FRAMES), (12, 20), (int(flagged.min()), int(flagged.min()) + 4)])
 
 
 def test_batch_report_ranks_the_takes(rendered, tmp_path):
@@ -326,3 +341,77 @@ def test_ego_camera_of_a_released_camera_pose_json_is_not_drawn_on_the_fisheye_v
     assert not (out / f"overlay_{take.ego.name}.mp4").exists()
     assert all((out / f"overlay_{camera.name}.mp4").is_file() for camera in take.exo_cameras)
     assert "not drawn" in (out / "report.html").read_text()
+
+
+def test_videos_shorter_than_the_take_are_named_in_the_summary(rendered, tmp_path):
+    """Videos that end before the take (cut to 5 frames, before the flagged frames whose
+    thumbnails the report wants): QA still writes everything, names each camera and the
+    first frame it lost, and the mosaic keeps the take's timing (black tiles)."""
+    from pipeline.formats.video import VideoWriter
+
+    take, _, qa = rendered
+    source = qa.parent.parent.parent / "take"
+    take_dir = tmp_path / "take"
+    shutil.copytree(source, take_dir)
+    for video in (take_dir / "frame_aligned_videos").glob("*.mp4"):
+        with VideoWriter(video, take.config.fps) as writer:
+            for _, image in iter_frames(source / "frame_aligned_videos" / video.name, 0, 5):
+                writer.write(image)
+    report = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["qa.recording=false"]))
+    out = tmp_path / "out" / report.take / "qa"
+    assert load_npz(out / "flags.npz")["flags"][5:].any()  # thumbnails wanted where no video is left
+    errors = report.summaries["qa"]["video_decode_errors"]
+    cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
+    assert sorted(error["camera"] for error in errors) == sorted(cameras)
+    assert all(error["first_frame"] == 5 and error["frames_missing"] == FRAMES - 5 for error in errors)
+    assert video_info(out / "overlay_cam01.mp4").num_frames == 5 and video_info(out / "overlay_mosaic.mp4").num_frames == FRAMES
+    assert (out / "report.html").is_file()
+
+
+def test_thumbnails_without_overlay_videos_decode_only_their_frames(rendered, monkeypatch):
+    """Without overlay videos, each thumbnail seeks to its own frame (not every frame between the first and last)."""
+    import stages.qa.overlay as overlay
+
+    take, _, _ = rendered
+    views = len(take.exo_cameras)
+    source = rendered[2].parent.parent.parent / "take" / "frame_aligned_videos"
+    videos = [source / f"{camera.name}.mp4" for camera in take.exo_cameras]
+    inputs = overlay.OverlayInputs(
+        exo_names=[camera.name for camera in take.exo_cameras],
+        exo_videos=videos,
+        exo_pixels=np.zeros((views, FRAMES, 59, 2)),
+        exo_visible=np.zeros((views, FRAMES, 59), bool),
+        errors=np.full((views, FRAMES, 59), np.nan),
+        keypoints=np.full((views, FRAMES, 59, 3), np.nan),
+        ego_name=None,
+        ego_video=None,
+        ego_pixels=None,
+        ego_visible=None,
+        flags=np.zeros((FRAMES, 3, len(REASONS)), bool),
+        view_flagged=np.zeros((views, FRAMES, 3), bool),
+        view_error=np.full((views, FRAMES, 3), np.nan),
+    )
+    decoded = []
+    iter_lockstep = overlay.iter_frames_lockstep
+
+    def counting(*args, **kwargs):
+        for frame, images in iter_lockstep(*args, **kwargs):
+            decoded.append(frame)
+            yield frame, images
+
+    monkeypatch.setattr(overlay, "iter_frames_lockstep", counting)
+    settings = load_config().section("qa")
+    result = overlay.render_overlays(inputs, None, (0, FRAMES), take.config.fps, settings, [(2, 0), (20, 1), (20, 2)])
+    assert set(result.thumbnails) == {(2, 0), (20, 1), (20, 2)} and result.frames == 0
+    assert decoded == [2, 20]
+
+
+def test_thumbnail_crops_the_part_not_the_whole_frame():
+    from stages.qa.overlay import _crop
+
+    image = np.zeros((540, 960, 3), np.uint8)
+    image[150:350, 400:500] = 255  # the part's extent: 100 x 200 px
+    pixels = np.array([[400.0, 150.0], [499.0, 349.0]])
+    thumbnail = _crop(image, pixels, 1.0)
+    ys, xs = np.nonzero(thumbnail[..., 0] > 128)
+    assert (ys.max() - ys.min() + 1) / max(thumbnail.shape[:2]) > 0.75  # the part fills the thumbnail

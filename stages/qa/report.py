@@ -66,7 +66,10 @@ class ReportData:
     ``bone_lengths_after (bones,)`` m; ``trajectory``: name -> ``(frames, 3)`` m;
     ``cameras``: name -> ``(3,)`` centre; ``ego_path (frames, 3)`` or None;
     ``stretches`` most severe first; ``thumbnails``: ``(frame, part)`` -> JPEG bytes;
-    ``videos``: overlay file names beside the report, holding ``video_frames``.
+    ``overlay_sets``: the overlay videos beside the report, ``((start, stop), {view: file
+    name})`` per set of frames (the whole take, or ranges drawn by ``report --frames``);
+    ``max_columns``: time plots are binned to at most this many columns; ``max_rows``:
+    flagged stretches listed at most.
     """
 
     take_name: str
@@ -84,10 +87,9 @@ class ReportData:
     ego_path: np.ndarray | None
     stretches: list[FlagStretch]
     thumbnails: dict[tuple[int, int], bytes]
-    videos: dict[str, str]
+    overlay_sets: list[tuple[tuple[int, int], dict[str, str]]]
     max_columns: int
-    video_frames: tuple[int, int] = (0, 0)  # the frames the overlay videos hold (start, stop)
-    max_rows: int = 500
+    max_rows: int
 
 
 def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
@@ -270,6 +272,16 @@ def summary_html(data: ReportData) -> str:
     )
 
 
+def _overlay_links(data: ReportData, frame: int) -> str:
+    """Links into the overlay videos at ``frame``: the shortest set of frames holding it."""
+    holding = [(stop - start, start, files) for (start, stop), files in data.overlay_sets if start <= frame < stop]
+    if not holding:
+        return "-"
+    _, start, files = min(holding, key=lambda entry: entry[0])
+    seconds = (frame - start) / data.fps
+    return " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in files.items())
+
+
 def stretches_html(data: ReportData) -> str:
     """The flagged stretches, most severe first, with thumbnails and links to the overlays."""
     if not data.stretches:
@@ -281,11 +293,7 @@ def stretches_html(data: ReportData) -> str:
         reasons = ", ".join(f"{reason} ({count})" for reason, count in stretch.reasons.items())
         thumbnail = data.thumbnails.get((stretch.worst_frame, stretch.part))
         image = f"<img class='thumb' alt='frame {stretch.worst_frame}' src='data:image/jpeg;base64,{base64.b64encode(thumbnail).decode()}'>" if thumbnail else ""
-        first, last = data.video_frames
-        links = "-"
-        if first <= stretch.start < last:
-            seconds = (stretch.start - first) / data.fps
-            links = " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in data.videos.items())
+        links = _overlay_links(data, stretch.start)
         rows.append(
             f"<tr class='stretch' id='stretch-{index}' data-part='{part}' data-start='{stretch.start}' data-stop='{stretch.stop}'>"
             f"<td>{stretch.start}-{stretch.stop - 1}</td><td class='left'>{part}</td><td class='left'>{html.escape(reasons)}</td>"

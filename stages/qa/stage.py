@@ -20,8 +20,11 @@ metrics and the report, and its meshes into the recording.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +126,7 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     )
 
 
-def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, videos, video_frames, settings):
+def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, overlay_sets, settings):
     from stages.qa.report import ReportData
 
     take = context.take
@@ -153,10 +156,76 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         ego_path=ego_path,
         stretches=stretches,
         thumbnails=thumbnails,
-        videos=videos,
+        overlay_sets=[(tuple(entry["frames"]), entry["files"]) for entry in overlay_sets],
         max_columns=settings["report_max_columns"],
-        video_frames=video_frames,
+        max_rows=settings["report_max_rows"],
     )
+
+
+def _drawing_key(context: StageContext, settings: dict) -> str:
+    """What overlay videos show depends on: the input stages' results and the qa settings
+    (but not which frames are drawn)."""
+    drawn_with = {name: record.fingerprint for name, record in sorted(context.inputs.items())}
+    drawn_with["qa"] = {key: value for key, value in settings.items() if key != "overlay_frames"}
+    return hashlib.sha256(json.dumps(drawn_with, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], work: Path) -> list[dict]:
+    """The overlay videos of the stage's previous output that show the same labels and
+    settings over other frames, linked into ``work`` (a range drawn by ``report --frames``
+    does not replace the whole take's overlays, nor other ranges)."""
+    kept = []
+    for entry in ([] if previous is None else previous.manifest.get("summary", {}).get("overlay_sets", [])):
+        if entry.get("drawn_with") != drawing_key or tuple(entry["frames"]) == tuple(frames_now):
+            continue
+        sources = [previous.folder / name for name in entry["files"].values()]
+        if all(path.is_file() for path in sources):
+            for path in sources:
+                _link_or_copy(path, work / path.name)
+            kept.append(entry)
+    return kept
+
+
+def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, settings: dict, wanted: list[tuple[int, int]]):
+    """Draw the overlay videos of ``qa.overlay_frames`` (the whole take, or a range written
+    under its own names beside the overlays kept from the last run) and the report's
+    thumbnails: ``(overlay sets, thumbnails, summary)``; a set is ``{frames: [start, stop],
+    files: {view: file name}, drawn_with}``."""
+    from stages.qa.overlay import render_overlays
+
+    frames = arrays.points.shape[0]
+    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    whole = frame_range == (0, frames)
+    suffix = "" if whole else f"_frames{frame_range[0]}-{frame_range[1]}"
+    key = _drawing_key(context, settings)
+    overlays = render_overlays(
+        _overlay_inputs(context, arrays, projections, quality, settings),
+        context.work if settings["overlay_videos"] else None,
+        frame_range,
+        context.take.fps,
+        settings,
+        wanted,
+        suffix,
+    )
+    sets = []
+    if overlays.files:
+        sets.append({"frames": list(frame_range), "files": {name[len("overlay_") : len(name) - len(suffix)]: path.name for name, path in overlays.files.items()}, "drawn_with": key})
+    if settings["overlay_videos"] and not whole:
+        sets += kept_overlay_sets(context.previous, key, frame_range, context.work)
+    summary = {
+        "overlay_frames": overlays.frames,
+        "overlay_sets": sets,
+        "views_without_video": overlays.views_without_video,
+        "video_decode_errors": overlays.decode_errors,
+    }
+    return sets, overlays.thumbnails, summary
 
 
 def _scene_points(context: StageContext, settings: dict) -> np.ndarray | None:
@@ -221,27 +290,15 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     }
     frames = arrays.points.shape[0]
     wanted = [(stretch.worst_frame, stretch.part) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
-    overlays = None
-    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    overlay_sets, thumbnails = [], {}
     if settings["overlay_videos"] or wanted:
-        from stages.qa.overlay import render_overlays
-
-        overlays = render_overlays(
-            _overlay_inputs(context, arrays, projections, quality, settings),
-            context.work if settings["overlay_videos"] else None,
-            frame_range,
-            take.fps,
-            settings,
-            wanted,
-        )
-        files.update({name: path.name for name, path in overlays.files.items()})
-        summary["overlay_frames"] = overlays.frames
-        summary["views_without_video"] = overlays.views_without_video
+        overlay_sets, thumbnails, overlay_summary = _overlays(context, arrays, projections, quality, settings, wanted)
+        summary.update(overlay_summary)
+        files.update({Path(name).stem: name for entry in overlay_sets for name in entry["files"].values()})
     if settings["report"]:
         from stages.qa.report import render_report
 
-        videos = {name.replace("overlay_", ""): path.name for name, path in (overlays.files.items() if overlays else [])}
-        data = _report_data(context, arrays, projections, quality, metrics, stretches, overlays.thumbnails if overlays else {}, videos, frame_range, settings)
+        data = _report_data(context, arrays, projections, quality, metrics, stretches, thumbnails, overlay_sets, settings)
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
     if settings["recording"]:
