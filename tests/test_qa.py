@@ -415,3 +415,20 @@ def test_thumbnail_crops_the_part_not_the_whole_frame():
     thumbnail = _crop(image, pixels, 1.0)
     ys, xs = np.nonzero(thumbnail[..., 0] > 128)
     assert (ys.max() - ys.min() + 1) / max(thumbnail.shape[:2]) > 0.75  # the part fills the thumbnail
+
+
+@pytest.mark.parametrize("damage", [b"not gzip at all", b"\x1f\x8b\x08\x00truncated"])
+def test_a_damaged_scene_point_file_is_left_out_of_the_recording(rendered, tmp_path, damage):
+    """The semidense points only feed the recording: a damaged file costs them, not the QA."""
+    pytest.importorskip("rerun", reason="rerun-sdk (extra qa3d) writes the recording")
+    _, _, qa = rendered
+    take_dir = tmp_path / "take"
+    shutil.copytree(qa.parent.parent.parent / "take", take_dir)
+    (take_dir / "trajectory" / "semidense_points.csv.gz").write_bytes(damage)
+    config = load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false", "qa.report=false"])
+    report = runner.run_take(take_dir, tmp_path / "out", config)
+    summary = report.summaries["qa"]
+    assert summary["scene_points"].startswith(f"left out: {take_dir / 'trajectory' / 'semidense_points.csv.gz'}: ")
+    assert summary["scene_points"].count("semidense_points.csv.gz") == 1  # the path once
+    assert (tmp_path / "out" / report.take / "qa" / "recording.rrd").is_file()
+    assert (tmp_path / "out" / report.take / "qa" / "metrics.json").is_file()

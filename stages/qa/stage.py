@@ -228,13 +228,20 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
     return sets, overlays.thumbnails, summary
 
 
-def _scene_points(context: StageContext, settings: dict) -> np.ndarray | None:
-    from pipeline.formats.aria import read_semidense_points
+def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.ndarray | None:
+    """The take's scene points for the recording (None: none, or a file that cannot be
+    read: only the recording uses it, so QA warns, says so in ``summary`` and goes on)."""
+    from pipeline.formats.aria import AriaFormatError, read_semidense_points
 
     path = context.take.scene_points
     if path is None:
         return None
-    points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+    try:
+        points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+    except (AriaFormatError, OSError) as error:
+        logger.warning("%s: qa: scene points left out of the recording: %s", context.take.name, error)
+        summary["scene_points"] = f"left out: {error}"
+        return None
     if len(points) > settings["recording_max_points"]:
         points = points[np.linspace(0, len(points) - 1, settings["recording_max_points"]).astype(int)]
     return points
@@ -316,7 +323,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 projections.get("ego_t"),
                 None if ego is None else ego.model,
                 None if ego is None else ego.image_size,
-                _scene_points(context, settings),
+                _scene_points(context, settings, summary),
                 _body_meshes(body_model),
             )
             files["recording"] = "recording.rrd"
