@@ -80,7 +80,7 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class LabelArrays:
-    """The arrays the flags are computed from (one take).
+    """The arrays the flags are computed from (one take; float32 or float64).
 
     ``keypoints (views, frames, 59, 3)`` 2D detections; ``triangulated (frames, 59, 3)``
     metres; ``points (frames, 59, 3)`` refined; ``projected (views, frames, 59, 2)`` the
@@ -146,8 +146,8 @@ def view_errors(arrays: LabelArrays, min_joints: int, noise_floor_px: float) -> 
     mean_vectors = np.full(shape + (2,), np.nan)
     for p, joints in enumerate(skeleton.PARTS.values()):
         inliers = arrays.inliers[:, :, joints]
-        errors = np.where(inliers, arrays.reprojection_error[:, :, joints], np.nan)
-        vectors = arrays.keypoints[:, :, joints, :2] - arrays.projected[:, :, joints]
+        errors = np.where(inliers, arrays.reprojection_error[:, :, joints].astype(np.float64), np.nan)
+        vectors = arrays.keypoints[:, :, joints, :2].astype(np.float64) - arrays.projected[:, :, joints]
         vectors[~inliers] = np.nan
         count = np.isfinite(errors).sum(axis=2)
         enough = count >= min_joints
@@ -251,7 +251,6 @@ def take_metrics(arrays: LabelArrays, quality: QualityFlags, camera_names: list[
     """
     present = np.isfinite(arrays.points).all(axis=-1)
     observed = present & ~arrays.filled
-    inlier_errors = np.where(arrays.inliers, arrays.reprojection_error, np.nan)
     views_used = np.where(present, arrays.num_views, np.nan)
     metrics: dict = {"frames": int(arrays.points.shape[0]), "fps": float(fps), "parts": {}}
     for p, (part, joints) in enumerate(skeleton.PARTS.items()):
@@ -270,19 +269,16 @@ def take_metrics(arrays: LabelArrays, quality: QualityFlags, camera_names: list[
             "flagged_frames_by_reason": {reason: int(part_flags[:, r].sum()) for r, reason in enumerate(REASONS)},
             "label_quality_percent": _round(100.0 * quality.score[:, p].mean(), 2),
         }
-    metrics["reprojection_error_px"] = {
-        name: {"mean": _round(np.nanmean(inlier_errors[v])) if np.isfinite(inlier_errors[v]).any() else None,
-               "median": _round(np.nanmedian(inlier_errors[v])) if np.isfinite(inlier_errors[v]).any() else None}
-        for v, name in enumerate(camera_names)
-    }  # fmt: skip
+    metrics["reprojection_error_px"], metrics["reprojection_error_px_by_camera_and_joint"] = {}, {}
+    for v, name in enumerate(camera_names):  # one view at a time: temporaries of one view's size
+        errors = np.where(arrays.inliers[v], arrays.reprojection_error[v].astype(np.float64), np.nan)  # (frames, 59)
+        seen = np.isfinite(errors).any()
+        metrics["reprojection_error_px"][name] = {"mean": _round(np.nanmean(errors)) if seen else None, "median": _round(np.nanmedian(errors)) if seen else None}
+        metrics["reprojection_error_px_by_camera_and_joint"][name] = dict(zip(skeleton.JOINT_NAMES, (_round(value, 2) for value in _nanmedian(errors, axis=0))))
     metrics["camera_offset_px"] = {
         name: {part: _round(quality.camera_offset_px[v, p], 2) for p, part in enumerate(PART_NAMES)} for v, name in enumerate(camera_names)
     }
     metrics["cameras_offset"] = [name for v, name in enumerate(camera_names) if quality.offset_cameras[v].any()]
-    per_joint = _nanmedian(inlier_errors, axis=1)  # (views, 59)
-    metrics["reprojection_error_px_by_camera_and_joint"] = {
-        name: dict(zip(skeleton.JOINT_NAMES, (_round(value, 2) for value in per_joint[v]))) for v, name in enumerate(camera_names)
-    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_views = np.nanmean(views_used, axis=0)

@@ -5,8 +5,8 @@ Entities (timeline ``frame``): ``world/exo/<cam>`` (pose and pinhole frustum, st
 trajectory), ``world/skeleton`` (59 joints per frame coloured by quality: green fine,
 orange gap-filled, red in a flagged part; edges from the annotation context),
 ``world/scene`` (the take's semidense points, when given), ``world/body_model`` (the
-fitted body's meshes at the frames the body model stage wrote). Written columnar: no
-Python loop over frames (one log per mesh file).
+fitted body's meshes at the frames the body model stage wrote). Written columnar, 500
+frames per send: no Python loop over frames (one log per mesh file).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fitting import skeleton
 _GOOD = (40, 200, 80)
 _FILLED = (255, 150, 0)
 _FLAGGED = (230, 40, 40)
+_FRAMES_PER_SEND = 500  # skeleton frames per columnar send (memory per send, not per take)
 
 
 def rerun_available() -> bool:
@@ -80,20 +81,21 @@ def write_recording(
         if camera.image_size is not None:
             recording.log(entity, rr.Pinhole(focal_length=[camera.model.fx, camera.model.fy], principal_point=[camera.model.cx, camera.model.cy], width=camera.image_size[0], height=camera.image_size[1]), static=True)
     frames = np.arange(points.shape[0])
-    present = np.isfinite(points).all(axis=-1)
-    counts = present.sum(axis=1)
-    timeline = [rr.TimeColumn("frame", sequence=frames)]
-    recording.send_columns(
-        "world/skeleton",
-        indexes=timeline,
-        columns=rr.Points3D.columns(
-            positions=points[present].astype(np.float32),
-            colors=colours[present],
-            class_ids=np.zeros(int(counts.sum()), dtype=np.uint16),
-            keypoint_ids=np.nonzero(present)[1].astype(np.uint16),
-            radii=np.full(int(counts.sum()), 0.012, dtype=np.float32),
-        ).partition(counts),
-    )
+    for first in range(0, len(frames), _FRAMES_PER_SEND):  # columnar, a block of frames at a time: bounded temporaries
+        block = slice(first, first + _FRAMES_PER_SEND)
+        present = np.isfinite(points[block]).all(axis=-1)
+        counts = present.sum(axis=1)
+        recording.send_columns(
+            "world/skeleton",
+            indexes=[rr.TimeColumn("frame", sequence=frames[block])],
+            columns=rr.Points3D.columns(
+                positions=points[block][present].astype(np.float32),
+                colors=colours[block][present],
+                class_ids=np.zeros(int(counts.sum()), dtype=np.uint16),
+                keypoint_ids=np.nonzero(present)[1].astype(np.uint16),
+                radii=np.full(int(counts.sum()), 0.012, dtype=np.float32),
+            ).partition(counts),
+        )
     if ego_R is not None:
         posed = np.isfinite(ego_R).all(axis=(1, 2)) & np.isfinite(ego_t).all(axis=1)
         centres = -np.einsum("fji,fj->fi", ego_R[posed], ego_t[posed])

@@ -81,20 +81,26 @@ def raw_video_problem(camera) -> str | None:
     return None
 
 
+_PROJECTIONS_USED = ("exo_pixels", "exo_visibility", "ego_pixels", "ego_visibility", "ego_R", "ego_t")
+
+
 def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
+    """The label arrays as stored (float32 stays float32: the take's arrays are what QA's
+    memory grows with) and the projections QA uses."""
     detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints",))
     triangulated = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points",))
     refined = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "inliers", "reprojection_error", "filled", "bone_lengths"))
     projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility"))
+    projections = {name: projections[name] for name in _PROJECTIONS_USED if name in projections}
     arrays = LabelArrays(
-        keypoints=detections["keypoints"].astype(np.float64),
+        keypoints=detections["keypoints"],
         triangulated=triangulated["points"],
         points=refined["points"],
-        projected=projections["exo_pixels"].astype(np.float64),
+        projected=projections["exo_pixels"],
         num_views=refined["num_views"],
-        inliers=refined["inliers"].astype(bool),
-        reprojection_error=refined["reprojection_error"].astype(np.float64),
-        filled=refined["filled"].astype(bool),
+        inliers=refined["inliers"].astype(bool, copy=False),
+        reprojection_error=refined["reprojection_error"],
+        filled=refined["filled"].astype(bool, copy=False),
         bone_lengths=refined["bone_lengths"],
     )
     return arrays, projections
@@ -107,7 +113,7 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     ego = take.ego_camera if "ego_pixels" in projections and raw_video_problem(take.ego_camera) is None else None
     ego_pixels = ego_visible = None
     if ego is not None:
-        ego_pixels = video_orientation(projections["ego_pixels"].astype(np.float64), ego.image_size, settings["ego_video_orientation"])
+        ego_pixels = video_orientation(projections["ego_pixels"], ego.image_size, settings["ego_video_orientation"])
         ego_visible = projections["ego_visibility"] == VISIBLE
     return OverlayInputs(
         exo_names=list(take.exo_names),
