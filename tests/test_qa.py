@@ -231,23 +231,41 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
             page.on("request", lambda request: requests.append(request.url))
             page.goto(page_file.as_uri())
             page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
-            blank = {}
-            for plot in ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory"):
-                image = cv2.imdecode(np.frombuffer(page.locator(f"#{plot}").screenshot(), np.uint8), cv2.IMREAD_COLOR)
-                inner = (image[60:-40, 120:-120] // 16).reshape(-1, 3)  # the plotting area, colours quantised
-                colours, counts = np.unique(inner, axis=0, return_counts=True)
-                blank[plot] = (len(colours), float(1.0 - counts.max() / counts.sum()))  # distinct colours, share not background
+            drawn = {plot: _plot_area_drawn(page, plot) for plot in _PLOTS}
             thumbnails = page.locator("img.thumb").count()
+            # A timeline column of 3 frames starting before a stretch's first frame finds it.
             stretch = page.locator("tr.stretch").first
-            page.evaluate("showStretch(+document.querySelector('tr.stretch').dataset.start, document.querySelector('tr.stretch').dataset.part)")
+            start, part = int(stretch.get_attribute("data-start")), stretch.get_attribute("data-part")
+            found = page.evaluate(f"showStretch({start - 2}, {start + 1}, '{part}') !== null")
             highlighted = "highlight" in (stretch.get_attribute("class") or "")
+            missed = page.evaluate(f"showStretch({start - 3}, {start}, '{part}') === null")  # a column just before it does not
+            # The check sees an emptied plot as blank (it looks at the plotting area, not the titles).
+            page.evaluate("Plotly.restyle('plot-views', {z: [[[]]]})")
+            emptied = _plot_area_drawn(page, "plot-views")
         finally:
             browser.close()
-    print(f"\nreport: per plot (distinct colours, share of non-background pixels): {blank}; {thumbnails} thumbnails")
+    print(f"\nreport: share of coloured pixels in each plotting area {drawn} (emptied views plot: {emptied}); {thumbnails} thumbnails")
     assert errors == []
     assert [url for url in requests if not url.startswith(("file:", "data:", "blob:"))] == []
-    assert all(colours > 10 and drawn > 0.005 for colours, drawn in blank.values())  # every plot drew something
-    assert thumbnails > 0 and highlighted
+    assert all(share > 0.0005 for share in drawn.values()) and emptied == 0.0  # every plot drew something
+    assert thumbnails > 0 and found and highlighted and missed
+
+
+_PLOTS = ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory")
+
+
+def _plot_area_drawn(page, plot: str) -> float:
+    """The share of coloured pixels (channels differing by > 60: plotly's grey and blue-grey
+    background, white grid lines and black text are not) in a plot's plotting area only
+    (the 2D drag rectangle or the 3D scene), without its title, axes or colour bar."""
+    box = page.evaluate(
+        f"""(() => {{ const area = document.querySelector('#{plot} .nsewdrag') || document.querySelector('#{plot} .gl-container [id^=scene]');
+                   const r = area.getBoundingClientRect();
+                   return {{x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}}; }})()"""
+    )
+    image = cv2.imdecode(np.frombuffer(page.screenshot(full_page=True, clip=box), np.uint8), cv2.IMREAD_COLOR).astype(int)
+    coloured = image.max(axis=2) - image.min(axis=2) > 60
+    return round(float(coloured.mean()), 4)
 
 
 def test_recording_loads_back(rendered):
@@ -432,3 +450,16 @@ def test_a_damaged_scene_point_file_is_left_out_of_the_recording(rendered, tmp_p
     assert summary["scene_points"].count("semidense_points.csv.gz") == 1  # the path once
     assert (tmp_path / "out" / report.take / "qa" / "recording.rrd").is_file()
     assert (tmp_path / "out" / report.take / "qa" / "metrics.json").is_file()
+
+
+def test_bone_length_whiskers_stop_at_percentiles():
+    """One wrong frame's 1.8 m forearm must not set the plot's scale."""
+    from stages.qa.report import bone_length_spread
+
+    rng = np.random.default_rng(0)
+    lengths = 0.25 + 0.005 * rng.standard_normal((300, 3))
+    lengths[7, 0] = 1.8
+    lengths[:, 2] = np.nan  # a bone never measured
+    spread = bone_length_spread(lengths)
+    assert np.all(spread["high"][:2] < 0.27) and np.all(spread["low"][:2] > 0.23) and np.isnan(spread["high"][2])
+    assert np.allclose(spread["median"][:2], np.median(lengths[:, :2], axis=0))

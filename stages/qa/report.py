@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,23 +35,26 @@ img.thumb { max-height: 160px; }
 """
 
 _SCRIPT = """
-function showStretch(frame, part) {
+// Highlight the most severe listed stretch of the part that overlaps frames [first, stop).
+function showStretch(first, stop, part) {
   const rows = document.querySelectorAll('tr.stretch');
   let best = null;
   rows.forEach(function (row) {
     row.classList.remove('highlight');
-    const start = +row.dataset.start, stop = +row.dataset.stop;
-    if ((part === null || row.dataset.part === part) && frame >= start - 1 && frame < stop + 1 && best === null) best = row;
+    const start = +row.dataset.start, end = +row.dataset.stop;
+    if ((part === null || row.dataset.part === part) && start < stop && end > first && best === null) best = row;
   });
   if (best) { best.classList.add('highlight'); best.scrollIntoView({behavior: 'smooth', block: 'center'}); }
+  return best;
 }
 document.addEventListener('DOMContentLoaded', function () {
   const timeline = document.getElementById('plot-timeline');
   if (timeline && timeline.on) {
     timeline.on('plotly_click', function (event) {
       const point = event.points[0];
-      const label = String(point.y);
-      showStretch(Math.round(point.x), label.split(':')[0]);
+      const starts = point.data.x;
+      const size = starts.length > 1 ? starts[1] - starts[0] : 1;  // frames per column
+      showStretch(Math.round(point.x), Math.round(point.x) + size, String(point.y).split(':')[0]);
     });
   }
 });
@@ -164,22 +168,38 @@ def views_figure(data: ReportData):
     return figure
 
 
+def bone_length_spread(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Per bone (column of ``lengths (frames, bones)``, NaN: missing): the 5th, 25th, 50th,
+    75th and 95th percentiles (``low``, ``q1``, ``median``, ``q3``, ``high``; NaN for a bone
+    never measured). Whiskers at percentiles, not at the extremes: one wrong frame's
+    1.8 m forearm would squash every box."""
+    values = {name: np.full(lengths.shape[1], np.nan) for name in ("low", "q1", "median", "q3", "high")}
+    measured = np.isfinite(lengths).any(axis=0)
+    if measured.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            quantiles = np.nanpercentile(lengths[:, measured], [5, 25, 50, 75, 95], axis=0)
+        for name, row in zip(values, quantiles):
+            values[name][measured] = row
+    return values
+
+
 def bones_figure(data: ReportData):
     """Bone lengths: the triangulated frames' spread (before) and refine's one length (after)."""
     import plotly.graph_objects as go
 
     names = [f"{skeleton.JOINT_NAMES[a]}-{skeleton.JOINT_NAMES[b]}" for a, b in skeleton.BONES]
-    before = data.bone_lengths_before * 1000.0
-    step = max(1, before.shape[0] // 300)
+    spread = {key: value * 1000.0 for key, value in bone_length_spread(data.bone_lengths_before).items()}
+    shown = np.isfinite(spread["median"])
     figure = go.Figure()
-    for k, name in enumerate(names):
-        values = before[::step, k]
-        values = values[np.isfinite(values)]
-        figure.add_trace(go.Box(y=values, name=name, marker_color="#1f77b4", boxpoints=False, showlegend=False))
+    figure.add_trace(
+        go.Box(x=[name for name, keep in zip(names, shown) if keep], q1=spread["q1"][shown], median=spread["median"][shown], q3=spread["q3"][shown],
+               lowerfence=spread["low"][shown], upperfence=spread["high"][shown], marker_color="#1f77b4", name="triangulated", showlegend=False)
+    )  # fmt: skip
     figure.add_trace(go.Scatter(x=names, y=data.bone_lengths_after * 1000.0, mode="markers", name="after refine",
                                 marker=dict(color="#d62728", symbol="diamond", size=8)))  # fmt: skip
-    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes) and refined (diamonds)", height=520,
-                         margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
+    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes: quartiles, whiskers 5th-95th percentile) and refined (diamonds)",
+                         height=520, margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
     return figure
 
 
@@ -191,10 +211,10 @@ def trajectory_figure(data: ReportData):
     step = max(1, data.flags.shape[0] // 2000)
     for name, path in data.trajectory.items():
         points = path[::step]
-        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name))
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name, line=dict(width=4)))
     if data.ego_path is not None and np.isfinite(data.ego_path).any():
         points = data.ego_path[::step]
-        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot")))
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot", width=4)))
     centres = np.array(list(data.cameras.values()))
     if len(centres):
         figure.add_trace(go.Scatter3d(x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="markers+text", text=list(data.cameras),
