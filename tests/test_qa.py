@@ -463,3 +463,29 @@ def test_bone_length_whiskers_stop_at_percentiles():
     spread = bone_length_spread(lengths)
     assert np.all(spread["high"][:2] < 0.27) and np.all(spread["low"][:2] > 0.23) and np.isnan(spread["high"][2])
     assert np.allclose(spread["median"][:2], np.median(lengths[:, :2], axis=0))
+
+
+def test_recording_clears_the_ego_camera_where_it_has_no_pose(tmp_path):
+    """Frames without an ego pose show no ego camera (not the last pose); every recording has its own id."""
+    pytest.importorskip("rerun", reason="rerun-sdk (extra qa3d) writes the recording")
+    from rerun.chunk import RrdReader
+
+    from stages.qa.recording import write_recording
+    from triangulation.visibility import linear_camera
+
+    frames = 30
+    ego_R = np.tile(np.eye(3), (frames, 1, 1))
+    ego_t = np.zeros((frames, 3))
+    ego_R[10:14] = np.nan
+    points = np.zeros((frames, 59, 3))
+    colours = np.zeros((frames, 59, 3), np.uint8)
+    ids = []
+    for name in ("a.rrd", "b.rrd"):
+        write_recording(tmp_path / name, "take", points, colours, [], ego_R, ego_t, linear_camera(512, 512, 150.0), (512, 512))
+        (entry,) = RrdReader(tmp_path / name).recordings()
+        ids.append(entry.recording_id)
+        summary = RrdReader(tmp_path / name).store(store=entry).summary().splitlines()
+        ego = [line for line in summary if line.startswith("/world/ego ") and "timelines=['frame']" in line]
+        rows = {("Clear" if "Clear" in line else "Pinhole" if "Pinhole" in line else "Transform"): int(line.split()[1].split("=")[1]) for line in ego}
+        assert rows == {"Transform": 26, "Pinhole": 26, "Clear": 4}, ego
+    assert ids[0] != ids[1]

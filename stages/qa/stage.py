@@ -81,6 +81,8 @@ def raw_video_problem(camera) -> str | None:
     return None
 
 
+# The report's 3D paths: a label and the joints whose mean it follows.
+_TRAJECTORY_JOINTS = {"pelvis": ("left_hip", "right_hip"), "nose": ("nose",), "left wrist": ("left_wrist",), "right wrist": ("right_wrist",)}
 _PROJECTIONS_USED = ("exo_pixels", "exo_visibility", "ego_pixels", "ego_visibility", "ego_R", "ego_t")
 
 
@@ -138,10 +140,7 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
     take = context.take
     bones = np.asarray(skeleton.BONES)
     trajectory = {
-        "pelvis": arrays.points[:, 11:13].mean(axis=1),
-        "nose": arrays.points[:, 0],
-        "left wrist": arrays.points[:, 9],
-        "right wrist": arrays.points[:, 10],
+        label: arrays.points[:, [skeleton.JOINT_NAMES.index(name) for name in names]].mean(axis=1) for label, names in _TRAJECTORY_JOINTS.items()
     }
     ego_path = None
     if "ego_R" in projections:
