@@ -20,9 +20,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
+from pipeline.artifacts import RUN_FILE, ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
-from pipeline.batch_report import ranking, write_batch_report
+from pipeline.batch_report import write_batch_files
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from stages import export, fit_body_model, project_ego, refine, triangulate
@@ -80,9 +80,6 @@ def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
         paths += list(take.keypoints_2d.values()) + list(take.videos.values())
         paths += [take.scene_points] if take.scene_points is not None else []
     return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_READERS)})
-
-
-RUN_FILE = "run.json"  # OUT/<take>/run.json: the take folder and the settings of the last run
 
 
 def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, records: dict[str, StageRecord]) -> str:
@@ -260,8 +257,9 @@ def run_batch(
 
     With ``batch.parallel_takes`` > 1 the takes run as Ray tasks (on this machine, or on
     the cluster of ``batch.ray_address``), else one after another in this process.
-    Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed
-    ones, and the takes ranked by QA quality) and ``out_root/batch_report.html``.
+    Writes ``out_root/batch_summary.json`` (this run's take reports, with the error of
+    failed ones, and every take under ``out_root`` ranked by QA quality) and
+    ``out_root/batch_report.html`` (:func:`pipeline.batch_report.write_batch_files`).
     """
     take_dirs = list(take_dirs)
     clashes = _name_clashes(take_dirs)
@@ -273,13 +271,5 @@ def run_batch(
             [_log_and_run(index, len(runnable), take_dir, out_root, config, force_from, until) for index, take_dir in enumerate(runnable, 1)]
         )
     reports = [clashes[index] if index in clashes else next(ran) for index in range(len(take_dirs))]
-    ranked = ranking(reports, Path(out_root))
-    summary = {
-        "takes": len(reports),
-        "failed": sum(not report.ok for report in reports),
-        "ranking": ranked,
-        "reports": [asdict(report) for report in reports],
-    }
-    atomic_write_text(Path(out_root) / "batch_summary.json", json.dumps(summary, indent=2) + "\n")
-    write_batch_report(Path(out_root), ranked)
+    write_batch_files(Path(out_root), [asdict(report) for report in reports])
     return reports

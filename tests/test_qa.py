@@ -489,3 +489,25 @@ def test_recording_clears_the_ego_camera_where_it_has_no_pose(tmp_path):
         rows = {("Clear" if "Clear" in line else "Pinhole" if "Pinhole" in line else "Transform"): int(line.split()[1].split("=")[1]) for line in ego}
         assert rows == {"Transform": 26, "Pinhole": 26, "Clear": 4}, ego
     assert ids[0] != ids[1]
+
+
+def test_batch_report_covers_every_take_in_out_and_report_refreshes_it(tmp_path):
+    """Two takes run by two `run` invocations both appear; `report` with other thresholds rescores one in the batch files."""
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    names = []
+    for seed in (31, 32):
+        take_dir = tmp_path / f"take{seed}"
+        synthesize_take(take_dir, SynthConfig(seed=seed, num_frames=40), render=False)
+        config = load_config(overrides=PRECOMPUTED + ["qa.report=false", "qa.recording=false"])
+        names.append(runner.run_batch([take_dir], out, config)[0].take)
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert sorted(entry["take"] for entry in summary["ranking"]) == sorted(names) and all(entry["ok"] for entry in summary["ranking"])
+    assert [report["take"] for report in summary["reports"]] == [names[1]]  # the reports of the last run
+    assert all(name in (out / "batch_report.html").read_text() for name in names)
+    assert main(["report", str(out / names[0]), "--set", "qa.flags.bone_deviation=0.0001"]) == 0  # nearly every frame flagged
+    rescored = {entry["take"]: entry["quality_score"] for entry in json.loads((out / "batch_summary.json").read_text())["ranking"]}
+    scores = {entry["take"]: entry["quality_score"] for entry in summary["ranking"]}
+    assert rescored[names[0]] < scores[names[0]] and rescored[names[1]] == scores[names[1]]
+    assert f"{rescored[names[0]]:.1f} %" in (out / "batch_report.html").read_text()
