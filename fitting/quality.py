@@ -13,6 +13,10 @@ per-view residuals and inliers, gap-filled samples, the take's bone lengths):
   systematic shift: a camera that moved, a detector off by a few pixels) exceeds
   ``shift_px`` and ``shift_factor`` times its usual value and ``shift_z`` times its
   standard error (noise alone cannot explain it);
+- ``camera_offset``: a view whose residuals are shifted for the whole take (a camera
+  calibrated wrong, or out of sync, in every frame has no usual value to stand out
+  from): the median over the take of its mean residual vector for the part is longer
+  than ``camera_offset_px``; every frame the view observes the part in is flagged;
 - ``outlier_view``: in some view at least ``outlier_share`` of the part's confident
   observations disagree with the 3D (a left/right swap, the wrong person);
 - ``bone_length``: a bone of the part is off the take's length by more than
@@ -41,6 +45,7 @@ from fitting.metrics import bone_length_variation
 REASONS: tuple[str, ...] = (
     "too_few_views",
     "reprojection_error",
+    "camera_offset",
     "outlier_view",
     "bone_length",
     "large_correction",
@@ -49,7 +54,6 @@ REASONS: tuple[str, ...] = (
     "missing",
 )
 PART_NAMES: tuple[str, ...] = tuple(skeleton.PARTS)
-_MIN_JOINTS_PER_VIEW = 3  # a view's statistics of a part need this many joints
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class QualityThresholds:
     shift_px: float
     shift_factor: float
     shift_z: float
+    shift_noise_floor_px: float
+    camera_offset_px: float
+    min_joints_per_view: int
     outlier_share: float
     bone_deviation: float
     correction_mm: float
@@ -73,7 +80,7 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class LabelArrays:
-    """The arrays the flags are computed from (one take).
+    """The arrays the flags are computed from (one take; float32 or float64).
 
     ``keypoints (views, frames, 59, 3)`` 2D detections; ``triangulated (frames, 59, 3)``
     metres; ``points (frames, 59, 3)`` refined; ``projected (views, frames, 59, 2)`` the
@@ -97,18 +104,19 @@ class LabelArrays:
 class QualityFlags:
     """``flags (frames, parts, reasons)`` bool; ``view_error_px (views, frames, parts)`` the
     median inlier residual of the part per view (NaN: too few joints); ``view_shift_px``
-    the length of the mean inlier residual vector;
-    ``view_flagged (views, frames, parts)`` bool: the view raised ``reprojection_error``
-    or ``outlier_view`` there; ``score (frames, parts)`` in [0, 1]: 1 without any flag."""
+    the length of the mean inlier residual vector; ``camera_offset_px (views, parts)``
+    the length of the view's median residual vector over the take (NaN: never enough
+    joints) and ``offset_cameras (views, parts)`` bool: above the limit; ``view_flagged (views, frames, parts)`` bool: the view raised
+    ``reprojection_error``, ``camera_offset`` or ``outlier_view`` there; ``score
+    (frames, parts)`` in [0, 1]: 1 without any flag."""
 
     flags: np.ndarray
     view_error_px: np.ndarray
     view_shift_px: np.ndarray
+    camera_offset_px: np.ndarray
+    offset_cameras: np.ndarray
     view_flagged: np.ndarray
     score: np.ndarray
-
-    def reasons_at(self, frame: int, part: int) -> list[str]:
-        return [REASONS[r] for r in np.flatnonzero(self.flags[frame, part])]
 
 
 def _nanmedian(values: np.ndarray, axis) -> np.ndarray:
@@ -123,29 +131,45 @@ def _part_bones(part: slice) -> tuple[np.ndarray, np.ndarray]:
     return index, np.asarray(skeleton.BONES)[index]
 
 
-def view_errors(arrays: LabelArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(views, frames, parts)``: the median inlier residual (px) of each part in each view,
-    the length of its mean inlier residual vector (px; a shift of the whole part), and
-    that shift over its standard error (the scatter of the residuals around their mean
-    over the square root of their count: large only for a shift noise cannot explain)."""
-    inlier_errors = np.where(arrays.inliers, arrays.reprojection_error, np.nan)
-    vectors = np.where(arrays.inliers[..., None], arrays.keypoints[..., :2] - arrays.projected, np.nan)
-    shape = inlier_errors.shape[:2] + (len(PART_NAMES),)
+def view_errors(arrays: LabelArrays, min_joints: int, noise_floor_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per view, frame and part, from the inlier residuals of at least ``min_joints`` joints
+    (else NaN): the median residual (px), the length of the mean residual vector (px; a
+    shift of the whole part), that shift over its standard error (the scatter of the
+    residuals around their mean, at least ``noise_floor_px``, over the square root of
+    their count: large only for a shift noise cannot explain), each ``(views, frames,
+    parts)``; and the mean residual vectors ``(views, frames, parts, 2)`` (px).
+
+    Computed part by part on the part's joints only (temporaries of one part's size)."""
+    views, frames = arrays.inliers.shape[:2]
+    shape = (views, frames, len(PART_NAMES))
     median, shift, z_score = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    mean_vectors = np.full(shape + (2,), np.nan)
     for p, joints in enumerate(skeleton.PARTS.values()):
-        part = inlier_errors[:, :, joints]
-        count = np.isfinite(part).sum(axis=2)
-        enough = count >= _MIN_JOINTS_PER_VIEW
-        median[:, :, p] = np.where(enough, _nanmedian(part, axis=2), np.nan)
+        inliers = arrays.inliers[:, :, joints]
+        errors = np.where(inliers, arrays.reprojection_error[:, :, joints].astype(np.float64), np.nan)
+        vectors = arrays.keypoints[:, :, joints, :2].astype(np.float64) - arrays.projected[:, :, joints]
+        vectors[~inliers] = np.nan
+        count = np.isfinite(errors).sum(axis=2)
+        enough = count >= min_joints
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean_vector = np.nanmean(vectors[:, :, joints], axis=2)  # (views, frames, 2)
-            scatter = np.sqrt(np.nanmean(np.sum((vectors[:, :, joints] - mean_vector[:, :, None]) ** 2, axis=-1), axis=2) / 2.0)
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, as wanted
+            median[:, :, p] = np.where(enough, np.nanmedian(errors, axis=2), np.nan)
+            mean_vector = np.nanmean(vectors, axis=2)  # (views, frames, 2)
+            vectors -= mean_vector[:, :, None]
+            scatter = np.sqrt(np.nanmean(np.einsum("...i,...i->...", vectors, vectors), axis=2) / 2.0)
         length = np.linalg.norm(mean_vector, axis=-1)
-        standard_error = np.maximum(scatter, 0.5) / np.sqrt(np.maximum(count, 1))  # >= 0.5 px: detections are quantised
+        standard_error = np.maximum(scatter, noise_floor_px) / np.sqrt(np.maximum(count, 1))
         shift[:, :, p] = np.where(enough, length, np.nan)
         z_score[:, :, p] = np.where(enough, length / standard_error, np.nan)
-    return median, shift, z_score
+        mean_vectors[:, :, p] = np.where(enough[..., None], mean_vector, np.nan)
+    return median, shift, z_score, mean_vectors
+
+
+def camera_offsets(mean_vectors: np.ndarray) -> np.ndarray:
+    """``(views, parts)``: the length (px) of the median over the take of each view's mean
+    residual vectors ``(views, frames, parts, 2)`` (NaN where the view never saw the part):
+    a shift the view keeps for the whole take."""
+    return np.linalg.norm(_nanmedian(mean_vectors, axis=1), axis=-1)
 
 
 def _above_usual(values: np.ndarray, floor: float, factor: float) -> np.ndarray:
@@ -169,22 +193,26 @@ def quality_flags(arrays: LabelArrays, thresholds: QualityThresholds) -> Quality
     present = np.isfinite(arrays.points).all(axis=-1)
     observed = present & ~arrays.filled
     flags = np.zeros((frames, len(PART_NAMES), len(REASONS)), dtype=bool)
-    errors, shifts, z_scores = view_errors(arrays)
+    errors, shifts, z_scores, mean_vectors = view_errors(arrays, t.min_joints_per_view, t.shift_noise_floor_px)
     high_error = _in_the_tail(errors, t.reprojection_error_px, t.reprojection_error_mads)
     high_error |= _above_usual(shifts, t.shift_px, t.shift_factor) & (np.nan_to_num(z_scores) > t.shift_z)
+    offsets = camera_offsets(mean_vectors)
+    offset_cameras = np.nan_to_num(offsets, nan=0.0) > t.camera_offset_px  # (views, parts)
+    offset_frames = offset_cameras[:, None, :] & np.isfinite(shifts)  # (views, frames, parts): the view saw the part
     keypoints = arrays.keypoints
     confident = np.isfinite(keypoints).all(axis=-1) & (keypoints[..., 2] >= t.min_confidence) & present[None]
     disagree = confident & ~arrays.inliers
     correction_mm = np.linalg.norm(arrays.points - arrays.triangulated, axis=-1) * 1000.0
-    view_flagged = high_error.copy()
+    view_flagged = high_error | offset_frames
     for p, (part, joints) in enumerate(skeleton.PARTS.items()):
         size = joints.stop - joints.start
         few = observed[:, joints] & (arrays.num_views[:, joints] < t.min_views)
         flags[:, p, REASONS.index("too_few_views")] = few.sum(axis=1) >= max(1.0, t.joint_share * size)
         flags[:, p, REASONS.index("reprojection_error")] = high_error[:, :, p].any(axis=0)
+        flags[:, p, REASONS.index("camera_offset")] = offset_frames[:, :, p].any(axis=0)
         counts = confident[:, :, joints].sum(axis=2)
         share = np.divide(disagree[:, :, joints].sum(axis=2), counts, out=np.zeros(counts.shape), where=counts > 0)
-        outlier = (counts >= _MIN_JOINTS_PER_VIEW) & (share >= t.outlier_share)
+        outlier = (counts >= t.min_joints_per_view) & (share >= t.outlier_share)
         view_flagged[:, :, p] |= outlier
         flags[:, p, REASONS.index("outlier_view")] = outlier.any(axis=0)
         bone_index, bones = _part_bones(joints)
@@ -201,7 +229,7 @@ def quality_flags(arrays: LabelArrays, thresholds: QualityThresholds) -> Quality
             flags[:, p, REASONS.index("hand_off_wrist")] = np.nan_to_num(gap, nan=0.0) > t.hand_wrist_mm
         flags[:, p, REASONS.index("missing")] = present[:, joints].mean(axis=1) < t.min_reconstructed_share
     score = 1.0 - flags.any(axis=2).astype(np.float64)
-    return QualityFlags(flags, errors, shifts, view_flagged, score)
+    return QualityFlags(flags, errors, shifts, offsets, offset_cameras, view_flagged, score)
 
 
 def _round(value, digits: int = 3):
@@ -215,14 +243,14 @@ def take_metrics(arrays: LabelArrays, quality: QualityFlags, camera_names: list[
     """The take's quality summary (JSON-ready; a batch ranks takes by ``quality_score``).
 
     Coverage per part (reconstructed, observed = not gap-filled), reprojection error by
-    camera (inlier mean / median px) and by camera and joint (median px), mean views
+    camera (inlier mean / median px) and by camera and joint (median px), each camera's
+    offset over the take per part (px) and the cameras over the limit, mean views
     per joint, bone-length variation (CV %) of the triangulated and the refined tracks,
     flagged frames per reason and part, and ``quality_score``: the share (%) of frame and
     part labels without any flag, averaged over the parts.
     """
     present = np.isfinite(arrays.points).all(axis=-1)
     observed = present & ~arrays.filled
-    inlier_errors = np.where(arrays.inliers, arrays.reprojection_error, np.nan)
     views_used = np.where(present, arrays.num_views, np.nan)
     metrics: dict = {"frames": int(arrays.points.shape[0]), "fps": float(fps), "parts": {}}
     for p, (part, joints) in enumerate(skeleton.PARTS.items()):
@@ -241,15 +269,16 @@ def take_metrics(arrays: LabelArrays, quality: QualityFlags, camera_names: list[
             "flagged_frames_by_reason": {reason: int(part_flags[:, r].sum()) for r, reason in enumerate(REASONS)},
             "label_quality_percent": _round(100.0 * quality.score[:, p].mean(), 2),
         }
-    metrics["reprojection_error_px"] = {
-        name: {"mean": _round(np.nanmean(inlier_errors[v])) if np.isfinite(inlier_errors[v]).any() else None,
-               "median": _round(np.nanmedian(inlier_errors[v])) if np.isfinite(inlier_errors[v]).any() else None}
-        for v, name in enumerate(camera_names)
-    }  # fmt: skip
-    per_joint = _nanmedian(inlier_errors, axis=1)  # (views, 59)
-    metrics["reprojection_error_px_by_camera_and_joint"] = {
-        name: dict(zip(skeleton.JOINT_NAMES, (_round(value, 2) for value in per_joint[v]))) for v, name in enumerate(camera_names)
+    metrics["reprojection_error_px"], metrics["reprojection_error_px_by_camera_and_joint"] = {}, {}
+    for v, name in enumerate(camera_names):  # one view at a time: temporaries of one view's size
+        errors = np.where(arrays.inliers[v], arrays.reprojection_error[v].astype(np.float64), np.nan)  # (frames, 59)
+        seen = np.isfinite(errors).any()
+        metrics["reprojection_error_px"][name] = {"mean": _round(np.nanmean(errors)) if seen else None, "median": _round(np.nanmedian(errors)) if seen else None}
+        metrics["reprojection_error_px_by_camera_and_joint"][name] = dict(zip(skeleton.JOINT_NAMES, (_round(value, 2) for value in _nanmedian(errors, axis=0))))
+    metrics["camera_offset_px"] = {
+        name: {part: _round(quality.camera_offset_px[v, p], 2) for p, part in enumerate(PART_NAMES)} for v, name in enumerate(camera_names)
     }
+    metrics["cameras_offset"] = [name for v, name in enumerate(camera_names) if quality.offset_cameras[v].any()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_views = np.nanmean(views_used, axis=0)

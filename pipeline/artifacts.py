@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.atomic import atomic_write_text
 
 MANIFEST = "manifest.json"
+RUN_FILE = "run.json"  # OUT/<take>/run.json: the take folder and the settings of the last run
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,37 +1,80 @@
-"""``OUT/batch_report.html``: a batch's takes ranked by label quality, linked to their reports.
+"""``OUT/batch_summary.json`` and ``OUT/batch_report.html``: every take under ``OUT``
+ranked by label quality, linked to its report.
 
-Built from each take's ``qa`` summary (``quality_score``: the share of frame and part
-labels without any flag, and the flagged frames); failed takes and takes without QA are
-listed last with their reason. Plain HTML and CSS, no script: it opens anywhere.
+Rebuilt from what is on disk, so they cover every take output in ``OUT`` (a folder
+with ``run.json``), not just the last ``run``: each take's ``qa`` summary
+(``quality_score``: the share of frame and part labels without any flag, the flagged
+frames, the cameras offset for the whole take) and its frame count; a take whose QA
+has no output, or that failed in the run being recorded, is listed last with its
+reason. ``run`` (:func:`pipeline.runner.run_batch`) writes them after its takes, and
+``report`` after rescoring one. The page is plain HTML and CSS, no script: it opens
+anywhere.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
+from pipeline.artifacts import RUN_FILE, ArtifactStore
 from pipeline.atomic import atomic_write_text
 
+SUMMARY_FILE = "batch_summary.json"
+REPORT_FILE = "batch_report.html"
 
-def ranking(reports: list, out_root: Path) -> list[dict]:
-    """One entry per take, best quality first: take, ok, quality_score, flagged_frames, report (relative path), error."""
-    entries = []
+
+def _stored_entry(folder: Path, out_root: Path) -> dict:
+    """A take output's entry from its stored stage outputs."""
+    store = ArtifactStore(folder)
+    qa, refine = store.record("qa"), store.record("refine")
+    summary = qa.manifest.get("summary", {}) if qa is not None else {}
+    page = folder / "qa" / "report.html"
+    return {
+        "take": folder.name,
+        "ok": qa is not None,
+        "quality_score": summary.get("quality_score"),
+        "flagged_frames": summary.get("flagged_frames"),
+        "cameras_offset": summary.get("cameras_offset", []),
+        "frames": refine.manifest.get("summary", {}).get("frames") if refine is not None else None,
+        "report": os.path.relpath(page, out_root) if qa is not None and page.is_file() else None,
+        "error": None if qa is not None else "no QA output (the take's stages have not all finished)",
+    }
+
+
+def ranking(out_root: Path, reports: list[dict] = ()) -> list[dict]:
+    """One entry per take under ``out_root`` and per take of ``reports`` (this run's take
+    reports, as dicts), best quality first: take, ok, quality_score, flagged_frames,
+    cameras_offset, frames, report (relative path), error. A take that failed in
+    ``reports`` is failed here, whatever older outputs it has."""
+    out_root = Path(out_root)
+    entries = {}
+    if out_root.is_dir():
+        for folder in sorted(path for path in out_root.iterdir() if (path / RUN_FILE).is_file()):
+            entries[folder.name] = _stored_entry(folder, out_root)
     for report in reports:
-        qa = report.summaries.get("qa", {}) if report.ok else {}
-        page = Path(report.output) / "qa" / "report.html" if report.ok else None
-        entries.append(
-            {
-                "take": report.take,
-                "ok": report.ok,
-                "quality_score": qa.get("quality_score"),
-                "flagged_frames": qa.get("flagged_frames"),
-                "frames": report.summaries.get("refine", {}).get("frames"),
-                "report": os.path.relpath(page, out_root) if page is not None and page.is_file() else None,
-                "error": report.error,
-            }
-        )
-    return sorted(entries, key=lambda entry: (entry["quality_score"] is None, -(entry["quality_score"] or 0.0), entry["take"]))
+        if not report["ok"]:
+            entries[report["take"]] = {"take": report["take"], "ok": False, "quality_score": None, "flagged_frames": None, "cameras_offset": [],
+                                       "frames": None, "report": None, "error": report["error"]}  # fmt: skip
+    return sorted(entries.values(), key=lambda entry: (entry["quality_score"] is None, -(entry["quality_score"] or 0.0), entry["take"]))
+
+
+def write_batch_files(out_root: Path, reports: list[dict] | None = None) -> dict:
+    """Rebuild ``batch_summary.json`` and ``batch_report.html`` of ``out_root`` from every take
+    output in it. ``reports``: the take reports of the run being recorded (None: keep the
+    ones the summary holds, e.g. after ``report`` rescored a take). Returns the summary."""
+    out_root = Path(out_root)
+    if reports is None:
+        try:
+            reports = json.loads((out_root / SUMMARY_FILE).read_text(encoding="utf-8")).get("reports", [])
+        except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+            reports = []
+    ranked = ranking(out_root, reports)
+    summary = {"takes": len(ranked), "failed": sum(not entry["ok"] for entry in ranked), "ranking": ranked, "reports": reports}
+    atomic_write_text(out_root / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_batch_report(out_root, ranked)
+    return summary
 
 
 def write_batch_report(out_root: Path, entries: list[dict]) -> Path:
@@ -41,6 +84,8 @@ def write_batch_report(out_root: Path, entries: list[dict]) -> Path:
         link = f"<a href='{html.escape(entry['report'])}'>{name}</a>" if entry["report"] else name
         score = "-" if entry["quality_score"] is None else f"{entry['quality_score']:.1f} %"
         status = "ok" if entry["ok"] else f"FAILED: {html.escape(entry['error'] or '')}"
+        if entry.get("cameras_offset"):
+            status += f"; camera(s) offset: {html.escape(', '.join(entry['cameras_offset']))}"
         rows.append(
             f"<tr><td>{rank}</td><td class='left'>{link}</td><td>{score}</td><td>{entry['flagged_frames'] if entry['flagged_frames'] is not None else '-'}</td>"
             f"<td>{entry['frames'] if entry['frames'] is not None else '-'}</td><td class='left'>{status}</td></tr>"
@@ -54,4 +99,4 @@ def write_batch_report(out_root: Path, entries: list[dict]) -> Path:
         "<table><tr><th>rank</th><th class='left'>take</th><th>labels without flag</th><th>flagged frames</th><th>frames</th>"
         f"<th class='left'>status</th></tr>{''.join(rows)}</table></body></html>\n"
     )
-    return atomic_write_text(Path(out_root) / "batch_report.html", page)
+    return atomic_write_text(Path(out_root) / REPORT_FILE, page)

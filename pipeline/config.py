@@ -233,6 +233,9 @@ class QaFlagsConfig:
     shift_px: float = field(metadata=_range(0.0))
     shift_factor: float = field(metadata=_range(1.0))
     shift_z: float = field(metadata=_range(0.0))
+    shift_noise_floor_px: float = field(metadata=_range(0.0, low_open=True))
+    camera_offset_px: float = field(metadata=_range(0.0, low_open=True))
+    min_joints_per_view: int = field(metadata=_range(1))
     outlier_share: float = field(metadata=_range(0.0, 1.0, low_open=True))
     bone_deviation: float = field(metadata=_range(0.0, low_open=True))
     correction_mm: float = field(metadata=_range(0.0, low_open=True))
@@ -253,10 +256,15 @@ class QaConfig:
     report: bool
     report_thumbnails: int = field(metadata=_range(0, 1000))
     report_max_columns: int = field(metadata=_range(10, 100000))
+    report_max_rows: int = field(metadata=_range(1))
     recording: bool
     recording_max_points: int = field(metadata=_range(0))
     scene_max_inv_dist_std: float = field(metadata=_range(0.0, low_open=True))
     scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
+
+    def __post_init__(self):
+        if not self.error_good_px < self.error_bad_px:
+            raise ConfigError(f"key 'qa.error_good_px' ({self.error_good_px}) must be below 'qa.error_bad_px' ({self.error_bad_px})")
 
 
 @dataclass(frozen=True)
@@ -377,7 +385,10 @@ def _build(cls, values: Any, source: str, prefix: str = ""):
             built[name] = _build(hints[name], values[name], source, f"{prefix}{name}.")
         else:
             built[name] = _check_value(f"{source}: key {prefix + name!r}", hints[name], values[name], f.metadata)
-    return cls(**built)
+    try:
+        return cls(**built)
+    except ConfigError as error:  # a check across keys (the schema's __post_init__)
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def _merge(base: dict, update: dict, source: str, path: str = "") -> dict:

@@ -21,9 +21,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.artifacts import ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
+from pipeline.artifacts import RUN_FILE, ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
-from pipeline.batch_report import ranking, write_batch_report
+from pipeline.batch_report import write_batch_files
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
@@ -84,9 +84,6 @@ def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
     return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_CODE)})
 
 
-RUN_FILE = "run.json"  # OUT/<take>/run.json: the take folder and the settings of the last run
-
-
 def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, records: dict[str, StageRecord]) -> str:
     take_settings = config.section("take")
     return fingerprint(
@@ -113,7 +110,13 @@ def _run_stage(
     try:
         inputs = {name: records[name] for name in spec.inputs + spec.optional_inputs if name in records}
         context = StageContext(
-            take, config, inputs, work, store.cache(spec.name, stage_fingerprint), None if progress is None else progress.frames_done
+            take,
+            config,
+            inputs,
+            work,
+            cache=store.cache(spec.name, stage_fingerprint),
+            progress=None if progress is None else progress.frames_done,
+            previous=store.record(spec.name),
         )
         files, summary = spec.run(context)
         spec.check_outputs(files)
@@ -318,8 +321,9 @@ def run_batch(
     With ``batch.parallel_takes`` > 1 the takes run as Ray tasks (on this machine, or on
     the cluster of ``batch.ray_address``), else one after another in this process. One
     progress display covers the batch (:class:`pipeline.progress.BatchProgress`).
-    Writes ``out_root/batch_summary.json`` (one entry per take, with the error of failed
-    ones, and the takes ranked by QA quality) and ``out_root/batch_report.html``.
+    Writes ``out_root/batch_summary.json`` (this run's take reports, with the error of
+    failed ones, and every take under ``out_root`` ranked by QA quality) and
+    ``out_root/batch_report.html`` (:func:`pipeline.batch_report.write_batch_files`).
     """
     take_dirs = list(take_dirs)
     clashes = _name_clashes(take_dirs)
@@ -330,13 +334,5 @@ def run_batch(
     else:
         ran = iter(_run_batch_here(runnable, out_root, config, force_from, until, progress))
     reports = [clashes[index] if index in clashes else next(ran) for index in range(len(take_dirs))]
-    ranked = ranking(reports, Path(out_root))
-    summary = {
-        "takes": len(reports),
-        "failed": sum(not report.ok for report in reports),
-        "ranking": ranked,
-        "reports": [asdict(report) for report in reports],
-    }
-    atomic_write_text(Path(out_root) / "batch_summary.json", json.dumps(summary, indent=2) + "\n")
-    write_batch_report(Path(out_root), ranked)
+    write_batch_files(Path(out_root), [asdict(report) for report in reports])
     return reports

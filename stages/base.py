@@ -50,6 +50,7 @@ class StageContext:
     work: Path
     cache: Path | None = None
     progress: Callable[[int], None] | None = None
+    previous: StageRecord | None = None  # the stage's own last finished output (files it may keep)
 
     def settings(self, section: str) -> dict:
         return self.config.section(section)

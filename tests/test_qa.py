@@ -86,6 +86,41 @@ def test_the_offset_camera_is_named(faulty):
     assert list(stored["camera_names"])[int(np.argmax(view_flagged.sum(axis=1)))] == "cam02"
 
 
+def _take_with_shifted_camera(root, shift_px: float):
+    """The faulty fixture's take without faults, cam02's detections shifted by ``shift_px``
+    in x in every frame, through the pipeline: (metrics.json, flags.npz)."""
+    take_dir = root / "take"
+    take = synthesize_take(take_dir, SynthConfig(seed=4, num_frames=240, detector=CLEAN_DETECTOR), render=False)
+    keypoints = take.observations.keypoints.copy()
+    keypoints[1, :, :, 0] += shift_px
+    for view, camera in enumerate(take.exo_cameras):
+        write_openpose_folder(take_dir / "keypoints2d" / "openpose" / camera.name, keypoints[view], camera.name)
+    config = load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false", "qa.report=false", "qa.recording=false"])
+    report = runner.run_take(take_dir, root / "out", config)
+    qa = root / "out" / report.take / "qa"
+    return json.loads((qa / "metrics.json").read_text()), load_npz(qa / "flags.npz")
+
+
+def test_a_camera_offset_for_the_whole_take_is_flagged_and_lowers_the_score(tmp_path):
+    """A camera wrong in every frame (a bad calibration) has no 'usual' to stand out from:
+    the take-level check compares its mean residual vector over the take with a limit."""
+    clean, _ = _take_with_shifted_camera(tmp_path / "clean", 0.0)
+    shifted, stored = _take_with_shifted_camera(tmp_path / "shifted", 10.0)
+    offsets = {name: max(value for value in parts.values() if value is not None) for name, parts in shifted["camera_offset_px"].items()}
+    body_frames = stored["flags"][:, 0, REASONS.index("camera_offset")].mean()
+    print(
+        f"\nclean take: score {clean['quality_score']:.1f}, offsets {clean['camera_offset_px']}"
+        f"\ncam02 shifted 10 px: score {shifted['quality_score']:.1f}, offsets (largest part) {offsets}, "
+        f"body frames flagged camera_offset {100 * body_frames:.0f} %"
+    )
+    assert clean["cameras_offset"] == [] and shifted["cameras_offset"] == ["cam02"]
+    assert offsets["cam02"] > 5.0 and max(value for name, value in offsets.items() if name != "cam02") < offsets["cam02"] / 2
+    assert body_frames > 0.9
+    assert shifted["quality_score"] < clean["quality_score"] - 20.0
+    views_flagged = stored["view_flagged"][:, :, 0].sum(axis=1)
+    assert list(stored["camera_names"])[int(np.argmax(views_flagged))] == "cam02"
+
+
 # --------------------------------------------------------------------------------------
 # A rendered take through qa: overlays, report, recording
 # --------------------------------------------------------------------------------------
@@ -196,23 +231,41 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
             page.on("request", lambda request: requests.append(request.url))
             page.goto(page_file.as_uri())
             page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
-            blank = {}
-            for plot in ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory"):
-                image = cv2.imdecode(np.frombuffer(page.locator(f"#{plot}").screenshot(), np.uint8), cv2.IMREAD_COLOR)
-                inner = (image[60:-40, 120:-120] // 16).reshape(-1, 3)  # the plotting area, colours quantised
-                colours, counts = np.unique(inner, axis=0, return_counts=True)
-                blank[plot] = (len(colours), float(1.0 - counts.max() / counts.sum()))  # distinct colours, share not background
+            drawn = {plot: _plot_area_drawn(page, plot) for plot in _PLOTS}
             thumbnails = page.locator("img.thumb").count()
+            # A timeline column of 3 frames starting before a stretch's first frame finds it.
             stretch = page.locator("tr.stretch").first
-            page.evaluate("showStretch(+document.querySelector('tr.stretch').dataset.start, document.querySelector('tr.stretch').dataset.part)")
+            start, part = int(stretch.get_attribute("data-start")), stretch.get_attribute("data-part")
+            found = page.evaluate(f"showStretch({start - 2}, {start + 1}, '{part}') !== null")
             highlighted = "highlight" in (stretch.get_attribute("class") or "")
+            missed = page.evaluate(f"showStretch({start - 3}, {start}, '{part}') === null")  # a column just before it does not
+            # The check sees an emptied plot as blank (it looks at the plotting area, not the titles).
+            page.evaluate("Plotly.restyle('plot-views', {z: [[[]]]})")
+            emptied = _plot_area_drawn(page, "plot-views")
         finally:
             browser.close()
-    print(f"\nreport: per plot (distinct colours, share of non-background pixels): {blank}; {thumbnails} thumbnails")
+    print(f"\nreport: share of coloured pixels in each plotting area {drawn} (emptied views plot: {emptied}); {thumbnails} thumbnails")
     assert errors == []
     assert [url for url in requests if not url.startswith(("file:", "data:", "blob:"))] == []
-    assert all(colours > 10 and drawn > 0.005 for colours, drawn in blank.values())  # every plot drew something
-    assert thumbnails > 0 and highlighted
+    assert all(share > 0.0005 for share in drawn.values()) and emptied == 0.0  # every plot drew something
+    assert thumbnails > 0 and found and highlighted and missed
+
+
+_PLOTS = ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory")
+
+
+def _plot_area_drawn(page, plot: str) -> float:
+    """The share of coloured pixels (channels differing by > 60: plotly's grey and blue-grey
+    background, white grid lines and black text are not) in a plot's plotting area only
+    (the 2D drag rectangle or the 3D scene), without its title, axes or colour bar."""
+    box = page.evaluate(
+        f"""(() => {{ const area = document.querySelector('#{plot} .nsewdrag') || document.querySelector('#{plot} .gl-container [id^=scene]');
+                   const r = area.getBoundingClientRect();
+                   return {{x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height}}; }})()"""
+    )
+    image = cv2.imdecode(np.frombuffer(page.screenshot(full_page=True, clip=box), np.uint8), cv2.IMREAD_COLOR).astype(int)
+    coloured = image.max(axis=2) - image.min(axis=2) > 60
+    return round(float(coloured.mean()), 4)
 
 
 def test_recording_loads_back(rendered):
@@ -230,15 +283,30 @@ def test_recording_loads_back(rendered):
 
 
 def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
+    """``report --frames`` draws that range under its own names; the whole take's overlays
+    stay, and the report keeps every thumbnail and links each stretch to overlays holding it."""
     from pipeline.cli import main
 
     take, _, qa = rendered
     out = qa.parent
     before = {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in ("detect", "refine", "project_ego", "export")}
-    assert main(["report", str(out), "--frames", "5:15"]) == 0
+    flagged = np.flatnonzero(load_npz(qa / "flags.npz")["flags"].any(axis=(1, 2)))
+    assert len(flagged) and flagged.max() < 12  # the range below holds no flagged frame
+    thumbnails = (qa / "report.html").read_text().count("<img class='thumb'")
+    assert main(["report", str(out), "--frames", "12:20"]) == 0
     assert {stage: (out / stage / "manifest.json").stat().st_mtime_ns for stage in before} == before
-    assert video_info(qa / "overlay_mosaic.mp4").num_frames == 10
-    assert (qa / "report.html").is_file()
+    assert video_info(qa / "overlay_mosaic_frames12-20.mp4").num_frames == 8
+    assert video_info(qa / "overlay_mosaic.mp4").num_frames == FRAMES  # kept from the full run
+    page = (qa / "report.html").read_text()
+    assert page.count("<img class='thumb'") == thumbnails > 0
+    assert "href='overlay_mosaic.mp4#t=" in page and "overlay_mosaic_frames12-20.mp4" not in page
+    assert main(["report", str(out), "--frames", f"{flagged.min()}:{flagged.min() + 4}"]) == 0
+    page = (qa / "report.html").read_text()
+    assert f"href='overlay_mosaic_frames{flagged.min()}-{flagged.min() + 4}.mp4#t=0.00'" in page
+    names = {path.name for path in qa.iterdir()}
+    assert {"overlay_mosaic.mp4", "overlay_mosaic_frames12-20.mp4", f"overlay_cam01_frames{flagged.min()}-{flagged.min() + 4}.mp4"} <= names
+    manifest = json.loads((qa / "manifest.json").read_text())
+    assert sorted(tuple(entry["frames"]) for entry in manifest["summary"]["overlay_sets"]) == sorted([(0, FRAMES), (12, 20), (int(flagged.min()), int(flagged.min()) + 4)])
 
 
 def test_batch_report_ranks_the_takes(rendered, tmp_path):
@@ -253,3 +321,193 @@ def test_batch_report_ranks_the_takes(rendered, tmp_path):
     assert ranking[0]["quality_score"] == reports[1].summaries["qa"]["quality_score"] and ranking[1]["quality_score"] is None
     page = (qa.parent.parent / "batch_report.html").read_text()
     assert f"href='{report.take}/qa/report.html'" in page and "FAILED" in page
+
+
+def test_overlay_draws_detections_at_their_own_place():
+    """A detection drawn off its place reads as a reprojection error that is not there."""
+    from stages.qa.overlay import draw_exo
+
+    detected = np.full((59, 3), np.nan)
+    detected[5] = (200.0, 120.0, 0.9)
+    for scale in (1.0, 0.5):
+        canvas = draw_exo(np.zeros((300, 400, 3), np.uint8), np.zeros((59, 2)), np.zeros(59, bool), np.full(59, np.nan), detected, scale, 3.0, 15.0)
+        ys, xs = np.nonzero(canvas.max(axis=2) > 0)
+        centre = np.array([xs.mean(), ys.mean()])
+        assert np.abs(centre - detected[5, :2] * scale).max() <= 1.0, (scale, centre)
+
+
+def test_ego_camera_of_a_released_camera_pose_json_is_not_drawn_on_the_fisheye_video(rendered, tmp_path):
+    """A release's camera_pose.json gives the ego camera as the undistorted 512 x 512 pinhole
+    without image size: its pixels are not in the fisheye video's image, so QA says so and
+    draws no ego overlay (and does not fail on the video orientation)."""
+    from pipeline.formats.calibration import write_camera_pose_json
+    from pipeline.formats.take_folder import CAMERA_POSE_JSON
+    from triangulation.cameras import MovingCamera
+    from triangulation.visibility import linear_camera
+
+    take, _, qa = rendered
+    take_dir = tmp_path / "take"
+    shutil.copytree(qa.parent.parent.parent / "take", take_dir)
+    released = MovingCamera(take.ego.name, linear_camera(512, 512, 150.0), take.ego.R, take.ego.t)
+    write_camera_pose_json(take_dir / CAMERA_POSE_JSON, take.exo_cameras, released)
+    config = load_config(overrides=PRECOMPUTED + ["take.ego_pose_prefer=camera_pose", "qa.ego_video_orientation=rotated_cw90", "qa.recording=false"])
+    report = runner.run_take(take_dir, tmp_path / "out", config)
+    out = tmp_path / "out" / report.take / "qa"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ego"]["pose_source"] == "camera_pose_json"
+    assert metrics["ego"]["video_overlay"].startswith("not drawn: ") and "pinhole" in metrics["ego"]["video_overlay"]
+    assert not (out / f"overlay_{take.ego.name}.mp4").exists()
+    assert all((out / f"overlay_{camera.name}.mp4").is_file() for camera in take.exo_cameras)
+    assert "not drawn" in (out / "report.html").read_text()
+
+
+def test_videos_shorter_than_the_take_are_named_in_the_summary(rendered, tmp_path):
+    """Videos that end before the take (cut to 5 frames, before the flagged frames whose
+    thumbnails the report wants): QA still writes everything, names each camera and the
+    first frame it lost, and the mosaic keeps the take's timing (black tiles)."""
+    from pipeline.formats.video import VideoWriter
+
+    take, _, qa = rendered
+    source = qa.parent.parent.parent / "take"
+    take_dir = tmp_path / "take"
+    shutil.copytree(source, take_dir)
+    for video in (take_dir / "frame_aligned_videos").glob("*.mp4"):
+        with VideoWriter(video, take.config.fps) as writer:
+            for _, image in iter_frames(source / "frame_aligned_videos" / video.name, 0, 5):
+                writer.write(image)
+    report = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["qa.recording=false"]))
+    out = tmp_path / "out" / report.take / "qa"
+    assert load_npz(out / "flags.npz")["flags"][5:].any()  # thumbnails wanted where no video is left
+    errors = report.summaries["qa"]["video_decode_errors"]
+    cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
+    assert sorted(error["camera"] for error in errors) == sorted(cameras)
+    assert all(error["first_frame"] == 5 and error["frames_missing"] == FRAMES - 5 for error in errors)
+    assert video_info(out / "overlay_cam01.mp4").num_frames == 5 and video_info(out / "overlay_mosaic.mp4").num_frames == FRAMES
+    assert (out / "report.html").is_file()
+
+
+def test_thumbnails_without_overlay_videos_decode_only_their_frames(rendered, monkeypatch):
+    """Without overlay videos, each thumbnail seeks to its own frame (not every frame between the first and last)."""
+    import stages.qa.overlay as overlay
+
+    take, _, _ = rendered
+    views = len(take.exo_cameras)
+    source = rendered[2].parent.parent.parent / "take" / "frame_aligned_videos"
+    videos = [source / f"{camera.name}.mp4" for camera in take.exo_cameras]
+    inputs = overlay.OverlayInputs(
+        exo_names=[camera.name for camera in take.exo_cameras],
+        exo_videos=videos,
+        exo_pixels=np.zeros((views, FRAMES, 59, 2)),
+        exo_visible=np.zeros((views, FRAMES, 59), bool),
+        errors=np.full((views, FRAMES, 59), np.nan),
+        keypoints=np.full((views, FRAMES, 59, 3), np.nan),
+        ego_name=None,
+        ego_video=None,
+        ego_pixels=None,
+        ego_visible=None,
+        flags=np.zeros((FRAMES, 3, len(REASONS)), bool),
+        view_flagged=np.zeros((views, FRAMES, 3), bool),
+        view_error=np.full((views, FRAMES, 3), np.nan),
+    )
+    decoded = []
+    iter_lockstep = overlay.iter_frames_lockstep
+
+    def counting(*args, **kwargs):
+        for frame, images in iter_lockstep(*args, **kwargs):
+            decoded.append(frame)
+            yield frame, images
+
+    monkeypatch.setattr(overlay, "iter_frames_lockstep", counting)
+    settings = load_config().section("qa")
+    result = overlay.render_overlays(inputs, None, (0, FRAMES), take.config.fps, settings, [(2, 0), (20, 1), (20, 2)])
+    assert set(result.thumbnails) == {(2, 0), (20, 1), (20, 2)} and result.frames == 0
+    assert decoded == [2, 20]
+
+
+def test_thumbnail_crops_the_part_not_the_whole_frame():
+    from stages.qa.overlay import _crop
+
+    image = np.zeros((540, 960, 3), np.uint8)
+    image[150:350, 400:500] = 255  # the part's extent: 100 x 200 px
+    pixels = np.array([[400.0, 150.0], [499.0, 349.0]])
+    thumbnail = _crop(image, pixels, 1.0)
+    ys, xs = np.nonzero(thumbnail[..., 0] > 128)
+    assert (ys.max() - ys.min() + 1) / max(thumbnail.shape[:2]) > 0.75  # the part fills the thumbnail
+
+
+@pytest.mark.parametrize("damage", [b"not gzip at all", b"\x1f\x8b\x08\x00truncated"])
+def test_a_damaged_scene_point_file_is_left_out_of_the_recording(rendered, tmp_path, damage):
+    """The semidense points only feed the recording: a damaged file costs them, not the QA."""
+    pytest.importorskip("rerun", reason="rerun-sdk (extra qa3d) writes the recording")
+    _, _, qa = rendered
+    take_dir = tmp_path / "take"
+    shutil.copytree(qa.parent.parent.parent / "take", take_dir)
+    (take_dir / "trajectory" / "semidense_points.csv.gz").write_bytes(damage)
+    config = load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false", "qa.report=false"])
+    report = runner.run_take(take_dir, tmp_path / "out", config)
+    summary = report.summaries["qa"]
+    assert summary["scene_points"].startswith(f"left out: {take_dir / 'trajectory' / 'semidense_points.csv.gz'}: ")
+    assert summary["scene_points"].count("semidense_points.csv.gz") == 1  # the path once
+    assert (tmp_path / "out" / report.take / "qa" / "recording.rrd").is_file()
+    assert (tmp_path / "out" / report.take / "qa" / "metrics.json").is_file()
+
+
+def test_bone_length_whiskers_stop_at_percentiles():
+    """One wrong frame's 1.8 m forearm must not set the plot's scale."""
+    from stages.qa.report import bone_length_spread
+
+    rng = np.random.default_rng(0)
+    lengths = 0.25 + 0.005 * rng.standard_normal((300, 3))
+    lengths[7, 0] = 1.8
+    lengths[:, 2] = np.nan  # a bone never measured
+    spread = bone_length_spread(lengths)
+    assert np.all(spread["high"][:2] < 0.27) and np.all(spread["low"][:2] > 0.23) and np.isnan(spread["high"][2])
+    assert np.allclose(spread["median"][:2], np.median(lengths[:, :2], axis=0))
+
+
+def test_recording_clears_the_ego_camera_where_it_has_no_pose(tmp_path):
+    """Frames without an ego pose show no ego camera (not the last pose); every recording has its own id."""
+    pytest.importorskip("rerun", reason="rerun-sdk (extra qa3d) writes the recording")
+    from rerun.chunk import RrdReader
+
+    from stages.qa.recording import write_recording
+    from triangulation.visibility import linear_camera
+
+    frames = 30
+    ego_R = np.tile(np.eye(3), (frames, 1, 1))
+    ego_t = np.zeros((frames, 3))
+    ego_R[10:14] = np.nan
+    points = np.zeros((frames, 59, 3))
+    colours = np.zeros((frames, 59, 3), np.uint8)
+    ids = []
+    for name in ("a.rrd", "b.rrd"):
+        write_recording(tmp_path / name, "take", points, colours, [], ego_R, ego_t, linear_camera(512, 512, 150.0), (512, 512))
+        (entry,) = RrdReader(tmp_path / name).recordings()
+        ids.append(entry.recording_id)
+        summary = RrdReader(tmp_path / name).store(store=entry).summary().splitlines()
+        ego = [line for line in summary if line.startswith("/world/ego ") and "timelines=['frame']" in line]
+        rows = {("Clear" if "Clear" in line else "Pinhole" if "Pinhole" in line else "Transform"): int(line.split()[1].split("=")[1]) for line in ego}
+        assert rows == {"Transform": 26, "Pinhole": 26, "Clear": 4}, ego
+    assert ids[0] != ids[1]
+
+
+def test_batch_report_covers_every_take_in_out_and_report_refreshes_it(tmp_path):
+    """Two takes run by two `run` invocations both appear; `report` with other thresholds rescores one in the batch files."""
+    from pipeline.cli import main
+
+    out = tmp_path / "out"
+    names = []
+    for seed in (31, 32):
+        take_dir = tmp_path / f"take{seed}"
+        synthesize_take(take_dir, SynthConfig(seed=seed, num_frames=40), render=False)
+        config = load_config(overrides=PRECOMPUTED + ["qa.report=false", "qa.recording=false"])
+        names.append(runner.run_batch([take_dir], out, config)[0].take)
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert sorted(entry["take"] for entry in summary["ranking"]) == sorted(names) and all(entry["ok"] for entry in summary["ranking"])
+    assert [report["take"] for report in summary["reports"]] == [names[1]]  # the reports of the last run
+    assert all(name in (out / "batch_report.html").read_text() for name in names)
+    assert main(["report", str(out / names[0]), "--set", "qa.flags.bone_deviation=0.0001"]) == 0  # nearly every frame flagged
+    rescored = {entry["take"]: entry["quality_score"] for entry in json.loads((out / "batch_summary.json").read_text())["ranking"]}
+    scores = {entry["take"]: entry["quality_score"] for entry in summary["ranking"]}
+    assert rescored[names[0]] < scores[names[0]] and rescored[names[1]] == scores[names[1]]
+    assert f"{rescored[names[0]]:.1f} %" in (out / "batch_report.html").read_text()

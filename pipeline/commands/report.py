@@ -3,7 +3,9 @@
 Runs the ``qa`` stage alone (flags, metrics, report, overlays, recording) on the take's
 finished stages, with the settings of its last run (``OUT/<take>/run.json``) and any
 ``--set`` on top; no other stage runs. ``--frames`` renders the overlays of only that
-stretch (e.g. a flagged one of a long take).
+stretch (e.g. a flagged one of a long take) as ``overlay_<view>_frames<A>-<B>.mp4``,
+beside the whole take's. Then ``OUT/batch_summary.json`` and ``OUT/batch_report.html``
+are rebuilt with the take's new score.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def _frame_range(text: str) -> str:
 
 
 def run(args) -> int:
+    from pipeline.batch_report import REPORT_FILE, write_batch_files
     from pipeline.runner import rerun_stage
 
     overrides = list(args.overrides)
@@ -46,8 +49,10 @@ def run(args) -> int:
     report = rerun_stage(args.take_output, "qa", overrides)
     folder = Path(report.output) / "qa"
     summary = report.summaries["qa"]
+    write_batch_files(Path(report.output).parent)  # the batch's ranking with the new score
     print(f"{report.take}: {summary['quality_score']:.1f} % of labels without flag, {summary['flagged_frames']} flagged frame(s)")
     for path in sorted(folder.iterdir()):
         if path.suffix in (".html", ".mp4", ".rrd", ".json"):
             print(f"  {path}")
+    print(f"  batch: {Path(report.output).parent / REPORT_FILE}")
     return 0

@@ -667,7 +667,8 @@ def read_semidense_points(path: PathLike, max_inv_dist_std: float, max_dist_std:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: semidense point file not found") from None
     except (ValueError, OSError, EOFError) as error:
-        raise AriaFormatError(f"{path}: {error}") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)  # without the path again
+        raise AriaFormatError(f"{path}: {reason}") from None
     keep = np.isfinite(values).all(axis=1) & (values[:, 3] <= max_inv_dist_std) & (values[:, 4] <= max_dist_std)
     return values[keep, :3]
 

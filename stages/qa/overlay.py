@@ -2,8 +2,9 @@
 
 - Every exo view: the refined skeleton reprojected (edges and joints coloured by the
   joint's reprojection error: green within ``error_good_px``, red beyond
-  ``error_bad_px``; grey where the view saw nothing) with the detected 2D beside it
-  (small cyan crosses).
+  ``error_bad_px``; grey where the view saw nothing) with the detected 2D at its own
+  place (thin cyan diagonal crosses, wider than the joints' dots: the gap between a
+  cross and its dot is the reprojection error).
 - The ego view: the projected body and hands on the raw fisheye frames (white body,
   magenta / orange hands), in the video's orientation.
 - A mosaic of all views with the frame number and the frame's flags burnt in.
@@ -63,12 +64,25 @@ class OverlayInputs:
 
 @dataclass
 class OverlayResult:
-    """Files written (name -> path), thumbnails ``{(frame, part): jpeg bytes}``, frames drawn."""
+    """Files written (name -> path), thumbnails ``{(frame, part): jpeg bytes}``, frames
+    drawn, views without a video, and the views whose video could not be decoded from
+    some frame on: ``{camera, file, first_frame, frames_missing, reason}``, one per view
+    (the first frame lost)."""
 
     files: dict[str, Path] = field(default_factory=dict)
     thumbnails: dict[tuple[int, int], bytes] = field(default_factory=dict)
     frames: int = 0
     views_without_video: list[str] = field(default_factory=list)
+    decode_errors: list[dict] = field(default_factory=list)
+
+    def note_decode_errors(self, errors: list[dict]) -> None:
+        """Keep the first lost frame of each camera."""
+        for error in errors:
+            known = next((entry for entry in self.decode_errors if entry["camera"] == error["camera"]), None)
+            if known is None:
+                self.decode_errors.append(dict(error))
+            elif error["first_frame"] < known["first_frame"]:
+                known.update(error)
 
 
 def error_colours(errors: np.ndarray, good_px: float, bad_px: float) -> np.ndarray:
@@ -107,9 +121,8 @@ def draw_exo(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors:
         cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
     for j in np.flatnonzero(visible):
         cv2.circle(canvas, _point(pixels[j], scale), 3, tuple(int(c) for c in colours[j]), -1, cv2.LINE_AA)
-    for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):
-        x, y = _point(detected[j], scale)
-        cv2.drawMarker(canvas, (x + 6, y), _DETECTED, cv2.MARKER_CROSS, 6, 1)
+    for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):  # where they are: a cross through the joint's dot
+        cv2.drawMarker(canvas, _point(detected[j], scale), _DETECTED, cv2.MARKER_TILTED_CROSS, 11, 1)
     return canvas
 
 
@@ -169,14 +182,15 @@ def mosaic(tiles: list[np.ndarray], frame: int, flags: np.ndarray, width: int, a
 
 
 def _crop(image: np.ndarray, pixels: np.ndarray, scale: float) -> np.ndarray:
-    """A square crop around ``pixels (k, 2)`` (full resolution) of a drawn image, resized to the thumbnail size."""
+    """A square crop around ``pixels (k, 2)`` (full resolution) of a drawn image (their extent
+    and a quarter more, at least 140 full-resolution pixels), resized to the thumbnail size."""
     points = pixels[np.isfinite(pixels).all(axis=1)] * scale
     height, width = image.shape[:2]
     if len(points) == 0:
         box = (0, 0, width, height)
     else:
         low, high = points.min(axis=0), points.max(axis=0)
-        centre, side = (low + high) / 2, max(float((high - low).max()) * 2.0, 140.0 * scale)
+        centre, side = (low + high) / 2, max(float((high - low).max()) * 1.25, 140.0 * scale)
         x0, y0 = int(max(0, centre[0] - side / 2)), int(max(0, centre[1] - side / 2))
         box = (x0, y0, int(min(width, x0 + side)), int(min(height, y0 + side)))
     crop = image[box[1] : box[3], box[0] : box[2]]
@@ -189,6 +203,32 @@ def _jpeg(image: np.ndarray) -> bytes:
     return data.tobytes() if ok else b""
 
 
+def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: int, settings: dict) -> list[tuple[np.ndarray, float] | None]:
+    """Every view's frame drawn and labelled at most ``overlay_max_width`` wide: ``(canvas,
+    scale)``, None for a view without an image."""
+    good, bad, max_width = settings["error_good_px"], settings["error_bad_px"], settings["overlay_max_width"]
+    exo_count = len(inputs.exo_names)
+    drawn = []
+    for v, image in enumerate(images):
+        if image is None:
+            drawn.append(None)
+            continue
+        scale = _scale_for(image.shape[1], max_width)
+        small = _resized(image, scale)
+        if v < exo_count:
+            canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, good, bad)
+        else:
+            canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale)
+        _label(canvas, f"{names[v]}  {frame}", (6, 18))
+        drawn.append((canvas, scale))
+    return drawn
+
+
+def _views(inputs: OverlayInputs) -> tuple[list[str], list[Path | None]]:
+    names = list(inputs.exo_names) + ([inputs.ego_name] if inputs.ego_name else [])
+    return names, list(inputs.exo_videos) + ([inputs.ego_video] if inputs.ego_name else [])
+
+
 def render_overlays(
     inputs: OverlayInputs,
     out_dir: Path | None,
@@ -196,69 +236,74 @@ def render_overlays(
     fps: float,
     settings: dict,
     thumbnails: list[tuple[int, int]],
+    suffix: str = "",
 ) -> OverlayResult:
-    """Stream the frames of ``frame_range`` of every view: write the overlay videos into
-    ``out_dir`` (None: none, thumbnails only) and collect the ``thumbnails`` ``(frame, part)``."""
+    """Write the overlay videos of ``frame_range`` into ``out_dir`` as
+    ``overlay_<view><suffix>.mp4`` and ``overlay_mosaic<suffix>.mp4`` (None: no videos),
+    streaming the frames, and cut the ``thumbnails`` ``(frame, part)``: in the same pass
+    for frames inside the range, by seeking to each frame for the others.
+
+    A view whose video ends early or cannot be decoded is left out from that frame on
+    (its overlay video ends there; the mosaic shows it black) and listed in
+    ``decode_errors``; frames no view could give are not in the mosaic."""
     result = OverlayResult()
-    names = list(inputs.exo_names) + ([inputs.ego_name] if inputs.ego_name else [])
-    paths = list(inputs.exo_videos) + ([inputs.ego_video] if inputs.ego_name else [])
+    names, paths = _views(inputs)
     result.views_without_video = [name for name, path in zip(names, paths) if path is None]
     if all(path is None for path in paths):
         return result
     wanted: dict[int, list[int]] = {}
     for frame, part in thumbnails:
         wanted.setdefault(frame, []).append(part)
-    start, stop = frame_range
-    if out_dir is None:  # thumbnails only: read just the span that holds them
-        if not wanted:
-            return result
-        start, stop = min(wanted), max(wanted) + 1
-    good, bad, max_width = settings["error_good_px"], settings["error_bad_px"], settings["overlay_max_width"]
-    exo_count = len(inputs.exo_names)
-    aspect = None  # of the mosaic's cells: the first exo view's
-    with contextlib.ExitStack() as stack:
-        writers: dict[str, VideoWriter] = {}
-        for frame, images in iter_frames_lockstep(paths, names, start, stop, fail=False):
-            drawn = []
-            for v, image in enumerate(images):
-                if image is None:
-                    drawn.append(None)
-                    continue
-                scale = _scale_for(image.shape[1], max_width)
-                small = _resized(image, scale)
-                if v < exo_count:
-                    canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, good, bad)
-                else:
-                    canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale)
-                _label(canvas, f"{names[v]}  {frame}", (6, 18))
-                drawn.append((canvas, scale))
-            for part in wanted.get(frame, []):
-                result.thumbnails[(frame, part)] = _jpeg(_thumbnail(inputs, drawn, frame, part))
-            if out_dir is None:
-                continue
-            for v, item in enumerate(drawn):
-                if item is None:
-                    continue
-                if names[v] not in writers:
-                    path = out_dir / f"overlay_{names[v]}.mp4"
-                    writers[names[v]] = stack.enter_context(VideoWriter(path, fps, width=item[0].shape[1], height=item[0].shape[0], **_ENCODING))
-                    result.files[f"overlay_{names[v]}"] = path
-                writers[names[v]].write(item[0])
-            tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
-            if aspect is None:
-                aspect = next(item[0].shape[0] / item[0].shape[1] for item in drawn if item is not None)
-            image = mosaic(tiles, frame, inputs.flags[frame], 2 * max_width, aspect)
-            if "mosaic" not in writers:
-                path = out_dir / "overlay_mosaic.mp4"
-                writers["mosaic"] = stack.enter_context(VideoWriter(path, fps, width=image.shape[1], height=image.shape[0], **_ENCODING))
-                result.files["overlay_mosaic"] = path
-            writers["mosaic"].write(image)
-            result.frames += 1
+    streamed = range(*frame_range) if out_dir is not None else range(0)
+    if out_dir is not None:
+        _write_videos(inputs, out_dir, frame_range, fps, settings, suffix, wanted, result)
+    for frame in sorted(frame for frame in wanted if frame not in streamed):  # one seek per thumbnail
+        errors: list[dict] = []
+        for _, images in iter_frames_lockstep(paths, names, frame, frame + 1, fail=False, errors=errors):
+            _cut_thumbnails(inputs, _drawn_views(inputs, names, images, frame, settings), frame, wanted[frame], result)
+        result.note_decode_errors(errors)
     return result
 
 
+def _cut_thumbnails(inputs: OverlayInputs, drawn: list, frame: int, parts: list[int], result: OverlayResult) -> None:
+    if any(item is not None for item in drawn):
+        for part in parts:
+            result.thumbnails[(frame, part)] = _jpeg(_thumbnail(inputs, drawn, frame, part))
+
+
+def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: dict, suffix: str, wanted: dict, result: OverlayResult) -> None:
+    """The streaming pass of :func:`render_overlays` (one decoded frame per view at a time)."""
+    names, paths = _views(inputs)
+    aspect = None  # of the mosaic's cells: the first view decoded
+    errors: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        writers: dict[str, VideoWriter] = {}
+
+        def write(name: str, image: np.ndarray) -> None:
+            if name not in writers:
+                path = out_dir / f"overlay_{name}{suffix}.mp4"
+                writers[name] = stack.enter_context(VideoWriter(path, fps, width=image.shape[1], height=image.shape[0], **_ENCODING))
+                result.files[f"overlay_{name}{suffix}"] = path
+            writers[name].write(image)
+
+        for frame, images in iter_frames_lockstep(paths, names, frame_range[0], frame_range[1], fail=False, errors=errors):
+            drawn = _drawn_views(inputs, names, images, frame, settings)
+            _cut_thumbnails(inputs, drawn, frame, wanted.get(frame, []), result)
+            for v, item in enumerate(drawn):
+                if item is not None:
+                    write(names[v], item[0])
+                    aspect = aspect or item[0].shape[0] / item[0].shape[1]
+            if aspect is None:  # no view has given a frame yet: nothing to lay out
+                continue
+            tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
+            write("mosaic", mosaic(tiles, frame, inputs.flags[frame], 2 * settings["overlay_max_width"], aspect))
+            result.frames += 1
+    result.note_decode_errors(errors)
+
+
 def _thumbnail(inputs: OverlayInputs, drawn: list, frame: int, part: int) -> np.ndarray:
-    """The drawn view most responsible for the part's flag, cropped around the part."""
+    """The drawn view most responsible for the part's flag, cropped around the part
+    (``drawn`` holds at least one view)."""
     joints = list(skeleton.PARTS.values())[part]
     exo = [v for v in range(len(inputs.exo_names)) if drawn[v] is not None]
     if not exo:

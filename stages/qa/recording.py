@@ -1,16 +1,18 @@
 """The take as a 3D recording (rerun ``.rrd``; needs the ``qa3d`` extra, rerun-sdk).
 
 Entities (timeline ``frame``): ``world/exo/<cam>`` (pose and pinhole frustum, static),
-``world/ego`` (the ego camera's pose per frame, frustum), ``world/ego_path`` (its
-trajectory), ``world/skeleton`` (59 joints per frame coloured by quality: green fine,
-orange gap-filled, red in a flagged part; edges from the annotation context),
+``world/ego`` (the ego camera's pose and frustum per frame, cleared at frames without a
+pose), ``world/ego_path`` (its trajectory), ``world/skeleton`` (59 joints per frame
+coloured by quality: green fine, orange gap-filled, red in a flagged part; edges from
+the annotation context),
 ``world/scene`` (the take's semidense points, when given), ``world/body_model`` (the
-fitted body's meshes at the frames the body model stage wrote). Written columnar: no
-Python loop over frames (one log per mesh file).
+fitted body's meshes at the frames the body model stage wrote). Written columnar, 500
+frames per send: no Python loop over frames (one log per mesh file).
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from fitting import skeleton
 _GOOD = (40, 200, 80)
 _FILLED = (255, 150, 0)
 _FLAGGED = (230, 40, 40)
+_FRAMES_PER_SEND = 500  # skeleton frames per columnar send (memory per send, not per take)
 
 
 def rerun_available() -> bool:
@@ -63,9 +66,12 @@ def write_recording(
 
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    recording = rr.RecordingStream("egoexo_pose_gt", recording_id=take_name, send_properties=False)
-    rr.set_log_time_enabled(False, recording=recording)  # only the frame timeline: the same take, the same recording
+    # A fresh recording id each time (the viewer merges recordings of one id: two runs or
+    # two takes of one name opened together would mix); the take is the recording's name.
+    recording = rr.RecordingStream("egoexo_pose_gt", recording_id=uuid.uuid4(), send_properties=False)
+    rr.set_log_time_enabled(False, recording=recording)  # only the frame timeline
     recording.save(str(temporary))
+    recording.send_recording_name(take_name)
     recording.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
     recording.log(
         "world/skeleton",
@@ -80,30 +86,34 @@ def write_recording(
         if camera.image_size is not None:
             recording.log(entity, rr.Pinhole(focal_length=[camera.model.fx, camera.model.fy], principal_point=[camera.model.cx, camera.model.cy], width=camera.image_size[0], height=camera.image_size[1]), static=True)
     frames = np.arange(points.shape[0])
-    present = np.isfinite(points).all(axis=-1)
-    counts = present.sum(axis=1)
-    timeline = [rr.TimeColumn("frame", sequence=frames)]
-    recording.send_columns(
-        "world/skeleton",
-        indexes=timeline,
-        columns=rr.Points3D.columns(
-            positions=points[present].astype(np.float32),
-            colors=colours[present],
-            class_ids=np.zeros(int(counts.sum()), dtype=np.uint16),
-            keypoint_ids=np.nonzero(present)[1].astype(np.uint16),
-            radii=np.full(int(counts.sum()), 0.012, dtype=np.float32),
-        ).partition(counts),
-    )
+    for first in range(0, len(frames), _FRAMES_PER_SEND):  # columnar, a block of frames at a time: bounded temporaries
+        block = slice(first, first + _FRAMES_PER_SEND)
+        present = np.isfinite(points[block]).all(axis=-1)
+        counts = present.sum(axis=1)
+        recording.send_columns(
+            "world/skeleton",
+            indexes=[rr.TimeColumn("frame", sequence=frames[block])],
+            columns=rr.Points3D.columns(
+                positions=points[block][present].astype(np.float32),
+                colors=colours[block][present],
+                class_ids=np.zeros(int(counts.sum()), dtype=np.uint16),
+                keypoint_ids=np.nonzero(present)[1].astype(np.uint16),
+                radii=np.full(int(counts.sum()), 0.012, dtype=np.float32),
+            ).partition(counts),
+        )
     if ego_R is not None:
         posed = np.isfinite(ego_R).all(axis=(1, 2)) & np.isfinite(ego_t).all(axis=1)
         centres = -np.einsum("fji,fj->fi", ego_R[posed], ego_t[posed])
-        recording.send_columns(
-            "world/ego",
-            indexes=[rr.TimeColumn("frame", sequence=frames[posed])],
-            columns=rr.Transform3D.columns(translation=centres, mat3x3=np.swapaxes(ego_R[posed], 1, 2)),
-        )
-        if ego_model is not None and ego_size is not None:
-            recording.log("world/ego", rr.Pinhole(focal_length=[ego_model.fx, ego_model.fy], principal_point=[ego_model.cx, ego_model.cy], width=ego_size[0], height=ego_size[1]), static=True)
+        at_posed = [rr.TimeColumn("frame", sequence=frames[posed])]
+        recording.send_columns("world/ego", indexes=at_posed, columns=rr.Transform3D.columns(translation=centres, mat3x3=np.swapaxes(ego_R[posed], 1, 2)))
+        if ego_model is not None and ego_size is not None:  # the frustum, at every posed frame (a clear removes it)
+            matrix = np.array([[ego_model.fx, 0.0, ego_model.cx], [0.0, ego_model.fy, ego_model.cy], [0.0, 0.0, 1.0]])
+            count = int(posed.sum())
+            recording.send_columns(
+                "world/ego", indexes=at_posed, columns=rr.Pinhole.columns(image_from_camera=np.repeat(matrix[None], count, axis=0), resolution=np.tile(np.asarray(ego_size, float), (count, 1)))
+            )
+        if not posed.all():  # frames without a pose show no ego camera, not the last pose
+            recording.send_columns("world/ego", indexes=[rr.TimeColumn("frame", sequence=frames[~posed])], columns=rr.Clear.columns(is_recursive=np.ones(int((~posed).sum()), bool)))
         if len(centres) > 1:
             recording.log("world/ego_path", rr.LineStrips3D([centres]), static=True)
     if meshes:

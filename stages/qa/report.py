@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,23 +35,26 @@ img.thumb { max-height: 160px; }
 """
 
 _SCRIPT = """
-function showStretch(frame, part) {
+// Highlight the most severe listed stretch of the part that overlaps frames [first, stop).
+function showStretch(first, stop, part) {
   const rows = document.querySelectorAll('tr.stretch');
   let best = null;
   rows.forEach(function (row) {
     row.classList.remove('highlight');
-    const start = +row.dataset.start, stop = +row.dataset.stop;
-    if ((part === null || row.dataset.part === part) && frame >= start - 1 && frame < stop + 1 && best === null) best = row;
+    const start = +row.dataset.start, end = +row.dataset.stop;
+    if ((part === null || row.dataset.part === part) && start < stop && end > first && best === null) best = row;
   });
   if (best) { best.classList.add('highlight'); best.scrollIntoView({behavior: 'smooth', block: 'center'}); }
+  return best;
 }
 document.addEventListener('DOMContentLoaded', function () {
   const timeline = document.getElementById('plot-timeline');
   if (timeline && timeline.on) {
     timeline.on('plotly_click', function (event) {
       const point = event.points[0];
-      const label = String(point.y);
-      showStretch(Math.round(point.x), label.split(':')[0]);
+      const starts = point.data.x;
+      const size = starts.length > 1 ? starts[1] - starts[0] : 1;  // frames per column
+      showStretch(Math.round(point.x), Math.round(point.x) + size, String(point.y).split(':')[0]);
     });
   }
 });
@@ -66,7 +70,10 @@ class ReportData:
     ``bone_lengths_after (bones,)`` m; ``trajectory``: name -> ``(frames, 3)`` m;
     ``cameras``: name -> ``(3,)`` centre; ``ego_path (frames, 3)`` or None;
     ``stretches`` most severe first; ``thumbnails``: ``(frame, part)`` -> JPEG bytes;
-    ``videos``: overlay file names beside the report, holding ``video_frames``.
+    ``overlay_sets``: the overlay videos beside the report, ``((start, stop), {view: file
+    name})`` per set of frames (the whole take, or ranges drawn by ``report --frames``);
+    ``max_columns``: time plots are binned to at most this many columns; ``max_rows``:
+    flagged stretches listed at most.
     """
 
     take_name: str
@@ -84,10 +91,9 @@ class ReportData:
     ego_path: np.ndarray | None
     stretches: list[FlagStretch]
     thumbnails: dict[tuple[int, int], bytes]
-    videos: dict[str, str]
+    overlay_sets: list[tuple[tuple[int, int], dict[str, str]]]
     max_columns: int
-    video_frames: tuple[int, int] = (0, 0)  # the frames the overlay videos hold (start, stop)
-    max_rows: int = 500
+    max_rows: int
 
 
 def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
@@ -162,22 +168,38 @@ def views_figure(data: ReportData):
     return figure
 
 
+def bone_length_spread(lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Per bone (column of ``lengths (frames, bones)``, NaN: missing): the 5th, 25th, 50th,
+    75th and 95th percentiles (``low``, ``q1``, ``median``, ``q3``, ``high``; NaN for a bone
+    never measured). Whiskers at percentiles, not at the extremes: one wrong frame's
+    1.8 m forearm would squash every box."""
+    values = {name: np.full(lengths.shape[1], np.nan) for name in ("low", "q1", "median", "q3", "high")}
+    measured = np.isfinite(lengths).any(axis=0)
+    if measured.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            quantiles = np.nanpercentile(lengths[:, measured], [5, 25, 50, 75, 95], axis=0)
+        for name, row in zip(values, quantiles):
+            values[name][measured] = row
+    return values
+
+
 def bones_figure(data: ReportData):
     """Bone lengths: the triangulated frames' spread (before) and refine's one length (after)."""
     import plotly.graph_objects as go
 
     names = [f"{skeleton.JOINT_NAMES[a]}-{skeleton.JOINT_NAMES[b]}" for a, b in skeleton.BONES]
-    before = data.bone_lengths_before * 1000.0
-    step = max(1, before.shape[0] // 300)
+    spread = {key: value * 1000.0 for key, value in bone_length_spread(data.bone_lengths_before).items()}
+    shown = np.isfinite(spread["median"])
     figure = go.Figure()
-    for k, name in enumerate(names):
-        values = before[::step, k]
-        values = values[np.isfinite(values)]
-        figure.add_trace(go.Box(y=values, name=name, marker_color="#1f77b4", boxpoints=False, showlegend=False))
+    figure.add_trace(
+        go.Box(x=[name for name, keep in zip(names, shown) if keep], q1=spread["q1"][shown], median=spread["median"][shown], q3=spread["q3"][shown],
+               lowerfence=spread["low"][shown], upperfence=spread["high"][shown], marker_color="#1f77b4", name="triangulated", showlegend=False)
+    )  # fmt: skip
     figure.add_trace(go.Scatter(x=names, y=data.bone_lengths_after * 1000.0, mode="markers", name="after refine",
                                 marker=dict(color="#d62728", symbol="diamond", size=8)))  # fmt: skip
-    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes) and refined (diamonds)", height=520,
-                         margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
+    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes: quartiles, whiskers 5th-95th percentile) and refined (diamonds)",
+                         height=520, margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
     return figure
 
 
@@ -189,10 +211,10 @@ def trajectory_figure(data: ReportData):
     step = max(1, data.flags.shape[0] // 2000)
     for name, path in data.trajectory.items():
         points = path[::step]
-        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name))
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name, line=dict(width=4)))
     if data.ego_path is not None and np.isfinite(data.ego_path).any():
         points = data.ego_path[::step]
-        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot")))
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot", width=4)))
     centres = np.array(list(data.cameras.values()))
     if len(centres):
         figure.add_trace(go.Scatter3d(x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="markers+text", text=list(data.cameras),
@@ -223,9 +245,19 @@ def summary_html(data: ReportData) -> str:
         f"<tr><th class='left'>{reason}</th>" + "".join(f"<td>{parts[part]['flagged_frames_by_reason'][reason]}</td>" for part in PART_NAMES) + "</tr>"
         for reason in REASONS
     )
+    offsets = metrics.get("camera_offset_px", {})
+    offset_cameras = metrics.get("cameras_offset", [])
     cameras = "".join(
-        f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td></tr>"
+        f"<tr><th class='left'>{html.escape(name)}</th><td>{_cell(values['mean'])}</td><td>{_cell(values['median'])}</td>"
+        + "".join(f"<td>{_cell(offsets.get(name, {}).get(part))}</td>" for part in PART_NAMES)
+        + f"<td class='left'>{'OFFSET' if name in offset_cameras else ''}</td></tr>"
         for name, values in metrics["reprojection_error_px"].items()
+    )
+    offset_html = (
+        f"<p><b>Camera(s) offset for the whole take: {html.escape(', '.join(offset_cameras))}</b> (their residuals keep one "
+        "shift in every frame: calibration or time sync; every frame they see is flagged camera_offset).</p>"
+        if offset_cameras
+        else ""
     )
     fit = metrics.get("body_model")
     fit_html = ""
@@ -243,7 +275,8 @@ def summary_html(data: ReportData) -> str:
         missing = ", ".join(f"{key} {value}" for key, value in ego.get("frames_without_pose", {}).items()) or "none"
         ego_html = (
             f"<p>Ego camera <b>{html.escape(str(ego['camera']))}</b> (poses from {html.escape(str(ego['pose_source']))}): "
-            f"{ego['frames_with_pose']} of {metrics['frames']} frames with a pose; without: {html.escape(missing)}.</p>"
+            f"{ego['frames_with_pose']} of {metrics['frames']} frames with a pose; without: {html.escape(missing)}. "
+            f"Overlay on its video: {html.escape(str(ego.get('video_overlay', '-')))}.</p>"
         )
     return (
         f"<p><span class='score'>{_cell(metrics['quality_score'], 1)} %</span> of frame and part labels without any flag "
@@ -252,9 +285,21 @@ def summary_html(data: ReportData) -> str:
         "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th><th>bone CV % before</th>"
         f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
-        f"<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th></tr>{cameras}</table>"
+        f"{offset_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
+        + "".join(f"<th>offset over the take, {part} px</th>" for part in PART_NAMES)
+        + f"<th class='left'></th></tr>{cameras}</table>"
         f"{fit_html}"
     )
+
+
+def _overlay_links(data: ReportData, frame: int) -> str:
+    """Links into the overlay videos at ``frame``: the shortest set of frames holding it."""
+    holding = [(stop - start, start, files) for (start, stop), files in data.overlay_sets if start <= frame < stop]
+    if not holding:
+        return "-"
+    _, start, files = min(holding, key=lambda entry: entry[0])
+    seconds = (frame - start) / data.fps
+    return " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in files.items())
 
 
 def stretches_html(data: ReportData) -> str:
@@ -268,11 +313,7 @@ def stretches_html(data: ReportData) -> str:
         reasons = ", ".join(f"{reason} ({count})" for reason, count in stretch.reasons.items())
         thumbnail = data.thumbnails.get((stretch.worst_frame, stretch.part))
         image = f"<img class='thumb' alt='frame {stretch.worst_frame}' src='data:image/jpeg;base64,{base64.b64encode(thumbnail).decode()}'>" if thumbnail else ""
-        first, last = data.video_frames
-        links = "-"
-        if first <= stretch.start < last:
-            seconds = (stretch.start - first) / data.fps
-            links = " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in data.videos.items())
+        links = _overlay_links(data, stretch.start)
         rows.append(
             f"<tr class='stretch' id='stretch-{index}' data-part='{part}' data-start='{stretch.start}' data-stop='{stretch.stop}'>"
             f"<td>{stretch.start}-{stretch.stop - 1}</td><td class='left'>{part}</td><td class='left'>{html.escape(reasons)}</td>"

@@ -20,8 +20,11 @@ metrics and the report, and its meshes into the recording.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,20 +64,45 @@ def video_orientation(pixels: np.ndarray, image_size: tuple[int, int], orientati
     return np.stack([height - 1 - pixels[..., 1], pixels[..., 0]], axis=-1)
 
 
+def raw_video_problem(camera) -> str | None:
+    """Why the ego projections cannot be drawn on the ego video (None: they can).
+
+    ``project_ego`` projects through the ego camera's own model. Only the raw Aria
+    FISHEYE624 model with its image size puts the joints in the raw video's image; a
+    released camera_pose.json gives the undistorted 512 x 512 pinhole, whose pixels
+    would be drawn misplaced on the fisheye frames."""
+    if camera.model.name != "fisheye624":
+        return (
+            f"ego camera '{camera.name}' has a {camera.model.name} model (a camera_pose.json's undistorted frame), "
+            "not the raw Aria fisheye (fisheye624) of its video: its projections are not in the video's image"
+        )
+    if camera.image_size is None:
+        return f"ego camera '{camera.name}' has no image size: its projections cannot be placed in the video's orientation"
+    return None
+
+
+# The report's 3D paths: a label and the joints whose mean it follows.
+_TRAJECTORY_JOINTS = {"pelvis": ("left_hip", "right_hip"), "nose": ("nose",), "left wrist": ("left_wrist",), "right wrist": ("right_wrist",)}
+_PROJECTIONS_USED = ("exo_pixels", "exo_visibility", "ego_pixels", "ego_visibility", "ego_R", "ego_t")
+
+
 def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
+    """The label arrays as stored (float32 stays float32: the take's arrays are what QA's
+    memory grows with) and the projections QA uses."""
     detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints",))
     triangulated = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points",))
     refined = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "inliers", "reprojection_error", "filled", "bone_lengths"))
     projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility"))
+    projections = {name: projections[name] for name in _PROJECTIONS_USED if name in projections}
     arrays = LabelArrays(
-        keypoints=detections["keypoints"].astype(np.float64),
+        keypoints=detections["keypoints"],
         triangulated=triangulated["points"],
         points=refined["points"],
-        projected=projections["exo_pixels"].astype(np.float64),
+        projected=projections["exo_pixels"],
         num_views=refined["num_views"],
-        inliers=refined["inliers"].astype(bool),
-        reprojection_error=refined["reprojection_error"].astype(np.float64),
-        filled=refined["filled"].astype(bool),
+        inliers=refined["inliers"].astype(bool, copy=False),
+        reprojection_error=refined["reprojection_error"],
+        filled=refined["filled"].astype(bool, copy=False),
         bone_lengths=refined["bone_lengths"],
     )
     return arrays, projections
@@ -84,10 +112,10 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     from stages.qa.overlay import OverlayInputs
 
     take = context.take
-    ego = take.ego_camera if "ego_pixels" in projections else None
+    ego = take.ego_camera if "ego_pixels" in projections and raw_video_problem(take.ego_camera) is None else None
     ego_pixels = ego_visible = None
     if ego is not None:
-        ego_pixels = video_orientation(projections["ego_pixels"].astype(np.float64), ego.image_size, settings["ego_video_orientation"])
+        ego_pixels = video_orientation(projections["ego_pixels"], ego.image_size, settings["ego_video_orientation"])
         ego_visible = projections["ego_visibility"] == VISIBLE
     return OverlayInputs(
         exo_names=list(take.exo_names),
@@ -106,16 +134,13 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     )
 
 
-def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, videos, video_frames, settings):
+def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, overlay_sets, settings):
     from stages.qa.report import ReportData
 
     take = context.take
     bones = np.asarray(skeleton.BONES)
     trajectory = {
-        "pelvis": arrays.points[:, 11:13].mean(axis=1),
-        "nose": arrays.points[:, 0],
-        "left wrist": arrays.points[:, 9],
-        "right wrist": arrays.points[:, 10],
+        label: arrays.points[:, [skeleton.JOINT_NAMES.index(name) for name in names]].mean(axis=1) for label, names in _TRAJECTORY_JOINTS.items()
     }
     ego_path = None
     if "ego_R" in projections:
@@ -136,19 +161,92 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         ego_path=ego_path,
         stretches=stretches,
         thumbnails=thumbnails,
-        videos=videos,
+        overlay_sets=[(tuple(entry["frames"]), entry["files"]) for entry in overlay_sets],
         max_columns=settings["report_max_columns"],
-        video_frames=video_frames,
+        max_rows=settings["report_max_rows"],
     )
 
 
-def _scene_points(context: StageContext, settings: dict) -> np.ndarray | None:
-    from pipeline.formats.aria import read_semidense_points
+def _drawing_key(context: StageContext, settings: dict) -> str:
+    """What overlay videos show depends on: the input stages' results and the qa settings
+    (but not which frames are drawn)."""
+    drawn_with = {name: record.fingerprint for name, record in sorted(context.inputs.items())}
+    drawn_with["qa"] = {key: value for key, value in settings.items() if key != "overlay_frames"}
+    return hashlib.sha256(json.dumps(drawn_with, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], work: Path) -> list[dict]:
+    """The overlay videos of the stage's previous output that show the same labels and
+    settings over other frames, linked into ``work`` (a range drawn by ``report --frames``
+    does not replace the whole take's overlays, nor other ranges)."""
+    kept = []
+    for entry in ([] if previous is None else previous.manifest.get("summary", {}).get("overlay_sets", [])):
+        if entry.get("drawn_with") != drawing_key or tuple(entry["frames"]) == tuple(frames_now):
+            continue
+        sources = [previous.folder / name for name in entry["files"].values()]
+        if all(path.is_file() for path in sources):
+            for path in sources:
+                _link_or_copy(path, work / path.name)
+            kept.append(entry)
+    return kept
+
+
+def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, settings: dict, wanted: list[tuple[int, int]]):
+    """Draw the overlay videos of ``qa.overlay_frames`` (the whole take, or a range written
+    under its own names beside the overlays kept from the last run) and the report's
+    thumbnails: ``(overlay sets, thumbnails, summary)``; a set is ``{frames: [start, stop],
+    files: {view: file name}, drawn_with}``."""
+    from stages.qa.overlay import render_overlays
+
+    frames = arrays.points.shape[0]
+    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    whole = frame_range == (0, frames)
+    suffix = "" if whole else f"_frames{frame_range[0]}-{frame_range[1]}"
+    key = _drawing_key(context, settings)
+    overlays = render_overlays(
+        _overlay_inputs(context, arrays, projections, quality, settings),
+        context.work if settings["overlay_videos"] else None,
+        frame_range,
+        context.take.fps,
+        settings,
+        wanted,
+        suffix,
+    )
+    sets = []
+    if overlays.files:
+        sets.append({"frames": list(frame_range), "files": {name[len("overlay_") : len(name) - len(suffix)]: path.name for name, path in overlays.files.items()}, "drawn_with": key})
+    if settings["overlay_videos"] and not whole:
+        sets += kept_overlay_sets(context.previous, key, frame_range, context.work)
+    summary = {
+        "overlay_frames": overlays.frames,
+        "overlay_sets": sets,
+        "views_without_video": overlays.views_without_video,
+        "video_decode_errors": overlays.decode_errors,
+    }
+    return sets, overlays.thumbnails, summary
+
+
+def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.ndarray | None:
+    """The take's scene points for the recording (None: none, or a file that cannot be
+    read: only the recording uses it, so QA warns, says so in ``summary`` and goes on)."""
+    from pipeline.formats.aria import AriaFormatError, read_semidense_points
 
     path = context.take.scene_points
     if path is None:
         return None
-    points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+    try:
+        points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+    except (AriaFormatError, OSError) as error:
+        logger.warning("%s: qa: scene points left out of the recording: %s", context.take.name, error)
+        summary["scene_points"] = f"left out: {error}"
+        return None
     if len(points) > settings["recording_max_points"]:
         points = points[np.linspace(0, len(points) - 1, settings["recording_max_points"]).astype(int)]
     return points
@@ -172,6 +270,10 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
     if ego_summary:
         metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
+        problem = raw_video_problem(take.ego_camera)
+        metrics["ego"]["video_overlay"] = "not drawn: " + problem if problem else "drawn on the raw video"
+        if problem and (settings["overlay_videos"] or settings["report"]):
+            logger.warning("%s: qa: the ego overlay is not drawn: %s", take.name, problem)
     body_model = context.inputs.get("fit_body_model")
     if body_model is not None:
         fit = body_model.manifest.get("summary", {})
@@ -194,31 +296,20 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "quality_score": metrics["quality_score"],
         "flagged_frames": metrics["flagged_frames"],
         "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
+        "cameras_offset": metrics["cameras_offset"],
+        "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
     }
-    frames = arrays.points.shape[0]
     wanted = [(stretch.worst_frame, stretch.part) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
-    overlays = None
-    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    overlay_sets, thumbnails = [], {}
     if settings["overlay_videos"] or wanted:
-        from stages.qa.overlay import render_overlays
-
-        overlays = render_overlays(
-            _overlay_inputs(context, arrays, projections, quality, settings),
-            context.work if settings["overlay_videos"] else None,
-            frame_range,
-            take.fps,
-            settings,
-            wanted,
-        )
-        files.update({name: path.name for name, path in overlays.files.items()})
-        summary["overlay_frames"] = overlays.frames
-        summary["views_without_video"] = overlays.views_without_video
+        overlay_sets, thumbnails, overlay_summary = _overlays(context, arrays, projections, quality, settings, wanted)
+        summary.update(overlay_summary)
+        files.update({Path(name).stem: name for entry in overlay_sets for name in entry["files"].values()})
     if settings["report"]:
         from stages.qa.report import render_report
 
-        videos = {name.replace("overlay_", ""): path.name for name, path in (overlays.files.items() if overlays else [])}
-        data = _report_data(context, arrays, projections, quality, metrics, stretches, overlays.thumbnails if overlays else {}, videos, frame_range, settings)
+        data = _report_data(context, arrays, projections, quality, metrics, stretches, thumbnails, overlay_sets, settings)
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
     if settings["recording"]:
@@ -236,7 +327,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 projections.get("ego_t"),
                 None if ego is None else ego.model,
                 None if ego is None else ego.image_size,
-                _scene_points(context, settings),
+                _scene_points(context, settings, summary),
                 _body_meshes(body_model),
             )
             files["recording"] = "recording.rrd"
