@@ -372,6 +372,29 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
     return x, lengths, iterations, converged
 
 
+@dataclass
+class _WindowProblem:
+    """One window's unknowns and residuals, everything :func:`_solve_window` needs."""
+
+    cameras: tuple
+    blocks: list
+    xs: list
+    lengths: np.ndarray
+    free: np.ndarray
+    terms: _LengthTerms
+    max_iterations: int
+    tolerance: float
+
+
+def solve_window_item(item: tuple) -> tuple:
+    """``(meta, problem)`` -> ``(meta, (xs, lengths, iterations, converged))``: one window
+    solved (a module-level function, so a parallel map can ship it)."""
+    meta, problem = item
+    return meta, _solve_window(
+        problem.cameras, problem.blocks, problem.xs, problem.lengths, problem.free, problem.terms, problem.max_iterations, problem.tolerance
+    )
+
+
 def _windows(frames: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
     """The fewest windows ``[start, stop)`` of at most ``chunk`` frames that cover the take
     with overlaps of at least ``overlap``, all of one length and evenly spread."""
@@ -420,6 +443,7 @@ def fit_tracks(
     chunk_frames: int = 300,
     overlap_frames: int = 30,
     length_windows: int = 4,
+    map_windows=None,
 ) -> BoneFit:
     """Fit smooth tracks with one constant length per bone to multi-view observations.
 
@@ -449,6 +473,11 @@ def fit_tracks(
     ``length_windows`` windows spread evenly over it (constants need no more frames),
     then every window is solved once with them fixed: the cost per frame stays near a
     short take's.
+
+    ``map_windows(function, items)``: how the windows of a pass are solved, like the
+    builtin :func:`map` (the default: one after another); a parallel map (Ray tasks,
+    processes) may be given. It must return the results in the order of ``items``; the
+    items and results are picklable (arrays and dataclasses).
     """
     observations = np.asarray(observations, dtype=np.float64)
     initial = np.asarray(initial, dtype=np.float64)
@@ -490,36 +519,38 @@ def fit_tracks(
     bone_scale = np.where(estimated, 1.0 / (bone_sigma_ratio * np.where(estimated, reference, 1.0)), np.nan)
     anchors = None if anchors is None else np.asarray(anchors, dtype=np.float64)
 
-    def solve_window(start, stop, x_start, lengths, free):
-        window_blocks, xs = [], []
-        for index, block in enumerate(blocks):  # loop over blocks
-            block = np.asarray(block, dtype=np.int64)
-            if not support[start:stop, block].any():
-                continue
-            own = np.flatnonzero(block_of[bones_array[:, 0]] == index) if num_bones else np.zeros(0, np.int64)
-            window_blocks.append(
-                _Block(
-                    block,
-                    support[start:stop, block],
-                    observations[:, start:stop, block],
-                    use[:, start:stop, block],
-                    local_of[bones_array[own]].reshape(-1, 2),
-                    own,
-                    bone_scale[own],
-                    None if anchors is None else anchors[start:stop, block],
-                    weights,
+    def window_items(jobs, x_start, lengths, free):
+        """``((start, stop, joints per block, seen), problem)`` of each window with something to solve."""
+        for start, stop in jobs:  # loop over windows
+            window_blocks, xs = [], []
+            for index, block in enumerate(blocks):  # loop over blocks
+                block = np.asarray(block, dtype=np.int64)
+                if not support[start:stop, block].any():
+                    continue
+                own = np.flatnonzero(block_of[bones_array[:, 0]] == index) if num_bones else np.zeros(0, np.int64)
+                window_blocks.append(
+                    _Block(
+                        block,
+                        support[start:stop, block],
+                        observations[:, start:stop, block],
+                        use[:, start:stop, block],
+                        local_of[bones_array[own]].reshape(-1, 2),
+                        own,
+                        bone_scale[own],
+                        None if anchors is None else anchors[start:stop, block],
+                        weights,
+                    )
                 )
-            )
-            xs.append(x_start[start:stop, block])
-        if not window_blocks:
-            return None
-        seen = np.zeros(num_bones, dtype=np.int64)
-        for block in window_blocks:
-            seen[block.pair_ids] += block.seen
-        free = free & (seen > 0)
-        terms = _length_terms(free, prior, prior_sigma, symmetric_bones, reference, symmetry_sigma_ratio)
-        xs, lengths, iterations, converged = _solve_window(cameras, window_blocks, xs, lengths.copy(), free, terms, max_iterations, tolerance)
-        return window_blocks, xs, lengths, iterations, converged, seen
+                xs.append(x_start[start:stop, block])
+            if not window_blocks:
+                continue
+            seen = np.zeros(num_bones, dtype=np.int64)
+            for block in window_blocks:
+                seen[block.pair_ids] += block.seen
+            window_free = free & (seen > 0)
+            terms = _length_terms(window_free, prior, prior_sigma, symmetric_bones, reference, symmetry_sigma_ratio)
+            meta = (start, stop, [block.joints for block in window_blocks], seen)
+            yield meta, _WindowProblem(tuple(cameras), window_blocks, xs, lengths.copy(), window_free, terms, max_iterations, tolerance)
 
     windows = _windows(frames, chunk_frames, overlap_frames)
     lengths = np.where(estimated, reference, 0.0)
@@ -531,16 +562,14 @@ def fit_tracks(
         blended = np.zeros_like(x_current)
         weight = np.zeros((frames, num_joints))
         length_sum, seen_total = np.zeros(num_bones), np.zeros(num_bones)
-        for start, stop in (sample if free_pass and len(windows) > 1 else windows):  # loop over windows
-            solved = solve_window(start, stop, x_current, lengths, estimated & free_pass)
-            if solved is None:
-                continue
-            window_blocks, xs, window_lengths, iterations, converged, seen = solved
+        jobs = sample if free_pass and len(windows) > 1 else windows
+        for (start, stop, joints, seen), solved in (map_windows or map)(solve_window_item, window_items(jobs, x_current, lengths, estimated & free_pass)):
+            xs, window_lengths, iterations, converged = solved
             most_iterations, all_converged = max(most_iterations, iterations), all_converged and converged
             ramp = _blend_weights(start, stop, frames, overlap_frames)
-            for block, xb in zip(window_blocks, xs):
-                blended[start:stop, block.joints] += ramp[:, None, None] * xb
-                weight[start:stop, block.joints] += ramp[:, None]
+            for block_joints, xb in zip(joints, xs):
+                blended[start:stop, block_joints] += ramp[:, None, None] * xb
+                weight[start:stop, block_joints] += ramp[:, None]
             length_sum += seen * window_lengths
             seen_total += seen
         x_current = np.where(weight[..., None] > 0, blended / np.maximum(weight, 1e-300)[..., None], x_current)

@@ -201,6 +201,8 @@ class RefineFitConfig:
 
 @dataclass(frozen=True)
 class RefineConfig:
+    executor: Literal["auto", "inprocess", "ray"]
+    ray_min_frames: int = field(metadata=_range(0))
     outliers: RefineOutliersConfig
     smoothing: RefineSmoothingConfig
     fit: RefineFitConfig

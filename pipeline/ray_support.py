@@ -5,12 +5,15 @@
   then its own work stays in-process, the batch's takes being the parallelism (one
   scheduler, no nested oversubscription).
 - :func:`available_cpus`: the CPUs this process may use, or a cluster's.
+- :func:`ray_map`: an ordered map over Ray tasks with a bounded number in flight (the
+  refine fit's windows).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 
 
 def ensure_ray(address: str | None, num_cpus: int | None, purpose: str):
@@ -54,3 +57,20 @@ def current_node() -> str | None:
     import ray
 
     return ray.get_runtime_context().get_node_id()
+
+
+def ray_map(function, items, address: str | None = None, in_flight_per_cpu: int = 2):
+    """Like the builtin :func:`map`, one Ray task (one CPU) per item; the results in the
+    order of ``items``, each as soon as it and those before it are done. Items are sent
+    as they are needed: at most ``in_flight_per_cpu`` per CPU of the cluster wait or run
+    at once (``items`` may be a generator of large items; they never all exist at once)."""
+    ray = ensure_ray(address, None, "work split over Ray tasks")
+    remote = ray.remote(num_cpus=1)(function)
+    limit = max(2, in_flight_per_cpu * int(ray.cluster_resources().get("CPU", 1)))
+    pending = deque()
+    for item in items:
+        pending.append(remote.remote(item))
+        if len(pending) >= limit:
+            yield ray.get(pending.popleft())
+    while pending:
+        yield ray.get(pending.popleft())

@@ -90,7 +90,7 @@ def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, reco
         {
             "stage": spec.name,
             "code": source_fingerprint(spec.code),
-            "settings": {section: config.section(section) for section in spec.config_sections},
+            "settings": spec.result_settings(config),
             "inputs": {name: records[name].fingerprint for name in spec.inputs + spec.optional_inputs if name in records},
             "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
         }

@@ -72,6 +72,9 @@ class StageSpec:
     it on (off: the runner passes over it; no later stage may require it).
     ``optional_inputs``: optional stages read when they ran (their record is then in
     ``context.inputs`` and their fingerprint in this stage's).
+    ``execution_keys``: keys of its config sections (``"section.key"``) that decide how the
+    stage runs, never what it writes (executor, workers, retries): left out of its
+    fingerprint, so changing them re-runs nothing.
     """
 
     name: str
@@ -83,6 +86,15 @@ class StageSpec:
     run: Callable[[StageContext], tuple[dict[str, str], dict]]
     enabled_by: str | None = None
     optional_inputs: tuple[str, ...] = ()
+    execution_keys: tuple[str, ...] = ()
+
+    def result_settings(self, config: PipelineConfig) -> dict:
+        """The settings of its config sections that define its result (``execution_keys`` left out)."""
+        settings = {section: dict(config.section(section)) for section in self.config_sections}
+        for key in self.execution_keys:
+            section, name = key.split(".", 1)
+            settings[section].pop(name)
+        return settings
 
     def is_enabled(self, config: PipelineConfig) -> bool:
         return self.enabled_by is None or bool(config.section(self.enabled_by)["enabled"])

@@ -29,7 +29,9 @@ plus ``bone_lengths``, ``outliers``, ``filled``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -40,7 +42,10 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.formats.arrays import load_arrays, save_joints_3d
+from pipeline.ray_support import available_cpus, in_ray_task, ray_map
 from stages.base import TAKE_CODE, StageContext, StageSpec
+
+logger = logging.getLogger(__name__)
 from triangulation.cameras import Camera
 
 
@@ -160,8 +165,9 @@ def loss_scale(cameras, keypoints, points, inliers, joints: slice, settings: dic
     return max(settings["min_loss_scale_px"], settings["loss_scale"] * typical)
 
 
-def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: dict):
-    """Body, then both hands with the hand wrists held to the fitted body wrists.
+def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: dict, map_windows=None):
+    """Body, then both hands with the hand wrists held to the fitted body wrists
+    (``map_windows``: how each pass's windows are solved, see :func:`fitting.bone_fit.fit_tracks`).
 
     Returns points ``(frames, 59, 3)``, bone lengths ``(59,)`` and the solver's
     (most iterations, converged)."""
@@ -178,6 +184,7 @@ def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: di
         chunk_frames=settings["chunk_frames"],
         overlap_frames=settings["overlap_frames"],
         length_windows=settings["length_windows"],
+        map_windows=map_windows,
     )
     acceleration = np.where(
         np.arange(skeleton.NUM_JOINTS) < skeleton.NUM_BODY_JOINTS,
@@ -223,7 +230,7 @@ def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: di
 
 
 def refine(
-    cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, inliers: np.ndarray, fps: float, settings: dict
+    cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, inliers: np.ndarray, fps: float, settings: dict, map_windows=None
 ) -> Refined:
     """Refine triangulated ``points (frames, 59, 3)`` (with their ``inliers (views, frames, 59)``)
     of ``keypoints (views, frames, 59, 3)`` seen by ``cameras``; ``settings``: the ``refine``
@@ -242,7 +249,7 @@ def refine(
             "body": loss_scale(cameras, keypoints, points, trusted, skeleton.BODY, fit_settings),
             "hands": loss_scale(cameras, keypoints, points, trusted, slice(skeleton.LEFT_HAND.start, skeleton.RIGHT_HAND.stop), fit_settings),
         }
-        refined, bone_lengths, _, _ = fit(cameras, keypoints, start, use, lengths, fps, fit_settings, scales)
+        refined, bone_lengths, _, _ = fit(cameras, keypoints, start, use, lengths, fps, fit_settings, scales, map_windows)
     else:
         refined, bone_lengths = start, np.where(np.isfinite(lengths), lengths, np.nan)
     errors, final_inliers, num_views, confidence = _quality(cameras, keypoints, refined, use, fit_settings)
@@ -290,11 +297,36 @@ def summarize(before_points, before_errors, before_inliers, refined: Refined) ->
     return summary
 
 
+def choose_executor(settings: dict, frames: int, ray_address: str | None) -> tuple[str, str]:
+    """(``inprocess`` or ``ray``, why) for the fit's windows under ``refine.executor``
+    (see configs/default.yaml) on a take of ``frames`` frames."""
+    if settings["executor"] == "inprocess":
+        return "inprocess", "refine.executor is inprocess"
+    if settings["executor"] == "ray":
+        return "ray", "refine.executor is ray"
+    if in_ray_task():
+        return "inprocess", "this take is a task of a batch on Ray (the takes are the parallelism)"
+    if not settings["fit"]["enabled"]:
+        return "inprocess", "refine.fit.enabled is false"
+    if frames < settings["ray_min_frames"]:
+        return "inprocess", f"{frames} frames, fewer than refine.ray_min_frames ({settings['ray_min_frames']})"
+    cpus = available_cpus(ray_address)
+    where = f"{cpus} CPU(s){' on the cluster' if ray_address else ''}"
+    if cpus < 2:
+        return "inprocess", f"{where}: nothing to share the windows with"
+    return "ray", f"{frames} frames, {where}"
+
+
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints", "camera_names"))
     joints = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points", "inliers", "reprojection_error"))
     cameras = list(context.take.exo_cameras)
-    result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, context.settings("refine"))
+    settings = context.settings("refine")
+    address = context.config.batch.ray_address
+    executor, reason = choose_executor(settings, joints["points"].shape[0], address)
+    logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
+    map_windows = partial(ray_map, address=address) if executor == "ray" else None
+    result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, settings, map_windows)
     save_joints_3d(
         context.work / "joints_3d.npz",
         result,
@@ -304,6 +336,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         filled=result.filled,
     )
     summary = summarize(joints["points"], joints["reprojection_error"], joints["inliers"], result)
+    summary["executor"], summary["executor_reason"] = executor, reason
     return {"joints_3d": "joints_3d.npz"}, summary
 
 
@@ -315,4 +348,5 @@ STAGE = StageSpec(
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,
+    execution_keys=("refine.executor", "refine.ray_min_frames"),
 )

@@ -109,6 +109,7 @@ def test_no_import_cycles(graph):
 
 
 def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
+    from pipeline.config import load_config
     from pipeline.runner import STAGES
     from stages.base import StageSpec
 
@@ -122,6 +123,9 @@ def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
         assert set(spec.optional_inputs) <= optional & set(names[:index]), f"{spec.name}: optional inputs must be earlier optional stages"
         for path in spec.code:
             assert (ROOT / path).exists(), f"{spec.name}: code path {path} does not exist"
+        for key in spec.execution_keys:  # settings of how it runs: they must be its own, and real
+            section, name = key.split(".", 1)
+            assert section in spec.config_sections and name in load_config().section(section), f"{spec.name}: {key}"
 
 
 # Modules whose code carries no stage result, so a change to them need not re-run a stage:

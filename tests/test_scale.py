@@ -18,6 +18,7 @@ from pipeline.config import load_config
 from pipeline.formats.take_folder import take_name
 from pipeline.progress import BatchProgress
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
+from stages import refine as refine_stage
 from stages.detect.tasks import choose_executor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,62 @@ def test_a_take_inside_a_batch_task_detects_in_process(monkeypatch):
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 64)
     executor, workers, reason = choose_executor(load_config(overrides=["detect.backend=mediapipe"]).section("detect"), 10)
     assert (executor, workers) == ("inprocess", 1) and "task of a batch" in reason
+
+
+# --------------------------------------------------------------------------------------
+# refine.executor: the fit's windows on Ray
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cpus, overrides, frames, expected",
+    [
+        (2, [], 6000, ("ray", "6000 frames, 2 CPU(s)")),
+        (2, [], 2999, ("inprocess", "fewer than refine.ray_min_frames")),
+        (1, [], 6000, ("inprocess", "nothing to share")),
+        (8, ["refine.fit.enabled=false"], 6000, ("inprocess", "fit.enabled is false")),
+        (1, ["refine.executor=ray"], 100, ("ray", "refine.executor is ray")),
+        (8, ["refine.executor=inprocess"], 6000, ("inprocess", "refine.executor is inprocess")),
+    ],
+)
+def test_the_fit_goes_to_ray_for_long_takes_with_cpus_to_share(monkeypatch, cpus, overrides, frames, expected):
+    monkeypatch.setattr("stages.refine.available_cpus", lambda address: cpus)
+    executor, reason = refine_stage.choose_executor(load_config(overrides=overrides).section("refine"), frames, None)
+    assert executor == expected[0] and expected[1] in reason
+
+
+def test_a_take_inside_a_batch_task_fits_in_process(monkeypatch):
+    monkeypatch.setattr("stages.refine.in_ray_task", lambda: True)
+    monkeypatch.setattr("stages.refine.available_cpus", lambda address: 64)
+    executor, reason = refine_stage.choose_executor(load_config().section("refine"), 20000, None)
+    assert executor == "inprocess" and "task of a batch" in reason
+
+
+def test_the_fit_on_ray_gives_the_same_points_and_changing_the_executor_reruns_nothing(tmp_path):
+    ray = pytest.importorskip("ray")
+    take = tmp_path / "take"
+    synthesize_take(take, SynthConfig(seed=41, num_frames=400), render=False)
+    small_windows = ["detect.backend=precomputed", "refine.fit.chunk_frames=100", "refine.fit.overlap_frames=20", "qa.overlay_videos=false"]
+    here = runner.run_take(take, tmp_path / "here", load_config(overrides=[*small_windows, "refine.executor=inprocess"]), until="refine")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = runner.run_take(take, tmp_path / "ray", load_config(overrides=[*small_windows, "refine.executor=ray"]), until="refine")
+    finally:
+        ray.shutdown()
+    assert here.ok and on_ray.ok, (here.error, on_ray.error)
+    summaries = {name: json.loads((Path(report.output) / "refine" / "manifest.json").read_text())["summary"] for name, report in (("here", here), ("ray", on_ray))}
+    assert (summaries["here"]["executor"], summaries["ray"]["executor"]) == ("inprocess", "ray")
+    same = (Path(report.output) / "refine" / "joints_3d.npz" for report in (here, on_ray))
+    assert next(same).read_bytes() == next(same).read_bytes()  # bit for bit
+    again = runner.run_take(
+        take,
+        tmp_path / "ray",
+        load_config(overrides=[*small_windows, "refine.executor=inprocess", "detect.executor=ray", "detect.read_workers=3"]),
+        until="refine",
+    )
+    assert again.ok and "refine" in again.skipped and "detect" in again.skipped and not again.ran
 
 
 # --------------------------------------------------------------------------------------

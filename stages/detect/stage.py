@@ -156,4 +156,5 @@ STAGE = StageSpec(
     reads_take_files=True,
     writes=("keypoints_2d",),
     run=run,
+    execution_keys=tuple(f"detect.{key}" for key in ("executor", "num_workers", "cpus_per_model", "ray_retries", "ray_address", "read_workers")),
 )
