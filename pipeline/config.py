@@ -114,6 +114,7 @@ class TakeConfig:
     timesync_csv: str
     frame_timestamps_csv: str
     semidense_points_csv: str
+    ego_video_orientation: Literal["auto", "calibration", "rotated_cw90"]
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,6 @@ class QaConfig:
     overlay_max_width: int = field(metadata=_range(64, 8192))
     error_good_px: float = field(metadata=_range(0.0))
     error_bad_px: float = field(metadata=_range(0.0, low_open=True))
-    ego_video_orientation: Literal["calibration", "rotated_cw90"]
     report: bool
     report_thumbnails: int = field(metadata=_range(0, 1000))
     report_max_columns: int = field(metadata=_range(10, 100000))

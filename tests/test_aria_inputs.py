@@ -503,8 +503,11 @@ def test_release_ego_video_name_is_found_and_the_calibration_rescaled_to_it(take
     with VideoWriter(copy / "frame_aligned_videos" / "aria01_214-1.mp4", fps=30) as writer:
         for _ in range(2):
             writer.write(np.zeros((256, 256, 3), np.uint8))
+    assert read_take(take_dir, TAKE_SETTINGS).ego_video_orientation == "calibration"  # aria01.mp4, as written
     take = read_take(copy, TAKE_SETTINGS)
     assert take.videos["aria01"].name == "aria01_214-1.mp4"
+    assert take.ego_video_orientation == "rotated_cw90"  # the release's portrait video
+    assert read_take(copy, {**TAKE_SETTINGS, "ego_video_orientation": "calibration"}).ego_video_orientation == "calibration"
     assert take.ego_camera.image_size == (256, 256) and take.ego_poses.calibration.source.endswith("rescaled to 256x256")
     rgb = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))[0].get_camera_calib("camera-rgb")
     _assert_same_camera(take.ego_poses.calibration, rgb.rescale(np.array([256, 256], np.int32), 0.5))

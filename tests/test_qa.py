@@ -350,7 +350,7 @@ def test_ego_camera_of_a_released_camera_pose_json_is_not_drawn_on_the_fisheye_v
     shutil.copytree(qa.parent.parent.parent / "take", take_dir)
     released = MovingCamera(take.ego.name, linear_camera(512, 512, 150.0), take.ego.R, take.ego.t)
     write_camera_pose_json(take_dir / CAMERA_POSE_JSON, take.exo_cameras, released)
-    config = load_config(overrides=PRECOMPUTED + ["take.ego_pose_prefer=camera_pose", "qa.ego_video_orientation=rotated_cw90", "qa.recording=false"])
+    config = load_config(overrides=PRECOMPUTED + ["take.ego_pose_prefer=camera_pose", "take.ego_video_orientation=rotated_cw90", "qa.recording=false"])
     report = runner.run_take(take_dir, tmp_path / "out", config)
     out = tmp_path / "out" / report.take / "qa"
     metrics = json.loads((out / "metrics.json").read_text())

@@ -79,7 +79,9 @@ class Take:
     ``"aria_mps"`` (raw Aria inputs, details in ``ego_poses``), ``"camera_pose_json"`` or
     None (no ego camera). ``input_files``: the files the cameras were read from (their
     changes invalidate every stage). ``scene_points``: the take's semidense point cloud
-    (MPS ``semidense_points.csv.gz``), when present.
+    (MPS ``semidense_points.csv.gz``), when present. ``ego_video_orientation``: how the
+    ego video's frames are stored, ``"calibration"`` or ``"rotated_cw90"`` (the sensor
+    image turned 90 degrees clockwise, as the release's ``<ego>_214-1.mp4``).
     """
 
     name: str
@@ -96,6 +98,7 @@ class Take:
     ego_poses: aria.EgoPoses | None = None
     input_files: tuple[Path, ...] = ()
     scene_points: Path | None = None
+    ego_video_orientation: str = "calibration"
 
     @property
     def exo_names(self) -> tuple[str, ...]:
@@ -123,6 +126,14 @@ def _videos_in(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in VIDEO_SUFFIXES}
+
+
+def ego_video_orientation(video: Path | None, setting: str) -> str:
+    """``take.ego_video_orientation`` resolved for the take's ego ``video``: ``auto`` is
+    ``rotated_cw90`` for the release's ``<ego>_214-1`` video (portrait), else ``calibration``."""
+    if setting != "auto":
+        return setting
+    return "rotated_cw90" if video is not None and video.stem.endswith(f"_{aria.RGB_STREAM_ID}") else "calibration"
 
 
 def _ego_video(name: str, videos: dict[str, Path]) -> Path | None:
@@ -362,6 +373,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
         ego_poses=ego_poses,
         input_files=tuple(inputs_used) + ((take_json,) if take_json.is_file() else ()),
         scene_points=scene if (scene := _setting_path(root, settings["semidense_points_csv"], take_name)).is_file() else None,
+        ego_video_orientation=ego_video_orientation(videos.get(ego.name) if ego is not None else None, settings["ego_video_orientation"]),
     )
 
 

@@ -115,7 +115,7 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     ego = take.ego_camera if "ego_pixels" in projections and raw_video_problem(take.ego_camera) is None else None
     ego_pixels = ego_visible = None
     if ego is not None:
-        ego_pixels = video_orientation(projections["ego_pixels"], ego.image_size, settings["ego_video_orientation"])
+        ego_pixels = video_orientation(projections["ego_pixels"], ego.image_size, take.ego_video_orientation)
         ego_visible = projections["ego_visibility"] == VISIBLE
     return OverlayInputs(
         exo_names=list(take.exo_names),
