@@ -171,7 +171,7 @@ def mediapipe_settings(*overrides):
 
 @pytest.fixture(scope="module")
 def inprocess_result(rendered_take):
-    return detect_take(read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2"))
+    return detect_take(read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2", "detect.executor=inprocess"))
 
 
 def test_embedded_detector_finds_the_rendered_body(rendered_take, inprocess_result):
@@ -195,7 +195,7 @@ def test_ray_executor_gives_the_same_keypoints(rendered_take, inprocess_result):
 
 
 def test_any_frame_range_can_be_detected(rendered_take, inprocess_result):
-    keypoints, _ = detect_take(read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2"), (2, 4))
+    keypoints, _ = detect_take(read_take(rendered_take), mediapipe_settings("detect.frames_per_task=2", "detect.executor=inprocess"), (2, 4))
     assert keypoints.shape[1] == 2
     assert np.array_equal(keypoints, inprocess_result[0][:, 2:4], equal_nan=True)
 
@@ -244,7 +244,7 @@ def test_truncated_video_fails_or_reports_the_lost_frames(rendered_take, tmp_pat
 def test_runner_runs_the_embedded_detector(rendered_take, tmp_path, inprocess_result):
     from pipeline import runner
 
-    report = runner.run_take(rendered_take, tmp_path, load_config(overrides=["detect.frames_per_task=2"]), until="detect")
+    report = runner.run_take(rendered_take, tmp_path, load_config(overrides=["detect.frames_per_task=2", "detect.executor=inprocess"]), until="detect")
     assert report.ran == ["detect"]
     stored = np.load(tmp_path / report.take / "detect" / "keypoints_2d.npz", allow_pickle=False)
     assert np.array_equal(stored["keypoints"], inprocess_result[0], equal_nan=True)

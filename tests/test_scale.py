@@ -32,10 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     "cpus, overrides, tasks, expected",
     [
-        (2, [], 10, ("inprocess", 1, "one model instance")),  # this 2-core machine: one model keeps both busy
-        (8, [], 10, ("ray", 4, "8 CPU(s) hold 4 model instances")),
-        (8, ["detect.num_workers=2"], 10, ("ray", 2, "hold 4 model instances")),
-        (8, [], 3, ("ray", 3, "hold 4")),  # never more actors than tasks
+        (2, [], 10, ("ray", 2, "2 CPU(s) hold 2 model instances")),  # this 2-core machine: two actors beat one model
+        (1, [], 10, ("inprocess", 1, "one model instance")),
+        (8, ["detect.cpus_per_model=2"], 10, ("ray", 4, "8 CPU(s) hold 4 model instances")),
+        (8, ["detect.num_workers=2"], 10, ("ray", 2, "hold 8 model instances")),
+        (8, [], 3, ("ray", 3, "hold 8")),  # never more actors than tasks
         (8, [], 1, ("inprocess", 1, "a single task")),
         (1, ["detect.executor=ray"], 10, ("ray", 1, "detect.executor is ray")),
         (8, ["detect.executor=inprocess"], 10, ("inprocess", 1, "detect.executor is inprocess")),
