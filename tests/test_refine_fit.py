@@ -213,7 +213,9 @@ def test_fit_tracks_refuses_inconsistent_inputs():
 
 def test_refine_settings_reach_the_library_and_are_validated():
     settings = dataclasses.asdict(CONFIG.refine)
-    assert set(settings) == {"outliers", "smoothing", "fit"}
+    assert set(settings) == {"executor", "ray_min_frames", "outliers", "smoothing", "fit"}
+    with pytest.raises(ValueError, match="refine.executor"):
+        load_config(overrides=["refine.executor=threads"])
     with pytest.raises(ValueError, match="refine.fit.bone_sigma_percent"):
         load_config(overrides=["refine.fit.bone_sigma_percent=0"])
     with pytest.raises(ValueError, match="refine.smoothing.method"):
