@@ -42,7 +42,7 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from pipeline.ray_support import available_cpus, in_ray_task, ray_map
+from pipeline.ray_support import available_cpus, ensure_ray, in_ray_task, ray_map
 from stages.base import TAKE_CODE, StageContext, StageSpec
 
 logger = logging.getLogger(__name__)
@@ -324,6 +324,12 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     settings = context.settings("refine")
     address = context.config.batch.ray_address
     executor, reason = choose_executor(settings, joints["points"].shape[0], address)
+    if executor == "ray" and settings["executor"] == "auto":
+        try:
+            ensure_ray(address, None, "refine.executor auto")
+        except Exception as error:  # Ray would only have been faster: fit in-process
+            executor, reason = "inprocess", f"Ray did not start ({type(error).__name__}: {error})"
+            logger.warning("refine: %s; fitting in-process", reason)
     logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
     map_windows = partial(ray_map, address=address) if executor == "ray" else None
     result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, settings, map_windows)

@@ -87,6 +87,21 @@ def test_a_take_inside_a_batch_task_fits_in_process(monkeypatch):
     assert executor == "inprocess" and "task of a batch" in reason
 
 
+def test_auto_fits_in_process_when_ray_does_not_start(monkeypatch, tmp_path):
+    def no_ray(*args):
+        raise ConnectionError("no cluster at that address")
+
+    monkeypatch.setattr("stages.refine.available_cpus", lambda address: 8)
+    monkeypatch.setattr("stages.refine.ensure_ray", no_ray)
+    take = tmp_path / "take"
+    synthesize_take(take, SynthConfig(seed=43, num_frames=60), render=False)
+    config = load_config(overrides=["detect.backend=precomputed", "refine.ray_min_frames=10"])
+    report = runner.run_take(take, tmp_path / "out", config, until="refine")
+    assert report.ok, report.error
+    summary = report.summaries["refine"]
+    assert summary["executor"] == "inprocess" and "Ray did not start (ConnectionError: no cluster" in summary["executor_reason"]
+
+
 def test_the_fit_on_ray_gives_the_same_points_and_changing_the_executor_reruns_nothing(tmp_path):
     ray = pytest.importorskip("ray")
     take = tmp_path / "take"
