@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline import runner
@@ -139,6 +140,22 @@ TASK_FRAMES, TAKE_FRAMES = 2, 10
 @pytest.fixture(scope="module")
 def rendered_take(render_take):
     return render_take(seed=4, frames=TAKE_FRAMES)
+
+
+def test_auto_detects_in_process_when_ray_does_not_start(rendered_take, monkeypatch):
+    from pipeline.formats.take_folder import read_take
+    from stages.detect.stage import detect_take
+
+    def no_ray(*args):
+        raise ConnectionError("no cluster at that address")
+
+    monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 8)
+    monkeypatch.setattr("pipeline.ray_support.ensure_ray", no_ray)
+    config = load_config(overrides=["detect.backend=mediapipe", f"detect.frames_per_task={TASK_FRAMES}"])
+    keypoints, summary = detect_take(read_take(rendered_take, config.section("take")), config.section("detect"), (0, 2 * TASK_FRAMES))
+    assert (summary["executor"], summary["workers"], summary["tasks"]) == ("inprocess", 1, 2)
+    assert "Ray did not start (ConnectionError: no cluster" in summary["executor_reason"]
+    assert keypoints.shape[1] == 2 * TASK_FRAMES and np.isfinite(keypoints[..., 0]).any()
 
 
 def _detect_command(take: Path, out: Path) -> list[str]:

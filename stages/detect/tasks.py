@@ -252,6 +252,14 @@ def run_tasks(tasks: list[DetectTask], settings: dict, views: int, chunks: Path 
                 results[index] = stored
     todo = [index for index in range(len(tasks)) if index not in results]
     executor, workers, reason = choose_executor(settings, len(todo))
+    if executor == "ray" and settings["executor"] == "auto":
+        from pipeline.ray_support import ensure_ray
+
+        try:
+            ensure_ray(settings["ray_address"], None, "detect.executor auto")
+        except Exception as error:  # Ray would only have been faster: detect in-process
+            executor, workers, reason = "inprocess", 1, f"Ray did not start ({type(error).__name__}: {error})"
+            logger.warning("detect: %s; detecting in-process", reason)
     resumed = len(tasks) - len(todo)
     logger.info(
         "detect: %d task(s) to run%s; executor %s%s (%s)",
