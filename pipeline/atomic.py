@@ -1,6 +1,7 @@
 """Atomic file writes and safe ``.npz`` loading.
 
-Every writer goes through :func:`atomic_write_bytes`: the data goes to a temporary file
+Every writer goes through one temporary-file mechanism (:func:`atomic_write_bytes`,
+:func:`atomic_text_stream`): the data goes to a temporary file
 in the destination folder (same file system), is flushed to disk, then renamed over
 the destination with :func:`os.replace`, so a reader never sees a half-written file.
 Parent folders are created. ``.npz`` files are always read with ``allow_pickle=False``.
@@ -18,36 +19,18 @@ from pathlib import Path
 import numpy as np
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns the path written."""
+@contextlib.contextmanager
+def _atomic_stream(path: str | os.PathLike, mode: str, **open_args):
+    """A stream (``open`` ``mode``: ``"wb"`` or ``"w"``) whose content replaces ``path``
+    atomically when the block ends without error; on an error the temporary file is
+    removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # os.open with mode 0o666 honours the umask (tempfile.mkstemp would leave 0o600).
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-@contextlib.contextmanager
-def atomic_text_stream(path: str | os.PathLike):
-    """A text stream (UTF-8) whose content replaces ``path`` atomically when the block ends
-    without error: for files too large to build in memory first. On an error the
-    temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        with os.fdopen(handle, mode, **open_args) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
@@ -55,6 +38,20 @@ def atomic_text_stream(path: str | os.PathLike):
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path written."""
+    with _atomic_stream(path, "wb") as stream:
+        stream.write(data)
+    return Path(path)
+
+
+def atomic_text_stream(path: str | os.PathLike):
+    """A text stream (UTF-8) whose content replaces ``path`` atomically when the block ends
+    without error: for files too large to build in memory first. On an error the
+    temporary file is removed and ``path`` is untouched."""
+    return _atomic_stream(path, "w", encoding="utf-8", newline="")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -1,9 +1,10 @@
-"""What the benchmarks share: machine facts, one-core pinning, the peer's camera rig."""
+"""What the benchmarks share: machine facts, a process's memory, one-core pinning, the peer's camera rig."""
 
 from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +19,17 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
     }
+
+
+def status_mb(field: str) -> float | None:
+    """``VmRSS`` / ``VmHWM`` of this process in MB (None where /proc does not tell)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
 
 
 def pin_to_one_core() -> int | None:

@@ -38,11 +38,11 @@ from pipeline.ray_support import local_cpus
 _CHILD = """
 import json, sys, time
 from pipeline.config import load_config
+from pipeline.benchmarks.common import status_mb
 from pipeline.runner import run_take
 
 def peak_mb():  # this process's own peak resident memory (VmHWM; ru_maxrss would include the parent's at fork)
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
+    return status_mb("VmHWM")
 
 class StagePeaks:  # the progress hooks of run_take: the peak reached by the end of each stage
     def __init__(self):

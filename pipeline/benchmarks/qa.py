@@ -30,12 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.benchmarks.common import machine_info
+from pipeline.benchmarks.common import machine_info, status_mb
 
 _CHILD = """
 import json, sys, time
 import stages.qa.overlay as overlay
-from pipeline.benchmarks.qa import ResidentPeak, status_mb as peak_mb
+from pipeline.benchmarks.common import status_mb as peak_mb
+from pipeline.benchmarks.qa import ResidentPeak
 from pipeline.runner import rerun_stage
 
 overlay_pass = {}
@@ -56,17 +57,6 @@ peaks = [peak_mb("VmHWM"), overlay_pass.get("peak_before_mb")]
 print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mb": max(value for value in peaks if value is not None),
                   "overlay_pass": overlay_pass or None, "summary": report.summaries["qa"]}))
 """
-
-
-def status_mb(field: str) -> float | None:
-    """``VmRSS`` / ``VmHWM`` of this process in MB (None where /proc does not tell)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
 
 
 class ResidentPeak:
