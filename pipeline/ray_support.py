@@ -4,7 +4,10 @@
 - :func:`in_ray_task`: whether this code runs inside a Ray task or actor (a batch's take):
   then its own work stays in-process, the batch's takes being the parallelism (one
   scheduler, no nested oversubscription).
-- :func:`available_cpus`: the CPUs this process may use, or a cluster's.
+- :func:`available_cpus`: the CPUs this process may use, or a cluster's
+  (:func:`cluster_cpus` of a running Ray).
+- :func:`ray_start_failure`: why Ray cannot be started or joined (an ``auto`` executor
+  then stays in-process).
 - :func:`ray_map`: an ordered map over Ray tasks with a bounded number in flight (the
   refine fit's windows).
 """
@@ -29,6 +32,19 @@ def ensure_ray(address: str | None, num_cpus: int | None, purpose: str):
     return ray
 
 
+# An ``auto`` executor's reason to stay in-process inside a batch's take task.
+IN_BATCH_TASK = "this take is a task of a batch on Ray (the takes are the parallelism)"
+
+
+def ray_start_failure(address: str | None, purpose: str) -> str | None:
+    """None once Ray runs (started here, or ``address`` joined); else why it did not start."""
+    try:
+        ensure_ray(address, None, purpose)
+    except Exception as error:  # any failure: the caller can do the work without Ray
+        return f"Ray did not start ({type(error).__name__}: {error})"
+    return None
+
+
 def in_ray_task() -> bool:
     """True inside a Ray task or actor (not in the driver)."""
     ray = sys.modules.get("ray")  # a Ray worker has imported it; nothing to import otherwise
@@ -46,8 +62,12 @@ def available_cpus(address: str | None) -> int:
     """CPUs of the cluster at ``address`` (joined), else of this machine."""
     if not address:
         return local_cpus()
-    ray = ensure_ray(address, None, "counting the cluster's CPUs")
-    return int(ray.cluster_resources().get("CPU", 1))
+    return cluster_cpus(ensure_ray(address, None, "counting the cluster's CPUs"))
+
+
+def cluster_cpus(ray) -> int:
+    """CPUs of the cluster the initialised ``ray`` module is connected to (at least 1)."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def current_node() -> str | None:
@@ -66,7 +86,7 @@ def ray_map(function, items, address: str | None = None, in_flight_per_cpu: int 
     at once (``items`` may be a generator of large items; they never all exist at once)."""
     ray = ensure_ray(address, None, "work split over Ray tasks")
     remote = ray.remote(num_cpus=1)(function)
-    limit = max(2, in_flight_per_cpu * int(ray.cluster_resources().get("CPU", 1)))
+    limit = max(2, in_flight_per_cpu * cluster_cpus(ray))
     pending = deque()
     for item in items:
         pending.append(remote.remote(item))

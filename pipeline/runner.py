@@ -27,7 +27,7 @@ from pipeline.batch_report import write_batch_files
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
-from pipeline.ray_support import current_node
+from pipeline.ray_support import current_node, ensure_ray
 from stages import export, fit_body_model, project_ego, refine, triangulate
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from stages.detect import stage as detect
@@ -288,8 +288,6 @@ def _run_batch_on_ray(take_dirs: list, out_root, config: PipelineConfig, force_f
     A take whose worker or node dies is run again (``batch.ray_retries`` times) and resumes
     from its finished stages and chunks; one that still fails is reported as failed.
     """
-    from pipeline.ray_support import ensure_ray
-
     settings = config.batch
     cpus = cpus_per_take(config)
     ray = ensure_ray(settings.ray_address, settings.parallel_takes * cpus, "batch.parallel_takes > 1")

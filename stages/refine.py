@@ -42,11 +42,11 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from pipeline.ray_support import available_cpus, ensure_ray, in_ray_task, ray_map
+from pipeline.ray_support import IN_BATCH_TASK, available_cpus, in_ray_task, ray_map, ray_start_failure
 from stages.base import TAKE_CODE, StageContext, StageSpec
+from triangulation.cameras import Camera
 
 logger = logging.getLogger(__name__)
-from triangulation.cameras import Camera
 
 
 @dataclass(frozen=True)
@@ -305,7 +305,7 @@ def choose_executor(settings: dict, frames: int, ray_address: str | None) -> tup
     if settings["executor"] == "ray":
         return "ray", "refine.executor is ray"
     if in_ray_task():
-        return "inprocess", "this take is a task of a batch on Ray (the takes are the parallelism)"
+        return "inprocess", IN_BATCH_TASK
     if not settings["fit"]["enabled"]:
         return "inprocess", "refine.fit.enabled is false"
     if frames < settings["ray_min_frames"]:
@@ -324,12 +324,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     settings = context.settings("refine")
     address = context.config.batch.ray_address
     executor, reason = choose_executor(settings, joints["points"].shape[0], address)
-    if executor == "ray" and settings["executor"] == "auto":
-        try:
-            ensure_ray(address, None, "refine.executor auto")
-        except Exception as error:  # Ray would only have been faster: fit in-process
-            executor, reason = "inprocess", f"Ray did not start ({type(error).__name__}: {error})"
-            logger.warning("refine: %s; fitting in-process", reason)
+    if executor == "ray" and settings["executor"] == "auto" and (failure := ray_start_failure(address, "refine.executor auto")):
+        executor, reason = "inprocess", failure  # Ray would only have been faster
+        logger.warning("refine: %s; fitting in-process", reason)
     logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
     map_windows = partial(ray_map, address=address) if executor == "ray" else None
     result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, settings, map_windows)

@@ -93,7 +93,7 @@ def test_auto_fits_in_process_when_ray_does_not_start(monkeypatch, tmp_path):
         raise ConnectionError("no cluster at that address")
 
     monkeypatch.setattr("stages.refine.available_cpus", lambda address: 8)
-    monkeypatch.setattr("stages.refine.ensure_ray", no_ray)
+    monkeypatch.setattr("pipeline.ray_support.ensure_ray", no_ray)
     take = tmp_path / "take"
     synthesize_take(take, SynthConfig(seed=43, num_frames=60), render=False)
     config = load_config(overrides=["detect.backend=precomputed", "refine.ray_min_frames=10"])

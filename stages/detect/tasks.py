@@ -142,13 +142,13 @@ class _DetectWorker:
 
 def choose_executor(settings: dict, tasks: int) -> tuple[str, int, str]:
     """(``inprocess`` or ``ray``, actors, why) for ``detect.executor`` (see configs/default.yaml)."""
-    from pipeline.ray_support import available_cpus, in_ray_task
+    from pipeline.ray_support import IN_BATCH_TASK, available_cpus, in_ray_task
 
     per_model = int(settings["cpus_per_model"])
     if settings["executor"] == "inprocess":
         return "inprocess", 1, "detect.executor is inprocess"
     if settings["executor"] == "auto" and in_ray_task():
-        return "inprocess", 1, "this take is a task of a batch on Ray (the takes are the parallelism)"
+        return "inprocess", 1, IN_BATCH_TASK
     cpus = available_cpus(settings["ray_address"])
     gpu = settings["backend"] == "mmpose" and str(settings["device"]).startswith("cuda")
     fit = max(1, cpus // per_model) if not gpu else max(1, cpus)
@@ -167,16 +167,16 @@ def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, worke
     goes to ``done(index, result)`` as it arrives. A lost worker's task is retried and its
     actor restarted elsewhere (``ray_retries``). Returns the actors used (at most what
     the cluster's CPUs hold)."""
-    from pipeline.ray_support import ensure_ray
+    from pipeline.ray_support import cluster_cpus, ensure_ray
 
     ray = ensure_ray(settings["ray_address"], None, "detect.executor 'ray'")
     from ray.util import ActorPool
 
-    cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    per_model = min(int(settings["cpus_per_model"]), cluster_cpus)  # an actor asking for more would never start
-    fit = max(1, cluster_cpus // per_model)
+    cpus = cluster_cpus(ray)
+    per_model = min(int(settings["cpus_per_model"]), cpus)  # an actor asking for more would never start
+    fit = max(1, cpus // per_model)
     if workers > fit:
-        logger.warning("detect: %d actor(s) asked, Ray has %d CPU(s) for %d of %d CPU(s) each: using %d", workers, cluster_cpus, fit, per_model, fit)
+        logger.warning("detect: %d actor(s) asked, Ray has %d CPU(s) for %d of %d CPU(s) each: using %d", workers, cpus, fit, per_model, fit)
     retries = int(settings["ray_retries"])
     actor = ray.remote(num_cpus=per_model, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
     actors = max(1, min(workers, fit, len(tasks)))
@@ -253,12 +253,10 @@ def run_tasks(tasks: list[DetectTask], settings: dict, views: int, chunks: Path 
     todo = [index for index in range(len(tasks)) if index not in results]
     executor, workers, reason = choose_executor(settings, len(todo))
     if executor == "ray" and settings["executor"] == "auto":
-        from pipeline.ray_support import ensure_ray
+        from pipeline.ray_support import ray_start_failure
 
-        try:
-            ensure_ray(settings["ray_address"], None, "detect.executor auto")
-        except Exception as error:  # Ray would only have been faster: detect in-process
-            executor, workers, reason = "inprocess", 1, f"Ray did not start ({type(error).__name__}: {error})"
+        if failure := ray_start_failure(settings["ray_address"], "detect.executor auto"):
+            executor, workers, reason = "inprocess", 1, failure  # Ray would only have been faster
             logger.warning("detect: %s; detecting in-process", reason)
     resumed = len(tasks) - len(todo)
     logger.info(
