@@ -115,6 +115,8 @@ class TakeConfig:
     frame_timestamps_csv: str
     semidense_points_csv: str
     ego_video_orientation: Literal["auto", "calibration", "rotated_cw90"]
+    max_video_edge_px: int = field(metadata=_range(0, 64))
+    allow_scaled_video: bool
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ TAKE_CODE = (
     "pipeline/formats/video.py",
     "triangulation/cameras.py",
     "triangulation/camera_models.py",
+    "triangulation/image_frames.py",
     "triangulation/poses.py",
     "fitting/skeleton.py",
 )

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real third-party validation data in ../shared/validation."""
+"""Shared fixtures: the real third-party validation data in ../shared/validation.
+
+A test that reads that data (through the ``pose2sim_balancing`` fixture) skips where the
+folder is absent (a clone without ../shared); where it is present (CI has it), a skip of
+such a test is reported as a failure: real data that we cannot read is a bug, not a skip.
+"""
 
 from pathlib import Path
 
@@ -8,6 +13,25 @@ import pytest
 VALIDATION_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
 
 
+VALIDATION_FIXTURES = ("pose2sim_balancing",)
+
+
+def validation_present() -> bool:
+    return (VALIDATION_ROOT / "pose2sim_balancing" / "Calib_qualisys.toml").is_file()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test that uses the validation data fails while the data is there."""
+    outcome = yield
+    report = outcome.get_result()
+    uses_validation = any(name in getattr(item, "fixturenames", ()) for name in VALIDATION_FIXTURES)
+    if report.skipped and uses_validation and validation_present() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped although {VALIDATION_ROOT} is present (a test of real data must run): {reason}"
+
+
 @pytest.fixture(scope="session")
 def pose2sim_balancing() -> Path:
     """The Pose2Sim balancing capture (4 cameras, calibration, OpenPose 2D, reference TRC).
@@ -15,7 +39,7 @@ def pose2sim_balancing() -> Path:
     Skips the test when the folder is absent (e.g. a clone without ../shared).
     """
     folder = VALIDATION_ROOT / "pose2sim_balancing"
-    if not (folder / "Calib_qualisys.toml").is_file():
+    if not validation_present():
         pytest.skip(f"validation data absent: {folder} (../shared/validation/pose2sim_balancing)")
     return folder
 

@@ -91,11 +91,14 @@ def test_corrupt_video_fails_naming_file_and_camera(rendered_take, tmp_path):
 
 
 def test_video_of_the_wrong_size_fails_naming_camera_and_sizes(rendered_take, tmp_path):
+    """Neither a codec's cropped or padded edge nor an exact resize (1920x1080 would be one,
+    read as the full-resolution calibration: tests/test_image_frames.py)."""
     take = _copy(rendered_take, tmp_path)
     calibration = take / "trajectory" / "gopro_calibs.csv"
-    calibration.write_text(calibration.read_text().replace(",960,540,", ",1920,1080,", 1))
+    calibration.write_text(calibration.read_text().replace(",960,540,", ",1000,540,", 1))
     report = _run(take, tmp_path / "out", "detect.backend=mediapipe")
-    assert not report.ok and "cam01" in report.error and "960x540" in report.error and "1920x1080" in report.error
+    assert not report.ok and "cam01" in report.error and "960x540" in report.error and "1000x540" in report.error
+    assert "gopro_calibs.csv" in report.error
 
 
 def test_missing_camera_video_excludes_the_camera_and_records_it(rendered_take, tmp_path):

@@ -30,8 +30,6 @@ from triangulation.camera_models import (
 )
 from triangulation.cameras import CalibrationError, Camera, MovingCamera, rotation_from_rodrigues
 
-VALIDATION_DIR = (Path(__file__).parents[1] / "../shared/validation/pose2sim_balancing").resolve()
-QUALISYS_TOML = VALIDATION_DIR / "Calib_qualisys.toml"
 
 # --------------------------------------------------------------------------------------
 # Test cameras: a rig of cameras around the origin looking at it
@@ -160,14 +158,14 @@ def test_toml_refuses_to_write_fisheye624(tmp_path):
     assert not path.exists()
 
 
-def qualisys_cameras() -> list[Camera]:
-    if not QUALISYS_TOML.is_file():
-        pytest.skip(f"validation data absent: {QUALISYS_TOML} (the shared Pose2Sim balancing sample)")
-    return read_toml_calibration(QUALISYS_TOML)
+@pytest.fixture
+def qualisys_cameras(pose2sim_balancing) -> list[Camera]:
+    """The real capture's Qualisys calibration (skips where ../shared/validation is absent)."""
+    return read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
 
 
-def test_real_pose2sim_toml_values():
-    cameras = qualisys_cameras()
+def test_real_pose2sim_toml_values(qualisys_cameras):
+    cameras = qualisys_cameras
     assert [camera.name for camera in cameras] == ["cam_01", "cam_02", "cam_03", "cam_04"]
     assert all(camera.image_size == (1088, 1920) for camera in cameras)
     first = cameras[0]
@@ -189,8 +187,8 @@ def test_real_pose2sim_toml_values():
             assert 0 <= pixel[0] < camera.image_size[0] and 0 <= pixel[1] < camera.image_size[1], (camera.name, pixel)
 
 
-def test_real_pose2sim_toml_round_trip(tmp_path):
-    cameras = qualisys_cameras()
+def test_real_pose2sim_toml_round_trip(tmp_path, qualisys_cameras):
+    cameras = qualisys_cameras
     assert_same_cameras(read_toml_calibration(write_toml_calibration(tmp_path / "rig.toml", cameras)), cameras)
 
 

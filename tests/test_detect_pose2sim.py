@@ -11,13 +11,11 @@ import pytest
 
 from fitting.skeleton import JOINT_NAMES, LEFT_HAND, RIGHT_HAND
 from pipeline.config import load_config
-from pipeline.formats.calibration import read_toml_calibration
+from pipeline.formats.take_folder import read_take
 from pipeline.formats.trc import read_trc
 from pipeline.formats.video import iter_frames
 from tests.test_validation_pose2sim import TRC_TO_COCO
 from triangulation.triangulate import triangulate
-
-pytest.importorskip("mediapipe", reason="the embedded detector needs mediapipe (make setup installs it)")
 
 FRAMES, STEP = 100, 5
 
@@ -36,8 +34,9 @@ def detections(pose2sim_balancing):
     from stages.detect.backend import make_detector
     from stages.detect.track import detect_frames
 
-    cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
-    videos = [pose2sim_balancing / "videos" / f"cam{v + 1:02d}.mp4" for v in range(len(cameras))]
+    take = read_take(pose2sim_balancing)  # the cameras in their videos' pixel frames (two are 1080 wide)
+    cameras = list(take.exo_cameras)
+    videos = [take.videos[camera.name] for camera in cameras]
     settings = load_config().section("detect")
     detector = make_detector(settings)
     try:

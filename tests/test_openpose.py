@@ -20,8 +20,6 @@ from pipeline.formats.openpose import (
     write_openpose_frame,
 )
 
-VALIDATION = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
-POSE2SIM_2D = VALIDATION / "pose2sim_balancing" / "pose-associated"
 
 
 def _random_keypoints(frames: int, seed: int = 0) -> np.ndarray:
@@ -211,10 +209,9 @@ def test_writer_refuses_wrong_shapes(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not POSE2SIM_2D.is_dir(), reason=f"validation data not found at {POSE2SIM_2D}")
 @pytest.mark.parametrize("camera", ["cam01", "cam02", "cam03", "cam04"])
-def test_pose2sim_folder_read_exactly(camera):
-    folder = POSE2SIM_2D / f"{camera}_json"
+def test_pose2sim_folder_read_exactly(camera, pose2sim_balancing):
+    folder = pose2sim_balancing / "pose-associated" / f"{camera}_json"
     files = sorted(folder.glob("*.json"))
     read = read_openpose_folder(folder, layout="BODY_25B")
     assert read.shape == (len(files), 59, 3) == (100, 59, 3)

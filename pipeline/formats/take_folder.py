@@ -49,6 +49,7 @@ import numpy as np
 from pipeline.formats import aria
 from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_gopro_graph_uid, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
+from triangulation.image_frames import FRAME_SAME, ImageFrameMatch, camera_in_video_frame, match_image_frame
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ class Take:
     (MPS ``semidense_points.csv.gz``), when present. ``ego_video_orientation``: how the
     ego video's frames are stored, ``"calibration"`` or ``"rotated_cw90"`` (the sensor
     image turned 90 degrees clockwise, as the release's ``<ego>_214-1.mp4``).
+    ``video_frames``: for each exo camera whose video's size differs from its
+    calibration's, what was assumed (cropped or padded edges, a resize); its camera in
+    ``exo_cameras`` is already the video frame's (:func:`cameras_in_video_frames`).
     """
 
     name: str
@@ -99,6 +103,7 @@ class Take:
     input_files: tuple[Path, ...] = ()
     scene_points: Path | None = None
     ego_video_orientation: str = "calibration"
+    video_frames: dict[str, ImageFrameMatch] = field(default_factory=dict)
 
     @property
     def exo_names(self) -> tuple[str, ...]:
@@ -187,6 +192,48 @@ def _timing_from_files(exo_names, videos: dict[str, Path], keypoints: dict[str, 
         return float(infos[0].fps), min(info.num_frames for info in infos)
     counts = [max(openpose_files(folder), default=-1) + 1 for folder in keypoints.values()]
     return None, (max(counts) if counts and max(counts) > 0 else None)
+
+
+def cameras_in_video_frames(
+    cameras, videos: dict[str, Path], calibration: Path, settings: dict
+) -> tuple[tuple[Camera, ...], dict[str, ImageFrameMatch]]:
+    """Each camera with a video, in the video's pixel frame, and what was assumed where
+    the sizes differ (:func:`triangulation.image_frames.match_image_frame`, settings
+    ``take.max_video_edge_px`` and ``take.allow_scaled_video``).
+
+    Raises :class:`TakeError` naming the video, camera, calibration file and sizes when
+    the video cannot be the calibrated camera's. A camera without a known size or whose
+    video cannot be opened is left as it is (detection reports an unreadable video).
+    """
+    from pipeline.formats.video import VideoDecodeError, video_info
+
+    adapted, frames = [], {}
+    for camera in cameras:
+        video = videos.get(camera.name)
+        if video is None or camera.image_size is None:
+            adapted.append(camera)
+            continue
+        try:
+            info = video_info(video)
+        except VideoDecodeError:
+            adapted.append(camera)
+            continue
+        match = match_image_frame(camera.image_size, (info.width, info.height), settings["max_video_edge_px"], settings["allow_scaled_video"])
+        if match is None:
+            (cw, ch), edge = camera.image_size, settings["max_video_edge_px"]
+            raise TakeError(
+                f"{video}: camera '{camera.name}': the video is {info.width}x{info.height}, its calibration "
+                f"({calibration}, field 'image_size') {cw}x{ch}: neither the same image cropped or padded at an edge "
+                f"by at most {edge} px (take.max_video_edge_px) nor "
+                f"{'an exact resize' if settings['allow_scaled_video'] else 'equal (take.allow_scaled_video is off)'}: "
+                "a calibration of another camera or resolution"
+            )
+        if match.kind != FRAME_SAME:
+            logger.warning("%s: camera '%s': %s", video, camera.name, match.describe())
+            frames[camera.name] = match
+            camera = camera_in_video_frame(camera, match)
+        adapted.append(camera)
+    return tuple(adapted), frames
 
 
 def _setting_path(root: Path, template: str, take_name: str) -> Path:
@@ -338,6 +385,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
         inputs_used += [path for path in (raw.trajectory, raw.calibration, raw.timestamps) if path is not None]
     exo_names = tuple(camera.name for camera in exo)
     videos = _match(exo_names, all_videos)
+    exo, video_frames = cameras_in_video_frames(exo, videos, gopro_csv if gopro_csv.is_file() else pose_json, settings)
     if ego is not None and (ego_video := _ego_video(ego.name, all_videos)) is not None:
         videos[ego.name] = ego_video
     openpose = root / OPENPOSE_DIR
@@ -374,6 +422,7 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
         input_files=tuple(inputs_used) + ((take_json,) if take_json.is_file() else ()),
         scene_points=scene if (scene := _setting_path(root, settings["semidense_points_csv"], take_name)).is_file() else None,
         ego_video_orientation=ego_video_orientation(videos.get(ego.name) if ego is not None else None, settings["ego_video_orientation"]),
+        video_frames=video_frames,
     )
 
 
@@ -419,7 +468,7 @@ def find_rig_calibration(root: Path) -> Path | None:
     return None
 
 
-def _read_rig(root: Path, toml_path: Path) -> Take:
+def _read_rig(root: Path, toml_path: Path, settings: dict) -> Take:
     cameras = tuple(read_toml_calibration(toml_path))
     names = tuple(camera.name for camera in cameras)
     videos = {**_videos_in(root), **_videos_in(root / "videos")}
@@ -427,6 +476,7 @@ def _read_rig(root: Path, toml_path: Path) -> Take:
         path.name[: -len("_json")]: path for path in sorted(root.rglob("*_json")) if path.is_dir()
     }
     videos, keypoints = _match(names, videos), _match(names, json_folders)
+    cameras, video_frames = cameras_in_video_frames(cameras, videos, toml_path, settings)
     fps, num_frames = _timing_from_files(names, videos, keypoints)
     config_fps = _pose2sim_frame_rate(root)
     config = root / POSE2SIM_CONFIG
@@ -442,6 +492,7 @@ def _read_rig(root: Path, toml_path: Path) -> Take:
         keypoints_2d=keypoints,
         metadata={"calibration": str(toml_path)},
         input_files=(toml_path,) + ((config,) if config.is_file() else ()),
+        video_frames=video_frames,
     )
 
 
@@ -466,7 +517,7 @@ def read_take(path: str | Path, settings: dict | None = None) -> Take:
         return _read_egoexo(root, settings)
     calibration = find_rig_calibration(root)
     if calibration is not None:
-        return _read_rig(root, calibration)
+        return _read_rig(root, calibration, settings)
     raise TakeError(
         f"{root}: not a take folder: no {CAMERA_POSE_JSON}, {GOPRO_CALIBS_CSV} or calibration .toml "
         "(beside the videos or in calibration/)"

@@ -134,6 +134,8 @@ def detect_available(take, settings: dict, chunks: Path | None = None, report=No
         keypoints = np.full((len(take.exo_names),) + partial_keypoints.shape[1:], np.nan, dtype=np.float32)
         keypoints[[take.exo_names.index(camera.name) for camera in kept]] = partial_keypoints
     summary["excluded_cameras"] = missing
+    # What the take reader assumed where a video's size is not its calibration's.
+    summary["video_frames"] = {name: match.as_dict() for name, match in take.video_frames.items()}
     unseen = [name for v, name in enumerate(take.exo_names) if name not in missing and not np.isfinite(keypoints[v, :, BODY, 0]).any()]
     if unseen:
         logger.warning("take '%s': camera(s) %s never see the person", take.name, ", ".join(unseen))

@@ -210,9 +210,11 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
         except VideoDecodeError as error:
             raise DetectVideoError(f"{path}: camera '{name}': cannot read the video: {error.reason}") from error
         if camera.image_size is not None and tuple(camera.image_size) != (info.width, info.height):
+            # read_take puts every camera in its video's frame (or refuses the take): a
+            # camera that is not is a Take built some other way.
             raise DetectVideoError(
-                f"{path}: camera '{name}': the video is {info.width}x{info.height}, its calibration "
-                f"{camera.image_size[0]}x{camera.image_size[1]} (a calibration of another camera or resolution)"
+                f"{path}: camera '{name}': the video is {info.width}x{info.height}, the camera "
+                f"{camera.image_size[0]}x{camera.image_size[1]} (not put in its video's frame by read_take)"
             )
         if info.num_frames < num_frames:
             logger.warning(

@@ -259,6 +259,14 @@ def summary_html(data: ReportData) -> str:
         if offset_cameras
         else ""
     )
+    frames = metrics.get("video_frames") or {}
+    frames_html = (
+        "<p>Videos whose size is not their calibration's: "
+        + "; ".join(f"<b>{html.escape(name)}</b>: {html.escape(entry['assumed'])}" for name, entry in frames.items())
+        + ".</p>"
+        if frames
+        else ""
+    )
     fit = metrics.get("body_model")
     fit_html = ""
     if fit and fit.get("mean_error_mm"):
@@ -285,7 +293,7 @@ def summary_html(data: ReportData) -> str:
         "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th><th>bone CV % before</th>"
         f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
-        f"{offset_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
+        f"{offset_html}{frames_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
         + "".join(f"<th>offset over the take, {part} px</th>" for part in PART_NAMES)
         + f"<th class='left'></th></tr>{cameras}</table>"
         f"{fit_html}"

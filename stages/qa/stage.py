@@ -267,6 +267,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     arrays, projections = _label_arrays(context)
     quality = quality_flags(arrays, QualityThresholds(**settings["flags"]))
     metrics = take_metrics(arrays, quality, list(take.exo_names), take.fps)
+    # Exo videos whose size is not their calibration's, and what the take reader assumed.
+    metrics["video_frames"] = {name: match.as_dict() for name, match in take.video_frames.items()}
     ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
     if ego_summary:
         metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
