@@ -41,7 +41,7 @@ POSE2SIM = Path(__file__).resolve().parents[2].parent / "shared" / "validation" 
 
 def _take(frames: int, work: Path):
     if (POSE2SIM / "videos").is_dir():
-        return read_take(POSE2SIM), "pose2sim_balancing (real, 4 views, 1088x1920)"
+        return read_take(POSE2SIM), "pose2sim_balancing (real, 4 views, 1080 or 1088 x 1920)"
     from pipeline.synth.take_writer import SynthConfig, synthesize_take
 
     folder = work / "synth_take"
