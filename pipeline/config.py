@@ -10,6 +10,7 @@ Any unknown, missing or out-of-range key is refused with a message naming it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -99,7 +100,12 @@ class DetectConfig:
     mmpose_config: str | None
     mmpose_checkpoint: str | None
     device: str
+    mmpose_batch_size: int = field(metadata=_range(1, 1024))
     min_box_score: float = field(metadata=_range(0.0, 1.0))
+
+    def __post_init__(self):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"key 'detect.device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,29 @@ def test_missing_model_file_is_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="mmpose_checkpoint"):
         make_detector(settings(mmpose_checkpoint=str(tmp_path / "nope.pth")))
+
+
+def test_a_batch_of_views_equals_one_image_at_a_time():
+    """``detect_batch`` (every view of a frame in one forward pass, batches of
+    ``mmpose_batch_size``) gives each image's own ``detect`` result."""
+    from stages.detect.backend import detect_views, make_detector
+
+    torch.manual_seed(0)
+    detector = make_detector(settings(mmpose_batch_size=2))
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = [np.array([40.0, 20.0, 200.0, 230.0]), np.array([10.0, 10.0, 300.0, 200.0]), np.array([100.0, 50.0, 180.0, 120.0])]
+    batched = detect_views(detector, images, boxes)
+    single = [detector.detect(image, box) for image, box in zip(images, boxes)]
+    detector.close()
+    assert len(batched) == 3
+    for one, many in zip(single, batched):
+        np.testing.assert_array_equal(np.isnan(one), np.isnan(many))
+        np.testing.assert_allclose(many, one, atol=1e-3, equal_nan=True)
+
+
+def test_device_auto_is_the_cpu_without_a_gpu():
+    from stages.detect.mmpose_backend import torch_device
+
+    assert torch_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert torch_device("cpu") == "cpu"

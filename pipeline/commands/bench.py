@@ -47,7 +47,18 @@ def register(subparsers) -> None:
         "--peer-start", type=int, default=None, help="refine: first of the peer's frames (default: centred in the take)"
     )
     parser.add_argument(
-        "--backend", choices=("anny", "smplx"), default="anny", help="fit: the body model (smplx: a SMPL-X file generated from the take's person)"
+        "--backend",
+        choices=("anny", "smplx", "mediapipe", "mmpose"),
+        default=None,
+        help="fit: the body model (anny, default; smplx: a SMPL-X file generated from the take's person); "
+        "detect: mediapipe (default, the embedded detector) or mmpose (the optional extra: images/s by batch size)",
+    )
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[1, 4, 8], help="detect --backend mmpose: mmpose_batch_size values to time (default 1 4 8)"
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="detect --backend mmpose: settings (e.g. detect.mmpose_config=..., detect.device=cuda:0)",
     )
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
     parser.set_defaults(func=run)
@@ -66,6 +77,12 @@ def run(args) -> int:
         report = qa.run(frames=args.frames or 3000)
         print(json.dumps(report, indent=2) if args.json else qa.format_table(report))
         return 0
+    if args.name == "detect" and args.backend == "mmpose":
+        from pipeline.benchmarks import detection_mmpose
+
+        report = detection_mmpose.run(frames=args.frames or 10, batch_sizes=tuple(args.batch_sizes), overrides=args.overrides)
+        print(json.dumps(report, indent=2) if args.json else detection_mmpose.format_table(report))
+        return 0
     if args.name == "detect":  # MediaPipe uses both cores: measured as a user runs it
         report = detection.run(frames=args.frames or 20, hand_frames=args.hand_frames)
         print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
@@ -73,7 +90,7 @@ def run(args) -> int:
     cpu = None if args.all_cores else pin_to_one_core()
     if args.name == "fit":
         module = fit
-        report = fit.run(frames=args.frames or 150, views=args.views, backend=args.backend)
+        report = fit.run(frames=args.frames or 150, views=args.views, backend=args.backend or "anny")
     elif args.name == "refine":
         module = refine
         report = refine.run(frames=args.frames or 300, views=args.views, peer_frames=args.peer_frames, peer_start=args.peer_start)

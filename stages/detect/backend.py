@@ -9,6 +9,10 @@ image (uint8 ``(H, W, 3)``):
   the person in ``box`` (x0, y0, x1, y1): COCO-17 body, left hand 21, right hand 21,
   NaN where missing.
 
+A backend that runs several images in one batch (``mmpose``) also implements
+``detect_batch(images, boxes) -> list of (59, 3)``; :func:`detect_views` uses it where
+present, else calls ``detect`` per image (the same results).
+
 ``close()`` frees the models. Backends: ``mediapipe`` (embedded default, CPU,
 offline) and ``mmpose`` (optional extra). The ``precomputed`` backend reads files and
 is not a detector: the runner handles it.
@@ -48,6 +52,16 @@ class HandModel(Protocol):
     def hands_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         """``(N, 21, 3)`` x, y (full-image pixels), 0 of the hands a hand detector finds around ``box``."""
         ...
+
+
+def detect_views(detector, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[np.ndarray]:
+    """``detect(image, box)`` for each pair, as one batch where the detector batches."""
+    if not images:
+        return []
+    batch = getattr(detector, "detect_batch", None)
+    if batch is not None:
+        return batch(images, boxes)
+    return [detector.detect(image, box) for image, box in zip(images, boxes)]
 
 
 def hand_model(detector) -> HandModel | None:

@@ -13,6 +13,12 @@ region of interest itself is the person box.
   + left hand 21 + right hand 21 (:func:`stages.detect.keypoint_maps.wholebody_to_joints`),
   with the model's keypoint scores as confidences. Keypoints outside the image are
   missing.
+- ``detect_batch(images, rois)``: the same for every view of a frame at once: the
+  person detector's images and the pose model's boxes each go through the model as
+  batches of at most ``mmpose_batch_size`` (one forward pass per batch: what a GPU
+  wants). ``detect`` is a batch of one.
+- ``device``: ``auto`` is ``cuda:0`` where torch sees a GPU, else ``cpu``
+  (:func:`torch_device`).
 
 OpenMMLab models take BGR images; frames here are RGB and are converted.
 
@@ -71,6 +77,15 @@ def _torchvision_stand_in() -> None:
         logger.info("torchvision not importable (%s): mmpose runs without its visualiser", reason)
 
 
+def torch_device(setting: str) -> str:
+    """``detect.device`` resolved: ``auto`` is ``cuda:0`` when torch sees a GPU, else ``cpu``."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
 class MMPoseDetector:
     name = "mmpose"
 
@@ -79,64 +94,101 @@ class MMPoseDetector:
             import mmpose  # noqa: F401
 
             _torchvision_stand_in()
-            from mmpose.apis import inference_topdown, init_model
+            import torch
+            from mmengine.dataset import Compose, pseudo_collate
+            from mmengine.registry import init_default_scope
+            from mmpose.apis import init_model
         except ImportError as error:
             raise ImportError(f"detect backend 'mmpose': {INSTALL_NOTE}: {error}") from error
         self.settings = dict(settings)
+        self.device = torch_device(settings["device"])
+        self._torch, self._collate = torch, pseudo_collate
         pose_config = _existing(settings, "mmpose_config", True)
         pose_checkpoint = _existing(settings, "mmpose_checkpoint", False)
         det_config = _existing(settings, "mmdet_config", False)
         det_checkpoint = _existing(settings, "mmdet_checkpoint", False)
-        self._inference_topdown = inference_topdown
-        self.pose_model = init_model(pose_config, pose_checkpoint, device=settings["device"])
+        self.pose_model = init_model(pose_config, pose_checkpoint, device=self.device)
         count = int(self.pose_model.dataset_meta.get("num_keypoints", 0))
         if count != NUM_WHOLEBODY:
             raise ValueError(
                 f"{pose_config}: detect.mmpose_config must be a COCO-WholeBody model ({NUM_WHOLEBODY} keypoints), "
                 f"it has {count}"
             )
+        init_default_scope(self.pose_model.cfg.get("default_scope", "mmpose"))
+        self._pose_pipeline = Compose(self.pose_model.cfg.test_dataloader.dataset.pipeline)
         self.det_model = None
         if det_config is not None:
             try:
-                from mmdet.apis import inference_detector, init_detector
+                from mmdet.apis import init_detector
+                from mmdet.utils import get_test_pipeline_cfg
             except ImportError as error:
                 raise ImportError(f"detect backend 'mmpose': mmdet: {INSTALL_NOTE}: {error}") from error
-            self._inference_detector = inference_detector
-            self.det_model = init_detector(det_config, det_checkpoint, device=settings["device"])
+            self.det_model = init_detector(det_config, det_checkpoint, device=self.device)
+            pipeline = get_test_pipeline_cfg(self.det_model.cfg.copy())
+            pipeline[0].type = "mmdet.LoadImageFromNDArray"  # frames are arrays, not files
+            self._det_pipeline = Compose(pipeline)
+
+    def _batches(self, items: list) -> list[list]:
+        size = int(self.settings["mmpose_batch_size"])
+        return [items[start : start + size] for start in range(0, len(items), size)]
+
+    def _person_boxes_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """mmdet's person boxes ``(N, 5)`` of each image, in batches."""
+        if self.det_model is None:
+            return [np.zeros((0, 5)) for _ in images]
+        found = []
+        for batch in self._batches(images):
+            samples = [self._det_pipeline(dict(img=np.ascontiguousarray(image[..., ::-1]), img_id=0)) for image in batch]
+            data = {"inputs": [sample["inputs"] for sample in samples], "data_samples": [sample["data_samples"] for sample in samples]}
+            with self._torch.no_grad():
+                results = self.det_model.test_step(data)
+            for result in results:
+                instances = result.pred_instances
+                boxes = instances.bboxes.detach().cpu().numpy().astype(np.float64)
+                scores = instances.scores.detach().cpu().numpy().astype(np.float64)
+                labels = instances.labels.detach().cpu().numpy()
+                keep = (labels == 0) & (scores >= self.settings["min_box_score"])
+                found.append(np.column_stack([boxes[keep], scores[keep]]).reshape(-1, 5))
+        return found
 
     def person_boxes(self, image: np.ndarray) -> np.ndarray:
-        if self.det_model is None:
-            return np.zeros((0, 5))
-        result = self._inference_detector(self.det_model, np.ascontiguousarray(image[..., ::-1]))
-        instances = result.pred_instances
-        boxes = instances.bboxes.detach().cpu().numpy().astype(np.float64)
-        scores = instances.scores.detach().cpu().numpy().astype(np.float64)
-        labels = instances.labels.detach().cpu().numpy()
-        keep = (labels == 0) & (scores >= self.settings["min_box_score"])
-        return np.column_stack([boxes[keep], scores[keep]]).reshape(-1, 5)
+        return self._person_boxes_batch([image])[0]
 
     def detect(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        box = np.asarray(box, dtype=np.float64)
-        person = box
-        boxes = self.person_boxes(image)
-        if len(boxes):
-            overlap = box_iou(boxes[:, :4], box)
-            if overlap.max() > 0:
-                person = boxes[int(np.argmax(overlap)), :4]
-        samples = self._inference_topdown(
-            self.pose_model, np.ascontiguousarray(image[..., ::-1]), bboxes=person[None], bbox_format="xyxy"
-        )
-        result = empty_keypoints()
-        if not samples:
-            return result
-        instances = samples[0].pred_instances
-        points = np.asarray(instances.keypoints, dtype=np.float64)[0]
-        scores = np.asarray(instances.keypoint_scores, dtype=np.float64)[0]
-        result[:] = wholebody_to_joints(np.column_stack([points, scores]))
-        height, width = image.shape[:2]
-        outside = (result[:, 0] < 0) | (result[:, 0] > width - 1) | (result[:, 1] < 0) | (result[:, 1] > height - 1)
-        result[outside] = np.nan
-        return result
+        return self.detect_batch([image], [box])[0]
+
+    def detect_batch(self, images: list[np.ndarray], rois: list[np.ndarray]) -> list[np.ndarray]:
+        """``(59, 3)`` keypoints of the person at each ROI, the models run in batches."""
+        persons = []
+        for roi, boxes in zip(rois, self._person_boxes_batch(images)):
+            person = np.asarray(roi, dtype=np.float64)
+            if len(boxes):
+                overlap = box_iou(boxes[:, :4], person)
+                if overlap.max() > 0:
+                    person = boxes[int(np.argmax(overlap)), :4]
+            persons.append(person)
+        samples = []
+        for batch in self._batches(list(zip(images, persons))):
+            inputs = [
+                self._pose_pipeline(
+                    dict(img=np.ascontiguousarray(image[..., ::-1]), bbox=person[None], bbox_score=np.ones(1, dtype=np.float32), **self.pose_model.dataset_meta)
+                )
+                for image, person in batch
+            ]
+            with self._torch.no_grad():
+                samples += self.pose_model.test_step(self._collate(inputs))
+        results = []
+        for image, sample in zip(images, samples):
+            result = empty_keypoints()
+            instances = sample.pred_instances
+            points = np.asarray(instances.keypoints, dtype=np.float64)[0]
+            scores = np.asarray(instances.keypoint_scores, dtype=np.float64)[0]
+            result[:] = wholebody_to_joints(np.column_stack([points, scores]))
+            height, width = image.shape[:2]
+            outside = (result[:, 0] < 0) | (result[:, 0] > width - 1) | (result[:, 1] < 0) | (result[:, 1] > height - 1)
+            result[outside] = np.nan
+            results.append(result)
+        return results
 
     def close(self) -> None:
         self.pose_model = self.det_model = None

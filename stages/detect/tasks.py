@@ -150,7 +150,7 @@ def choose_executor(settings: dict, tasks: int) -> tuple[str, int, str]:
     if settings["executor"] == "auto" and in_ray_task():
         return "inprocess", 1, IN_BATCH_TASK
     cpus = available_cpus(settings["ray_address"])
-    gpu = settings["backend"] == "mmpose" and str(settings["device"]).startswith("cuda")
+    gpu = settings["backend"] == "mmpose" and _mmpose_device(settings).startswith("cuda")
     fit = max(1, cpus // per_model) if not gpu else max(1, cpus)
     workers = min(fit if settings["num_workers"] == 0 else int(settings["num_workers"]), max(tasks, 1))
     where = f"{cpus} CPU(s){' on the cluster' if settings['ray_address'] else ''}"
@@ -198,6 +198,15 @@ def exo_videos(take) -> list[Path]:
             f"(looked for <camera>.mp4/.avi/.mov/.mkv in the take's video folder)"
         )
     return [take.videos[name] for name in take.exo_names]
+
+
+def _mmpose_device(settings: dict) -> str:
+    """The mmpose backend's torch device (``auto`` resolved only when asked for)."""
+    if settings["device"] != "auto":
+        return str(settings["device"])
+    from stages.detect.mmpose_backend import torch_device
+
+    return torch_device("auto")
 
 
 def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:

@@ -36,7 +36,7 @@ import numpy as np
 
 from fitting.skeleton import BODY, LEFT_HAND, NUM_BODY_JOINTS, RIGHT_HAND, left_right_swap_index
 from stages.detect import prior
-from stages.detect.backend import Detector, hand_model
+from stages.detect.backend import Detector, detect_views, hand_model
 from stages.detect.hand_search import HandTracker
 from stages.detect.keypoint_maps import empty_keypoints
 from triangulation.cameras import Camera
@@ -161,8 +161,11 @@ def detect_frames(
                 box = prior.seed_box(detector.person_boxes(image), size)
                 box, source = (box if box is not None else np.array([0.0, 0.0, size[0] - 1.0, size[1] - 1.0])), "seed"
             sources[v][source] += 1
-            keypoints[v, row] = detector.detect(image, box)
             boxes[v] = box
+        # Every view's body in one call: a batching backend (mmpose) runs them as one batch.
+        chosen = [v for v in range(views) if boxes[v] is not None]
+        for v, found in zip(chosen, detect_views(detector, [images[v] for v in chosen], [boxes[v] for v in chosen])):
+            keypoints[v, row] = found
         pose_3d, pose_age = _update_prior(
             detector, cameras, images, keypoints[:, row], settings, pose_3d, pose_age, redetected, swapped
         )
