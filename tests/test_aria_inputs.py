@@ -182,11 +182,13 @@ def test_rescale_and_linear_camera_agree_with_projectaria(pat):
     ours = aria.AriaCameraCalibration(
         "camera-rgb",
         aria.Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15]),
-        (2880, 2880), np.eye(3), np.zeros(3), aria.FieldOfView(1415.0, 1.0), 0.0, "test",
+        (2880, 2880), np.eye(3), np.zeros(3), aria.FieldOfView(1415.0, 1.0), 0.0, "test", "gen1",
     )  # fmt: skip
     for size in (1408, 704):
         theirs = pat_calibration.rescale_camera_calibration(full, np.array([size, size], np.int32), pat_calibration.DeviceVersion.Gen1)
         _assert_same_camera(ours.rescaled((size, size)), theirs)
+    with pytest.raises(aria.AriaFormatError, match=r"test: cannot rescale 2880x2880 to 1408x1408: the file names no device generation.*Gen1"):
+        dataclasses.replace(ours, generation=None).rescaled((1408, 1408))  # the crop depends on the generation
     from triangulation.visibility import linear_camera
 
     linear = pat_calibration.get_linear_camera_calibration(512, 512, 150)
