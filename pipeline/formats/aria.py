@@ -122,6 +122,11 @@ def read_closed_loop_trajectory(path: PathLike, *, quaternion_tolerance: float) 
         raise FileNotFoundError(f"{path}: Aria trajectory file not found")
     header = _header(path)
     missing = [column for column in TRAJECTORY_COLUMNS if column not in header]
+    if missing and "tx_odometry_device" in header:
+        raise AriaFormatError(
+            f"{path}: an MPS open-loop trajectory (odometry frame, columns *_odometry_device: it drifts and is in no "
+            "world of the exo cameras); the ego camera needs the closed-loop trajectory (setting take.trajectory_csv)"
+        )
     if missing:
         raise AriaFormatError(f"{path}: missing column(s) {', '.join(missing)}")
     columns = [header.index(name) for name in _TRAJECTORY_NUMBERS]
