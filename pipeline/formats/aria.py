@@ -24,8 +24,9 @@ Readers and writers, checked against projectaria-tools 2.3.0 in the tests:
   (projectaria-tools, an optional extra), through the same reader.
 - Frame timestamps (:func:`read_timesync_timestamps`): Ego-Exo4D's capture
   ``timesync.csv``, column ``<aria>_214-1_capture_timestamp_ns`` (the RGB stream, device
-  clock), rows ``timesync_start_idx + 1 + i`` for take frame ``i`` (as the public
-  tutorials index it; ``end - start - 1`` frames); or a per-take CSV
+  clock), rows ``timesync_start_idx + 1 + i`` for take frame ``i`` (as the documentation
+  and tutorials index it) or ``timesync_start_idx + i`` (as the released pose pipeline's
+  code does), setting ``take.timesync_first_row``; ``end - start - 1`` frames; or a per-take CSV
   (:func:`read_frame_timestamps`: ``frame_number, capture_timestamp_ns``).
 
 :func:`ego_camera_from_aria` turns these into the ego camera of every frame: the
@@ -594,24 +595,41 @@ def _integer_ns(where: str, text: str) -> float:
         raise AriaFormatError(f"{where}: not a timestamp in nanoseconds: {text!r}") from None
 
 
-def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_idx: int) -> np.ndarray:
+TIMESYNC_FIRST_ROWS = {
+    # take frame i is data row start_idx + 1 + i: Ego-Exo4D's documentation and tutorials
+    # (notebooks/egoexo/tutorials/gaze_tutorial.ipynb: range(timesync_start_idx + 1, timesync_end_idx))
+    "after_start_idx": 1,
+    # take frame i is data row start_idx + i: the released pose pipeline's code
+    # (ego4d/internal/human_pose/main.py: timesync.iloc[timesync_start_idx:timesync_end_idx - 1])
+    "start_idx": 0,
+}
+
+
+def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_idx: int, *, first_row: str) -> np.ndarray:
     """Device timestamps (ns, float64; NaN where empty) of take frames ``0 .. end - start - 2``.
 
-    Take frame ``i`` is data row ``start_idx + 1 + i`` (0-based, header excluded).
+    ``first_row`` (setting ``take.timesync_first_row``): ``"after_start_idx"``, take frame
+    ``i`` is data row ``start_idx + 1 + i`` (0-based, header excluded; Ego-Exo4D's
+    documentation and tutorials), or ``"start_idx"``, row ``start_idx + i`` (the released
+    pose pipeline's code). Either way ``end - start - 1`` frames.
     """
     path = Path(path)
+    if first_row not in TIMESYNC_FIRST_ROWS:
+        raise ValueError(f"first_row must be one of {sorted(TIMESYNC_FIRST_ROWS)}, got {first_row!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: timesync file not found")
     column = f"{camera}{TIMESYNC_SUFFIX}"
-    if end_idx - start_idx - 1 < 1:
+    expected = end_idx - start_idx - 1
+    if expected < 1:
         raise AriaFormatError(f"{path}: timesync_start_idx {start_idx} and timesync_end_idx {end_idx} leave no frame")
+    shift = TIMESYNC_FIRST_ROWS[first_row]
+    first, last = start_idx + shift, start_idx + shift + expected - 1
     with path.open(newline="", encoding="utf-8-sig") as stream:
         reader = csv.reader(stream)
         header = [name.strip() for name in next(reader, [])]
         if column not in header:
             raise AriaFormatError(f"{path}: no column '{column}' (Aria RGB columns: {timesync_aria_cameras(path)})")
         index = header.index(column)
-        first, last = start_idx + 1, end_idx - 1
         stamps = []
         for row_number, row in enumerate(reader):
             if row_number < first:
@@ -620,9 +638,9 @@ def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_id
                 break
             where = f"{path}: line {row_number + 2}: field '{column}'"
             stamps.append(_integer_ns(where, row[index] if index < len(row) else ""))
-    expected = end_idx - start_idx - 1
     if len(stamps) != expected:
-        raise AriaFormatError(f"{path}: rows {first}..{last} (timesync_start_idx + 1 .. timesync_end_idx - 1) run past its {first + len(stamps)} data rows")
+        rows = "timesync_start_idx + 1 .. timesync_end_idx - 1" if shift else "timesync_start_idx .. timesync_end_idx - 2"
+        raise AriaFormatError(f"{path}: rows {first}..{last} ({rows}, take.timesync_first_row {first_row}) run past its {first + len(stamps)} data rows")
     return np.array(stamps, dtype=np.float64)
 
 
@@ -685,7 +703,9 @@ class EgoPoses:
     ``gap_s (frames,)`` seconds between the two trajectory samples used (NaN: none);
     ``timestamps_ns (frames,)`` the frame times (device clock); ``calibration`` the
     camera calibration used (already rescaled to the video); ``graph_uid``: the world
-    frame of the trajectory (the MPS graph).
+    frame of the trajectory (the MPS graph); ``timesync_first_row``: the timesync row
+    convention the frame times were read with (:data:`TIMESYNC_FIRST_ROWS`), None when
+    they came from elsewhere (a per-take timestamps CSV).
     """
 
     camera: MovingCamera
@@ -694,6 +714,7 @@ class EgoPoses:
     timestamps_ns: np.ndarray
     calibration: AriaCameraCalibration
     graph_uid: str
+    timesync_first_row: str | None = None
 
 
 def ego_camera_from_aria(
