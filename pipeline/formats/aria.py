@@ -4,8 +4,9 @@ Readers and writers, checked against projectaria-tools 2.3.0 in the tests:
 
 - MPS ``closed_loop_trajectory.csv`` (:func:`read_closed_loop_trajectory`): one device
   pose ``T_world_device`` per ``tracking_timestamp_us`` (Aria device clock, about 1 kHz),
-  columns matched by name (20 required, as projectaria-tools' reader), quaternion
-  columns x, y, z, w.
+  columns matched by name (20 required, as projectaria-tools' reader; the ECEF
+  columns of newer files ignored), quaternion columns x, y, z, w. An open-loop
+  trajectory (odometry frame) is refused as such.
 - MPS ``online_calibration.jsonl`` (:func:`read_online_calibrations`): one JSON object
   per line and time, ``CameraCalibrations`` with ``Label``, ``Projection`` (``Name``,
   ``Params``), ``T_Device_Camera`` (``Translation``, ``UnitQuaternion`` ``[w, [x, y,
