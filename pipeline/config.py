@@ -117,7 +117,9 @@ class TakeConfig:
     trajectory_csv: str
     online_calibration_jsonl: str
     device_calibration_json: str
+    aria_vrs: str
     timesync_csv: str
+    timesync_first_row: Literal["after_start_idx", "start_idx"]
     frame_timestamps_csv: str
     semidense_points_csv: str
     ego_video_orientation: Literal["auto", "calibration", "rotated_cw90"]

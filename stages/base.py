@@ -25,6 +25,8 @@ from pipeline.formats.take_folder import Take
 TAKE_CODE = (
     "pipeline/formats/take_folder.py",
     "pipeline/formats/aria.py",
+    "pipeline/formats/aria_devices.py",
+    "pipeline/formats/aria_vrs.py",
     "pipeline/formats/calibration.py",
     "pipeline/formats/openpose.py",
     "pipeline/formats/video.py",

@@ -125,6 +125,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     uid = str(take.metadata.get("take_uid", take.name))
     names = annotation_file_names(settings["release_split"], uid)
     summary = {"filled_joints": settings["filled_joints"], "frames_without_ego_pose": settings["frames_without_ego_pose"]}
+    summary["timesync_first_row"] = take.ego_poses.timesync_first_row if take.ego_poses is not None else None  # take.timesync_first_row
     frames, camera = exported_frames(ego_camera(projections), points.shape[0], settings["frames_without_ego_pose"], take.name, summary)
     num_views = np.where(filled, 0, joints["num_views"])  # a gap-filled joint was seen by no view
     exported = exported_joints(points, filled, settings["filled_joints"]) & frames[:, None]

@@ -146,6 +146,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
             gaps = take.ego_poses.gap_s[:count][posed[:count]]
             summary["ego"]["trajectory_gap_ms"] = {"median": float(np.median(gaps) * 1e3), "max": float(np.max(gaps) * 1e3)} if gaps.size else None
             summary["ego"]["calibration"] = take.ego_poses.calibration.source
+            summary["ego"]["device_generation"] = take.ego_poses.calibration.generation
+            summary["ego"]["timesync_first_row"] = take.ego_poses.timesync_first_row
     save_projections(context.work / "projections.npz", **arrays)
     return {"projections": "projections.npz"}, summary
 

@@ -182,11 +182,13 @@ def test_rescale_and_linear_camera_agree_with_projectaria(pat):
     ours = aria.AriaCameraCalibration(
         "camera-rgb",
         aria.Fisheye624Model(params[0], params[0], params[1], params[2], params[3:9], params[9:11], params[11:15]),
-        (2880, 2880), np.eye(3), np.zeros(3), aria.FieldOfView(1415.0, 1.0), 0.0, "test",
+        (2880, 2880), np.eye(3), np.zeros(3), aria.FieldOfView(1415.0, 1.0), 0.0, "test", "gen1",
     )  # fmt: skip
     for size in (1408, 704):
         theirs = pat_calibration.rescale_camera_calibration(full, np.array([size, size], np.int32), pat_calibration.DeviceVersion.Gen1)
         _assert_same_camera(ours.rescaled((size, size)), theirs)
+    with pytest.raises(aria.AriaFormatError, match=r"test: cannot rescale 2880x2880 to 1408x1408: the file names no device generation.*Gen1"):
+        dataclasses.replace(ours, generation=None).rescaled((1408, 1408))  # the crop depends on the generation
     from triangulation.visibility import linear_camera
 
     linear = pat_calibration.get_linear_camera_calibration(512, 512, 150)
@@ -263,7 +265,7 @@ def test_synthetic_timesync_round_trips_to_the_true_frame_times(take_dir):
     """Writer and reader share the convention here; the convention itself is checked on a
     hand-written table (test_timesync_rows_follow_the_written_convention_on_a_hand_written_table)."""
     meta = json.loads((take_dir / "take.json").read_text())
-    stamps = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"], meta["timesync_end_idx"])
+    stamps = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"], meta["timesync_end_idx"], first_row="after_start_idx")
     truth = load_npz(take_dir / "gt" / "ego_camera.npz")["timestamps_ns"]
     assert len(stamps) == meta["timesync_end_idx"] - meta["timesync_start_idx"] - 1 == FRAMES
     np.testing.assert_array_equal(stamps, truth)
@@ -601,23 +603,46 @@ TIMESYNC_TABLE = """aria01_214-1_capture_timestamp_ns,aria01_214-1_frame_number,
 """
 
 
-def test_timesync_rows_follow_the_written_convention_on_a_hand_written_table(tmp_path):
-    """Ego-Exo4D tutorials: take frame i is timesync row timesync_start_idx + 1 + i (0-based, header
-    excluded), for i < end - start - 1. With start 1 and end 6: rows 2, 3, 4, 5 -> four frames."""
+def test_timesync_rows_follow_the_setting_on_a_hand_written_table(tmp_path):
+    """take.timesync_first_row. "after_start_idx" (Ego-Exo4D's documentation and tutorials):
+    take frame i is timesync row timesync_start_idx + 1 + i (0-based, header excluded), for
+    i < end - start - 1; with start 1 and end 6: rows 2, 3, 4, 5. "start_idx" (the released
+    pose pipeline's code, ``iloc[start:end - 1]``): rows 1, 2, 3, 4. Four frames either way."""
     path = tmp_path / "timesync.csv"
     path.write_text(TIMESYNC_TABLE)
-    stamps = aria.read_timesync_timestamps(path, "aria01", 1, 6)
-    np.testing.assert_array_equal(stamps, [1066666667, np.nan, 1133333333, 1166666667])  # an empty cell: no time
+    after = aria.read_timesync_timestamps(path, "aria01", 1, 6, first_row="after_start_idx")
+    np.testing.assert_array_equal(after, [1066666667, np.nan, 1133333333, 1166666667])  # an empty cell: no time
+    at = aria.read_timesync_timestamps(path, "aria01", 1, 6, first_row="start_idx")
+    np.testing.assert_array_equal(at, [1033333333, 1066666667, np.nan, 1133333333])
     import pandas
 
-    timesync = pandas.read_csv(path)  # the tutorials' own indexing, over the same file
+    timesync = pandas.read_csv(path)  # the two public indexings, over the same file
     tutorial = [timesync.iloc[i]["aria01_214-1_capture_timestamp_ns"] for i in range(1 + 1, 6)]
-    np.testing.assert_array_equal(stamps, tutorial)
+    released = timesync.iloc[1 : 6 - 1]["aria01_214-1_capture_timestamp_ns"].to_numpy()
+    np.testing.assert_array_equal(after, tutorial)
+    np.testing.assert_array_equal(at, released)
     assert aria.timesync_aria_cameras(path) == ["aria01"]
-    with pytest.raises(aria.AriaFormatError, match="run past"):
-        aria.read_timesync_timestamps(path, "aria01", 4, 9)  # rows 5..8 of 7
+    with pytest.raises(aria.AriaFormatError, match=r"rows 5\.\.8 \(timesync_start_idx \+ 1 \.\. timesync_end_idx - 1, take.timesync_first_row after_start_idx\) run past"):
+        aria.read_timesync_timestamps(path, "aria01", 4, 9, first_row="after_start_idx")  # rows 5..8 of 7
+    np.testing.assert_array_equal(aria.read_timesync_timestamps(path, "aria01", 4, 8, first_row="start_idx"), [1133333333, 1166666667, 1200000000])
+    with pytest.raises(aria.AriaFormatError, match=r"rows 5\.\.7 .* run past its 7 data rows"):
+        aria.read_timesync_timestamps(path, "aria01", 4, 8, first_row="after_start_idx")  # rows 4..6 fit, 5..7 do not
     with pytest.raises(aria.AriaFormatError, match="no column 'aria02_214-1_capture_timestamp_ns'"):
-        aria.read_timesync_timestamps(path, "aria02", 1, 6)
+        aria.read_timesync_timestamps(path, "aria02", 1, 6, first_row="start_idx")
+
+
+def test_the_timesync_setting_reaches_the_take_and_the_summaries(take_dir, tmp_path):
+    """The take reader reads the rows the setting names (one row later or earlier), and the
+    ego poses say which convention made them (project_ego's and export's summaries carry it)."""
+    meta = json.loads((take_dir / "take.json").read_text())
+    after = read_take(take_dir, TAKE_SETTINGS)
+    at = read_take(take_dir, {**TAKE_SETTINGS, "timesync_first_row": "start_idx"})
+    assert after.ego_poses.timesync_first_row == "after_start_idx" and at.ego_poses.timesync_first_row == "start_idx"
+    rows = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"] - 1, meta["timesync_end_idx"], first_row="after_start_idx")
+    np.testing.assert_array_equal(at.ego_poses.timestamps_ns, rows[: len(at.ego_poses.timestamps_ns)])
+    np.testing.assert_array_equal(at.ego_poses.timestamps_ns[1:], after.ego_poses.timestamps_ns[:-1])  # one row earlier
+    with pytest.raises(ValueError, match="take.timesync_first_row"):
+        load_config(overrides=["take.timesync_first_row=start_idx_plus_one"])
 
 
 def test_per_take_frame_timestamps_on_a_hand_written_table(tmp_path):

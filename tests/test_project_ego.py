@@ -47,9 +47,30 @@ def stage_output(tmp_path_factory):
     return take, load_npz(work / files["projections"]), summary, {name: load_npz(take_dir / "gt" / f"{name}.npz") for name in ("ego_2d", "joints_2d")}
 
 
+def test_export_names_the_timesync_convention(stage_output, tmp_path):
+    """export's summary says which timesync row convention made the ego frames (take.timesync_first_row)."""
+    from stages import export
+
+    take, out, _, _ = stage_output
+    points = load_npz(take.root / "gt" / "joints_3d.npz")["joints_3d"]
+    refine, ego = tmp_path / "refine", tmp_path / "project_ego"
+    atomic_save_npz(refine / "joints_3d.npz", points=points, num_views=np.full(points.shape[:2], 4), filled=np.zeros(points.shape[:2], bool))
+    atomic_save_npz(ego / "projections.npz", **out)
+    records = {
+        "refine": StageRecord(refine, {"files": {"joints_3d": "joints_3d.npz"}, "fingerprint": "truth"}),
+        "project_ego": StageRecord(ego, {"files": {"projections": "projections.npz"}, "fingerprint": "truth"}),
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    _, summary = export.STAGE.run(StageContext(take, load_config(), records, work))
+    assert summary["timesync_first_row"] == "after_start_idx"
+
+
 def test_truth_projects_onto_the_true_ego_2d_in_both_frames(stage_output):
     take, out, summary, gt = stage_output
     assert take.ego_pose_source == "aria_mps" and summary["ego"]["frames_with_pose"] == FRAMES
+    assert summary["ego"]["timesync_first_row"] == "after_start_idx"  # the timesync convention the frame times were read with
+    assert summary["ego"]["device_generation"] == take.ego_poses.calibration.generation == "gen1"
     raw_visible = gt["ego_2d"]["in_image"]
     undistorted_visible = gt["ego_2d"]["undistorted_in_image"]
     assert raw_visible.sum() > 500 and undistorted_visible.sum() > 500 and raw_visible[:, 17:].sum() > 100  # hands too

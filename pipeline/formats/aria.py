@@ -4,21 +4,30 @@ Readers and writers, checked against projectaria-tools 2.3.0 in the tests:
 
 - MPS ``closed_loop_trajectory.csv`` (:func:`read_closed_loop_trajectory`): one device
   pose ``T_world_device`` per ``tracking_timestamp_us`` (Aria device clock, about 1 kHz),
-  columns matched by name (20 required, as projectaria-tools' reader), quaternion
-  columns x, y, z, w.
+  columns matched by name (20 required, as projectaria-tools' reader; the ECEF
+  columns of newer files ignored), quaternion columns x, y, z, w. An open-loop
+  trajectory (odometry frame) is refused as such.
 - MPS ``online_calibration.jsonl`` (:func:`read_online_calibrations`): one JSON object
   per line and time, ``CameraCalibrations`` with ``Label``, ``Projection`` (``Name``,
   ``Params``), ``T_Device_Camera`` (``Translation``, ``UnitQuaternion`` ``[w, [x, y,
   z]]``); image sizes from ``ImageSizes`` (parallel to the cameras) or ``ConfigData``,
-  else the Gen1 default of the label (camera-rgb: 2880 x 2880, valid radius 1415 px,
-  maximum angle 1 rad).
+  else the default of the label for the line's device generation (decided by its
+  camera labels, else its camera count as projectaria-tools:
+  :mod:`pipeline.formats.aria_devices`; Gen1 camera-rgb 2880 x 2880, valid radius
+  1415 px, maximum angle 1 rad; Gen2 camera-rgb 4032 x 3024, 2202 px, 1.4 rad).
 - A device calibration JSON as projectaria-tools writes it
   (:func:`read_device_calibration`): the same camera objects under
-  ``CameraCalibrations``, with ``DeviceClassInfo`` and ``OriginSpecification``.
+  ``CameraCalibrations``, the generation from ``DeviceClassInfo.DeviceClass``
+  (``Aria``: Gen1, ``Oatmeal``: Gen2). What a file does not say and no generation
+  default gives (an unknown device class or label without ``ConfigData``) is refused,
+  naming the file and field; nothing falls back to another generation.
+- The device calibration inside a VRS recording: :mod:`pipeline.formats.aria_vrs`
+  (projectaria-tools, an optional extra), through the same reader.
 - Frame timestamps (:func:`read_timesync_timestamps`): Ego-Exo4D's capture
   ``timesync.csv``, column ``<aria>_214-1_capture_timestamp_ns`` (the RGB stream, device
-  clock), rows ``timesync_start_idx + 1 + i`` for take frame ``i`` (as the public
-  tutorials index it; ``end - start - 1`` frames); or a per-take CSV
+  clock), rows ``timesync_start_idx + 1 + i`` for take frame ``i`` (as the documentation
+  and tutorials index it) or ``timesync_start_idx + i`` (as the released pose pipeline's
+  code does), setting ``take.timesync_first_row``; ``end - start - 1`` frames; or a per-take CSV
   (:func:`read_frame_timestamps`: ``frame_number, capture_timestamp_ns``).
 
 :func:`ego_camera_from_aria` turns these into the ego camera of every frame: the
@@ -30,6 +39,7 @@ pose), composed with ``T_device_camera``. Errors name the file, line and field.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -40,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_write_text
+from pipeline.formats.aria_devices import CAMERA_DEFAULTS, GEN2, GENERATION_NAMES, generation_labels, generation_of_device_class, online_generation, rescale_rule
 from triangulation.camera_models import Fisheye624Model
 from triangulation.cameras import FieldOfView, MovingCamera, rotation_from_quaternion
 from triangulation.poses import POSE_OK, compose, interpolate_poses, invert, quaternion_from_rotation
@@ -113,6 +124,11 @@ def read_closed_loop_trajectory(path: PathLike, *, quaternion_tolerance: float) 
         raise FileNotFoundError(f"{path}: Aria trajectory file not found")
     header = _header(path)
     missing = [column for column in TRAJECTORY_COLUMNS if column not in header]
+    if missing and "tx_odometry_device" in header:
+        raise AriaFormatError(
+            f"{path}: an MPS open-loop trajectory (odometry frame, columns *_odometry_device: it drifts and is in no "
+            "world of the exo cameras); the ego camera needs the closed-loop trajectory (setting take.trajectory_csv)"
+        )
     if missing:
         raise AriaFormatError(f"{path}: missing column(s) {', '.join(missing)}")
     columns = [header.index(name) for name in _TRAJECTORY_NUMBERS]
@@ -199,15 +215,6 @@ def write_closed_loop_trajectory(
 # --------------------------------------------------------------------------------------
 
 FISHEYE624_PROJECTION = "FisheyeRadTanThinPrism"
-# Gen1 defaults projectaria-tools applies by label when a file gives no size:
-# (width, height) pixels, maximum angle from the axis (radians), valid radius (pixels).
-GEN1_CAMERA_DEFAULTS = {
-    "camera-rgb": ((2880, 2880), 1.0, 1415.0),
-    "camera-slam-left": ((640, 480), 1.4, 330.0),
-    "camera-slam-right": ((640, 480), 1.4, 330.0),
-}
-_GEN1_RGB_FULL = (2880, 2880)
-_GEN1_RGB_CROP_PX = 32  # the 1408 / 704 RGB streams drop this many full-resolution pixels per side
 
 
 @dataclass(frozen=True)
@@ -216,7 +223,10 @@ class AriaCameraCalibration:
 
     ``R_device_camera (3, 3)``, ``t_device_camera (3,)`` (metres) map camera points to
     the device frame; ``image_size`` (width, height) pixels; ``field_of_view``: valid
-    radius (pixels) and maximum ray angle (radians); ``source``: file and record read.
+    radius (pixels) and maximum ray angle (radians); ``source``: file and record read;
+    ``generation``: the device generation (:data:`pipeline.formats.aria_devices.GEN1` /
+    ``GEN2``) the file was read as, None when it does not say (its cameras then carry
+    their own ``ConfigData``).
     """
 
     label: str
@@ -227,45 +237,58 @@ class AriaCameraCalibration:
     field_of_view: FieldOfView
     time_offset_s: float
     source: str
+    generation: str | None = None
 
     def rescaled(self, image_size: tuple[int, int]) -> AriaCameraCalibration:
-        """The calibration for a resampled stream of ``image_size`` (projectaria-tools' rule).
+        """The calibration for a resampled stream of ``image_size``.
 
-        A Gen1 RGB calibration at 2880 x 2880 and a 1408 or 704 stream: 32 px cropped on
-        each side, then scaled (``f' = s f``, ``c' = s (c - 32 + 0.5) - 0.5``); other sizes
-        are a plain scale about the pixel-centre convention.
+        projectaria-tools' rule for the generation, label and sizes when it has one
+        (:data:`pipeline.formats.aria_devices.RESCALE_RULES`: Gen1 RGB 2880 -> 1408 / 704
+        crops 32 px per side then scales; Gen2 RGB 4032 x 3024 -> 2016 x 1512 scales,
+        -> 2560 x 3024 crops 640 px on the left, -> 2560 x 1920 scales by 0.635):
+        ``f' = s f``, ``c' = s (c - offset + 0.5) - 0.5``, valid radius ``s r``. Any other
+        size of the same aspect ratio is a plain scale about the same pixel-centre
+        convention (a further resampling of a stream: e.g. 1408 -> 512). A size that a
+        rule of some generation covers, on a calibration whose generation is unknown, is
+        refused (the rules differ).
         """
         if tuple(image_size) == tuple(self.image_size):
             return self
         old_w, old_h = self.image_size
-        new_w, new_h = image_size
-        crop = _GEN1_RGB_CROP_PX if tuple(self.image_size) == _GEN1_RGB_FULL and new_w == new_h and new_w in (1408, 704) else 0
-        scale_x, scale_y = new_w / (old_w - 2 * crop), new_h / (old_h - 2 * crop)
-        if abs(scale_x - scale_y) > 1e-9:
+        new_w, new_h = (int(v) for v in image_size)
+        try:
+            rule = rescale_rule(self.generation, self.label, (old_w, old_h), (new_w, new_h))
+        except LookupError as generations:
             raise AriaFormatError(
-                f"{self.source}: camera '{self.label}': cannot rescale {old_w}x{old_h} to {new_w}x{new_h} (aspect ratio changes)"
-            )
+                f"{self.source}: cannot rescale {old_w}x{old_h} to {new_w}x{new_h}: the file names no device generation "
+                f"and projectaria-tools resamples this stream by a rule of {generations} (field 'DeviceClassInfo.DeviceClass')"
+            ) from None
+        if rule is None:
+            scale, offset = new_w / old_w, (0.0, 0.0)
+            if abs(scale - new_h / old_h) > 1e-9:
+                raise AriaFormatError(
+                    f"{self.source}: camera '{self.label}': cannot rescale {old_w}x{old_h} to {new_w}x{new_h} (aspect ratio changes)"
+                )
+        else:
+            scale, offset = rule
         m = self.model
         model = Fisheye624Model(
-            m.fx * scale_x,
-            m.fy * scale_x,
-            scale_x * (m.cx - crop + 0.5) - 0.5,
-            scale_x * (m.cy - crop + 0.5) - 0.5,
+            m.fx * scale,
+            m.fy * scale,
+            scale * (m.cx - offset[0] + 0.5) - 0.5,
+            scale * (m.cy - offset[1] + 0.5) - 0.5,
             m.radial,
             m.tangential,
             m.thin_prism,
         )
         fov = self.field_of_view
-        radius = None if fov.valid_radius_px is None else fov.valid_radius_px * scale_x
-        return AriaCameraCalibration(
-            self.label,
-            model,
-            (int(new_w), int(new_h)),
-            self.R_device_camera,
-            self.t_device_camera,
-            FieldOfView(radius, fov.max_angle_rad),
-            self.time_offset_s,
-            f"{self.source} rescaled to {new_w}x{new_h}",
+        radius = None if fov.valid_radius_px is None else fov.valid_radius_px * scale
+        return dataclasses.replace(
+            self,
+            model=model,
+            image_size=(new_w, new_h),
+            field_of_view=FieldOfView(radius, fov.max_angle_rad),
+            source=f"{self.source} rescaled to {new_w}x{new_h}",
         )
 
 
@@ -328,7 +351,16 @@ def _pose_from_json(where: str, entry: dict, quaternion_tolerance: float) -> tup
     return rotation_from_quaternion(q / norm), translation
 
 
-def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | None, quaternion_tolerance: float) -> AriaCameraCalibration:
+@dataclass(frozen=True)
+class _Generation:
+    """The device generation a calibration record is read as (None: unknown) and ``basis``:
+    how it was decided, or why it is unknown (for messages)."""
+
+    generation: str | None
+    basis: str
+
+
+def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | None, generation: _Generation, quaternion_tolerance: float) -> AriaCameraCalibration:
     label = entry["Label"]  # a string (checked by _camera_entry)
     where = f"{where}: camera '{label}'"
     projection = _field(where, entry, "Projection")
@@ -337,17 +369,23 @@ def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | Non
         raise AriaFormatError(f"{where}: field 'Projection.Name' is {name!r}; the ego camera must be {FISHEYE624_PROJECTION!r} (FISHEYE624)")
     params = _vector(where, "Projection.Params", _field(where, projection, "Params", "Projection."), 15)
     R, t = _pose_from_json(where, _field(where, entry, "T_Device_Camera"), quaternion_tolerance)
-    defaults = GEN1_CAMERA_DEFAULTS.get(label)
     config = entry.get("ConfigData")
-    if config is not None:
+    if config is not None:  # the camera's own configuration: exact, whatever the generation
         size = tuple(_pixels(where, f"ConfigData.{key}", _field(where, config, key, "ConfigData.")) for key in ("ImageWidth", "ImageHeight"))
         max_angle = _number(where, "ConfigData.MaxSolidAngle", _field(where, config, "MaxSolidAngle", "ConfigData."), positive=True)
         radius = config.get("ValidRadius")
         radius = None if radius is None else _number(where, "ConfigData.ValidRadius", radius, positive=True)
-    elif defaults is not None:
-        size, max_angle, radius = defaults
+    elif generation.generation is None:
+        raise AriaFormatError(f"{where}: no 'ConfigData' and {generation.basis}: its image size, valid radius and maximum angle are unknown")
     else:
-        raise AriaFormatError(f"{where}: no 'ConfigData' and no Gen1 default for this label (image size unknown)")
+        gen = GENERATION_NAMES[generation.generation]
+        defaults = CAMERA_DEFAULTS[generation.generation].get(label)
+        if defaults is None:
+            raise AriaFormatError(
+                f"{where}: no 'ConfigData' and no {gen} camera of this label (read as {gen} {generation.basis}; "
+                f"{gen} labels: {', '.join(generation_labels(generation.generation))}): its image size is unknown"
+            )
+        size, max_angle, radius = defaults.image_size, defaults.max_angle_rad, defaults.valid_radius_px
     if image_size is not None:
         size = image_size  # ImageSizes override the size, not the valid radius (as projectaria-tools)
     try:
@@ -356,34 +394,56 @@ def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | Non
     except ValueError as error:
         raise AriaFormatError(f"{where}: {error}") from None
     offset = _number(where, "TimeOffsetSec_Device_Camera", entry.get("TimeOffsetSec_Device_Camera", 0.0))
-    return AriaCameraCalibration(label, model, (int(size[0]), int(size[1])), R, t, fov, offset, where)
+    return AriaCameraCalibration(label, model, (int(size[0]), int(size[1])), R, t, fov, offset, where, generation.generation)
 
 
-def _camera_entry(where: str, document: dict, label: str, image_sizes_key: str | None, quaternion_tolerance: float) -> AriaCameraCalibration:
+def _camera_labels(where: str, document: dict) -> list[str]:
     cameras = _field(where, document, "CameraCalibrations")
     if not isinstance(cameras, list):
         raise AriaFormatError(f"{where}: field 'CameraCalibrations' must be a list")
-    sizes = document.get(image_sizes_key) if image_sizes_key else None
-    if sizes is not None and not isinstance(sizes, list):
-        raise AriaFormatError(f"{where}: field '{image_sizes_key}' must be a list of [width, height], got {sizes!r}")
     labels = []
     for index, entry in enumerate(cameras):
         labels.append(_field(where, entry, "Label", f"CameraCalibrations[{index}]."))
         if not isinstance(labels[-1], str):
             raise AriaFormatError(f"{where}: field 'CameraCalibrations[{index}].Label' must be a string, got {labels[-1]!r}")
-        if labels[-1] == label:
-            size = None
-            if sizes is not None:
-                if len(sizes) != len(cameras):
-                    raise AriaFormatError(f"{where}: field '{image_sizes_key}' has {len(sizes)} sizes for {len(cameras)} cameras")
-                size = _image_size(where, f"{image_sizes_key}[{index}]", sizes[index])
-            return _camera_from_json(where, entry, size, quaternion_tolerance)
-    raise AriaFormatError(f"{where}: no camera labelled {label!r} in 'CameraCalibrations' (labels: {labels})")
+    return labels
+
+
+def _camera_entry(
+    where: str, document: dict, label: str, image_sizes_key: str | None, generation: _Generation, quaternion_tolerance: float
+) -> AriaCameraCalibration:
+    labels = _camera_labels(where, document)
+    if label not in labels:
+        raise AriaFormatError(f"{where}: no camera labelled {label!r} in 'CameraCalibrations' (labels: {labels})")
+    index = labels.index(label)
+    size = None
+    sizes = document.get(image_sizes_key) if image_sizes_key else None
+    if sizes is not None:
+        if not isinstance(sizes, list):
+            raise AriaFormatError(f"{where}: field '{image_sizes_key}' must be a list of [width, height], got {sizes!r}")
+        if len(sizes) != len(labels):
+            raise AriaFormatError(f"{where}: field '{image_sizes_key}' has {len(sizes)} sizes for {len(labels)} cameras")
+        size = _image_size(where, f"{image_sizes_key}[{index}]", sizes[index])
+    return _camera_from_json(where, document["CameraCalibrations"][index], size, generation, quaternion_tolerance)
+
+
+def _online_line_generation(where: str, labels: list[str]) -> _Generation:
+    """An online calibration line names no device class: its camera labels tell (Gen1
+    ``camera-slam-*``, Gen2 ``slam-*``), else its camera count as projectaria-tools decides."""
+    found = online_generation(labels)
+    if found.mixed:
+        raise AriaFormatError(f"{where}: field 'CameraCalibrations' mixes Gen1 and Gen2 camera labels ({', '.join(found.mixed)})")
+    basis = "by its camera labels" if found.by == "labels" else f"by its camera count ({len(labels)}), as projectaria-tools decides"
+    return _Generation(found.generation, basis)
 
 
 def read_online_calibrations(path: PathLike, label: str, *, quaternion_tolerance: float) -> tuple[np.ndarray, list[AriaCameraCalibration]]:
     """Timestamps ``(N,)`` int64 (µs, device clock) and the calibration of ``label`` on each line.
 
+    MPS lines since June 2023 (with ``ImageSizes`` since trajectory version 1.1.0: the
+    size of each camera's recorded stream, which replaces the default size but not the
+    default valid radius, as projectaria-tools reads it; ``ReadoutTimesSec`` is not
+    used). The earlier layout, calibrations stored as strings, is refused.
     ``quaternion_tolerance``: largest accepted ``|norm - 1|`` of ``T_Device_Camera``'s
     quaternion (setting ``take.max_quaternion_norm_error``).
     """
@@ -401,18 +461,48 @@ def read_online_calibrations(path: PathLike, label: str, *, quaternion_tolerance
             except json.JSONDecodeError as error:
                 raise AriaFormatError(f"{where}: not valid JSON: {error}") from None
             stamp = _field(where, document, "tracking_timestamp_us")
+            if isinstance(stamp, str):
+                raise AriaFormatError(
+                    f"{where}: field 'tracking_timestamp_us' is a string: the MPS online calibration layout before June 2023 "
+                    "(calibrations stored as strings) is not read; use a newer MPS output or a device calibration JSON"
+                )
             if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not np.isfinite(stamp):
                 raise AriaFormatError(f"{where}: field 'tracking_timestamp_us' must be a number, got {stamp!r}")
             stamps.append(int(stamp))
-            calibrations.append(_camera_entry(where, document, label, "ImageSizes", quaternion_tolerance))
+            generation = _online_line_generation(where, _camera_labels(where, document))
+            calibrations.append(_camera_entry(where, document, label, "ImageSizes", generation, quaternion_tolerance))
     if not calibrations:
         raise AriaFormatError(f"{path}: no calibration line")
     return np.array(stamps, dtype=np.int64), calibrations
 
 
+def _device_generation(where: str, document: dict) -> _Generation:
+    """The generation a device calibration JSON names in ``DeviceClassInfo``."""
+    info = document.get("DeviceClassInfo")
+    if info is None:
+        return _Generation(None, "no field 'DeviceClassInfo' names the device generation")
+    device_class = _field(where, info, "DeviceClass", "DeviceClassInfo.")
+    build = info.get("BuildVersion")
+    if not isinstance(device_class, str):
+        raise AriaFormatError(f"{where}: field 'DeviceClassInfo.DeviceClass' must be a string, got {device_class!r}")
+    generation = generation_of_device_class(device_class, build if isinstance(build, str) else None)
+    if generation is None:
+        return _Generation(None, f"field 'DeviceClassInfo.DeviceClass' {device_class!r} is no Aria generation (Aria...: Gen1, Oatmeal: Gen2)")
+    if build == "SimulatedDevice":
+        return _Generation(generation, "by field 'DeviceClassInfo.BuildVersion' 'SimulatedDevice', as projectaria-tools reads it")
+    return _Generation(generation, f"by field 'DeviceClassInfo.DeviceClass' {device_class!r}")
+
+
+def device_calibration_from_document(where: str, document, label: str, *, quaternion_tolerance: float) -> AriaCameraCalibration:
+    """The ``label`` camera of a parsed device calibration JSON; ``where`` names it in messages."""
+    if not isinstance(document, dict):
+        raise AriaFormatError(f"{where}: the top level must be an object")
+    return _camera_entry(where, document, label, None, _device_generation(where, document), quaternion_tolerance)
+
+
 def read_device_calibration(path: PathLike, label: str, *, quaternion_tolerance: float) -> AriaCameraCalibration:
-    """The ``label`` camera of a device calibration JSON (projectaria-tools' layout);
-    ``quaternion_tolerance`` as :func:`read_online_calibrations`."""
+    """The ``label`` camera of a device calibration JSON (projectaria-tools' layout; the
+    generation from ``DeviceClassInfo``); ``quaternion_tolerance`` as :func:`read_online_calibrations`."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -420,9 +510,7 @@ def read_device_calibration(path: PathLike, label: str, *, quaternion_tolerance:
         raise FileNotFoundError(f"{path}: Aria device calibration file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AriaFormatError(f"{path}: not valid JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise AriaFormatError(f"{path}: the top level must be an object")
-    return _camera_entry(str(path), document, label, None, quaternion_tolerance)
+    return device_calibration_from_document(str(path), document, label, quaternion_tolerance=quaternion_tolerance)
 
 
 def _camera_json(calibration: AriaCameraCalibration, with_config: bool) -> dict:
@@ -467,10 +555,12 @@ def write_online_calibration(path: PathLike, timestamps_us: Sequence[int], calib
 
 
 def write_device_calibration(path: PathLike, calibration: AriaCameraCalibration) -> Path:
-    """A device calibration JSON that projectaria-tools' ``device_calibration_from_json`` loads."""
+    """A device calibration JSON that projectaria-tools' ``device_calibration_from_json`` loads
+    (device class Oatmeal for a Gen2 calibration, else Aria: Gen1)."""
+    gen2 = calibration.generation == GEN2
     document = {
-        "DeviceClassInfo": {"DeviceClass": "Aria", "BuildVersion": "DVT-S"},
-        "OriginSpecification": {"Type": "Custom", "ChildLabel": "camera-slam-left"},
+        "DeviceClassInfo": {"DeviceClass": "Oatmeal", "BuildVersion": "EVT_SS"} if gen2 else {"DeviceClass": "Aria", "BuildVersion": "DVT-S"},
+        "OriginSpecification": {"Type": "Custom", "ChildLabel": "slam-front-left" if gen2 else "camera-slam-left"},
         "CameraCalibrations": [_camera_json(calibration, with_config=True)],
         "ImuCalibrations": [],
     }
@@ -506,24 +596,41 @@ def _integer_ns(where: str, text: str) -> float:
         raise AriaFormatError(f"{where}: not a timestamp in nanoseconds: {text!r}") from None
 
 
-def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_idx: int) -> np.ndarray:
+TIMESYNC_FIRST_ROWS = {
+    # take frame i is data row start_idx + 1 + i: Ego-Exo4D's documentation and tutorials
+    # (notebooks/egoexo/tutorials/gaze_tutorial.ipynb: range(timesync_start_idx + 1, timesync_end_idx))
+    "after_start_idx": 1,
+    # take frame i is data row start_idx + i: the released pose pipeline's code
+    # (ego4d/internal/human_pose/main.py: timesync.iloc[timesync_start_idx:timesync_end_idx - 1])
+    "start_idx": 0,
+}
+
+
+def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_idx: int, *, first_row: str) -> np.ndarray:
     """Device timestamps (ns, float64; NaN where empty) of take frames ``0 .. end - start - 2``.
 
-    Take frame ``i`` is data row ``start_idx + 1 + i`` (0-based, header excluded).
+    ``first_row`` (setting ``take.timesync_first_row``): ``"after_start_idx"``, take frame
+    ``i`` is data row ``start_idx + 1 + i`` (0-based, header excluded; Ego-Exo4D's
+    documentation and tutorials), or ``"start_idx"``, row ``start_idx + i`` (the released
+    pose pipeline's code). Either way ``end - start - 1`` frames.
     """
     path = Path(path)
+    if first_row not in TIMESYNC_FIRST_ROWS:
+        raise ValueError(f"first_row must be one of {sorted(TIMESYNC_FIRST_ROWS)}, got {first_row!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: timesync file not found")
     column = f"{camera}{TIMESYNC_SUFFIX}"
-    if end_idx - start_idx - 1 < 1:
+    expected = end_idx - start_idx - 1
+    if expected < 1:
         raise AriaFormatError(f"{path}: timesync_start_idx {start_idx} and timesync_end_idx {end_idx} leave no frame")
+    shift = TIMESYNC_FIRST_ROWS[first_row]
+    first, last = start_idx + shift, start_idx + shift + expected - 1
     with path.open(newline="", encoding="utf-8-sig") as stream:
         reader = csv.reader(stream)
         header = [name.strip() for name in next(reader, [])]
         if column not in header:
             raise AriaFormatError(f"{path}: no column '{column}' (Aria RGB columns: {timesync_aria_cameras(path)})")
         index = header.index(column)
-        first, last = start_idx + 1, end_idx - 1
         stamps = []
         for row_number, row in enumerate(reader):
             if row_number < first:
@@ -532,9 +639,9 @@ def read_timesync_timestamps(path: PathLike, camera: str, start_idx: int, end_id
                 break
             where = f"{path}: line {row_number + 2}: field '{column}'"
             stamps.append(_integer_ns(where, row[index] if index < len(row) else ""))
-    expected = end_idx - start_idx - 1
     if len(stamps) != expected:
-        raise AriaFormatError(f"{path}: rows {first}..{last} (timesync_start_idx + 1 .. timesync_end_idx - 1) run past its {first + len(stamps)} data rows")
+        rows = "timesync_start_idx + 1 .. timesync_end_idx - 1" if shift else "timesync_start_idx .. timesync_end_idx - 2"
+        raise AriaFormatError(f"{path}: rows {first}..{last} ({rows}, take.timesync_first_row {first_row}) run past its {first + len(stamps)} data rows")
     return np.array(stamps, dtype=np.float64)
 
 
@@ -597,7 +704,9 @@ class EgoPoses:
     ``gap_s (frames,)`` seconds between the two trajectory samples used (NaN: none);
     ``timestamps_ns (frames,)`` the frame times (device clock); ``calibration`` the
     camera calibration used (already rescaled to the video); ``graph_uid``: the world
-    frame of the trajectory (the MPS graph).
+    frame of the trajectory (the MPS graph); ``timesync_first_row``: the timesync row
+    convention the frame times were read with (:data:`TIMESYNC_FIRST_ROWS`), None when
+    they came from elsewhere (a per-take timestamps CSV).
     """
 
     camera: MovingCamera
@@ -606,6 +715,7 @@ class EgoPoses:
     timestamps_ns: np.ndarray
     calibration: AriaCameraCalibration
     graph_uid: str
+    timesync_first_row: str | None = None
 
 
 def ego_camera_from_aria(

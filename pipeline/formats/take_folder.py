@@ -9,7 +9,8 @@
                                     Ego-Exo4D's pipeline; optional for a new take)
     trajectory/closed_loop_trajectory.csv   raw Aria inputs of a new take (MPS): device poses,
     trajectory/online_calibration.jsonl     the RGB camera's calibration (or a device
-                                            calibration JSON), and frame timestamps:
+                                            calibration JSON, or the Aria recording
+    <aria>_noimagestreams.vrs               read with projectaria-tools), and frame timestamps:
     timesync.csv  or  aria_frame_timestamps.csv
     frame_aligned_videos/<cam>.mp4  one video per camera (exo, and ego as <aria>.mp4 or <aria>_214-1.mp4)
     keypoints2d/openpose/<cam>/     optional precomputed 2D keypoints (OpenPose JSON)
@@ -21,7 +22,9 @@ and listed in ``metadata["excluded_cameras"]``) and otherwise from
 (:func:`pipeline.formats.aria.ego_camera_from_aria`) or from ``camera_pose.json``; with
 both, the ``take`` setting ``ego_pose_prefer`` chooses. Paths of the raw inputs are
 settings (relative to the take folder, ``{capture_name}`` and ``{take_name}``
-replaced), so the capture-level ``timesync.csv`` of a release can be used in place.
+replaced, and ``{ego_name}`` in ``aria_vrs``), so the capture-level ``timesync.csv`` of
+a release can be used in place; which timesync row is take frame ``i`` is the setting
+``timesync_first_row``.
 
 **Rig folder** (anipose / Pose2Sim)::
 
@@ -41,12 +44,13 @@ import json
 import logging
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.formats import aria
+from pipeline.formats.aria_vrs import read_vrs_calibration
 from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_gopro_graph_uid, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.image_frames import FRAME_SAME, ImageFrameMatch, camera_in_video_frame, match_image_frame
@@ -287,7 +291,7 @@ def _ego_name(metadata: dict, inputs: _AriaInputs) -> str:
     return DEFAULT_EGO_NAME
 
 
-def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name: str) -> np.ndarray:
+def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name: str, settings: dict) -> np.ndarray:
     if inputs.timestamps is None:
         raise TakeError(
             f"{root}: raw Aria inputs without frame timestamps: no per-take timestamps CSV and no timesync CSV "
@@ -299,39 +303,55 @@ def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name
     indices = [_metadata_number(take_json, metadata, key, int, strict=False) for key in ("timesync_start_idx", "timesync_end_idx")]
     if None in indices:
         raise TakeError(f"{take_json}: fields 'timesync_start_idx' and 'timesync_end_idx' are needed to read {inputs.timestamps}")
-    return aria.read_timesync_timestamps(inputs.timestamps, name, indices[0], indices[1])
+    return aria.read_timesync_timestamps(inputs.timestamps, name, indices[0], indices[1], first_row=settings["timesync_first_row"])
 
 
-def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict[str, Path], settings: dict) -> aria.EgoPoses:
-    """The ego camera of every frame from the trajectory, calibration and frame timestamps."""
+def _aria_calibration_file(root: Path, inputs: _AriaInputs, name: str, take_name: str, settings: dict) -> Path:
+    """The calibration to read: the online calibration, else the device calibration JSON,
+    else the device calibration inside the Aria recording (VRS, needs projectaria-tools)."""
+    if inputs.calibration is not None:
+        return inputs.calibration
+    vrs = _setting_path(root, settings["aria_vrs"].replace("{ego_name}", name), take_name)
+    if vrs.is_file():
+        return vrs
+    raise TakeError(
+        f"{root}: raw Aria inputs without a camera calibration (looked for {settings['online_calibration_jsonl']}, "
+        f"{settings['device_calibration_json']} and {vrs.relative_to(root) if vrs.is_relative_to(root) else vrs}: settings "
+        "take.online_calibration_jsonl, take.device_calibration_json, take.aria_vrs)"
+    )
+
+
+def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict[str, Path], settings: dict, take_name: str) -> tuple[aria.EgoPoses, Path]:
+    """The ego camera of every frame from the trajectory, calibration and frame timestamps,
+    and the calibration file read."""
     from pipeline.formats.video import video_info
 
-    if inputs.calibration is None:
-        raise TakeError(
-            f"{root}: raw Aria inputs without a camera calibration (looked for {settings['online_calibration_jsonl']} "
-            f"and {settings['device_calibration_json']})"
-        )
     name = _ego_name(metadata, inputs)
-    stamps = _aria_frame_timestamps(root, metadata, inputs, name)
+    calibration_file = _aria_calibration_file(root, inputs, name, take_name, settings)
+    stamps = _aria_frame_timestamps(root, metadata, inputs, name, settings)
     tolerance = settings["max_quaternion_norm_error"]
     trajectory = aria.read_closed_loop_trajectory(inputs.trajectory, quaternion_tolerance=tolerance)
     label = settings["aria_camera_label"]
-    if inputs.calibration.suffix == ".jsonl":
-        times, calibrations = aria.read_online_calibrations(inputs.calibration, label, quaternion_tolerance=tolerance)
+    if calibration_file.suffix == ".jsonl":
+        times, calibrations = aria.read_online_calibrations(calibration_file, label, quaternion_tolerance=tolerance)
         middle = np.nanmedian(stamps) / 1000.0 if np.isfinite(stamps).any() else float(trajectory.timestamps_us[0])
         calibration = aria.nearest_calibration(times, calibrations, middle)
+    elif calibration_file.suffix == ".vrs":
+        calibration = read_vrs_calibration(calibration_file, label, quaternion_tolerance=tolerance)
     else:
-        calibration = aria.read_device_calibration(inputs.calibration, label, quaternion_tolerance=tolerance)
+        calibration = aria.read_device_calibration(calibration_file, label, quaternion_tolerance=tolerance)
     video = _ego_video(name, videos)
     if video is not None:
         info = video_info(video)
         calibration = calibration.rescaled((info.width, info.height))
     poses = aria.ego_camera_from_aria(name, trajectory, calibration, stamps, settings["max_trajectory_gap_s"])
+    if inputs.timesync:
+        poses = replace(poses, timesync_first_row=settings["timesync_first_row"])
     counts = aria.pose_status_counts(poses.status)
     missing = {key: value for key, value in counts.items() if key != "ok" and value}
     if missing:
         logger.warning("%s: ego camera '%s' has no pose for %d of %d frames: %s", root, name, sum(missing.values()), len(stamps), missing)
-    return poses
+    return poses, calibration_file
 
 
 def _check_one_world(gopro_csv: Path, trajectory_csv: Path, trajectory_graph_uid: str) -> None:
@@ -379,10 +399,10 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
     all_videos = _videos_in(root / VIDEO_DIR)
     ego_poses = None
     if use_raw:
-        ego_poses = _read_aria_ego(root, metadata, raw, all_videos, settings)
+        ego_poses, calibration_file = _read_aria_ego(root, metadata, raw, all_videos, settings, take_name)
         ego = ego_poses.camera
         _check_one_world(gopro_csv, raw.trajectory, ego_poses.graph_uid)
-        inputs_used += [path for path in (raw.trajectory, raw.calibration, raw.timestamps) if path is not None]
+        inputs_used += [path for path in (raw.trajectory, calibration_file, raw.timestamps) if path is not None]
     exo_names = tuple(camera.name for camera in exo)
     videos = _match(exo_names, all_videos)
     exo, video_frames = cameras_in_video_frames(exo, videos, gopro_csv if gopro_csv.is_file() else pose_json, settings)
