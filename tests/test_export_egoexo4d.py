@@ -324,14 +324,15 @@ def test_gap_filled_joints_written_with_zero_views_have_no_2d(run):
 
 def test_hand_with_a_gap_filled_wrist_is_left_out_of_the_hand_benchmark():
     """The public preparation drops a hand whose wrist has no 3D: a gap-filled wrist is not 3D ground truth."""
-    from pipeline.formats.egoexo4d import hand_benchmark_frames
+    from pipeline.formats.egoexo4d import HandBenchmarkInputs, hand_benchmark_frames
 
     rng = np.random.default_rng(0)
     points = rng.uniform(-0.1, 0.1, (2, 59, 3)) + [0.0, 0.0, 0.5]
     pixels = rng.uniform(100, 400, (2, 59, 2))
     observed = np.ones((2, 59), dtype=bool)
     observed[1, 38] = False  # frame 1: the right wrist was gap-filled
-    frames = dict(hand_benchmark_frames(points, pixels, observed, observed, (512, 512), "take", "uid", 10, 20.0))
+    inputs = HandBenchmarkInputs(points, pixels, pixels, observed | True, observed | True, observed | True, observed)
+    frames = dict(hand_benchmark_frames(inputs, (512, 512), "take", "uid", 10, 20.0, 30.0))
     assert frames["0"]["right_hand_3d"] and frames["0"]["left_hand_3d"]
     assert frames["1"]["right_hand_3d"] == [] and frames["1"]["right_hand_valid_3d"] == [] and frames["1"]["left_hand_3d"]
 

@@ -114,13 +114,21 @@ def project_undistorted(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``(..., 2)`` and codes ``(...)`` in the linear ``size`` / ``focal_px`` camera that
     shares ``camera``'s pose; a point is visible when it is in that image and visible in ``camera``."""
+    return project_rectified(camera, points_world, linear_camera(size[0], size[1], focal_px), size, min_depth)
+
+
+def project_rectified(
+    camera: Camera | MovingCamera, points_world: np.ndarray, target: PinholeModel, size: tuple[int, int], min_depth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels ``(..., 2)`` and codes ``(...)`` in the undistorted pinhole ``target`` (``size``
+    pixels, no distortion) that shares ``camera``'s pose (an undistorted image of that
+    camera); a point is visible when it is in that image and visible in ``camera``."""
     points_world = np.asarray(points_world, dtype=np.float64)
     points_cam = camera.world_to_camera(points_world)
     codes = _codes(points_world, points_cam, min_depth)
     front = codes == VISIBLE
-    linear = linear_camera(size[0], size[1], focal_px)
     pixels = np.full(points_cam.shape[:-1] + (2,), np.nan)
-    pixels[front] = linear.project(points_cam[front])
+    pixels[front] = target.project(points_cam[front])
     source = np.full_like(pixels, np.nan)
     source[front] = camera.model.project(points_cam[front])
     in_source = inside_field_of_view(points_cam, source, camera.model, camera.field_of_view)
