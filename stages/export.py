@@ -1,25 +1,33 @@
 """Stage ``export``: the labels in the files Ego-Exo4D's consumers read, and a TRC file.
 
 Reads ``refine/joints_3d.npz`` (3D, views per joint, gap-filled flags) and
-``project_ego/projections.npz`` (2D in every exo view and the ego camera's undistorted
-frame, the ego camera's per-frame pose); config section ``export``; writes
-(:mod:`pipeline.formats.egoexo4d`), as ``body_annotation.json``, ``hand_annotation.json``
-and ``camera_pose.json`` or, with ``release_split``, in the release layout
+``project_ego/projections.npz`` (2D in every exo view, raw and undistorted, and in the
+ego camera's undistorted frame, the ego camera's per-frame pose), and the take's ego
+calibration; config section ``export``; writes (:mod:`pipeline.formats.egoexo4d`), as
+``body_annotation.json``, ``hand_annotation.json`` and ``camera_pose.json`` or, with
+``release_split``, in the release layout
 (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
-``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``):
+``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``, and the empty
+``{body,hand}/annotation/`` folders the public loaders list):
 
 - ``body``, ``hand``: Ego-Exo4D annotation files (3D with ``num_views_for_3d``; 2D per
-  exo camera and, under the ego camera's name, in the undistorted ego frame). Gap-filled
-  joints (no view agreed with them) are left out or written with ``num_views_for_3d: 0``
-  and no 2D (``filled_joints``), never as observed. Frames without an ego pose are left
-  out or kept (``frames_without_ego_pose``).
+  exo camera in its undistorted (release) or raw frame (``exo_2d_frame``) and, under the
+  ego camera's name, in the undistorted ego frame). Gap-filled joints (no view agreed
+  with them) are left out or written with ``num_views_for_3d: 0`` and no 2D
+  (``filled_joints``), never as observed. Frames without an ego pose are left out or
+  kept (``frames_without_ego_pose``).
 - ``camera_pose``: the release's per-take layout (``aria01``: the undistorted frame's
   intrinsics and a 3x4 world-to-camera extrinsic per frame with a pose; the exo cameras
-  with our model extension keys). A take whose ego camera has no pose in any frame is
-  exported without it (no aria entry; in the release layout no camera_pose file, so the
-  public loaders skip the take); its summary says so.
+  in the frame of their 2D, with our model extension keys and, undistorted, our
+  ``raw_camera`` key). A take whose ego camera has no pose in any frame is exported
+  without it (no aria entry; in the release layout no camera_pose file, so the public
+  loaders skip the take); its summary says so.
+- ``aria_calibration``: ``aria_calib_json/<take_name>.json``, the device calibration
+  JSON the public hand preparation reads (the ego camera the 2D were projected with).
 - ``body_benchmark_gt.json``, ``hand_benchmark_gt.json`` (``benchmark_files``): the
-  ego-pose benchmark's ground-truth layouts, gap-filled joints as NaN.
+  ego-pose benchmark's ground-truth layouts, gap-filled joints as NaN; the hand file is
+  what the public hand preparation makes of our files (its validity rules and boxes).
+  The summary says how many body frames the public evaluation's ``--min_clip_len`` keeps.
 - ``joints_3d.trc`` (``trc``): OpenSim markers.
 """
 

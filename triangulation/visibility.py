@@ -7,6 +7,8 @@ at that frame, behind the camera, nearer than a minimum depth (a head-worn camer
 wearer's own face), outside the camera's valid field of view (ray angle or valid
 radius of :class:`~triangulation.cameras.FieldOfView`), outside the image.
 
+:func:`project_rectified` projects into an undistorted pinhole with a camera's pose (an
+undistorted image of it: the release's undistorted exo frames), and
 :func:`linear_camera` is the undistorted ego frame of the Ego-Exo4D releases
 (projectaria-tools ``get_linear_camera_calibration(w, h, f)``: a pinhole with the
 principal point at ``((w - 1) / 2, (h - 1) / 2)``). A point is visible there when it is

@@ -10,8 +10,9 @@
   Frame keys are unpadded frame numbers in ascending order (the body loader takes the
   file order as time). Body joints are named with hyphens (``left-wrist``), hand
   joints with underscores (``right_thumb_1``). A joint not reconstructed is absent,
-  never zero. World coordinates in metres; 2D in pixels: the exo views' raw frames and
-  the ego camera's undistorted linear frame, under the ego camera's name (``aria01``).
+  never zero. World coordinates in metres; 2D in pixels: the exo views' undistorted
+  frames (:func:`release_exo_undistorted_camera`, or their raw frames) and the ego
+  camera's undistorted linear frame, under the ego camera's name (``aria01``).
 - The released per-take camera_pose layout (:func:`release_ego_camera`, written with
   :func:`pipeline.formats.calibration.write_camera_pose_json`): ``metadata.take_name``;
   ``aria01`` with the undistorted frame's 3x3 intrinsics and one 3x4 world-to-camera
@@ -19,12 +20,17 @@
 - Where the files go (:func:`annotation_file_names`): ours (``body_annotation.json``,
   ``hand_annotation.json``, ``camera_pose.json``) or the release layout the public code
   lists (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
-  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``).
+  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``, the empty manual-label
+  folders of :func:`release_listed_folders`); the hand preparation's Aria calibration
+  (:func:`hand_preparation_calibration_document`, ``aria_calib_json/<take_name>.json``).
 - The ego-pose benchmark's ground-truth layouts: body ``{take_uid: {"take_name", "body":
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
   metres) or [], "<side>_hand_2d", "<side>_hand_bbox", "<side>_hand_valid_3d",
-  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`).
+  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`: the
+  public hand preparation's validity rules, :func:`hand_structure_ok` and
+  :func:`hand_benchmark_validity`); the frames the public body evaluation scores
+  (:func:`body_evaluation_frames`).
 
 Reading 2D: joint names as released (``-`` and spaces read as ``_``, case ignored);
 camera names match by letters and digits (``cam_01`` = ``cam01``).
