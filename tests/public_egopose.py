@@ -159,3 +159,26 @@ def compare_hand_benchmark(ours: dict, public: dict) -> dict:
             if both.any():
                 report["max_3d_m"] = max(report["max_3d_m"], float(np.abs(ours_3d[both] - public_3d[both]).max()))
     return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.public_egopose OUT/<take>/export [CALIBRATION_JSON]``: the public
+    hand preparation on an export folder (flat layout), against its hand benchmark file."""
+    import argparse
+    import glob
+    import json
+    import os
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("export", help="OUT/<take>/export")
+    parser.add_argument("calibration", nargs="?", help="the Aria calibration JSON (default: the export's aria_calib_json/*.json)")
+    args = parser.parse_args(argv)
+    calibration = args.calibration or glob.glob(os.path.join(args.export, "aria_calib_json", "*.json"))[0]
+    read = lambda name: json.load(open(os.path.join(args.export, name)))  # noqa: E731
+    public = prepare_hands(read("hand_annotation.json"), read("camera_pose.json"), valid_mask(calibration))
+    (ours,) = read("hand_benchmark_gt.json").values()
+    print(json.dumps(compare_hand_benchmark(ours, public)))
+
+
+if __name__ == "__main__":
+    main()
