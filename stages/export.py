@@ -204,7 +204,7 @@ def hand_benchmark_inputs(projections: dict[str, np.ndarray], points: np.ndarray
         structure_ok=structure,
         projected_ok=hand_mask_ok(projected, linear, size, source),
         pixels_ok=hand_mask_ok(pixels, linear, size, source),
-        wrist_observed=observed,
+        observed=observed,
     )
 
 

@@ -506,8 +506,10 @@ def test_release_layout_is_where_the_public_loaders_look(run, tmp_path):
     runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests
 
 
-def test_the_public_body_dataset_needs_the_annotation_folder(run, tmp_path):
-    """Without the (empty) annotation/ folder the public body dataset stops: the folder is needed."""
+def test_the_public_pose_dataset_needs_the_annotation_folder(run, tmp_path):
+    """Without the (empty) annotation/ folder the public body dataset stops: the folder is
+    needed. (It finds camera_pose/ by replacing "body" in the whole path: a root whose path
+    contains "body" fails too.)"""
     import shutil
 
     _, out, files, _, _, take_dir = run
@@ -516,6 +518,9 @@ def test_the_public_body_dataset_needs_the_annotation_folder(run, tmp_path):
     dataset = tmp_path / "root"
     _release_root(out / "export", dataset, uid, take_name, "train")
     assert list(public_body_dataset_takes(dataset, "train", use_pseudo=True)) == [uid]
+    _release_root(out / "export", tmp_path / "somebody", uid, take_name, "train")
+    with pytest.raises(FileNotFoundError, match="somecamera_pose"):
+        public_body_dataset_takes(tmp_path / "somebody", "train", use_pseudo=True)
     shutil.rmtree(dataset / "annotations" / "ego_pose" / "train" / "body" / "annotation")
     with pytest.raises(FileNotFoundError, match="body/annotation"):
         public_body_dataset_takes(dataset, "train", use_pseudo=True)
@@ -695,22 +700,28 @@ def test_camera_pose_exo_entries_project_the_3d_onto_the_exo_2d(run):
 
     _, out, files, _, _, take_dir = run
     take = read_take(take_dir, load_config().section("take"))
-    exo, _, _ = read_camera_pose_json(out / "export" / "camera_pose.json")
-    assert [camera.model.name for camera in exo] == ["pinhole"] * len(take.exo_cameras)
     checked = 0
-    for camera, raw in zip(exo, take.exo_cameras):
-        entry = files["camera_pose"][camera.name]
-        assert entry["raw_camera"]["camera_model"] == "fisheye" and entry["image_size"] == list(raw.image_size)
+    for raw in take.exo_cameras:
+        entry = files["camera_pose"][raw.name]
+        assert entry["camera_model"] == "pinhole" and not any(entry["distortion_coeffs"]) and entry["image_size"] == list(raw.image_size)
+        assert entry["raw_camera"]["camera_model"] == "fisheye"
         np.testing.assert_allclose(entry["raw_camera"]["camera_intrinsics"], raw.model.matrix)
+        P = np.array(entry["camera_intrinsics"]) @ np.array(entry["camera_extrinsics"])  # a consumer's K [R | t]
         for frame, entries in list(files["body_annotation"].items())[::10]:
             annotation = entries[0]
-            for name, pixel in annotation["annotation2D"].get(camera.name, {}).items():
+            for name, pixel in annotation["annotation2D"].get(raw.name, {}).items():
                 joint = annotation["annotation3D"][name]
-                projected = camera.project(np.array([joint["x"], joint["y"], joint["z"]]))
-                assert np.abs(projected - [pixel["x"], pixel["y"]]).max() < 1e-3
+                projected = P @ [joint["x"], joint["y"], joint["z"], 1.0]
+                assert np.abs(projected[:2] / projected[2] - [pixel["x"], pixel["y"]]).max() < 1e-3
                 assert -0.5 <= pixel["x"] <= raw.image_size[0] - 0.5 and -0.5 <= pixel["y"] <= raw.image_size[1] - 0.5
                 checked += 1
     assert checked > 500
+    exo, _, _ = read_camera_pose_json(out / "export" / "camera_pose.json")  # read back: the raw videos' cameras
+    for camera, raw in zip(exo, take.exo_cameras):
+        assert camera.model.name == raw.model.name == "fisheye" and camera.image_size == raw.image_size
+        np.testing.assert_allclose(camera.model.matrix, raw.model.matrix, rtol=1e-15)
+        np.testing.assert_allclose(camera.model.distortion, raw.model.distortion, rtol=1e-15)
+        np.testing.assert_allclose(camera.R, raw.R, atol=1e-15)
 
 
 def test_exo_2d_frame_raw_writes_the_raw_fisheye_2d(run):

@@ -408,12 +408,13 @@ def hand_structure_ok(hands: np.ndarray) -> np.ndarray:
 class HandBenchmarkInputs:
     """What the hand benchmark is made of, all ``(frames, 59, ...)``: ``points_camera``
     ``(.., 3)`` metres in the ego camera frame (the 3D in the annotation file, NaN where
-    it is not there); ``projected (.., 2)``: those points through the undistorted K (the
-    public preparation's re-projection, NaN where not in front of the camera);
-    ``pixels (.., 2)``: the ego 2D written in the annotation file (NaN where none);
-    ``structure_ok``: passes :func:`hand_structure_ok`; ``projected_ok`` / ``pixels_ok``:
-    in the public valid mask and image (``stages.export.hand_mask_ok``) of each; ``wrist_observed``: reconstructed from views (not
-    gap-filled)."""
+    it is not there); ``projected (.., 2)``: those points through the undistorted K with
+    no depth check (the public preparation's re-projection; NaN where the 3D fails
+    :func:`hand_structure_ok`); ``pixels (.., 2)``: the ego 2D written in the annotation
+    file (NaN where none); ``structure_ok``: passes :func:`hand_structure_ok`;
+    ``projected_ok`` / ``pixels_ok``: in the image and the public valid mask
+    (``stages.export.hand_mask_ok``); ``observed``: reconstructed from views (not
+    gap-filled; a hand needs its wrist observed)."""
 
     points_camera: np.ndarray
     projected: np.ndarray
@@ -421,7 +422,7 @@ class HandBenchmarkInputs:
     structure_ok: np.ndarray
     projected_ok: np.ndarray
     pixels_ok: np.ndarray
-    wrist_observed: np.ndarray
+    observed: np.ndarray
 
 
 def hand_benchmark_validity(inputs: HandBenchmarkInputs, reprojection_px: float) -> np.ndarray:
@@ -458,7 +459,7 @@ def hand_benchmark_frames(
     """
     width, height = image_size
     valid = hand_benchmark_validity(inputs, reprojection_px)
-    wrist_ok = {side: inputs.wrist_observed[:, joints.start] & np.isfinite(inputs.points_camera[:, joints.start]).all(axis=-1) for side, joints in HAND_SIDES}
+    wrist_ok = {side: inputs.observed[:, joints.start] & np.isfinite(inputs.points_camera[:, joints.start]).all(axis=-1) for side, joints in HAND_SIDES}
     enough = {side: (valid[:, joints].sum(axis=1) >= min_valid_joints) & wrist_ok[side] for side, joints in HAND_SIDES}
     for frame in np.flatnonzero(np.logical_or(*enough.values())).tolist():
         entry = {}
