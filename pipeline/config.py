@@ -133,6 +133,7 @@ class ProjectEgoConfig:
     undistorted_height: int = field(metadata=_range(16, 8192))
     undistorted_focal_px: float = field(metadata=_range(0.0, low_open=True))
     min_depth_m: float = field(metadata=_range(0.0))
+    exo_undistorted_balance: float = field(metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class ExportConfig:
     benchmark_files: bool
     benchmark_min_hand_joints: int = field(metadata=_range(1, 21))
     benchmark_hand_bbox_padding_px: float = field(metadata=_range(0.0))
+    benchmark_hand_reprojection_px: float = field(metadata=_range(0.0))
+    body_evaluation_min_clip_len: int = field(metadata=_range(1))
+    exo_2d_frame: Literal["undistorted", "raw"]
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,33 @@
 """Stage ``export``: the labels in the files Ego-Exo4D's consumers read, and a TRC file.
 
 Reads ``refine/joints_3d.npz`` (3D, views per joint, gap-filled flags) and
-``project_ego/projections.npz`` (2D in every exo view and the ego camera's undistorted
-frame, the ego camera's per-frame pose); config section ``export``; writes
-(:mod:`pipeline.formats.egoexo4d`), as ``body_annotation.json``, ``hand_annotation.json``
-and ``camera_pose.json`` or, with ``release_split``, in the release layout
+``project_ego/projections.npz`` (2D in every exo view, raw and undistorted, and in the
+ego camera's undistorted frame, the ego camera's per-frame pose), and the take's ego
+calibration; config section ``export``; writes (:mod:`pipeline.formats.egoexo4d`), as
+``body_annotation.json``, ``hand_annotation.json`` and ``camera_pose.json`` or, with
+``release_split``, in the release layout
 (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
-``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``):
+``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``, and the empty
+``{body,hand}/annotation/`` folders the public loaders list):
 
 - ``body``, ``hand``: Ego-Exo4D annotation files (3D with ``num_views_for_3d``; 2D per
-  exo camera and, under the ego camera's name, in the undistorted ego frame). Gap-filled
-  joints (no view agreed with them) are left out or written with ``num_views_for_3d: 0``
-  and no 2D (``filled_joints``), never as observed. Frames without an ego pose are left
-  out or kept (``frames_without_ego_pose``).
+  exo camera in its undistorted (release) or raw frame (``exo_2d_frame``) and, under the
+  ego camera's name, in the undistorted ego frame). Gap-filled joints (no view agreed
+  with them) are left out or written with ``num_views_for_3d: 0`` and no 2D
+  (``filled_joints``), never as observed. Frames without an ego pose are left out or
+  kept (``frames_without_ego_pose``).
 - ``camera_pose``: the release's per-take layout (``aria01``: the undistorted frame's
   intrinsics and a 3x4 world-to-camera extrinsic per frame with a pose; the exo cameras
-  with our model extension keys). A take whose ego camera has no pose in any frame is
-  exported without it (no aria entry; in the release layout no camera_pose file, so the
-  public loaders skip the take); its summary says so.
+  in the frame of their 2D, with our model extension keys and, undistorted, our
+  ``raw_camera`` key). A take whose ego camera has no pose in any frame is exported
+  without it (no aria entry; in the release layout no camera_pose file, so the public
+  loaders skip the take); its summary says so.
+- ``aria_calibration``: ``aria_calib_json/<take_name>.json``, the device calibration
+  JSON the public hand preparation reads (the ego camera the 2D were projected with).
 - ``body_benchmark_gt.json``, ``hand_benchmark_gt.json`` (``benchmark_files``): the
-  ego-pose benchmark's ground-truth layouts, gap-filled joints as NaN.
+  ego-pose benchmark's ground-truth layouts, gap-filled joints as NaN; the hand file is
+  what the public hand preparation makes of our files (its validity rules and boxes).
+  The summary says how many body frames the public evaluation's ``--min_clip_len`` keeps.
 - ``joints_3d.trc`` (``trc``): OpenSim markers.
 """
 
@@ -35,20 +43,30 @@ from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.calibration import camera_pose_document
 from pipeline.formats.egoexo4d import (
+    HAND_MASK_SOURCE_SIZE,
+    HAND_SIDES,
+    HandBenchmarkInputs,
     View2D,
     annotation_entries,
     annotation_file_names,
     benchmark_envelope,
     body_benchmark_frames,
+    body_evaluation_frames,
     body_evaluation_scenario,
     hand_benchmark_frames,
+    hand_benchmark_validity,
+    hand_preparation_calibration_document,
+    hand_preparation_calibration_name,
+    hand_structure_ok,
     release_ego_camera,
+    release_listed_folders,
     write_json_items,
 )
 from pipeline.formats.trc import write_trc
 from stages.base import TAKE_CODE, StageContext, StageSpec
-from triangulation.cameras import CalibrationError, MovingCamera
-from triangulation.visibility import VISIBLE
+from triangulation.camera_models import Fisheye624Model, PinholeModel, distortion_vector
+from triangulation.cameras import CalibrationError, Camera, MovingCamera
+from triangulation.visibility import VISIBLE, inside_field_of_view, inside_image
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +83,16 @@ def exported_joints(points: np.ndarray, filled: np.ndarray, filled_joints: str) 
     return reconstructed & ~filled if filled_joints == "omit" else reconstructed
 
 
-def views_2d(projections: dict[str, np.ndarray], observed: np.ndarray) -> list[View2D]:
-    """Every exo view, then the ego camera's undistorted frame (when the take has one); a
-    joint has 2D only where it is visible and ``observed (frames, 59)`` (not gap-filled)."""
+EXO_FRAME_KEYS = {"undistorted": ("exo_undistorted_pixels", "exo_undistorted_visibility"), "raw": ("exo_pixels", "exo_visibility")}
+
+
+def views_2d(projections: dict[str, np.ndarray], observed: np.ndarray, exo_frame: str) -> list[View2D]:
+    """Every exo view (in its ``exo_frame``: "undistorted" or "raw"), then the ego camera's
+    undistorted frame (when the take has one); a joint has 2D only where it is visible and
+    ``observed (frames, 59)`` (not gap-filled)."""
+    pixels, visibility = EXO_FRAME_KEYS[exo_frame]
     views = [
-        View2D(str(name), projections["exo_pixels"][v], (projections["exo_visibility"][v] == VISIBLE) & observed)
+        View2D(str(name), projections[pixels][v], (projections[visibility][v] == VISIBLE) & observed)
         for v, name in enumerate(projections["exo_camera_names"])
     ]
     if "ego_camera_name" in projections:
@@ -116,21 +139,141 @@ def exported_frames(camera: MovingCamera | None, num_frames: int, frames_without
     return frames, camera
 
 
+def exported_exo_cameras(take, projections: dict[str, np.ndarray], exo_frame: str) -> list[Camera]:
+    """The exo cameras of camera_pose.json in the frame their 2D are in: the raw cameras,
+    or the undistorted pinholes (no distortion, ``exo_undistorted_K``) with the same pose."""
+    if exo_frame == "raw":
+        return list(take.exo_cameras)
+    return [
+        Camera(camera.name, PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4)), camera.R, camera.t, (int(size[0]), int(size[1])))
+        for camera, K, size in zip(take.exo_cameras, projections["exo_undistorted_K"], projections["exo_undistorted_size"])
+    ]
+
+
+def raw_camera_entry(camera: Camera) -> dict:
+    """Our ``raw_camera`` key of an undistorted exo entry: the raw (distorted) video's model."""
+    return {
+        "camera_model": camera.model.name,
+        "camera_intrinsics": camera.model.matrix.tolist(),
+        "distortion_coeffs": distortion_vector(camera.model).tolist(),
+        "image_size": None if camera.image_size is None else list(camera.image_size),
+    }
+
+
+def hand_mask_ok(pixels: np.ndarray, linear: PinholeModel, image_size: tuple[int, int], source: Camera | MovingCamera | None) -> np.ndarray:
+    """``(...)`` bool: ``pixels (..., 2)`` of the undistorted ego frame that the public hand
+    preparation keeps: in ``[0, w) x [0, h)``, and the pixel they fall in (``int(x),
+    int(y)``) is set in its valid mask (that pixel's ray lands in the source fisheye's
+    valid area, as projectaria-tools' ``project`` checks it, and in the 1408-pixel mask
+    image). ``source`` None: no mask (a take without a fisheye calibration)."""
+    width, height = image_size
+    x, y = pixels[..., 0], pixels[..., 1]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(pixels).all(axis=-1) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    if source is None:
+        return ok
+    cell = np.where(ok[..., None], np.floor(np.where(np.isfinite(pixels), pixels, 0.0)), 0.0)
+    rays = np.stack([(cell[..., 0] - linear.cx) / linear.fx, (cell[..., 1] - linear.cy) / linear.fy, np.ones(cell.shape[:-1])], axis=-1)
+    landed = source.model.project(rays.reshape(-1, 3)).reshape(rays.shape[:-1] + (2,))
+    ok &= inside_field_of_view(rays, landed, source.model, source.field_of_view) & inside_image(landed, source.image_size)
+    with np.errstate(invalid="ignore"):
+        ok &= (landed >= 0).all(axis=-1) & (landed <= HAND_MASK_SOURCE_SIZE - 1).all(axis=-1)
+    return ok
+
+
+def hand_benchmark_inputs(projections: dict[str, np.ndarray], points: np.ndarray, exported: np.ndarray, observed: np.ndarray, source) -> HandBenchmarkInputs:
+    """What the public hand preparation sees in our files (:class:`HandBenchmarkInputs`):
+    the exported 3D, the written ego 2D, the undistorted K, the fisheye behind the mask."""
+    K = projections["ego_undistorted_K"]
+    size = tuple(int(v) for v in projections["ego_undistorted_size"])
+    linear = PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4))
+    world = np.where(exported[..., None], points, np.nan)
+    points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], world) + projections["ego_t"][:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        projected = (points_camera @ K.T)[..., :2] / points_camera[..., 2:3]  # no depth check, as the public cam_to_img
+    written = observed & (projections["ego_undistorted_visibility"] == VISIBLE)
+    pixels = np.where(written[..., None], projections["ego_undistorted_pixels"].astype(np.float64), np.nan)
+    structure = np.ones(exported.shape, dtype=bool)
+    for _, joints in HAND_SIDES:
+        structure[:, joints] = hand_structure_ok(world[:, joints])
+    projected = np.where(structure[..., None], projected, np.nan)
+    return HandBenchmarkInputs(
+        points_camera=points_camera,
+        projected=projected,
+        pixels=pixels,
+        structure_ok=structure,
+        projected_ok=hand_mask_ok(projected, linear, size, source),
+        pixels_ok=hand_mask_ok(pixels, linear, size, source),
+        observed=observed,
+    )
+
+
+def hand_checks_summary(inputs: HandBenchmarkInputs, exported: np.ndarray, reprojection_px: float) -> dict:
+    """How many exported hand joints each public rule drops (a joint counts once, under the
+    first rule it fails: structure, then mask of its re-projection, then its 2D)."""
+    hands = np.zeros(exported.shape, dtype=bool)
+    for _, joints in HAND_SIDES:
+        hands[:, joints] = True
+    considered = exported & hands
+    valid = hand_benchmark_validity(inputs, reprojection_px)
+    structure = considered & ~inputs.structure_ok
+    mask = considered & inputs.structure_ok & ~inputs.projected_ok
+    return {
+        "joints": int(considered.sum()),
+        "valid": int((valid & considered).sum()),
+        "dropped_by_structure_check": int(structure.sum()),
+        "dropped_outside_mask_or_image": int(mask.sum()),
+        "dropped_by_2d_check": int((considered & ~valid & ~structure & ~mask).sum()),
+    }
+
+
+def hand_preparation_source(take) -> tuple[dict | None, MovingCamera | None, str]:
+    """The Aria calibration file of the public hand preparation (None: none can be
+    written), the fisheye behind its valid mask, and where it came from."""
+    camera = take.ego_camera
+    if take.ego_poses is not None:
+        c = take.ego_poses.calibration
+        document = hand_preparation_calibration_document(c.model, c.image_size, c.field_of_view, c.R_device_camera, c.t_device_camera)
+        return document, camera, f"the ego calibration ({c.source})"
+    if camera is not None and isinstance(camera.model, Fisheye624Model) and camera.image_size is not None:
+        document = hand_preparation_calibration_document(camera.model, camera.image_size, camera.field_of_view, np.eye(3), np.zeros(3))
+        return document, camera, "the ego camera's fisheye624 model in camera_pose.json (T_Device_Camera identity: not known there)"
+    return None, None, "none: the ego camera has no FISHEYE624 calibration (the public hand preparation skips the take)"
+
+
+def body_evaluation_summary(body_gt_frames: np.ndarray, min_clip_len: int) -> dict:
+    """What the public body evaluation will score of this take (its ``--min_clip_len``)."""
+    kept = body_evaluation_frames(body_gt_frames, min_clip_len)
+    summary = {"min_clip_len": min_clip_len, "frames": int(body_gt_frames.size), "frames_scored": int(kept.size)}
+    if kept.size == 0:
+        summary["warning"] = (
+            f"no clip of this take is >= {min_clip_len} frames long (the public evaluate.py's --min_clip_len, clips split at gaps "
+            "of more than 3 frames): it scores none of its frames, and divides by zero when no take of the file is left"
+        )
+    return summary
+
+
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     settings = context.settings("export")
     joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "filled"))
-    projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility", "exo_camera_names"))
+    exo_frame = settings["exo_2d_frame"]
+    projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_camera_names",) + EXO_FRAME_KEYS[exo_frame])
     points, filled = joints["points"], joints["filled"].astype(bool)
     uid = str(take.metadata.get("take_uid", take.name))
     names = annotation_file_names(settings["release_split"], uid)
-    summary = {"filled_joints": settings["filled_joints"], "frames_without_ego_pose": settings["frames_without_ego_pose"]}
-    summary["timesync_first_row"] = take.ego_poses.timesync_first_row if take.ego_poses is not None else None  # take.timesync_first_row
+    summary = {
+        "filled_joints": settings["filled_joints"],
+        "frames_without_ego_pose": settings["frames_without_ego_pose"],
+        "exo_2d_frame": exo_frame,
+        # The timesync row convention the ego frame times were read with (take.timesync_first_row).
+        "timesync_first_row": take.ego_poses.timesync_first_row if take.ego_poses is not None else None,
+    }
     frames, camera = exported_frames(ego_camera(projections), points.shape[0], settings["frames_without_ego_pose"], take.name, summary)
     num_views = np.where(filled, 0, joints["num_views"])  # a gap-filled joint was seen by no view
     exported = exported_joints(points, filled, settings["filled_joints"]) & frames[:, None]
     observed = np.isfinite(points).all(axis=-1) & ~filled & frames[:, None]
-    views = views_2d(projections, observed)
+    views = views_2d(projections, observed, exo_frame)
     files = {}
     for part, indices in EXPORT_PARTS.items():
         count = write_json_items(context.work / names[part], annotation_entries(indices, points, num_views, exported, views, take.name, uid))
@@ -141,34 +284,49 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
             "gap_filled_written": int((exported & filled)[:, indices].sum()),
             "gap_filled_left_out": int((~exported & filled & np.isfinite(points).all(axis=-1))[:, indices].sum()),
         }
+    for folder in release_listed_folders(settings["release_split"]):
+        (context.work / folder).mkdir(parents=True, exist_ok=True)  # listed by the public loaders even when empty
     if camera is not None or settings["release_split"] is None:
+        exo_cameras = exported_exo_cameras(take, projections, exo_frame)
         try:
-            document = camera_pose_document(list(take.exo_cameras), camera, {"take_name": take.name, "take_uid": uid})
+            document = camera_pose_document(exo_cameras, camera, {"take_name": take.name, "take_uid": uid})
         except CalibrationError as error:
             raise CalibrationError(f"take '{take.name}': export {names['camera_pose']}: {error}") from None
+        if exo_frame == "undistorted":
+            for raw in take.exo_cameras:
+                document[raw.name]["raw_camera"] = raw_camera_entry(raw)
         atomic_write_text(context.work / names["camera_pose"], json.dumps(document, allow_nan=False) + "\n")
         files["camera_pose"] = names["camera_pose"]
+    calibration, mask_source, calibration_from = hand_preparation_source(take) if camera is not None else (None, None, "none: no ego pose")
+    summary["hand_preparation_calibration"] = calibration_from
+    if calibration is not None:
+        name = hand_preparation_calibration_name(take.name)
+        atomic_write_text(context.work / name, json.dumps(calibration, indent=1) + "\n")
+        files["aria_calibration"] = name
     if settings["benchmark_files"]:
         write_json_items(context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True)
         files["body_benchmark"] = "body_benchmark_gt.json"
         scenario = body_evaluation_scenario(take.name)
         summary["body_benchmark_scenario"] = scenario or f"none: the take name {take.name!r} names no scenario, the public body evaluation stops on it"
+        body_gt_frames = np.flatnonzero((observed[:, BODY]).any(axis=1))
+        summary["body_evaluation"] = body_evaluation_summary(body_gt_frames, settings["body_evaluation_min_clip_len"])
+        if "warning" in summary["body_evaluation"]:
+            logger.warning("%s: export: body benchmark: %s", take.name, summary["body_evaluation"]["warning"])
         if camera is not None:
-            points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], points) + projections["ego_t"][:, None]
+            inputs = hand_benchmark_inputs(projections, points, exported, observed, mask_source)
             hands = hand_benchmark_frames(
-                points_camera,
-                projections["ego_undistorted_pixels"].astype(np.float64),
-                observed & (projections["ego_undistorted_visibility"] == VISIBLE),
-                observed,
+                inputs,
                 tuple(int(v) for v in projections["ego_undistorted_size"]),
                 take.name,
                 uid,
                 settings["benchmark_min_hand_joints"],
                 settings["benchmark_hand_bbox_padding_px"],
+                settings["benchmark_hand_reprojection_px"],
             )
             count = write_json_items(context.work / "hand_benchmark_gt.json", hands, benchmark_envelope(uid), allow_nan=True)
             files["hand_benchmark"] = "hand_benchmark_gt.json"
             summary["hand_benchmark_frames"] = count
+            summary["hand_benchmark_joints"] = hand_checks_summary(inputs, exported, settings["benchmark_hand_reprojection_px"])
     if settings["trc"]:
         write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
         files["trc"] = "joints_3d.trc"
@@ -181,6 +339,6 @@ STAGE = StageSpec(
     config_sections=("export",),
     code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py", "pipeline/formats/arrays.py", "triangulation/visibility.py") + TAKE_CODE,
     reads_take_files=False,
-    writes=("body", "hand", "camera_pose?", "body_benchmark?", "hand_benchmark?", "trc?"),
+    writes=("body", "hand", "camera_pose?", "aria_calibration?", "body_benchmark?", "hand_benchmark?", "trc?"),
     run=run_stage,
 )

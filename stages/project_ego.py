@@ -17,7 +17,13 @@ valid field of view); config section ``project_ego``; writes ``projections.npz``
   without a pose), ``ego_pose_status (frames,)`` int8 (:data:`triangulation.poses.POSE_*`),
   ``ego_camera_name``;
 - ``exo_pixels (views, frames, 59, 2)`` float32, ``exo_visibility (views, frames, 59)``,
-  ``exo_camera_names (views,)``.
+  ``exo_camera_names (views,)``: each exo video's own (raw, distorted) frame;
+- ``exo_undistorted_pixels (views, frames, 59, 2)`` float32, ``exo_undistorted_visibility
+  (views, frames, 59)``, ``exo_undistorted_K (views, 3, 3)``, ``exo_undistorted_size
+  (views, 2)`` (width, height): the undistorted exo frames the released exo 2D are in
+  (:func:`pipeline.formats.egoexo4d.release_exo_undistorted_camera`: a GoPro fisheye
+  undistorted with OpenCV's new K at ``exo_undistorted_balance``, same image size); visible
+  means in that image and visible in the raw frame.
 
 A take without an ego camera gets the exo arrays only. The summary counts frames with
 a pose (and why the others have none) and the share of joints visible per part.
@@ -31,10 +37,18 @@ import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_projections
+from pipeline.formats.egoexo4d import release_exo_undistorted_camera
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.poses import POSE_NO_TIMESTAMP, POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
-from triangulation.visibility import VISIBILITY_NAMES, VISIBLE, linear_camera, project_undistorted, project_with_visibility
+from triangulation.visibility import (
+    VISIBILITY_NAMES,
+    VISIBLE,
+    linear_camera,
+    project_rectified,
+    project_undistorted,
+    project_with_visibility,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +68,19 @@ def project_exo(cameras: list[Camera], points: np.ndarray) -> tuple[np.ndarray, 
     """Pixels ``(views, frames, 59, 2)`` and visibility codes ``(views, frames, 59)`` of ``points (frames, 59, 3)``."""
     projected = [project_with_visibility(camera, points) for camera in cameras]
     return np.stack([pixels for pixels, _ in projected]), np.stack([codes for _, codes in projected])
+
+
+def project_exo_undistorted(cameras: list[Camera], points: np.ndarray, balance: float) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The ``exo_undistorted_*`` arrays of ``points (frames, 59, 3)``, and the rule used per camera."""
+    targets = [release_exo_undistorted_camera(camera, balance) for camera in cameras]
+    projected = [project_rectified(camera, points, model, size) for camera, (model, size, _) in zip(cameras, targets)]
+    arrays = {
+        "exo_undistorted_pixels": np.stack([pixels for pixels, _ in projected]).astype(np.float32),
+        "exo_undistorted_visibility": np.stack([codes for _, codes in projected]),
+        "exo_undistorted_K": np.stack([model.matrix for model, _, _ in targets]),
+        "exo_undistorted_size": np.array([size for _, size, _ in targets], dtype=np.int64),
+    }
+    return arrays, {camera.name: rule for camera, (_, _, rule) in zip(cameras, targets)}
 
 
 def project_ego(camera: MovingCamera, points: np.ndarray, settings: dict) -> dict[str, np.ndarray]:
@@ -114,9 +141,15 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "exo_pixels": exo_pixels.astype(np.float32),
         "exo_visibility": exo_codes,
     }
+    undistorted, rules = project_exo_undistorted(list(take.exo_cameras), points, settings["exo_undistorted_balance"])
+    arrays.update(undistorted)
     summary: dict = {
         "frames": int(points.shape[0]),
         "exo": {name: float(np.mean(exo_codes[v][reconstructed] == VISIBLE)) if reconstructed.any() else 0.0 for v, name in enumerate(take.exo_names)},
+        "exo_undistorted": {
+            name: {"rule": rules[name], "visible": float(np.mean(undistorted["exo_undistorted_visibility"][v][reconstructed] == VISIBLE)) if reconstructed.any() else 0.0}
+            for v, name in enumerate(take.exo_names)
+        },
     }
     if take.ego_camera is None:
         summary["ego"] = None
@@ -156,7 +189,7 @@ STAGE = StageSpec(
     name="project_ego",
     inputs=("refine",),
     config_sections=("project_ego",),
-    code=("stages/project_ego.py", "triangulation/visibility.py", "pipeline/formats/arrays.py") + TAKE_CODE,
+    code=("stages/project_ego.py", "triangulation/visibility.py", "pipeline/formats/arrays.py", "pipeline/formats/egoexo4d.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("projections",),
     run=run_stage,

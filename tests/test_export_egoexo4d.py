@@ -324,14 +324,15 @@ def test_gap_filled_joints_written_with_zero_views_have_no_2d(run):
 
 def test_hand_with_a_gap_filled_wrist_is_left_out_of_the_hand_benchmark():
     """The public preparation drops a hand whose wrist has no 3D: a gap-filled wrist is not 3D ground truth."""
-    from pipeline.formats.egoexo4d import hand_benchmark_frames
+    from pipeline.formats.egoexo4d import HandBenchmarkInputs, hand_benchmark_frames
 
     rng = np.random.default_rng(0)
     points = rng.uniform(-0.1, 0.1, (2, 59, 3)) + [0.0, 0.0, 0.5]
     pixels = rng.uniform(100, 400, (2, 59, 2))
     observed = np.ones((2, 59), dtype=bool)
     observed[1, 38] = False  # frame 1: the right wrist was gap-filled
-    frames = dict(hand_benchmark_frames(points, pixels, observed, observed, (512, 512), "take", "uid", 10, 20.0))
+    inputs = HandBenchmarkInputs(points, pixels, pixels, observed | True, observed | True, observed | True, observed)
+    frames = dict(hand_benchmark_frames(inputs, (512, 512), "take", "uid", 10, 20.0, 30.0))
     assert frames["0"]["right_hand_3d"] and frames["0"]["left_hand_3d"]
     assert frames["1"]["right_hand_3d"] == [] and frames["1"]["right_hand_valid_3d"] == [] and frames["1"]["left_hand_3d"]
 
@@ -418,6 +419,63 @@ def test_frames_without_an_ego_pose_are_left_out_so_the_public_body_loader_reads
         public_body_translate_poses(body, camera_pose)
 
 
+def public_body_dataset_takes(root, split: str, use_pseudo: bool, window: int = 5) -> dict:
+    """Dataset_EgoExo.__init__'s listing: annotation/ always, automatic/ with use_pseudo,
+    camera_pose/, takes.json; the takes it loads (uid -> frames). A missing folder raises."""
+    import os
+
+    root_poses = os.path.join(root, "annotations", "ego_pose", split, "body")
+    manual = [name.split(".")[0] for name in os.listdir(os.path.join(root_poses, "annotation"))]
+    pseudo = [name.split(".")[0] for name in os.listdir(os.path.join(root_poses, "automatic"))] if use_pseudo else []
+    cameras = os.listdir(root_poses.replace("body", "camera_pose"))
+    metadata = {take["take_uid"]: take for take in json.loads(open(os.path.join(root, "takes.json")).read())}
+    loaded = {}
+    for uid in pseudo if use_pseudo else manual:
+        if uid not in metadata or "bouldering" in metadata[uid]["take_name"] or uid + ".json" not in cameras:
+            continue
+        folder = "automatic" if use_pseudo and uid in pseudo else "annotation"
+        poses = json.loads(open(os.path.join(root_poses, folder, uid + ".json")).read())
+        camera = json.loads(open(os.path.join(root_poses.replace("body", "camera_pose"), uid + ".json")).read())
+        if split != "train" or len(poses) > window + 2:
+            loaded[uid] = public_body_translate_poses(poses, camera)
+    return loaded
+
+
+def public_hand_preparation_takes(root, gt_output_dir, split: str, anno_type: str) -> list[str]:
+    """ego_pose_anno_loader.load_raw_data's listing: the takes it would process (uids);
+    an AssertionError where it stops, as the public code does."""
+    import os
+
+    folder = "annotation" if split == "test" or anno_type == "manual" else "automatic"
+    anno_dir = os.path.join(root, f"annotations/ego_pose/{split}/hand", folder)
+    if not os.path.exists(anno_dir):
+        assert split == "test", f"No annotation found for {split} split at {anno_dir}"
+        return []
+    local = [name.split(".")[0] for name in os.listdir(anno_dir)]
+    takes = json.loads(open(os.path.join(root, "takes.json")).read())
+    splits = json.loads(open(os.path.join(root, "annotations/splits.json")).read())
+    ego_pose = [uid for uid, benchmarks in splits["take_uid_to_benchmark"].items() if "ego_pose" in benchmarks]
+    common = set(local) & set(splits["split_to_take_uids"][split]) & set(ego_pose)
+    with_camera = common & {name.split(".")[0] for name in os.listdir(os.path.join(root, f"annotations/ego_pose/{split}/camera_pose"))}
+    names = {take["take_uid"]: take["take_name"] for take in takes}
+    return sorted(uid for uid in with_camera if os.path.exists(os.path.join(gt_output_dir, "aria_calib_json", f"{names[uid]}.json")))
+
+
+def _release_root(export, root, uid: str, take_name: str, split: str) -> None:
+    """A dataset root: our release folders, plus the dataset's takes.json and splits.json for this take."""
+    import shutil
+
+    shutil.copytree(export / "annotations", root / "annotations")
+    take = {
+        "take_uid": uid, "take_name": take_name, "root_dir": f"takes/{take_name}", "task_id": 0,
+        "capture": {"cameras": [{"cam_id": "aria01", "is_ego": True}, {"cam_id": "cam01", "is_ego": False}]},
+        "frame_aligned_videos": {"aria01": {}, "cam01": {}},
+    }  # fmt: skip
+    (root / "takes.json").write_text(json.dumps([take]))
+    splits = {"split_to_take_uids": {split: [uid]}, "take_uid_to_benchmark": {uid: ["ego_pose"]}}
+    (root / "annotations" / "splits.json").write_text(json.dumps(splits))
+
+
 def test_release_layout_is_where_the_public_loaders_look(run, tmp_path):
     import os
 
@@ -429,11 +487,44 @@ def test_release_layout_is_where_the_public_loaders_look(run, tmp_path):
     (name,) = os.listdir(os.path.join(body_dir, "automatic"))
     uid = name.split(".")[0]
     assert uid == files["camera_pose"]["metadata"]["take_uid"] and not (root / "body_annotation.json").exists()
+    assert os.listdir(os.path.join(body_dir, "annotation")) == []  # listed always; our labels are not manual ones
     assert json.loads(open(os.path.join(body_dir, "automatic", name)).read()) == files["body_annotation"]
     assert json.loads(open(os.path.join(body_dir.replace("body", "camera_pose"), uid + ".json")).read()) == files["camera_pose"]
     hand = json.loads((root / "annotations" / "ego_pose" / "val" / "hand" / "automatic" / f"{uid}.json").read_text())
     assert hand == files["hand_annotation"]
+    take_name = files["camera_pose"]["metadata"]["take_name"]
+    assert (root / "aria_calib_json" / f"{take_name}.json").is_file()
+
+    dataset = tmp_path / "root"
+    _release_root(root, dataset, uid, take_name, "val")
+    assert public_body_dataset_takes(dataset, "val", use_pseudo=False) == {}  # no FileNotFoundError on annotation/
+    loaded = public_body_dataset_takes(dataset, "val", use_pseudo=True)
+    assert list(loaded) == [uid] and len(loaded[uid]) == len(files["body_annotation"])
+    assert public_hand_preparation_takes(dataset, root, "val", "manual") == []  # no AssertionError on hand/annotation
+    assert public_hand_preparation_takes(dataset, root, "val", "auto") == [uid]  # found with its aria_calib_json
+    assert public_hand_preparation_takes(dataset, root, "test", "auto") == []  # "test" reads only manual labels
     runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests
+
+
+def test_the_public_pose_dataset_needs_the_annotation_folder(run, tmp_path):
+    """Without the (empty) annotation/ folder the public body dataset stops: the folder is
+    needed. (It finds camera_pose/ by replacing "body" in the whole path: a root whose path
+    contains "body" fails too.)"""
+    import shutil
+
+    _, out, files, _, _, take_dir = run
+    runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED + ["export.release_split=train"]))
+    uid, take_name = files["camera_pose"]["metadata"]["take_uid"], files["camera_pose"]["metadata"]["take_name"]
+    dataset = tmp_path / "root"
+    _release_root(out / "export", dataset, uid, take_name, "train")
+    assert list(public_body_dataset_takes(dataset, "train", use_pseudo=True)) == [uid]
+    _release_root(out / "export", tmp_path / "somebody", uid, take_name, "train")
+    with pytest.raises(FileNotFoundError, match="somecamera_pose"):
+        public_body_dataset_takes(tmp_path / "somebody", "train", use_pseudo=True)
+    shutil.rmtree(dataset / "annotations" / "ego_pose" / "train" / "body" / "annotation")
+    with pytest.raises(FileNotFoundError, match="body/annotation"):
+        public_body_dataset_takes(dataset, "train", use_pseudo=True)
+    runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))
 
 
 def test_export_errors_name_the_output_file_not_the_temporary_folder(run, tmp_path):
@@ -456,3 +547,193 @@ def test_export_errors_name_the_output_file_not_the_temporary_folder(run, tmp_pa
     finally:
         store.abandon(work)
     assert work.name not in str(error.value) and str(tmp_path) not in str(error.value)
+
+
+# --------------------------------------------------------------------------------------
+# The public hand preparation on our files (tests/public_egopose.py)
+# --------------------------------------------------------------------------------------
+
+
+def _preparation_calibration(out, take_name: str):
+    return out / "export" / "aria_calib_json" / f"{take_name}.json"
+
+
+def test_the_public_hand_preparation_keeps_every_joint_we_mark_valid_and_draws_our_boxes(run):
+    """Its loader re-run on our annotation, camera pose and Aria calibration files gives our hand benchmark file."""
+    pytest.importorskip("projectaria_tools.core")
+    from tests.public_egopose import compare_hand_benchmark, prepare_hands, valid_mask
+
+    report, out, files, _, _, take_dir = run
+    take_name = json.loads((take_dir / "take.json").read_text())["take_name"]
+    mask = valid_mask(str(_preparation_calibration(out, take_name)))
+    public = prepare_hands(files["hand_annotation"], files["camera_pose"], mask)
+    (ours,) = files["hand_benchmark_gt"].values()
+    comparison = compare_hand_benchmark(ours, public)
+    checks = report.summaries["export"]["hand_benchmark_joints"]
+    print(f"\npublic hand preparation on our files: {comparison}; our summary: {checks}")
+    assert checks["dropped_by_structure_check"] > 0  # the synthetic hands bend past its angle limits: the check is exercised
+    assert comparison["ours_valid_rejected"] == 0 and comparison["hands_only_ours"] == 0
+    assert comparison["public_valid_not_ours"] == 0 and comparison["hands_only_public"] == 0
+    assert set(ours) == set(public) and comparison["hands_both"] > 20
+    assert comparison["max_box_px"] < 1e-3 and comparison["max_3d_m"] < 1e-5  # float32 in the public code
+    for frame, entry in ours.items():
+        for side in ("right", "left"):
+            if entry[f"{side}_hand_2d"]:
+                np.testing.assert_array_equal(np.isnan(np.array(entry[f"{side}_hand_2d"], dtype=float)), np.isnan(public[frame][f"{side}_hand_2d"]))
+
+
+def test_hand_structure_check_is_the_public_one():
+    """Vectorized float32 bone and angle rules against the public per-joint loop, NaN joints included."""
+    from pipeline.formats.egoexo4d import hand_structure_ok
+    from tests.public_egopose import structure_check
+
+    rng = np.random.default_rng(3)
+    hands = np.cumsum(rng.normal(0, 0.03, (400, 21, 3)), axis=1).astype(np.float32)  # bones of ~5 cm, random bends
+    hands[rng.random((400, 21)) < 0.05] = np.nan
+    ours = hand_structure_ok(hands)
+    public = np.stack([np.isfinite(structure_check(hand)).all(axis=1) | np.isnan(hand).any(axis=1) for hand in hands])
+    np.testing.assert_array_equal(ours | np.isnan(hands).any(axis=-1), public)
+    assert 0.1 < (~ours).mean() < 0.9  # both outcomes are tested
+
+
+def test_aria_calibration_file_reads_in_projectaria_tools_as_our_ego_camera(run):
+    """aria_calib_json/<take_name>.json: device_calibration_from_json's camera-rgb is the camera the ego 2D came from."""
+    pytest.importorskip("projectaria_tools.core")
+    from projectaria_tools.core import calibration
+
+    from pipeline.formats.take_folder import read_take
+
+    report, out, _, _, _, take_dir = run
+    take = read_take(take_dir, load_config().section("take"))
+    path = _preparation_calibration(out, take.name)
+    assert report.summaries["export"]["hand_preparation_calibration"].startswith("the ego calibration")
+    rgb = calibration.device_calibration_from_json(str(path)).get_camera_calib("camera-rgb")
+    ego = take.ego_camera
+    assert tuple(int(v) for v in rgb.get_image_size()) == ego.image_size
+    assert rgb.get_valid_radius() == pytest.approx(ego.field_of_view.valid_radius_px)
+    rays = np.random.default_rng(1).normal(0, 0.4, (500, 3)) + [0, 0, 1.0]
+    rays = rays[np.arctan2(np.linalg.norm(rays[:, :2], axis=1), rays[:, 2]) < ego.field_of_view.max_angle_rad]  # its field of view
+    ours = ego.model.project(rays)
+    theirs = np.array([rgb.project_no_checks(ray) for ray in rays])
+    assert np.abs(ours - theirs).max() < 1e-6
+    T = rgb.get_transform_device_camera().to_matrix()
+    c = take.ego_poses.calibration
+    np.testing.assert_allclose(T[:3, :3], c.R_device_camera, atol=1e-12)
+    np.testing.assert_allclose(T[:3, 3], c.t_device_camera, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# The body evaluation's --min_clip_len
+# --------------------------------------------------------------------------------------
+
+
+def test_body_evaluation_frames_are_the_public_filter_short_clips():
+    from pipeline.formats.egoexo4d import body_evaluation_frames
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        steps = rng.choice([1, 1, 1, 2, 3, 4, 5, 40], size=rng.integers(1, 300))
+        frames = np.cumsum(steps) + int(rng.integers(0, 50))
+        length = int(rng.integers(1, 200))
+        assert body_evaluation_frames(frames, length).tolist() == filter_short_clips(frames.tolist(), length)
+
+
+def test_export_says_when_the_public_body_evaluation_scores_none_of_a_take(run, tmp_path):
+    report = run[0]
+    assert report.summaries["export"]["body_evaluation"] == {"min_clip_len": 120, "frames": FRAMES, "frames_scored": FRAMES}
+    take_dir, _ = _take_with_frame_times(tmp_path, lambda stamps: stamps)  # 30 frames: shorter than 120
+    short = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED))
+    summary = short.summaries["export"]["body_evaluation"]
+    assert summary["frames"] == SMALL and summary["frames_scored"] == 0 and "divides by zero" in summary["warning"]
+    gt = json.loads((tmp_path / "out" / short.take / "export" / "body_benchmark_gt.json").read_text())
+    with pytest.raises(ZeroDivisionError):  # what the public script does with it
+        ((uid, take),) = gt.items()
+        kept = filter_short_clips(sorted(int(frame) for frame in take["body"]), 120)
+        _ = 0 / len(kept)
+    relaxed = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=PRECOMPUTED + ["export.body_evaluation_min_clip_len=30"]))
+    assert relaxed.summaries["export"]["body_evaluation"]["frames_scored"] == SMALL  # 29 + 3 >= 30
+
+
+# --------------------------------------------------------------------------------------
+# Exo 2D in the release's undistorted GoPro frames
+# --------------------------------------------------------------------------------------
+
+
+def test_exo_2d_are_in_the_undistorted_frame_opencv_makes(run):
+    """Our undistorted exo pixels equal OpenCV's fisheye.undistortPoints of the raw projection with the tutorial's new K."""
+    import cv2
+
+    from pipeline.formats.take_folder import read_take
+    from stages.project_ego import project_exo_undistorted
+    from triangulation.visibility import VISIBLE, project_with_visibility
+
+    _, out, files, joints, _, take_dir = run
+    take = read_take(take_dir, load_config().section("take"))
+    points = joints["points"]
+    arrays, rules = project_exo_undistorted(list(take.exo_cameras), points, 0.8)
+    saved = load_npz(out / "project_ego" / "projections.npz")
+    differences, worst = [], 0.0
+    for v, camera in enumerate(take.exo_cameras):
+        K, D = camera.model.matrix, camera.model.distortion.reshape(4, 1)
+        new_K = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(K, D, camera.image_size, np.eye(3), balance=0.8)
+        np.testing.assert_allclose(arrays["exo_undistorted_K"][v], new_K, rtol=0, atol=0)
+        assert "balance 0.8" in rules[camera.name]
+        raw, codes = project_with_visibility(camera, points)
+        seen = codes == VISIBLE
+        criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-15)
+        opencv = cv2.fisheye.undistortPoints(raw[seen].reshape(-1, 1, 2), K, D, R=np.eye(3), P=new_K, criteria=criteria).reshape(-1, 2)
+        ours = project_exo_undistorted([camera], points, 0.8)[0]["exo_undistorted_pixels"][0][seen]
+        ours64 = (np.einsum("ij,...j->...i", new_K, camera.world_to_camera(points)[seen]))
+        ours64 = ours64[:, :2] / ours64[:, 2:]
+        assert np.abs(ours64 - opencv).max() < 1e-6
+        worst = max(worst, float(np.abs(ours64 - opencv).max()))
+        np.testing.assert_allclose(ours, opencv, atol=1e-3)  # the stored arrays are float32
+        np.testing.assert_array_equal(saved["exo_undistorted_pixels"][v], arrays["exo_undistorted_pixels"][v])
+        differences.append(np.linalg.norm(raw[seen] - opencv, axis=-1))
+    print(f"\nexo 2D vs OpenCV undistortPoints: max {worst:.1e} px; undistorted vs raw fisheye: mean {np.mean(np.concatenate(differences)):.1f} px, max {np.max(np.concatenate(differences)):.1f} px")
+
+
+def test_camera_pose_exo_entries_project_the_3d_onto_the_exo_2d(run):
+    """camera_pose.json's exo K [R | t] (a pinhole, no distortion) puts each 3D joint on its annotation2D; raw_camera keeps the video's model."""
+    from pipeline.formats.calibration import read_camera_pose_json
+    from pipeline.formats.take_folder import read_take
+
+    _, out, files, _, _, take_dir = run
+    take = read_take(take_dir, load_config().section("take"))
+    checked = 0
+    for raw in take.exo_cameras:
+        entry = files["camera_pose"][raw.name]
+        assert entry["camera_model"] == "pinhole" and not any(entry["distortion_coeffs"]) and entry["image_size"] == list(raw.image_size)
+        assert entry["raw_camera"]["camera_model"] == "fisheye"
+        np.testing.assert_allclose(entry["raw_camera"]["camera_intrinsics"], raw.model.matrix)
+        P = np.array(entry["camera_intrinsics"]) @ np.array(entry["camera_extrinsics"])  # a consumer's K [R | t]
+        for frame, entries in list(files["body_annotation"].items())[::10]:
+            annotation = entries[0]
+            for name, pixel in annotation["annotation2D"].get(raw.name, {}).items():
+                joint = annotation["annotation3D"][name]
+                projected = P @ [joint["x"], joint["y"], joint["z"], 1.0]
+                assert np.abs(projected[:2] / projected[2] - [pixel["x"], pixel["y"]]).max() < 1e-3
+                assert -0.5 <= pixel["x"] <= raw.image_size[0] - 0.5 and -0.5 <= pixel["y"] <= raw.image_size[1] - 0.5
+                checked += 1
+    assert checked > 500
+    exo, _, _ = read_camera_pose_json(out / "export" / "camera_pose.json")  # read back: the raw videos' cameras
+    for camera, raw in zip(exo, take.exo_cameras):
+        assert camera.model.name == raw.model.name == "fisheye" and camera.image_size == raw.image_size
+        np.testing.assert_allclose(camera.model.matrix, raw.model.matrix, rtol=1e-15)
+        np.testing.assert_allclose(camera.model.distortion, raw.model.distortion, rtol=1e-15)
+        np.testing.assert_allclose(camera.R, raw.R, atol=1e-15)
+
+
+def test_exo_2d_frame_raw_writes_the_raw_fisheye_2d(run):
+    _, out, files, _, _, take_dir = run
+    raw = runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED + ["export.exo_2d_frame=raw"]))
+    assert raw.ran == ["export"] and raw.summaries["export"]["exo_2d_frame"] == "raw"
+    saved = load_npz(out / "project_ego" / "projections.npz")
+    body = json.loads((out / "export" / "body_annotation.json").read_text())
+    camera_pose = json.loads((out / "export" / "camera_pose.json").read_text())
+    assert camera_pose["cam01"]["camera_model"] == "fisheye" and "raw_camera" not in camera_pose["cam01"]
+    frame = next(iter(body))
+    for name, pixel in body[frame][0]["annotation2D"]["cam01"].items():
+        j = _joint_index("body_annotation", name)
+        np.testing.assert_allclose([pixel["x"], pixel["y"]], saved["exo_pixels"][0, int(frame), j], rtol=0, atol=0)
+    runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests

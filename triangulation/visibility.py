@@ -7,6 +7,8 @@ at that frame, behind the camera, nearer than a minimum depth (a head-worn camer
 wearer's own face), outside the camera's valid field of view (ray angle or valid
 radius of :class:`~triangulation.cameras.FieldOfView`), outside the image.
 
+:func:`project_rectified` projects into an undistorted pinhole with a camera's pose (an
+undistorted image of it: the release's undistorted exo frames), and
 :func:`linear_camera` is the undistorted ego frame of the Ego-Exo4D releases
 (projectaria-tools ``get_linear_camera_calibration(w, h, f)``: a pinhole with the
 principal point at ``((w - 1) / 2, (h - 1) / 2)``). A point is visible there when it is
@@ -114,13 +116,21 @@ def project_undistorted(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``(..., 2)`` and codes ``(...)`` in the linear ``size`` / ``focal_px`` camera that
     shares ``camera``'s pose; a point is visible when it is in that image and visible in ``camera``."""
+    return project_rectified(camera, points_world, linear_camera(size[0], size[1], focal_px), size, min_depth)
+
+
+def project_rectified(
+    camera: Camera | MovingCamera, points_world: np.ndarray, target: PinholeModel, size: tuple[int, int], min_depth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels ``(..., 2)`` and codes ``(...)`` in the undistorted pinhole ``target`` (``size``
+    pixels, no distortion) that shares ``camera``'s pose (an undistorted image of that
+    camera); a point is visible when it is in that image and visible in ``camera``."""
     points_world = np.asarray(points_world, dtype=np.float64)
     points_cam = camera.world_to_camera(points_world)
     codes = _codes(points_world, points_cam, min_depth)
     front = codes == VISIBLE
-    linear = linear_camera(size[0], size[1], focal_px)
     pixels = np.full(points_cam.shape[:-1] + (2,), np.nan)
-    pixels[front] = linear.project(points_cam[front])
+    pixels[front] = target.project(points_cam[front])
     source = np.full_like(pixels, np.nan)
     source[front] = camera.model.project(points_cam[front])
     in_source = inside_field_of_view(points_cam, source, camera.model, camera.field_of_view)

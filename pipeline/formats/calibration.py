@@ -508,9 +508,14 @@ def _moving_camera_from_json(name: str, entry: Mapping, extrinsics: Mapping) -> 
 
 
 def _static_camera_from_json(name: str, entry: Mapping, extrinsics) -> Camera:
-    """An exo camera: ``extrinsics`` is one 3x4 world-to-camera ``[R | t]``."""
+    """An exo camera: ``extrinsics`` is one 3x4 world-to-camera ``[R | t]``; with our
+    ``raw_camera`` key (an export whose exo entries describe undistorted frames), the raw
+    video's model from it."""
     pose = _numbers(name, "camera_extrinsics", extrinsics, (3, 4))
-    model, image_size = _json_intrinsics(name, entry)
+    raw = entry.get("raw_camera")
+    if raw is not None and not isinstance(raw, Mapping):
+        raise CalibrationError(f"camera '{name}': field 'raw_camera' must be an object, got {reprlib.repr(raw)}")
+    model, image_size = _json_intrinsics(name, entry if raw is None else raw)
     return Camera(name, model, pose[:, :3], pose[:, 3], image_size, _json_field_of_view(name, entry))
 
 
@@ -521,7 +526,9 @@ def read_camera_pose_json(path: PathLike) -> tuple[list[Camera], MovingCamera | 
     3x4 world-to-camera ``[R | t]`` (static), or ``{"<frame>": 3x4}`` for the ego
     camera. Optional ``camera_model``, ``distortion_coeffs``, ``image_size``,
     ``valid_radius_px`` and ``max_angle_rad`` (our extension); without them a camera is
-    an undistorted pinhole of unknown image size (as the release's ego frame).
+    an undistorted pinhole of unknown image size (as the release's ego frame). An exo
+    entry with our ``raw_camera`` key (the same keys, for the raw video; export writes it
+    where the entry itself describes the undistorted frame of the 2D) is read from it.
     """
     path = Path(path)
     with _errors_in(path, _JSON_FIELDS):

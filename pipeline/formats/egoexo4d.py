@@ -10,8 +10,9 @@
   Frame keys are unpadded frame numbers in ascending order (the body loader takes the
   file order as time). Body joints are named with hyphens (``left-wrist``), hand
   joints with underscores (``right_thumb_1``). A joint not reconstructed is absent,
-  never zero. World coordinates in metres; 2D in pixels: the exo views' raw frames and
-  the ego camera's undistorted linear frame, under the ego camera's name (``aria01``).
+  never zero. World coordinates in metres; 2D in pixels: the exo views' undistorted
+  frames (:func:`release_exo_undistorted_camera`, or their raw frames) and the ego
+  camera's undistorted linear frame, under the ego camera's name (``aria01``).
 - The released per-take camera_pose layout (:func:`release_ego_camera`, written with
   :func:`pipeline.formats.calibration.write_camera_pose_json`): ``metadata.take_name``;
   ``aria01`` with the undistorted frame's 3x3 intrinsics and one 3x4 world-to-camera
@@ -19,12 +20,17 @@
 - Where the files go (:func:`annotation_file_names`): ours (``body_annotation.json``,
   ``hand_annotation.json``, ``camera_pose.json``) or the release layout the public code
   lists (``annotations/ego_pose/<split>/{body,hand}/automatic/<take_uid>.json``,
-  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``).
+  ``annotations/ego_pose/<split>/camera_pose/<take_uid>.json``, the empty manual-label
+  folders of :func:`release_listed_folders`); the hand preparation's Aria calibration
+  (:func:`hand_preparation_calibration_document`, ``aria_calib_json/<take_name>.json``).
 - The ego-pose benchmark's ground-truth layouts: body ``{take_uid: {"take_name", "body":
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
   metres) or [], "<side>_hand_2d", "<side>_hand_bbox", "<side>_hand_valid_3d",
-  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`).
+  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`: the
+  public hand preparation's validity rules, :func:`hand_structure_ok` and
+  :func:`hand_benchmark_validity`); the frames the public body evaluation scores
+  (:func:`body_evaluation_frames`).
 
 Reading 2D: joint names as released (``-`` and spaces read as ``_``, case ignored);
 camera names match by letters and digits (``cam_01`` = ``cam01``).
@@ -52,8 +58,9 @@ from fitting.skeleton import (
 )
 from pipeline.atomic import atomic_text_stream
 from pipeline.formats.take_folder import camera_key
-from triangulation.camera_models import PinholeModel
-from triangulation.cameras import MovingCamera
+from triangulation.camera_models import Fisheye624Model, FisheyeModel, PinholeModel
+from triangulation.cameras import CalibrationError, Camera, FieldOfView, MovingCamera
+from triangulation.poses import quaternion_from_rotation
 
 
 class AnnotationFormatError(ValueError):
@@ -178,6 +185,11 @@ RELEASE_FILES = {
     "camera_pose": "annotations/ego_pose/{split}/camera_pose/{take_uid}.json",
 }
 FLAT_FILES = {"body": "body_annotation.json", "hand": "hand_annotation.json", "camera_pose": "camera_pose.json"}
+# Folders the public code lists whether or not it uses them: the body dataset
+# (bodypose/data/dataset_egoexo.py) always lists <split>/body/annotation (the manual
+# labels) and, with use_pseudo, <split>/body/automatic; the hand preparation in its
+# default "manual" mode lists <split>/hand/annotation (and only that one for "test").
+RELEASE_LISTED_FOLDERS = ("annotations/ego_pose/{split}/body/annotation", "annotations/ego_pose/{split}/hand/annotation")
 
 
 def annotation_file_names(split: str | None, take_uid: str) -> dict[str, str]:
@@ -189,6 +201,22 @@ def annotation_file_names(split: str | None, take_uid: str) -> dict[str, str]:
     if not take_uid or any(character in take_uid for character in "/\\.\0"):
         raise ValueError(f"take_uid {take_uid!r} cannot be a release file name (no '/', '\\' or '.' allowed)")
     return {part: path.format(split=split, take_uid=take_uid) for part, path in RELEASE_FILES.items()}
+
+
+def release_listed_folders(split: str | None) -> list[str]:
+    """The (empty) manual-label folders the public loaders list, in the release layout."""
+    return [] if split is None else [folder.format(split=split) for folder in RELEASE_LISTED_FOLDERS]
+
+
+def _file_name_part(what: str, value: str) -> str:
+    if not value or any(character in value for character in "/\\\0") or value in (".", ".."):
+        raise ValueError(f"{what} {value!r} cannot be a file name (no '/', '\\' or NUL allowed)")
+    return value
+
+
+def hand_preparation_calibration_name(take_name: str) -> str:
+    """Where the hand preparation's Aria calibration goes, relative to its output folder."""
+    return HAND_PREPARATION_CALIBRATION.format(take_name=_file_name_part("take name", take_name))
 
 
 def write_json_items(path, items: Iterable[tuple[str, object]], envelope: tuple[str, str] = ("", ""), allow_nan: bool = False) -> int:
@@ -217,6 +245,40 @@ def release_ego_camera(name: str, R: np.ndarray, t: np.ndarray, K: np.ndarray, s
     (``size`` pixels) with the ego camera's per-frame world-to-camera ``R``, ``t``."""
     model = PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4))
     return MovingCamera(name, model, R, t, (int(size[0]), int(size[1])))
+
+
+# The released exo 2D are on undistorted GoPro frames: the Ego-Exo4D EgoPose tutorial
+# (facebookresearch/Ego4d notebooks/egoexo/Ego-Exo4D_EgoPose_Tutorial.ipynb, undistort_exocam)
+# undistorts a KANNALABRANDTK3 GoPro frame with OpenCV's fisheye model into an image of the
+# same size whose K is cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(K, D, size,
+# I, balance=0.8) (K scaled from the 3840 x 2160 calibration to the frame first: the same
+# as K of a calibration made at the frame's own size); the balance is project_ego's
+# exo_undistorted_balance.
+
+
+def release_exo_undistorted_camera(camera: Camera, balance: float) -> tuple[PinholeModel, tuple[int, int], str]:
+    """The undistorted frame of an exo camera the release's 2D are in: a pinhole (no
+    distortion), its image size (the camera's own) and the rule used.
+
+    A fisheye (Kannala-Brandt, the GoPros) gets the tutorial's new K
+    (``estimateNewCameraMatrixForUndistortRectify`` with ``balance``, fov scale 1); any
+    other model keeps its own K with the distortion removed (already undistorted when it
+    has none).
+    """
+    if camera.image_size is None:
+        raise CalibrationError(f"camera '{camera.name}': field 'image_size' is unknown; the undistorted exo frame needs it")
+    model = camera.model
+    if isinstance(model, FisheyeModel):
+        import cv2
+
+        K = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(
+            model.matrix, model.distortion.reshape(4, 1), tuple(int(v) for v in camera.image_size), np.eye(3), balance=float(balance)
+        )
+        rule = f"fisheye: OpenCV new K, balance {balance:g}"
+    else:
+        K = model.matrix
+        rule = "same K, distortion removed"
+    return PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4)), (int(camera.image_size[0]), int(camera.image_size[1])), rule
 
 
 def body_benchmark_frames(points: np.ndarray, observed: np.ndarray) -> Iterator[tuple[str, list]]:
@@ -252,55 +314,173 @@ def body_evaluation_scenario(take_name: str) -> str | None:
     return next((scenario for scenario, words in BODY_EVALUATION_SCENARIOS.items() if any(word in name for word in words)), None)
 
 
+# The public hand preparation reads the Aria calibration of each take from
+# <gt_output_dir>/aria_calib_json/<take_name>.json (handpose/data_preparation/main.py and
+# dataloader.py): projectaria-tools' device_calibration_from_json(...).get_camera_calib(
+# "camera-rgb"), with the RGB intrinsics at the 1408-pixel video's scale (its aria_calib
+# step rescales the VRS factory calibration: f / 2, (c - 0.5 - 32) / 2); it uses that
+# camera only to build its valid mask.
+HAND_PREPARATION_CALIBRATION = "aria_calib_json/{take_name}.json"
+HAND_PREPARATION_CAMERA_LABEL = "camera-rgb"
+FISHEYE624_NAME = "FisheyeRadTanThinPrism"  # projectaria-tools' name of the FISHEYE624 model
+
+
+def hand_preparation_calibration_document(
+    model: Fisheye624Model, image_size: tuple[int, int], field_of_view: FieldOfView | None, R_device_camera: np.ndarray, t_device_camera: np.ndarray
+) -> dict:
+    """The device calibration JSON the public hand preparation reads: one ``camera-rgb``
+    entry in the layout of a VRS ``calib_json`` (``Projection``, ``T_Device_Camera`` as
+    translation and ``[w, [x, y, z]]``), with ``ConfigData`` stating the image size, valid
+    radius and maximum angle so that projectaria-tools reads exactly this camera (the
+    calibration the ego 2D were projected with, at the ego video's size)."""
+    q = quaternion_from_rotation(R_device_camera)
+    config = {"ImageWidth": int(image_size[0]), "ImageHeight": int(image_size[1])}
+    if field_of_view is not None and field_of_view.max_angle_rad is not None:
+        config["MaxSolidAngle"] = float(field_of_view.max_angle_rad)
+    if field_of_view is not None and field_of_view.valid_radius_px is not None:
+        config["ValidRadius"] = float(field_of_view.valid_radius_px)
+    params = [model.fx, model.cx, model.cy, *model.radial, *model.tangential, *model.thin_prism]
+    camera = {
+        "Label": HAND_PREPARATION_CAMERA_LABEL,
+        "SerialNumber": "egoexo-pose-gt",  # projectaria-tools requires a string here
+        "Projection": {"Name": FISHEYE624_NAME, "Description": "fisheye624 (egoexo-pose-gt export)", "Params": [float(v) for v in params]},
+        "T_Device_Camera": {"Translation": [float(v) for v in t_device_camera], "UnitQuaternion": [float(q[3]), [float(q[0]), float(q[1]), float(q[2])]]},
+        "ConfigData": config,
+    }
+    return {
+        "DeviceClassInfo": {"DeviceClass": "Aria", "BuildVersion": "DVT-S"},
+        "OriginSpecification": {"Type": "Custom", "ChildLabel": "camera-slam-left"},  # what projectaria-tools requires
+        "CameraCalibrations": [camera],
+        "ImuCalibrations": [],
+    }
+
+
+def body_evaluation_frames(frames: np.ndarray, min_clip_len: int) -> np.ndarray:
+    """The frames of one take that the public body evaluation scores (bodypose/evaluation/
+    evaluate.py, filter_short_clips): ``frames`` ascending; a step of more than 3 frames
+    starts a new clip, and a clip counts when ``last - first + 3 >= min_clip_len``."""
+    frames = np.asarray(frames, dtype=np.int64)
+    if frames.size == 0:
+        return frames
+    starts = np.flatnonzero(np.diff(frames, prepend=frames[0] - 4) > 3)
+    ends = np.append(starts[1:], frames.size) - 1
+    keep = np.repeat(frames[ends] - frames[starts] + 3 >= min_clip_len, ends - starts + 1)
+    return frames[keep]
+
+
 HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order; the wrist first
+
+# The public hand preparation's biomechanical check (handpose/data_preparation/utils/utils.py,
+# joint_dist_angle_check), per hand joint 0..20 (wrist, thumb_1..4, index_1..4, ...):
+# the bone to the joint's parent (the wrist for each finger's first joint) must be
+# 5..80 mm long (60..120 mm for the index, middle, ring and pinky first joints), and the
+# angle at joints 1-3 of each finger between the bone to the parent and the bone to the
+# next joint at least the minimum below (degrees; the thumb 100/90/90, the fingers
+# 60/70/80). A failing joint is dropped; a missing neighbour (NaN) never fails one.
+HAND_PARENT = np.array([0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
+HAND_BONE_MIN_M = np.array([np.nan] + [0.005] * 4 + [0.06, 0.005, 0.005, 0.005] * 4)
+HAND_BONE_MAX_M = np.array([np.nan] + [0.08] * 4 + [0.12, 0.08, 0.08, 0.08] * 4)
+HAND_ANGLE_JOINTS = np.array([1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19])
+HAND_ANGLE_MIN_DEG = np.array([100, 90, 90, 60, 70, 80, 60, 70, 80, 60, 70, 80, 60, 70, 80], dtype=np.float64)
+# The public preparation's valid mask is an all-white image of this size undistorted into
+# the linear frame (load_aria_calib): a source pixel must also lie within its bounds.
+HAND_MASK_SOURCE_SIZE = 1408
+
+
+def hand_structure_ok(hands: np.ndarray) -> np.ndarray:
+    """``(..., 21)`` bool: the joints of ``hands (..., 21, 3)`` (metres, any frame; NaN
+    missing) that pass the public biomechanical check, computed in float32 as it does."""
+    hands = np.asarray(hands, dtype=np.float32)
+    bone = np.linalg.norm(hands - hands[..., HAND_PARENT, :], axis=-1)
+    with np.errstate(invalid="ignore"):
+        bad = (bone < HAND_BONE_MIN_M.astype(np.float32)) | (bone > HAND_BONE_MAX_M.astype(np.float32))
+        to_parent = hands[..., HAND_PARENT[HAND_ANGLE_JOINTS], :] - hands[..., HAND_ANGLE_JOINTS, :]
+        to_child = hands[..., HAND_ANGLE_JOINTS + 1, :] - hands[..., HAND_ANGLE_JOINTS, :]
+        unit_parent = to_parent / (np.linalg.norm(to_parent, axis=-1, keepdims=True) + np.float32(1e-8))
+        unit_child = to_child / (np.linalg.norm(to_child, axis=-1, keepdims=True) + np.float32(1e-8))
+        cosine = np.clip((unit_parent * unit_child).sum(axis=-1), -1.0, 1.0)
+        angle = np.degrees(np.arccos(cosine))
+        bad[..., HAND_ANGLE_JOINTS] |= (angle < HAND_ANGLE_MIN_DEG.astype(np.float32)) | (angle > 180.0)
+    return ~bad
+
+
+@dataclass(frozen=True)
+class HandBenchmarkInputs:
+    """What the hand benchmark is made of, all ``(frames, 59, ...)``: ``points_camera``
+    ``(.., 3)`` metres in the ego camera frame (the 3D in the annotation file, NaN where
+    it is not there); ``projected (.., 2)``: those points through the undistorted K with
+    no depth check (the public preparation's re-projection; NaN where the 3D fails
+    :func:`hand_structure_ok`); ``pixels (.., 2)``: the ego 2D written in the annotation
+    file (NaN where none); ``structure_ok``: passes :func:`hand_structure_ok`;
+    ``projected_ok`` / ``pixels_ok``: in the image and the public valid mask
+    (``stages.export.hand_mask_ok``); ``observed``: reconstructed from views (not
+    gap-filled; a hand needs its wrist observed)."""
+
+    points_camera: np.ndarray
+    projected: np.ndarray
+    pixels: np.ndarray
+    structure_ok: np.ndarray
+    projected_ok: np.ndarray
+    pixels_ok: np.ndarray
+    observed: np.ndarray
+
+
+def hand_benchmark_validity(inputs: HandBenchmarkInputs, reprojection_px: float) -> np.ndarray:
+    """``(frames, 59)`` bool: the hand joints the public preparation marks valid: 3D that
+    passes the biomechanical check, re-projected into the mask, and (all but the wrist)
+    within ``reprojection_px`` of a 2D that is in the mask."""
+    with np.errstate(invalid="ignore"):
+        close = np.linalg.norm(inputs.projected - inputs.pixels, axis=-1) <= reprojection_px
+    close &= inputs.pixels_ok
+    for _, joints in HAND_SIDES:
+        close[:, joints.start] = True  # the wrist is not checked against its 2D
+    return inputs.structure_ok & inputs.projected_ok & close
 
 
 def hand_benchmark_frames(
-    points_camera: np.ndarray,
-    pixels: np.ndarray,
-    valid: np.ndarray,
-    observed: np.ndarray,
+    inputs: HandBenchmarkInputs,
     image_size: tuple[int, int],
     take_name: str,
     take_uid: str,
     min_valid_joints: int,
     bbox_padding_px: float,
+    reprojection_px: float,
 ) -> Iterator[tuple[str, dict]]:
     """The hand benchmark layout's frames (ego camera coordinates, inside
-    :func:`benchmark_envelope` ``(uid)``), as the public data preparation writes them.
+    :func:`benchmark_envelope` ``(uid)``), as the public data preparation writes them
+    from our annotation and camera pose files (:func:`hand_benchmark_validity`).
 
-    ``points_camera (frames, 59, 3)`` metres in the ego camera frame; ``pixels (frames,
-    59, 2)`` the undistorted ego 2D; ``valid (frames, 59)``: a joint counts as ground
-    truth there (reconstructed from views and visible in the undistorted frame);
-    ``observed (frames, 59)``: reconstructed from views (not gap-filled), visible or not.
     A hand with fewer than ``min_valid_joints`` valid joints, or whose wrist is not
-    observed (the public preparation drops a hand without a wrist), is empty (``[]``);
-    in a kept hand invalid joints are NaN except the wrist, and the box is the valid 2D
-    grown by ``bbox_padding_px`` and clipped to the image. Frames without a kept hand
-    are absent.
+    observed (a gap-filled wrist is not ground truth; the public preparation drops a hand
+    without a wrist), is empty (``[]``); in a kept hand the 3D of invalid joints is NaN
+    except the wrist, the 2D is the written 2D that lies in the mask (NaN elsewhere), and
+    the box is the valid joints' re-projection grown by ``bbox_padding_px`` and clipped to
+    the image. Frames without a kept hand are absent.
     """
     width, height = image_size
-    enough = {side: (valid[:, joints].sum(axis=1) >= min_valid_joints) & observed[:, joints.start] for side, joints in HAND_SIDES}
+    valid = hand_benchmark_validity(inputs, reprojection_px)
+    wrist_ok = {side: inputs.observed[:, joints.start] & np.isfinite(inputs.points_camera[:, joints.start]).all(axis=-1) for side, joints in HAND_SIDES}
+    enough = {side: (valid[:, joints].sum(axis=1) >= min_valid_joints) & wrist_ok[side] for side, joints in HAND_SIDES}
     for frame in np.flatnonzero(np.logical_or(*enough.values())).tolist():
         entry = {}
         for side, joints in HAND_SIDES:
-            ok = valid[frame, joints]
-            xyz, uv = points_camera[frame, joints], pixels[frame, joints]
-            if not enough[side][frame] or not np.isfinite(xyz[0]).all():
+            if not enough[side][frame]:
                 entry.update({f"{side}_hand_3d": [], f"{side}_hand_2d": [], f"{side}_hand_bbox": [], f"{side}_hand_valid_3d": []})
                 continue
+            ok = valid[frame, joints]
             keep_3d = ok.copy()
             keep_3d[0] = True  # the wrist stays, as the public preparation restores it
-            box = np.concatenate([uv[ok].min(axis=0) - bbox_padding_px, uv[ok].max(axis=0) + bbox_padding_px])
+            uv = inputs.projected[frame, joints][ok]
+            box = np.concatenate([uv.min(axis=0) - bbox_padding_px, uv.max(axis=0) + bbox_padding_px])
             box = np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])
+            shown = inputs.pixels_ok[frame, joints]
             entry.update(
                 {
-                    f"{side}_hand_3d": np.where(keep_3d[:, None], xyz, np.nan).tolist(),
-                    f"{side}_hand_2d": np.where(ok[:, None], uv, np.nan).tolist(),
+                    f"{side}_hand_3d": np.where(keep_3d[:, None], inputs.points_camera[frame, joints], np.nan).tolist(),
+                    f"{side}_hand_2d": np.where(shown[:, None], inputs.pixels[frame, joints], np.nan).tolist(),
                     f"{side}_hand_bbox": box.tolist(),
                     f"{side}_hand_valid_3d": ok.tolist(),
                 }
             )
-        if any(entry[f"{side}_hand_3d"] for side, _ in HAND_SIDES):
-            entry["metadata"] = {"take_uid": take_uid, "take_name": take_name, "frame_number": frame}
-            yield str(frame), entry
+        entry["metadata"] = {"take_uid": take_uid, "take_name": take_name, "frame_number": frame}
+        yield str(frame), entry
