@@ -40,6 +40,8 @@ class DetectConfig:
     precomputed_person: Literal["select", "first"]
     egoexo4d_body_annotation: str | None
     egoexo4d_hand_annotation: str | None
+    egoexo4d_exo_2d_frame: Literal["undistorted", "raw"]
+    egoexo4d_undistorted_balance: float = field(metadata=_range(0.0, 1.0))
     read_workers: int = field(metadata=_range(0))
     on_bad_file: Literal["fail", "mark_missing"]
     missing_camera: Literal["fail", "exclude"]

@@ -737,3 +737,32 @@ def test_exo_2d_frame_raw_writes_the_raw_fisheye_2d(run):
         j = _joint_index("body_annotation", name)
         np.testing.assert_allclose([pixel["x"], pixel["y"]], saved["exo_pixels"][0, int(frame), j], rtol=0, atol=0)
     runner.run_take(take_dir, out.parent, load_config(overrides=PRECOMPUTED))  # back to the default for the other tests
+
+
+@pytest.mark.parametrize("frame", ["undistorted", "raw"])
+def test_our_exported_2d_read_back_as_precomputed_are_the_raw_video_pixels(run, frame, tmp_path):
+    """detect's egoexo4d reader maps the (undistorted) exo annotation2D back to the raw
+    fisheye frame the take's cameras describe: the exported labels read back equal the
+    refined 3D's raw projections (``exo_pixels``) wherever both exist."""
+    from pipeline.formats.take_folder import read_take
+    from stages.detect.precomputed import read_precomputed
+
+    _, out, _, _, _, take_dir = run
+    export = out / "export"
+    if frame == "raw":  # a second export, written in the raw frame
+        report = runner.run_take(take_dir, tmp_path / "out", load_config(overrides=[*PRECOMPUTED, "export.exo_2d_frame=raw"]))
+        export = tmp_path / "out" / report.take / "export"
+    settings = load_config(
+        overrides=[
+            "detect.backend=precomputed", "detect.precomputed_format=egoexo4d", f"detect.egoexo4d_exo_2d_frame={frame}",
+            f"detect.egoexo4d_body_annotation={export / 'body_annotation.json'}", f"detect.egoexo4d_hand_annotation={export / 'hand_annotation.json'}",
+        ]
+    ).section("detect")  # fmt: skip
+    take = read_take(take_dir, load_config().section("take"))
+    keypoints, summary = read_precomputed(take, settings)
+    raw = load_npz(out / "project_ego" / "projections.npz")["exo_pixels"]
+    both = np.isfinite(keypoints[..., 0]) & np.isfinite(raw[..., 0])
+    assert summary["exo_2d_frame"] == frame and both.sum() > 1000
+    error = np.linalg.norm(keypoints[..., :2][both] - raw[both], axis=-1)
+    print(f"\n{frame}: {both.sum()} exported 2D read back, max {error.max():.2e} px from the raw projections")
+    assert error.max() < 2e-3  # float32 in the files

@@ -138,3 +138,12 @@ def project_rectified(
     codes[front & ~in_source] = OUTSIDE_FIELD_OF_VIEW
     codes[(codes == VISIBLE) & ~inside_image(pixels, size)] = OUTSIDE_IMAGE
     return pixels, codes
+
+
+def rectified_to_raw(camera: Camera | MovingCamera, target: PinholeModel, pixels: np.ndarray) -> np.ndarray:
+    """Pixels ``(..., 2)`` of the undistorted pinhole ``target`` (as :func:`project_rectified`
+    makes them) back to ``camera``'s own image: the ray of each pixel through ``camera``'s
+    model. NaN stays NaN."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    rays = np.concatenate([(pixels - (target.cx, target.cy)) / (target.fx, target.fy), np.ones(pixels.shape[:-1] + (1,))], axis=-1)
+    return camera.model.project(rays)

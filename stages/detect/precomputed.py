@@ -14,7 +14,11 @@
   ``left_wrist``, ``left_thumb_1`` ... ``right_pinky_4``; ``-`` and spaces read as
   ``_``, case ignored). Annotations carry no score: a joint present gets confidence 1;
   an absent joint, camera or frame is NaN. In the hand file ``left_wrist`` is the hand's
-  wrist. Camera names match by letters and digits (``cam_01`` = ``cam01``).
+  wrist. Camera names match by letters and digits (``cam_01`` = ``cam01``). The exo 2D
+  of the release (and of our export) are in the undistorted GoPro frame
+  (``egoexo4d_exo_2d_frame: undistorted``): they are mapped back to the raw video's
+  pixels through each camera's own model
+  (:func:`triangulation.visibility.rectified_to_raw`); ``raw`` takes them as written.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from fitting.skeleton import BODY, NUM_JOINTS
-from pipeline.formats.egoexo4d import read_egoexo4d_annotation
+from pipeline.formats.egoexo4d import read_egoexo4d_annotation, release_exo_undistorted_camera
 from pipeline.formats.openpose import openpose_files, read_openpose_folder, read_openpose_people_folder
 from stages.detect.prior import ego_centres
+from triangulation.visibility import rectified_to_raw
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,10 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         keypoints = np.full((len(names), take.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
         for part, relative in files.items():
             read_egoexo4d_annotation(take.root / relative, names, take.num_frames, part, keypoints)
+        if settings["egoexo4d_exo_2d_frame"] == "undistorted":
+            for v, camera in enumerate(take.exo_cameras):
+                target, _, _ = release_exo_undistorted_camera(camera, settings["egoexo4d_undistorted_balance"])
+                keypoints[v, ..., :2] = rectified_to_raw(camera, target, keypoints[v, ..., :2])
     else:
         keypoints, selection, files = read_openpose_take(take, settings)
     frames = min(keypoints.shape[1], take.num_frames or keypoints.shape[1])
@@ -72,6 +81,8 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         summary["person_selection"] = selection
     if settings["precomputed_format"] == "openpose":
         summary.update(files)
+    else:
+        summary["exo_2d_frame"] = settings["egoexo4d_exo_2d_frame"]
     return keypoints, summary
 
 
