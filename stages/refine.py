@@ -42,7 +42,8 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from pipeline.ray_support import IN_BATCH_TASK, available_cpus, in_ray_task, ray_map, ray_start_failure
+from pipeline.executor import choose
+from pipeline.ray_support import ray_map
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera
 
@@ -297,24 +298,19 @@ def summarize(before_points, before_errors, before_inliers, refined: Refined) ->
     return summary
 
 
-def choose_executor(settings: dict, frames: int, ray_address: str | None) -> tuple[str, str]:
-    """(``inprocess`` or ``ray``, why) for the fit's windows under ``refine.executor``
-    (see configs/default.yaml) on a take of ``frames`` frames."""
-    if settings["executor"] == "inprocess":
-        return "inprocess", "refine.executor is inprocess"
-    if settings["executor"] == "ray":
-        return "ray", "refine.executor is ray"
-    if in_ray_task():
-        return "inprocess", IN_BATCH_TASK
+def choose_executor(settings: dict, frames: int, ray_address: str | None, start_ray: bool = False):
+    """Where the fit's windows of a take of ``frames`` frames run under ``refine.executor``
+    (:func:`pipeline.executor.choose`: one-CPU tasks; ``auto`` stays in-process without a
+    fit or below ``ray_min_frames``); ``start_ray`` as there."""
+    stay = None
     if not settings["fit"]["enabled"]:
-        return "inprocess", "refine.fit.enabled is false"
-    if frames < settings["ray_min_frames"]:
-        return "inprocess", f"{frames} frames, fewer than refine.ray_min_frames ({settings['ray_min_frames']})"
-    cpus = available_cpus(ray_address)
-    where = f"{cpus} CPU(s){' on the cluster' if ray_address else ''}"
-    if cpus < 2:
-        return "inprocess", f"{where}: nothing to share the windows with"
-    return "ray", f"{frames} frames, {where}"
+        stay = "refine.fit.enabled is false"
+    elif frames < settings["ray_min_frames"]:
+        stay = f"{frames} frames, fewer than refine.ray_min_frames ({settings['ray_min_frames']})"
+    return choose(
+        settings["executor"], "refine.executor", pieces=frames, cpus_per_worker=1, address=ray_address,
+        worker="window tasks", stay_inprocess=stay, context=f"{frames} frames, ", start_ray=start_ray,
+    )  # fmt: skip
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
@@ -323,10 +319,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     cameras = list(context.take.exo_cameras)
     settings = context.settings("refine")
     address = context.config.batch.ray_address
-    executor, reason = choose_executor(settings, joints["points"].shape[0], address)
-    if executor == "ray" and settings["executor"] == "auto" and (failure := ray_start_failure(address, "refine.executor auto")):
-        executor, reason = "inprocess", failure  # Ray would only have been faster
-        logger.warning("refine: %s; fitting in-process", reason)
+    choice = choose_executor(settings, joints["points"].shape[0], address, start_ray=True)
+    executor, reason = choice.kind, choice.reason
     logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
     map_windows = partial(ray_map, address=address) if executor == "ray" else None
     result = refine(cameras, detections["keypoints"], joints["points"], joints["inliers"], context.take.fps, settings, map_windows)

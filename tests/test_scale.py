@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
     "cpus, overrides, tasks, expected",
     [
         (2, [], 10, ("ray", 2, "2 CPU(s) hold 2 model instances")),  # this 2-core machine: two actors beat one model
-        (1, [], 10, ("inprocess", 1, "one model instance")),
+        (1, [], 10, ("inprocess", 1, "one of the model instances (1 CPU(s)) keeps them busy")),
         (8, ["detect.cpus_per_model=2"], 10, ("ray", 4, "8 CPU(s) hold 4 model instances")),
         (8, ["detect.num_workers=2"], 10, ("ray", 2, "hold 8 model instances")),
         (8, [], 3, ("ray", 3, "hold 8")),  # never more actors than tasks
@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_auto_executor_uses_ray_when_the_cpus_hold_several_models(monkeypatch, cpus, overrides, tasks, expected):
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: cpus)
     settings = load_config(overrides=["detect.backend=mediapipe", *overrides]).section("detect")
-    executor, workers, reason = choose_executor(settings, tasks)
+    choice = choose_executor(settings, tasks)
+    executor, workers, reason = choice.kind, choice.workers, choice.reason
     assert (executor, workers) == expected[:2]
     assert expected[2] in reason
 
@@ -55,7 +56,8 @@ def test_auto_executor_uses_ray_when_the_cpus_hold_several_models(monkeypatch, c
 def test_a_take_inside_a_batch_task_detects_in_process(monkeypatch):
     monkeypatch.setattr("pipeline.ray_support.in_ray_task", lambda: True)
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 64)
-    executor, workers, reason = choose_executor(load_config(overrides=["detect.backend=mediapipe"]).section("detect"), 10)
+    choice = choose_executor(load_config(overrides=["detect.backend=mediapipe"]).section("detect"), 10)
+    executor, workers, reason = choice.kind, choice.workers, choice.reason
     assert (executor, workers) == ("inprocess", 1) and "task of a batch" in reason
 
 
@@ -69,22 +71,24 @@ def test_a_take_inside_a_batch_task_detects_in_process(monkeypatch):
     [
         (2, [], 6000, ("ray", "6000 frames, 2 CPU(s)")),
         (2, [], 2999, ("inprocess", "fewer than refine.ray_min_frames")),
-        (1, [], 6000, ("inprocess", "nothing to share")),
+        (1, [], 6000, ("inprocess", "keeps them busy")),
         (8, ["refine.fit.enabled=false"], 6000, ("inprocess", "fit.enabled is false")),
         (1, ["refine.executor=ray"], 100, ("ray", "refine.executor is ray")),
         (8, ["refine.executor=inprocess"], 6000, ("inprocess", "refine.executor is inprocess")),
     ],
 )
 def test_the_fit_goes_to_ray_for_long_takes_with_cpus_to_share(monkeypatch, cpus, overrides, frames, expected):
-    monkeypatch.setattr("stages.refine.available_cpus", lambda address: cpus)
-    executor, reason = refine_stage.choose_executor(load_config(overrides=overrides).section("refine"), frames, None)
+    monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: cpus)
+    choice = refine_stage.choose_executor(load_config(overrides=overrides).section("refine"), frames, None)
+    executor, reason = choice.kind, choice.reason
     assert executor == expected[0] and expected[1] in reason
 
 
 def test_a_take_inside_a_batch_task_fits_in_process(monkeypatch):
-    monkeypatch.setattr("stages.refine.in_ray_task", lambda: True)
-    monkeypatch.setattr("stages.refine.available_cpus", lambda address: 64)
-    executor, reason = refine_stage.choose_executor(load_config().section("refine"), 20000, None)
+    monkeypatch.setattr("pipeline.ray_support.in_ray_task", lambda: True)
+    monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 64)
+    choice = refine_stage.choose_executor(load_config().section("refine"), 20000, None)
+    executor, reason = choice.kind, choice.reason
     assert executor == "inprocess" and "task of a batch" in reason
 
 
@@ -92,7 +96,7 @@ def test_auto_fits_in_process_when_ray_does_not_start(monkeypatch, tmp_path):
     def no_ray(*args):
         raise ConnectionError("no cluster at that address")
 
-    monkeypatch.setattr("stages.refine.available_cpus", lambda address: 8)
+    monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 8)
     monkeypatch.setattr("pipeline.ray_support.ensure_ray", no_ray)
     take = tmp_path / "take"
     synthesize_take(take, SynthConfig(seed=43, num_frames=60), render=False)

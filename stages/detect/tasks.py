@@ -140,26 +140,17 @@ class _DetectWorker:
         return index, run_task(self.detector, task, self.settings)
 
 
-def choose_executor(settings: dict, tasks: int) -> tuple[str, int, str]:
-    """(``inprocess`` or ``ray``, actors, why) for ``detect.executor`` (see configs/default.yaml)."""
-    from pipeline.ray_support import IN_BATCH_TASK, available_cpus, in_ray_task
+def choose_executor(settings: dict, tasks: int, start_ray: bool = False):
+    """Where ``tasks`` tasks run under ``detect.executor`` (:func:`pipeline.executor.choose`:
+    one actor per model instance of ``cpus_per_model`` CPUs, or per GPU);
+    ``start_ray``: with ``auto``, fall back to in-process when Ray does not start."""
+    from pipeline.executor import choose
 
-    per_model = int(settings["cpus_per_model"])
-    if settings["executor"] == "inprocess":
-        return "inprocess", 1, "detect.executor is inprocess"
-    if settings["executor"] == "auto" and in_ray_task():
-        return "inprocess", 1, IN_BATCH_TASK
-    cpus = available_cpus(settings["ray_address"])
-    gpu = settings["backend"] == "mmpose" and _mmpose_device(settings).startswith("cuda")
-    fit = max(1, cpus // per_model) if not gpu else max(1, cpus)
-    workers = min(fit if settings["num_workers"] == 0 else int(settings["num_workers"]), max(tasks, 1))
-    where = f"{cpus} CPU(s){' on the cluster' if settings['ray_address'] else ''}"
-    if settings["executor"] == "ray":
-        return "ray", workers, f"detect.executor is ray ({where})"
-    if gpu or fit >= 2 and tasks >= 2:
-        reason = "the model runs on a GPU" if gpu else f"{where} hold {fit} model instances of {per_model} CPU(s)"
-        return "ray", workers, reason
-    return "inprocess", 1, f"{where}: one model instance ({per_model} CPU(s)) keeps them busy" if tasks >= 2 else "a single task"
+    return choose(
+        settings["executor"], "detect.executor", pieces=tasks, cpus_per_worker=int(settings["cpus_per_model"]),
+        address=settings["ray_address"], worker="model instances", num_workers=int(settings["num_workers"]),
+        gpu=settings["backend"] == "mmpose" and _mmpose_device(settings).startswith("cuda"), start_ray=start_ray,
+    )  # fmt: skip
 
 
 def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, workers: int, done) -> int:
@@ -262,13 +253,8 @@ def run_tasks(tasks: list[DetectTask], settings: dict, views: int, chunks: Path 
             if stored is not None:
                 results[index] = stored
     todo = [index for index in range(len(tasks)) if index not in results]
-    executor, workers, reason = choose_executor(settings, len(todo))
-    if executor == "ray" and settings["executor"] == "auto":
-        from pipeline.ray_support import ray_start_failure
-
-        if failure := ray_start_failure(settings["ray_address"], "detect.executor auto"):
-            executor, workers, reason = "inprocess", 1, failure  # Ray would only have been faster
-            logger.warning("detect: %s; detecting in-process", reason)
+    choice = choose_executor(settings, len(todo), start_ray=True)
+    executor, workers, reason = choice.kind, choice.workers, choice.reason
     resumed = len(tasks) - len(todo)
     logger.info(
         "detect: %d task(s) to run%s; executor %s%s (%s)",
