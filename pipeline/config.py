@@ -32,6 +32,21 @@ def _range(low=None, high=None, *, low_open: bool = False) -> dict:
 
 
 @dataclass(frozen=True)
+class DetectMMPoseConfig:
+    det_config: str | None
+    det_checkpoint: str | None
+    pose_config: str | None
+    pose_checkpoint: str | None
+    device: str
+    batch_size: int = field(metadata=_range(1, 1024))
+    min_box_score: float = field(metadata=_range(0.0, 1.0))
+
+    def __post_init__(self):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"key 'detect.mmpose.device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+
+
+@dataclass(frozen=True)
 class DetectConfig:
     backend: Literal["mediapipe", "mmpose", "precomputed"]
     # precomputed
@@ -96,18 +111,8 @@ class DetectConfig:
     hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))
     hand_crop_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
     hand_crop_min_px: float = field(metadata=_range(1.0))
-    # mmpose backend
-    mmdet_config: str | None
-    mmdet_checkpoint: str | None
-    mmpose_config: str | None
-    mmpose_checkpoint: str | None
-    device: str
-    mmpose_batch_size: int = field(metadata=_range(1, 1024))
-    min_box_score: float = field(metadata=_range(0.0, 1.0))
-
-    def __post_init__(self):
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ConfigError(f"key 'detect.device' must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+    # the mmpose backend's own settings (stages/detect/backend.py's registry names them)
+    mmpose: DetectMMPoseConfig
 
 
 @dataclass(frozen=True)

@@ -276,9 +276,12 @@ def _name_clashes(take_dirs: list) -> dict[int, TakeReport]:
 
 
 def cpus_per_take(config: PipelineConfig) -> int:
-    """CPUs a take asks of Ray in a batch: what one detection model keeps busy (its
-    detection runs in-process inside the take's task), 1 for precomputed 2D."""
-    return 1 if config.detect.backend == "precomputed" else config.detect.cpus_per_model
+    """CPUs a take asks of Ray in a batch: what one instance of the detect backend keeps
+    busy (its detection runs in-process inside the take's task; 1 to read 2D files)."""
+    from stages.detect.backend import backend_entry
+
+    settings = config.section("detect")
+    return backend_entry(settings).model_resources(settings).cpus
 
 
 def _run_batch_on_ray(take_dirs: list, out_root, config: PipelineConfig, force_from, until, progress: BatchProgress) -> list[TakeReport]:

@@ -249,3 +249,26 @@ def test_runner_runs_the_embedded_detector(rendered_take, tmp_path, inprocess_re
     stored = np.load(tmp_path / report.take / "detect" / "keypoints_2d.npz", allow_pickle=False)
     assert np.array_equal(stored["keypoints"], inprocess_result[0], equal_nan=True)
     assert list(stored["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
+
+
+def test_the_backend_registry_and_the_settings_agree():
+    """Every registered backend is a detect.backend the config accepts and the other way
+    round; each entry's settings sub-section exists and validates; its code and resource
+    function load; only model backends make detectors."""
+    import typing
+
+    from pipeline.config import ConfigError, DetectConfig
+    from stages.detect.backend import BACKENDS, ModelResources, make_detector
+
+    assert set(BACKENDS) == set(typing.get_args(typing.get_type_hints(DetectConfig)["backend"]))
+    for name, entry in BACKENDS.items():
+        settings = load_config(overrides=[f"detect.backend={name}"]).section("detect")
+        if entry.settings_section is not None:
+            assert isinstance(settings[entry.settings_section], dict)
+        needs = entry.model_resources(settings)
+        assert isinstance(needs, ModelResources) and needs.cpus >= 1 and needs.gpus >= 0
+        assert callable(entry.load()) if entry.kind == "files" else hasattr(entry.load(), "detect")
+    with pytest.raises(ValueError, match="not a model backend"):
+        make_detector(load_config(overrides=["detect.backend=precomputed"]).section("detect"))
+    with pytest.raises(ConfigError, match="detect.mmpose.device"):
+        load_config(overrides=["detect.mmpose.device=gpu"])

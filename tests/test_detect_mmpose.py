@@ -22,7 +22,7 @@ DET_CONFIG = Path(mmdet.__file__).parent / ".mim/configs/rtmdet/rtmdet_tiny_8xb3
 
 def settings(**changes):
     values = load_config(overrides=["detect.backend=mmpose"]).section("detect")
-    values.update(mmpose_config=str(POSE_CONFIG), mmdet_config=str(DET_CONFIG), min_box_score=0.0, **changes)
+    values["mmpose"].update(pose_config=str(POSE_CONFIG), det_config=str(DET_CONFIG), min_box_score=0.0, **changes)
     return values
 
 
@@ -46,17 +46,17 @@ def test_random_weight_models_run_on_one_image():
 def test_missing_model_file_is_named(tmp_path):
     from stages.detect.backend import make_detector
 
-    with pytest.raises(FileNotFoundError, match="mmpose_checkpoint"):
-        make_detector(settings(mmpose_checkpoint=str(tmp_path / "nope.pth")))
+    with pytest.raises(FileNotFoundError, match="detect.mmpose.pose_checkpoint"):
+        make_detector(settings(pose_checkpoint=str(tmp_path / "nope.pth")))
 
 
 def test_a_batch_of_views_equals_one_image_at_a_time():
     """``detect_batch`` (every view of a frame in one forward pass, batches of
-    ``mmpose_batch_size``) gives each image's own ``detect`` result."""
+    ``detect.mmpose.batch_size``) gives each image's own ``detect`` result."""
     from stages.detect.backend import detect_views, make_detector
 
     torch.manual_seed(0)
-    detector = make_detector(settings(mmpose_batch_size=2))
+    detector = make_detector(settings(batch_size=2))
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)]
     boxes = [np.array([40.0, 20.0, 200.0, 230.0]), np.array([10.0, 10.0, 300.0, 200.0]), np.array([100.0, 50.0, 180.0, 120.0])]

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
         (8, [], 1, ("inprocess", 1, "a single task")),
         (1, ["detect.executor=ray"], 10, ("ray", 1, "detect.executor is ray")),
         (8, ["detect.executor=inprocess"], 10, ("inprocess", 1, "detect.executor is inprocess")),
-        (1, ["detect.backend=mmpose", "detect.device=cuda:0"], 10, ("ray", 1, "GPU")),
+        (1, ["detect.backend=mmpose", "detect.mmpose.device=cuda:0"], 10, ("ray", 1, "GPU")),
     ],
 )
 def test_auto_executor_uses_ray_when_the_cpus_hold_several_models(monkeypatch, cpus, overrides, tasks, expected):

@@ -2,9 +2,9 @@
 
 Every view of a frame goes through :func:`stages.detect.backend.detect_views` (what the
 detect loop calls): the person detector on the frame's images, then the whole-body
-model on the chosen boxes, as batches of ``mmpose_batch_size``. Measured on the same
+model on the chosen boxes, as batches of ``detect.mmpose.batch_size``. Measured on the same
 frames (the Pose2Sim capture in ../shared/validation when present, else a rendered
-synthetic take) for each batch size asked, on ``detect.device`` (``auto``: a GPU where
+synthetic take) for each batch size asked, on ``detect.mmpose.device`` (``auto``: a GPU where
 torch sees one). Without model files in the settings the configs that ship inside mmpose
 and mmdet are built with random weights: the numbers are speed only, not accuracy.
 """
@@ -29,12 +29,13 @@ def _settings(batch_size: int, overrides: list[str]) -> dict:
     import mmdet
     import mmpose
 
-    settings = load_config(overrides=["detect.backend=mmpose", "detect.device=auto", *overrides]).section("detect")
-    if not settings["mmpose_config"]:
-        settings.update(mmpose_config=str(Path(mmpose.__file__).parent / POSE_CONFIG), mmpose_checkpoint=None)
-        if not settings["mmdet_config"]:
-            settings.update(mmdet_config=str(Path(mmdet.__file__).parent / DET_CONFIG), mmdet_checkpoint=None, min_box_score=0.0)
-    settings["mmpose_batch_size"] = batch_size
+    settings = load_config(overrides=["detect.backend=mmpose", "detect.mmpose.device=auto", *overrides]).section("detect")
+    options = settings["mmpose"]
+    if not options["pose_config"]:
+        options.update(pose_config=str(Path(mmpose.__file__).parent / POSE_CONFIG), pose_checkpoint=None)
+        if not options["det_config"]:
+            options.update(det_config=str(Path(mmdet.__file__).parent / DET_CONFIG), det_checkpoint=None, min_box_score=0.0)
+    options["batch_size"] = batch_size
     return settings
 
 
@@ -69,9 +70,9 @@ def run(frames: int = 10, batch_sizes: tuple[int, ...] = (1, 4, 8), overrides: l
         "data": source,
         "frames": frames,
         "views": len(take.exo_names),
-        "weights": "given" if settings.get("mmpose_checkpoint") else "random (speed only)",
-        "pose_config": Path(settings["mmpose_config"]).name,
-        "det_config": Path(settings["mmdet_config"]).name if settings["mmdet_config"] else None,
+        "weights": "given" if settings["mmpose"]["pose_checkpoint"] else "random (speed only)",
+        "pose_config": Path(settings["mmpose"]["pose_config"]).name,
+        "det_config": Path(settings["mmpose"]["det_config"]).name if settings["mmpose"]["det_config"] else None,
         "batches": rows,
         "machine": machine_info(),
     }

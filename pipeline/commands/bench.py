@@ -54,11 +54,11 @@ def register(subparsers) -> None:
         "detect: mediapipe (default, the embedded detector) or mmpose (the optional extra: images/s by batch size)",
     )
     parser.add_argument(
-        "--batch-sizes", type=int, nargs="+", default=[1, 4, 8], help="detect --backend mmpose: mmpose_batch_size values to time (default 1 4 8)"
+        "--batch-sizes", type=int, nargs="+", default=[1, 4, 8], help="detect --backend mmpose: detect.mmpose.batch_size values to time (default 1 4 8)"
     )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="detect --backend mmpose: settings (e.g. detect.mmpose_config=..., detect.device=cuda:0)",
+        help="detect --backend mmpose: settings (e.g. detect.mmpose.pose_config=..., detect.mmpose.device=cuda:0)",
     )
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
     parser.set_defaults(func=run)

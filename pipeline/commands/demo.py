@@ -54,9 +54,10 @@ def run(args) -> int:
     from pipeline.config import load_config
     from pipeline.evaluation import evaluate, format_report
     from pipeline.runner import run_batch
+    from stages.detect.backend import backend_entry
 
     config = load_config(args.config, args.overrides)
-    if not config.demo.render and config.detect.backend != "precomputed":
+    if not config.demo.render and backend_entry(config.section("detect")).kind == "model":
         logger.info("demo.render is off: using the simulated detections (detect.backend=precomputed)")
         config = load_config(args.config, [*args.overrides, "detect.backend=precomputed"])
     out = Path(args.out or config.demo.output)

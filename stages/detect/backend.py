@@ -13,9 +13,15 @@ A backend that runs several images in one batch (``mmpose``) also implements
 ``detect_batch(images, boxes) -> list of (59, 3)``; :func:`detect_views` uses it where
 present, else calls ``detect`` per image (the same results).
 
-``close()`` frees the models. Backends: ``mediapipe`` (embedded default, CPU,
-offline) and ``mmpose`` (optional extra). The ``precomputed`` backend reads files and
-is not a detector: the runner handles it.
+``close()`` frees the models.
+
+Backends are picked by name from :data:`BACKENDS`, the registry: each entry names its
+kind (``model``: a detector run on the videos; ``files``: 2D keypoints read from
+files), where its code is (imported only when it is used), the ``detect`` sub-section
+holding its own settings, and its resource needs per model instance (CPUs, GPUs).
+Adding a backend is one module (the detector class and a ``resources(settings)``
+function), one line in :data:`BACKENDS`, its name in ``DetectConfig.backend`` and its
+settings in ``configs/default.yaml`` (docs/ARCHITECTURE.md shows the file list).
 
 A detector whose hands come from a separate hand model also implements
 :class:`HandModel`: then ``detect`` gives the body only and the detect loop searches
@@ -24,11 +30,11 @@ each hand in regions from every prior it has (:mod:`stages.detect.hand_search`).
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
-MODEL_BACKENDS = ("mediapipe", "mmpose")
 
 
 class Detector(Protocol):
@@ -54,6 +60,60 @@ class HandModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ModelResources:
+    """What one instance of a backend keeps busy: ``cpus`` CPUs and ``gpus`` GPUs."""
+
+    cpus: int
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registry entry: ``name`` (``detect.backend``), ``kind`` (``model`` or ``files``),
+    ``code`` (``"module:attribute"``: the detector class, or the files reader
+    ``(take, settings) -> (keypoints, summary)``), ``settings_section`` (the ``detect``
+    sub-section of its own settings, None: none) and ``resources`` (``"module:function"``,
+    ``(detect settings) -> ModelResources``)."""
+
+    name: str
+    kind: str
+    code: str
+    settings_section: str | None
+    resources: str
+
+    def load(self):
+        """The entry's class or function (its module imported now)."""
+        return _attribute(self.code)
+
+    def model_resources(self, settings: dict) -> ModelResources:
+        return _attribute(self.resources)(settings)
+
+
+def _attribute(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+BACKENDS = {
+    entry.name: entry
+    for entry in (
+        BackendEntry("mediapipe", "model", "stages.detect.mediapipe_backend:MediaPipeDetector", None, "stages.detect.mediapipe_backend:resources"),
+        BackendEntry("mmpose", "model", "stages.detect.mmpose_backend:MMPoseDetector", "mmpose", "stages.detect.mmpose_backend:resources"),
+        BackendEntry("precomputed", "files", "stages.detect.precomputed:read_precomputed", None, "stages.detect.precomputed:resources"),
+    )
+}
+MODEL_BACKENDS = tuple(name for name, entry in BACKENDS.items() if entry.kind == "model")
+
+
+def backend_entry(settings: dict) -> BackendEntry:
+    """The registry entry of ``settings["backend"]`` (the ``detect`` config section)."""
+    name = settings["backend"]
+    if name not in BACKENDS:
+        raise ValueError(f"detect.backend {name!r} is not registered (backends: {', '.join(BACKENDS)})")
+    return BACKENDS[name]
+
+
 def detect_views(detector, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[np.ndarray]:
     """``detect(image, box)`` for each pair, as one batch where the detector batches."""
     if not images:
@@ -73,13 +133,7 @@ def hand_model(detector) -> HandModel | None:
 
 def make_detector(settings: dict) -> Detector:
     """The detector named by ``settings["backend"]`` (the ``detect`` config section)."""
-    backend = settings["backend"]
-    if backend == "mediapipe":
-        from stages.detect.mediapipe_backend import MediaPipeDetector
-
-        return MediaPipeDetector(settings)
-    if backend == "mmpose":
-        from stages.detect.mmpose_backend import MMPoseDetector
-
-        return MMPoseDetector(settings)
-    raise ValueError(f"detect backend {backend!r} is not a model backend (model backends: {', '.join(MODEL_BACKENDS)})")
+    entry = backend_entry(settings)
+    if entry.kind != "model":
+        raise ValueError(f"detect backend {entry.name!r} is not a model backend (model backends: {', '.join(MODEL_BACKENDS)})")
+    return entry.load()(settings)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from fitting.skeleton import BODY, NUM_HAND_JOINTS
+from stages.detect.backend import ModelResources
 from stages.detect.crops import RotatedCrop, box_iou, extract, square_around
 from stages.detect.keypoint_maps import NUM_BLAZEPOSE, blazepose_to_coco, empty_keypoints
 
@@ -123,6 +124,11 @@ def check_model_files(root: Path, hand_complexity: int) -> list[Path]:
                 "nothing is downloaded at run time"
             )
     return paths
+
+
+def resources(settings: dict) -> ModelResources:
+    """One model instance: ``detect.cpus_per_model`` CPUs (its graphs run one thread each)."""
+    return ModelResources(int(settings["cpus_per_model"]))
 
 
 class MediaPipeDetector:

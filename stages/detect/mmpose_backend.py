@@ -1,13 +1,13 @@
 """The ``mmpose`` detector: mmdet person boxes + an mmpose top-down COCO-WholeBody model.
 
-Optional extra (``make setup-mmpose``, docs/DEPENDENCIES.md). Config and checkpoint
-files are given by path in the ``detect`` settings; nothing is downloaded: a missing
-file is refused with its name. ``mmpose_checkpoint: null`` builds the model with random
-weights (tests only). Without ``mmdet_config`` no person detector is used and the
-region of interest itself is the person box.
+Optional extra (``make setup-mmpose``, docs/DEPENDENCIES.md). Its settings are the
+``detect.mmpose`` sub-section. Config and checkpoint files are given by path there;
+nothing is downloaded: a missing file is refused with its name. ``pose_checkpoint:
+null`` builds the model with random weights (tests only). Without ``det_config`` no
+person detector is used and the region of interest itself is the person box.
 
 - ``person_boxes(image)``: mmdet's boxes of label 0 (person) with score >=
-  ``min_box_score``.
+  ``detect.mmpose.min_box_score``.
 - ``detect(image, roi)``: the person box that overlaps the ROI most (IoU), or the ROI
   when no box overlaps it; the whole-body model's 133 keypoints on that box -> body 17
   + left hand 21 + right hand 21 (:func:`stages.detect.keypoint_maps.wholebody_to_joints`),
@@ -15,7 +15,7 @@ region of interest itself is the person box.
   missing.
 - ``detect_batch(images, rois)``: the same for every view of a frame at once: the
   person detector's images and the pose model's boxes each go through the model as
-  batches of at most ``mmpose_batch_size`` (one forward pass per batch: what a GPU
+  batches of at most ``detect.mmpose.batch_size`` (one forward pass per batch: what a GPU
   wants). ``detect`` is a batch of one.
 - ``device``: ``auto`` is ``cuda:0`` where torch sees a GPU, else ``cpu``
   (:func:`torch_device`).
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.detect.backend import ModelResources
 from stages.detect.crops import box_iou
 from stages.detect.keypoint_maps import NUM_WHOLEBODY, empty_keypoints, wholebody_to_joints
 
@@ -46,14 +47,23 @@ INSTALL_NOTE = "the mmpose extra is not installed (make setup-mmpose; see docs/D
 
 
 def _existing(settings: dict, key: str, required: bool) -> str | None:
+    """The file ``settings[key]`` of the ``detect.mmpose`` section names, checked."""
     value = settings[key]
     if not value:
         if required:
-            raise ValueError(f"detect.{key} must name a file for the mmpose backend")
+            raise ValueError(f"detect.mmpose.{key} must name a file for the mmpose backend")
         return None
     if not Path(value).is_file():
-        raise FileNotFoundError(f"{value}: detect.{key}: no such file (model files are given by path, never downloaded)")
+        raise FileNotFoundError(f"{value}: detect.mmpose.{key}: no such file (model files are given by path, never downloaded)")
     return str(value)
+
+
+def resources(settings: dict) -> ModelResources:
+    """One model instance: a GPU (and one CPU to feed it) on a CUDA device, else
+    ``detect.cpus_per_model`` CPUs."""
+    if torch_device(settings["mmpose"]["device"]).startswith("cuda"):
+        return ModelResources(1, 1)
+    return ModelResources(int(settings["cpus_per_model"]))
 
 
 def _torchvision_stand_in() -> None:
@@ -78,7 +88,7 @@ def _torchvision_stand_in() -> None:
 
 
 def torch_device(setting: str) -> str:
-    """``detect.device`` resolved: ``auto`` is ``cuda:0`` when torch sees a GPU, else ``cpu``."""
+    """``detect.mmpose.device`` resolved: ``auto`` is ``cuda:0`` when torch sees a GPU, else ``cpu``."""
     if setting != "auto":
         return setting
     import torch
@@ -101,17 +111,18 @@ class MMPoseDetector:
         except ImportError as error:
             raise ImportError(f"detect backend 'mmpose': {INSTALL_NOTE}: {error}") from error
         self.settings = dict(settings)
-        self.device = torch_device(settings["device"])
+        options = self.options = dict(settings["mmpose"])
+        self.device = torch_device(options["device"])
         self._torch, self._collate = torch, pseudo_collate
-        pose_config = _existing(settings, "mmpose_config", True)
-        pose_checkpoint = _existing(settings, "mmpose_checkpoint", False)
-        det_config = _existing(settings, "mmdet_config", False)
-        det_checkpoint = _existing(settings, "mmdet_checkpoint", False)
+        pose_config = _existing(options, "pose_config", True)
+        pose_checkpoint = _existing(options, "pose_checkpoint", False)
+        det_config = _existing(options, "det_config", False)
+        det_checkpoint = _existing(options, "det_checkpoint", False)
         self.pose_model = init_model(pose_config, pose_checkpoint, device=self.device)
         count = int(self.pose_model.dataset_meta.get("num_keypoints", 0))
         if count != NUM_WHOLEBODY:
             raise ValueError(
-                f"{pose_config}: detect.mmpose_config must be a COCO-WholeBody model ({NUM_WHOLEBODY} keypoints), "
+                f"{pose_config}: detect.mmpose.pose_config must be a COCO-WholeBody model ({NUM_WHOLEBODY} keypoints), "
                 f"it has {count}"
             )
         init_default_scope(self.pose_model.cfg.get("default_scope", "mmpose"))
@@ -129,7 +140,7 @@ class MMPoseDetector:
             self._det_pipeline = Compose(pipeline)
 
     def _batches(self, items: list) -> list[list]:
-        size = int(self.settings["mmpose_batch_size"])
+        size = int(self.options["batch_size"])
         return [items[start : start + size] for start in range(0, len(items), size)]
 
     def _person_boxes_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -147,7 +158,7 @@ class MMPoseDetector:
                 boxes = instances.bboxes.detach().cpu().numpy().astype(np.float64)
                 scores = instances.scores.detach().cpu().numpy().astype(np.float64)
                 labels = instances.labels.detach().cpu().numpy()
-                keep = (labels == 0) & (scores >= self.settings["min_box_score"])
+                keep = (labels == 0) & (scores >= self.options["min_box_score"])
                 found.append(np.column_stack([boxes[keep], scores[keep]]).reshape(-1, 5))
         return found
 

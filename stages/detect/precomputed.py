@@ -34,10 +34,16 @@ import numpy as np
 from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.formats.egoexo4d import read_egoexo4d_annotation, release_exo_undistorted_camera
 from pipeline.formats.openpose import openpose_files, read_openpose_folder, read_openpose_people_folder
+from stages.detect.backend import ModelResources
 from stages.detect.prior import ego_centres
 from triangulation.visibility import rectified_to_raw
 
 logger = logging.getLogger(__name__)
+
+
+def resources(settings: dict) -> ModelResources:
+    """Reading files: one CPU (what a batch's take task asks of Ray)."""
+    return ModelResources(1)
 
 
 def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:

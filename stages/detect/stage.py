@@ -20,6 +20,7 @@ from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from pipeline.formats.video import video_info
 from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.detect.backend import backend_entry
 from stages.detect.hand_quality import check_hands
 from stages.detect.tasks import plan_tasks, run_tasks
 
@@ -85,10 +86,9 @@ def detect_take(
 
 
 def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarray, dict]:
-    if settings["backend"] == "precomputed":
-        from stages.detect.precomputed import read_precomputed
-
-        return read_precomputed(take, settings)
+    entry = backend_entry(settings)
+    if entry.kind == "files":
+        return entry.load()(take, settings)
     if not take.num_frames:
         raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
     tasks = plan_tasks(take, settings, take.num_frames, frame_range)
@@ -110,7 +110,7 @@ def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarr
 
 def missing_inputs(take, settings: dict) -> dict[str, str]:
     """Exo cameras without the input the backend reads, with the reason (camera -> reason)."""
-    if settings["backend"] != "precomputed":
+    if backend_entry(settings).kind == "model":
         return {name: "no video" for name in take.exo_names if name not in take.videos}
     if settings["precomputed_format"] == "openpose":
         return {name: "no 2D keypoint folder" for name in take.exo_names if name not in take.keypoints_2d}

@@ -142,14 +142,16 @@ class _DetectWorker:
 
 def choose_executor(settings: dict, tasks: int, start_ray: bool = False):
     """Where ``tasks`` tasks run under ``detect.executor`` (:func:`pipeline.executor.choose`:
-    one actor per model instance of ``cpus_per_model`` CPUs, or per GPU);
+    one actor per model instance of the backend's resource needs: CPUs, or a GPU);
     ``start_ray``: with ``auto``, fall back to in-process when Ray does not start."""
     from pipeline.executor import choose
+    from stages.detect.backend import backend_entry
 
+    needs = backend_entry(settings).model_resources(settings)
     return choose(
-        settings["executor"], "detect.executor", pieces=tasks, cpus_per_worker=int(settings["cpus_per_model"]),
+        settings["executor"], "detect.executor", pieces=tasks, cpus_per_worker=needs.cpus,
         address=settings["ray_address"], worker="model instances", num_workers=int(settings["num_workers"]),
-        gpu=settings["backend"] == "mmpose" and _mmpose_device(settings).startswith("cuda"), start_ray=start_ray,
+        gpu=needs.gpus > 0, start_ray=start_ray,
     )  # fmt: skip
 
 
@@ -163,13 +165,16 @@ def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, worke
     ray = ensure_ray(settings["ray_address"], None, "detect.executor 'ray'")
     from ray.util import ActorPool
 
+    from stages.detect.backend import backend_entry
+
+    needs = backend_entry(settings).model_resources(settings)
     cpus = cluster_cpus(ray)
-    per_model = min(int(settings["cpus_per_model"]), cpus)  # an actor asking for more would never start
+    per_model = min(needs.cpus, cpus)  # an actor asking for more would never start
     fit = max(1, cpus // per_model)
     if workers > fit:
         logger.warning("detect: %d actor(s) asked, Ray has %d CPU(s) for %d of %d CPU(s) each: using %d", workers, cpus, fit, per_model, fit)
     retries = int(settings["ray_retries"])
-    actor = ray.remote(num_cpus=per_model, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
+    actor = ray.remote(num_cpus=per_model, num_gpus=needs.gpus, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
     actors = max(1, min(workers, fit, len(tasks)))
     pool = ActorPool([actor.remote(settings) for _ in range(actors)])
     indexed = list(enumerate(tasks))
@@ -189,15 +194,6 @@ def exo_videos(take) -> list[Path]:
             f"(looked for <camera>.mp4/.avi/.mov/.mkv in the take's video folder)"
         )
     return [take.videos[name] for name in take.exo_names]
-
-
-def _mmpose_device(settings: dict) -> str:
-    """The mmpose backend's torch device (``auto`` resolved only when asked for)."""
-    if settings["device"] != "auto":
-        return str(settings["device"])
-    from stages.detect.mmpose_backend import torch_device
-
-    return torch_device("auto")
 
 
 def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
