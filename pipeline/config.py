@@ -291,6 +291,11 @@ class QaConfig:
 
 
 @dataclass(frozen=True)
+class FitBodyModelAnnyConfig:
+    cache_dir: str | None
+
+
+@dataclass(frozen=True)
 class FitBodyModelSmplxConfig:
     model_type: Literal["smplx", "smplh", "smpl"]
     model_path: str | None
@@ -302,7 +307,7 @@ class FitBodyModelSmplxConfig:
 class FitBodyModelConfig:
     enabled: bool
     backend: Literal["anny", "smplx"]
-    anny_cache_dir: str | None
+    anny: FitBodyModelAnnyConfig
     smplx: FitBodyModelSmplxConfig
     body_sigma_mm: float = field(metadata=_POSITIVE)
     hand_sigma_mm: float = field(metadata=_POSITIVE)

@@ -3,7 +3,7 @@ model fitted to the refined joints (:func:`fitting.body_model.fit.fit_body_model
 
 Backends (``fit_body_model.backend``): ``anny`` (Anny, its data in the wheel, offline)
 and ``smplx`` (SMPL-X / SMPL+H / SMPL from the user's model files, the ``smplx``
-section). torch and the backend are imported only when the stage runs: with the stage
+section); the registry is :data:`BODY_MODELS`. torch and the backend are imported only when the stage runs: with the stage
 off nothing imports torch.
 
 Reads ``refine/joints_3d.npz`` (points, confidence, filled) and the take's fps; writes
@@ -34,12 +34,20 @@ from stages.base import TAKE_CODE, StageContext, StageSpec
 MESH_CHUNK_FRAMES = 16  # meshes are posed this many frames at a time (bounds memory)
 
 
+# The body models by ``fit_body_model.backend``: each reads its own settings sub-section
+# (``fit_body_model.<name>``). Adding one is its loader in pipeline/formats/body_model.py
+# (its model class in fitting/body_model/), one line here, and its settings in
+# configs/default.yaml and pipeline/config.py.
+BODY_MODELS = {
+    "anny": lambda options: load_anny(options["cache_dir"]),
+    "smplx": lambda options: load_smpl_family(options["model_type"], options["model_path"], options["gender"], options["num_betas"]),
+}
+
+
 def load_body_model(settings: dict):
     """The configured model (imports torch and the backend)."""
-    if settings["backend"] == "smplx":
-        options = settings["smplx"]
-        return load_smpl_family(options["model_type"], options["model_path"], options["gender"], options["num_betas"])
-    return load_anny(settings["anny_cache_dir"])
+    name = settings["backend"]
+    return BODY_MODELS[name](settings[name])
 
 
 def fit_settings(settings: dict):

@@ -254,3 +254,15 @@ def test_qa_shows_the_fit_error_and_the_meshes(model_folder, tmp_path):
         store = reader.store(store=reader.recordings()[0])
         rows = {line.split()[0]: int(line.split()[1].split("=")[1]) for line in store.summary().splitlines() if "timelines=['frame']" in line}
         assert rows["/world/body_model"] == 3  # frames 0, 2, 4
+
+
+def test_every_body_model_backend_has_its_settings_section():
+    import typing
+
+    from pipeline.config import FitBodyModelConfig, load_config
+    from stages.fit_body_model import BODY_MODELS
+
+    assert set(BODY_MODELS) == set(typing.get_args(typing.get_type_hints(FitBodyModelConfig)["backend"]))
+    for name in BODY_MODELS:
+        settings = load_config(overrides=[f"fit_body_model.backend={name}"]).section("fit_body_model")
+        assert isinstance(settings[name], dict)
