@@ -14,8 +14,11 @@ the batch's exit status says that something failed.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import json
 import logging
+import pkgutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -28,23 +31,48 @@ from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
 from pipeline.ray_support import current_node, ensure_ray
-from stages import export, fit_body_model, project_ego, refine, triangulate
+import stages
 from stages.base import TAKE_CODE, StageContext, StageSpec
-from stages.detect import stage as detect
-from stages.qa import stage as qa
 
 logger = logging.getLogger(__name__)
 
-# The stages in the order they run; each module's STAGE declares what it reads and writes.
-STAGES: tuple[StageSpec, ...] = (
-    detect.STAGE,
-    triangulate.STAGE,
-    refine.STAGE,
-    fit_body_model.STAGE,
-    project_ego.STAGE,
-    export.STAGE,
-    qa.STAGE,
-)
+
+def discover_stages() -> list[StageSpec]:
+    """Every stage of the ``stages`` package: the ``STAGE`` of each module ``stages/<name>.py``
+    and of each package's ``stages/<name>/stage.py``."""
+    found = []
+    for module in pkgutil.iter_modules(stages.__path__):
+        name = f"stages.{module.name}.stage" if module.ispkg else f"stages.{module.name}"
+        if module.ispkg and importlib.util.find_spec(name) is None:
+            continue
+        spec = getattr(importlib.import_module(name), "STAGE", None)
+        if isinstance(spec, StageSpec):
+            found.append(spec)
+    return found
+
+
+def stage_order(specs: list[StageSpec]) -> tuple[StageSpec, ...]:
+    """``specs`` in an order where every stage comes after the stages it reads (``inputs``
+    and ``optional_inputs``), ties broken by name; raises naming an unknown input or a cycle."""
+    by_name = {spec.name: spec for spec in specs}
+    needs = {}
+    for spec in specs:
+        reads = set(spec.inputs) | set(spec.optional_inputs)
+        if unknown := sorted(reads - set(by_name)):
+            raise ValueError(f"stage '{spec.name}' reads {unknown}, which no stage writes")
+        needs[spec.name] = reads
+    ordered: list[StageSpec] = []
+    while needs:
+        ready = sorted(name for name, reads in needs.items() if not reads - {spec.name for spec in ordered})
+        if not ready:
+            raise ValueError(f"stages {sorted(needs)} read each other in a cycle")
+        ordered.append(by_name[ready[0]])
+        del needs[ready[0]]
+    return tuple(ordered)
+
+
+# The stages in the order they run, computed from what each module's STAGE reads.
+STAGES: tuple[StageSpec, ...] = stage_order(discover_stages())
 STAGE_NAMES = tuple(spec.name for spec in STAGES)
 
 
@@ -117,6 +145,7 @@ def _run_stage(
             cache=store.cache(spec.name, stage_fingerprint),
             progress=None if progress is None else progress.frames_done,
             previous=store.record(spec.name),
+            sections=spec.config_sections,
         )
         files, summary = spec.run(context)
         spec.check_outputs(files)

@@ -54,8 +54,13 @@ class StageContext:
     cache: Path | None = None
     progress: Callable[[int], None] | None = None
     previous: StageRecord | None = None  # the stage's own last finished output (files it may keep)
+    sections: tuple[str, ...] | None = None  # the config sections the stage declares (None: any)
 
     def settings(self, section: str) -> dict:
+        """The settings of ``section``; a section the stage does not declare is refused
+        (its result would depend on settings its fingerprint leaves out)."""
+        if self.sections is not None and section not in self.sections:
+            raise KeyError(f"a stage read the settings section {section!r} it does not declare (config_sections: {', '.join(self.sections)})")
         return self.config.section(section)
 
 

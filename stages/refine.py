@@ -29,6 +29,7 @@ plus ``bone_lengths``, ``outliers``, ``filled``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +42,7 @@ from fitting.bone_lengths import lag_product_bone_lengths
 from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
+from pipeline.config import BatchConfig
 from pipeline.formats.arrays import load_arrays, save_joints_3d
 from pipeline.executor import choose
 from pipeline.ray_support import ray_map
@@ -318,7 +320,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     joints = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points", "inliers", "reprojection_error"))
     cameras = list(context.take.exo_cameras)
     settings = context.settings("refine")
-    address = context.config.batch.ray_address
+    address = context.settings("batch")["ray_address"]
     choice = choose_executor(settings, joints["points"].shape[0], address, start_ray=True)
     executor, reason = choice.kind, choice.reason
     logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
@@ -340,10 +342,11 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="refine",
     inputs=("detect", "triangulate"),
-    config_sections=("refine",),
+    config_sections=("refine", "batch"),  # batch: the cluster its windows may run on
     code=("fitting", "stages/refine.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,
-    execution_keys=("refine.executor", "refine.ray_min_frames"),
+    # How it runs, never what it writes: the executor, and every batch key.
+    execution_keys=("refine.executor", "refine.ray_min_frames") + tuple(f"batch.{key.name}" for key in dataclasses.fields(BatchConfig)),
 )

@@ -108,7 +108,7 @@ def test_no_import_cycles(graph):
             visit(node)
 
 
-def test_every_stage_module_declares_its_stage_and_the_runner_lists_it():
+def test_every_stage_module_declares_its_stage_and_the_runner_orders_it():
     from pipeline.config import load_config
     from pipeline.runner import STAGES
     from stages.base import StageSpec
@@ -166,3 +166,26 @@ def test_each_stage_code_list_covers_what_it_imports(graph):
             and not any(modules[name] == path or path in modules[name].parents for path in listed)
         )
         assert not uncovered, f"stage '{spec.name}': code list misses {uncovered} (imported, directly or not, by {spec.run.__module__})"
+
+
+def test_the_stage_order_is_computed_from_what_the_stages_read():
+    """The runner's order comes from the stages' declared inputs (no list kept by hand):
+    any order of the same stages gives it; an unknown input and a cycle are refused."""
+    import dataclasses
+    import random
+
+    from pipeline.runner import STAGES, discover_stages, stage_order
+
+    assert [spec.name for spec in STAGES] == ["detect", "triangulate", "refine", "fit_body_model", "project_ego", "export", "qa"]
+    found = discover_stages()
+    assert {spec.name for spec in found} == {spec.name for spec in STAGES}
+    for seed in range(5):
+        shuffled = list(found)
+        random.Random(seed).shuffle(shuffled)
+        assert stage_order(shuffled) == STAGES
+    by_name = {spec.name: spec for spec in found}
+    with pytest.raises(ValueError, match="no stage writes"):
+        stage_order([dataclasses.replace(by_name["triangulate"], inputs=("nothing",))])
+    cyclic = [dataclasses.replace(by_name["detect"], inputs=("triangulate",)), by_name["triangulate"]]
+    with pytest.raises(ValueError, match="cycle"):
+        stage_order(cyclic)

@@ -123,3 +123,22 @@ def test_takes_run_in_parallel_on_ray_with_the_same_results(take_dir, tmp_path):
     a = np.load(tmp_path / "parallel" / name / "refine" / "joints_3d.npz", allow_pickle=False)
     b = np.load(tmp_path / "sequential" / name / "refine" / "joints_3d.npz", allow_pickle=False)
     np.testing.assert_array_equal(a["points"], b["points"])
+
+
+def test_a_stage_reading_a_settings_section_it_does_not_declare_fails(tmp_path):
+    from pipeline.config import load_config
+    from stages.base import StageContext
+
+    context = StageContext(take=None, config=load_config(), inputs={}, work=tmp_path, sections=("refine",))
+    assert context.settings("refine")["executor"] == "auto"
+    with pytest.raises(KeyError, match="'qa' it does not declare"):
+        context.settings("qa")
+
+
+def test_every_stage_declares_the_sections_it_reads():
+    """The stages read settings only through ``context.settings``: no stage module reaches
+    for ``context.config`` (whose sections would escape the fingerprint)."""
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "stages").rglob("*.py")):
+        assert "context.config" not in path.read_text(encoding="utf-8"), path
