@@ -47,6 +47,7 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.linalg import lapack
 
+from fitting.banded import solve_transposed
 from fitting.bone_lengths import median_bone_lengths
 from fitting.reprojection import CameraLike, project, project_with_jacobian
 
@@ -116,7 +117,6 @@ def _correction_levels(pairs: np.ndarray, both: np.ndarray) -> list[tuple[np.nda
 
 _UPPER_I = np.array([0, 0, 1, 0, 1, 2])  # the upper entries (i <= j) of a 3x3 block: rows...
 _UPPER_J = np.array([0, 1, 1, 2, 2, 2])  # ...and columns
-_UPPER_DIAGONAL = np.array([0, 2, 5])  # which of them are on its diagonal
 
 
 class _Block:
@@ -173,16 +173,14 @@ class _Block:
         self.bone_sa, self.bone_sb = self.bone_t * nj + self.bone_a, self.bone_t * nj + self.bone_b
         self.acc_sample = self.acc_t * nj + self.acc_k
         self.anc_sample = self.anc_t * nj + self.anc_k
-        owner = np.concatenate([self.obs_sample, self.bone_sa, self.bone_sb])
-        self.owner6 = (owner[:, None] * 6 + np.arange(6)).ravel()
-        self.owner3 = (owner[:, None] * 3 + np.arange(3)).ravel()
+        self.owner = np.concatenate([self.obs_sample, self.bone_sa, self.bone_sb])  # the sample of each row's 3x3 block
         kd, rows = self.bandwidth, self.bandwidth + 1  # upper banded storage, Fortran order: N[i, j] at (kd + i - j) + rows * j
-        column = 3 * np.arange(T * nj)[:, None] + _UPPER_J
-        self.diagonal_position = (kd + 3 * np.arange(T * nj)[:, None] + _UPPER_I - column + rows * column).ravel()
+        column = 3 * np.arange(T * nj) + _UPPER_J[:, None]
+        self.diagonal_position = kd + 3 * np.arange(T * nj) + _UPPER_I[:, None] - column + rows * column  # (6, samples)
         low, high = 3 * np.minimum(self.bone_sa, self.bone_sb), 3 * np.maximum(self.bone_sa, self.bone_sb)
         i, j = np.divmod(np.arange(9), 3)
-        column = high[:, None] + j
-        self.cross_position = (kd + low[:, None] + i - column + rows * column).ravel()
+        column = high + j[:, None]
+        self.cross_position = kd + low + i[:, None] - column + rows * column  # (9, bone rows): entry (3 i + j) of the block
 
     def _index(self, t, k):
         return (t * self.shape[1] + k) * 3
@@ -276,29 +274,34 @@ class _Block:
         delta, jac = self._reprojection(cameras, x, True)
         _, robust = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
         sqrt_w = np.sqrt(self.obs_conf * robust) / w.pixel_sigma_px
-        jac_w = jac * sqrt_w[:, None, None]  # (n, 2, 3) whitened rows
-        res_w = delta * sqrt_w[:, None]  # (n, 2)
+        # Whitened reprojection rows, one array per component (n,): jw[r][c] = d pixel_r / d x_c.
+        jw = [[jac[:, r, c] * sqrt_w for c in range(3)] for r in range(2)]
+        rw = [delta[:, r] * sqrt_w for r in range(2)]
         # Bone rows: r = (|d| - L) s, d r / d x_b = s u = -d r / d x_a, d r / d L = -s.
         d = flat_x[self.bone_sb] - flat_x[self.bone_sa]
         dist = np.sqrt((d**2).sum(-1))
         unit = d / np.maximum(dist, 1e-9)[:, None] * self.bone_scale[:, None]
+        u = [unit[:, c] for c in range(3)]
         bone_r = (dist - lengths[self.bone_id]) * self.bone_scale
-        # Diagonal 3x3 blocks per sample (t, k), upper entries: reprojection and both ends of every bone.
-        outer_obs = (jac_w[:, :, _UPPER_I] * jac_w[:, :, _UPPER_J]).sum(axis=1)
-        outer_bone = unit[:, _UPPER_I] * unit[:, _UPPER_J]
-        diagonal = np.bincount(self.owner6, np.concatenate([outer_obs, outer_bone, outer_bone]).ravel(), minlength=6 * samples).reshape(samples, 6)
-        diagonal[:, _UPPER_DIAGONAL] += constant[0].reshape(samples, 3)
         ab[...] = 0.0
         ab[kd - stride], ab[kd - 2 * stride] = constant[1], constant[2]
         flat = ab.reshape(-1, order="F")  # a view: ab is Fortran-ordered
-        flat[self.diagonal_position] = diagonal.ravel()
-        # Off-diagonal blocks (t, a)-(t, b) of each bone row: -s^2 u u^T (symmetric; bones are distinct pairs).
-        flat[self.cross_position] = -(unit[:, :, None] * unit[:, None, :]).ravel()
+        for k, (i, j) in enumerate(zip(_UPPER_I, _UPPER_J)):  # loop over the 6 upper entries of a 3x3 block
+            bone = u[i] * u[j]
+            # Diagonal blocks per sample (t, k): reprojection and both ends of every bone.
+            entry = np.bincount(self.owner, np.concatenate([jw[0][i] * jw[0][j] + jw[1][i] * jw[1][j], bone, bone]), minlength=samples)
+            if i == j:
+                entry += constant[0][i::3]
+            flat[self.diagonal_position[k]] = entry
+            # Off-diagonal blocks (t, a)-(t, b) of each bone row: -s^2 u u^T (symmetric; bones are distinct pairs).
+            flat[self.cross_position[3 * i + j]] = -bone
+            if i != j:
+                flat[self.cross_position[3 * j + i]] = -bone
         # Gradient J_x^T r.
-        bone_g = unit * bone_r[:, None]
-        gradient = np.bincount(
-            self.owner3, np.concatenate([np.einsum("nri,nr->ni", jac_w, res_w), -bone_g, bone_g]).ravel(), minlength=3 * samples
-        ).reshape(samples, 3)
+        gradient = np.empty((samples, 3))
+        for c in range(3):
+            bone = u[c] * bone_r
+            gradient[:, c] = np.bincount(self.owner, np.concatenate([jw[0][c] * rw[0] + jw[1][c] * rw[1], -bone, bone]), minlength=samples)
         acc = (flat_x[self.acc_sample - nj] - 2.0 * flat_x[self.acc_sample] + flat_x[self.acc_sample + nj]) * self.acc_scale[:, None] ** 2
         gradient[self.acc_sample - nj] += acc
         gradient[self.acc_sample] -= 2.0 * acc
@@ -421,7 +424,7 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
     damping, growth = 1e-3, 2.0
     converged, iterations = False, 0
     # Per block, allocated once per window (large fresh arrays cost page faults): the
-    # normal matrix, factored in place, and the right-hand sides, solved in place.
+    # normal matrix, factored in place, and the right-hand sides.
     columns = [np.flatnonzero(free[block.pair_ids]) for block in blocks]  # local bones with free lengths
     slots = [position[block.pair_ids[own]] for block, own in zip(blocks, columns)]
     constants = [block.constant_normal() for block in blocks]
@@ -455,9 +458,7 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
                     U, info = lapack.dpbtrf(ab, lower=0, overwrite_ab=1)
                     if info != 0:
                         raise np.linalg.LinAlgError(f"dpbtrf info {info}")
-                    Z, info = lapack.dtbtrs(U, rhs, uplo="U", trans="T", overwrite_b=1)
-                    if info != 0:
-                        raise np.linalg.LinAlgError(f"dtbtrs info {info}")
+                    Z = solve_transposed(U, rhs)
                     schur[np.ix_(slot, slot)] -= Z[:, 1:].T @ Z[:, 1:]
                     rhs_l[slot] -= Z[:, 1:].T @ Z[:, 0]
                     solves.append((U, Z, slot))
