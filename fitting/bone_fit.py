@@ -167,7 +167,7 @@ class _Block:
         # Observations are in view order (np.nonzero): each view's are one slice.
         bounds = np.searchsorted(view, np.arange(len(observations) + 1))
         self.view_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        self.levels = _correction_levels(pairs, both)
+        self.levels = [(t * nj + a, t * nj + c, local) for t, a, c, local in _correction_levels(pairs, both)]  # flat samples
         # Flat indices the normal equations are assembled with (samples: t * nj + k).
         self.obs_sample = self.obs_t * nj + self.obs_k
         self.bone_sa, self.bone_sb = self.bone_t * nj + self.bone_a, self.bone_t * nj + self.bone_b
@@ -197,26 +197,29 @@ class _Block:
         the bones of a level share no joint, so this is the bone-by-bone sweep, bit for bit).
         """
         x = x.copy()
+        flat, flat_before = x.reshape(-1, 3), None if before is None else before.reshape(-1, 3)
         targets = []
-        for t, a, c, local in self.levels:  # loop over levels (a few per block)
+        for a, c, local in self.levels:  # loop over levels (a few per block)
             if before is None:
                 targets.append(lengths[self.pair_ids[local]])
             else:
-                d_old = before[t, c] - before[t, a]
+                d_old = flat_before[c] - flat_before[a]
                 norm_old = np.maximum(np.sqrt((d_old**2).sum(-1)), 1e-9)
-                moved = (x[t, c] - x[t, a]) - d_old
+                moved = (flat[c] - flat[a]) - d_old
                 targets.append(norm_old + (d_old * moved).sum(-1) / norm_old)
         for _ in range(_CORRECTION_SWEEPS):
-            for (t, a, c, _), target in zip(self.levels, targets):  # loop over levels
-                d = x[t, c] - x[t, a]
+            for (a, c, _), target in zip(self.levels, targets):  # loop over levels
+                d = flat[c] - flat[a]
                 norm = np.maximum(np.sqrt((d**2).sum(-1)), 1e-9)
                 shift = (0.5 * (norm - target) / norm)[:, None] * d
-                x[t, a] += shift
-                x[t, c] -= shift
+                flat[a] += shift
+                flat[c] -= shift
         return x
 
-    def _reprojection(self, cameras, x, with_jacobian):
-        points = x[self.obs_t, self.obs_k]
+    def reprojection(self, cameras, x, with_jacobian: bool):
+        """Pixel residuals ``(n, 2)`` of the block's observations at ``x`` (1e4 behind a camera)
+        and, ``with_jacobian``, d pixel / d point ``(n, 2, 3)`` (else None)."""
+        points = x.reshape(-1, 3)[self.obs_sample]
         pixels = np.empty((points.shape[0], 2))
         jacobian = np.empty((points.shape[0], 2, 3)) if with_jacobian else None
         for camera, rows in zip(cameras, self.view_slices):  # loop over views
@@ -228,15 +231,17 @@ class _Block:
         delta = pixels - self.obs_xy
         return np.where(np.isfinite(delta), delta, 1e4), jacobian  # behind a camera: a large residual
 
-    def cost(self, cameras, x, lengths) -> float:
-        """Robust cost of the block (sum of squared whitened residuals, robust loss on pixels)."""
+    def cost(self, cameras, x, lengths, reprojection=None) -> float:
+        """Robust cost of the block (sum of squared whitened residuals, robust loss on pixels);
+        ``reprojection``: :meth:`reprojection` at ``x`` when known."""
         w = self.weights
-        delta, _ = self._reprojection(cameras, x, False)
+        flat = x.reshape(-1, 3)
+        delta, _ = self.reprojection(cameras, x, False) if reprojection is None else reprojection
         rho, _ = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
-        acc = (x[self.acc_t - 1, self.acc_k] - 2.0 * x[self.acc_t, self.acc_k] + x[self.acc_t + 1, self.acc_k]) * self.acc_scale[:, None]
-        dist = np.sqrt(((x[self.bone_t, self.bone_b] - x[self.bone_t, self.bone_a]) ** 2).sum(-1))
+        acc = (flat[self.acc_sample - self.shape[1]] - 2.0 * flat[self.acc_sample] + flat[self.acc_sample + self.shape[1]]) * self.acc_scale[:, None]
+        dist = np.sqrt(((flat[self.bone_sb] - flat[self.bone_sa]) ** 2).sum(-1))
         bone = (dist - lengths[self.bone_id]) * self.bone_scale
-        anchor = (x[self.anc_t, self.anc_k] - self.anc_xyz) / w.anchor_sigma_m
+        anchor = (flat[self.anc_sample] - self.anc_xyz) / w.anchor_sigma_m
         return float((self.obs_conf * rho).sum() / w.pixel_sigma_px**2 + (acc**2).sum() + (bone**2).sum() + (anchor**2).sum())
 
     def constant_normal(self) -> np.ndarray:
@@ -256,7 +261,7 @@ class _Block:
         np.add.at(rows[0], anchored, 1.0 / self.weights.anchor_sigma_m**2)
         return rows
 
-    def normal_equations(self, cameras, x, lengths, free_local, constant, ab, rhs):
+    def normal_equations(self, cameras, x, lengths, free_local, constant, ab, rhs, reprojection=None):
         """Gauss-Newton normal equations of the block at ``x`` (IRLS weights of the robust loss),
         assembled directly (the products :meth:`linearise`'s Jacobian would give).
 
@@ -265,13 +270,14 @@ class _Block:
         size)`` with ``J_x^T J_x`` in upper banded storage (LAPACK's layout; Fortran order
         for LAPACK to work in place) and ``rhs (size, 1 + len(free_local))`` (Fortran
         order): column 0 ``J_x^T r``, the others ``J_x^T J_l``. Returns the diagonal of
-        ``J_l^T J_l`` and ``J_l^T r`` over the free lengths.
+        ``J_l^T J_l`` and ``J_l^T r`` over the free lengths. ``reprojection``:
+        :meth:`reprojection` at ``x`` with the Jacobian, when known.
         """
         w = self.weights
         T, nj, _ = self.shape
         kd, stride, samples = self.bandwidth, 3 * nj, T * nj
         flat_x = x.reshape(-1, 3)
-        delta, jac = self._reprojection(cameras, x, True)
+        delta, jac = self.reprojection(cameras, x, True) if reprojection is None else reprojection
         _, robust = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
         sqrt_w = np.sqrt(self.obs_conf * robust) / w.pixel_sigma_px
         # Whitened reprojection rows, one array per component (n,): jw[r][c] = d pixel_r / d x_c.
@@ -329,7 +335,7 @@ class _Block:
         at ``x``, with the robust loss as IRLS weights: the definition that
         :meth:`normal_equations` assembles the products of (the solver never forms them)."""
         w = self.weights
-        delta, jac = self._reprojection(cameras, x, True)
+        delta, jac = self.reprojection(cameras, x, True)
         _, robust = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
         sqrt_w = np.sqrt(self.obs_conf * robust) / w.pixel_sigma_px
         n_obs = self.obs_t.size
@@ -416,11 +422,14 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
     position[free_index] = np.arange(free_index.size)
     A_free = terms.A[:, free_index]
 
-    def total_cost(xs, ls):
-        return sum(block.cost(cameras, xb, ls) for block, xb in zip(blocks, xs)) + float((terms.residuals(ls) ** 2).sum())
+    def total_cost(xs, ls, reprojections):
+        return sum(block.cost(cameras, xb, ls, p) for block, xb, p in zip(blocks, xs, reprojections)) + float((terms.residuals(ls) ** 2).sum())
 
     x = [block.correct_lengths(xb, lengths) for block, xb in zip(blocks, x)]
-    cost = total_cost(x, lengths)
+    # Pixel residuals and Jacobians at x: a trial step's are computed with its cost and,
+    # when the step is taken, linearise the next iteration.
+    reprojections = [block.reprojection(cameras, xb, True) for block, xb in zip(blocks, x)]
+    cost = total_cost(x, lengths, reprojections)
     damping, growth = 1e-3, 2.0
     converged, iterations = False, 0
     # Per block, allocated once per window (large fresh arrays cost page faults): the
@@ -435,8 +444,8 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
         """Normal equations of every block at ``x`` into ``bands`` and ``rights``; the lengths' part."""
         N_ll = A_free.T @ A_free
         g_l = A_free.T @ terms.residuals(lengths)
-        for block, xb, own, slot, constant, ab, rhs in zip(blocks, x, columns, slots, constants, bands, rights):
-            length_diagonal, length_gradient = block.normal_equations(cameras, xb, lengths, own, constant, ab, rhs)
+        for block, xb, own, slot, constant, ab, rhs, pixels in zip(blocks, x, columns, slots, constants, bands, rights, reprojections):
+            length_diagonal, length_gradient = block.normal_equations(cameras, xb, lengths, own, constant, ab, rhs, pixels)
             N_ll[slot, slot] += length_diagonal  # J_l^T J_l is diagonal: one length per bone row
             g_l[slot] += length_gradient
         return N_ll, g_l, [ab[-1].copy() for ab in bands], [rhs[:, 0].copy() for rhs in rights]
@@ -475,7 +484,8 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
             trial_lengths = lengths.copy()
             trial_lengths[free_index] += step_l
             trial_x = [block.correct_lengths(xb + step.reshape(xb.shape), trial_lengths, xb) for block, xb, step in zip(blocks, x, steps)]
-            trial_cost = total_cost(trial_x, trial_lengths)
+            trial_reprojections = [block.reprojection(cameras, xb, True) for block, xb in zip(blocks, trial_x)]
+            trial_cost = total_cost(trial_x, trial_lengths, trial_reprojections)
             # Predicted decrease of the damped Gauss-Newton model: -g.s + damping * s.D.s (cost = sum r^2).
             predicted = -(g_l @ step_l) + damping * (np.diag(N_ll) * step_l**2).sum()
             for g_x, step, diagonal in zip(gradients, steps, diagonals):
@@ -491,7 +501,7 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
             converged = True  # no step lowers the cost any more: at a minimum to machine precision
             break
         decrease = (cost - trial_cost) / max(cost, 1e-300)
-        x, lengths, cost = trial_x, trial_lengths, trial_cost
+        x, lengths, cost, reprojections = trial_x, trial_lengths, trial_cost, trial_reprojections
         if decrease < tolerance:
             converged = True
             break
