@@ -234,10 +234,10 @@ def test_normal_equations_are_the_products_of_the_jacobian(loss):
     rhs = np.full((n, 1 + free.size), np.nan, order="F")
     length_diagonal, length_gradient = block.normal_equations(cameras, x, lengths, free, block.constant_normal(), ab, rhs)
     dense = np.zeros((n, n))
-    for offset in range(kd + 1):  # upper banded storage: ab[kd - offset, j] = N[j - offset, j]
-        j = np.arange(offset, n)
-        dense[j - offset, j] = ab[kd - offset, j]
-    dense = np.triu(dense) + np.triu(dense, 1).T
+    for offset in range(kd + 1):  # lower banded storage: ab[offset, j] = N[j + offset, j]
+        j = np.arange(n - offset)
+        dense[j + offset, j] = ab[offset, j]
+    dense = np.tril(dense) + np.tril(dense, -1).T
     N = (J_x.T @ J_x).toarray()
     np.testing.assert_allclose(dense, N, rtol=1e-12, atol=1e-12 * np.abs(N).max())
     assert not np.any(np.abs(np.subtract.outer(np.arange(n), np.arange(n)))[N != 0] > kd)  # the band holds all of N
