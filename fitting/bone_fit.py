@@ -206,13 +206,16 @@ class _Block:
                 norm_old = np.maximum(np.sqrt((d_old**2).sum(-1)), 1e-9)
                 moved = (flat[c] - flat[a]) - d_old
                 targets.append(norm_old + (d_old * moved).sum(-1) / norm_old)
+        both_ends = [np.concatenate([a, c]) for a, c, _ in self.levels]  # no sample twice within a level
+        half_target = [0.5 * target for target in targets]
         for _ in range(_CORRECTION_SWEEPS):
-            for (a, c, _), target in zip(self.levels, targets):  # loop over levels
-                d = flat[c] - flat[a]
+            for ends, half in zip(both_ends, half_target):  # loop over levels
+                ends_xyz = flat[ends]
+                count = ends.size // 2
+                d = ends_xyz[count:] - ends_xyz[:count]
                 norm = np.maximum(np.sqrt((d**2).sum(-1)), 1e-9)
-                shift = (0.5 * (norm - target) / norm)[:, None] * d
-                flat[a] += shift
-                flat[c] -= shift
+                shift = ((0.5 * norm - half) / norm)[:, None] * d
+                flat[ends] = ends_xyz + np.concatenate([shift, -shift])
         return x
 
     def reprojection(self, cameras, x, with_jacobian: bool):
