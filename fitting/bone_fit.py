@@ -470,7 +470,7 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
                     L, info = lapack.dpbtrf(ab, lower=1, overwrite_ab=1)
                     if info != 0:
                         raise np.linalg.LinAlgError(f"dpbtrf info {info}")
-                    Z = solve_lower(L, rhs)
+                    Z = solve_lower(L, rhs, out=rhs)  # in place: a retry assembles again
                     products = Z.T @ Z  # [z_g, Z_l]^T [z_g, Z_l]: one product for both updates
                     schur[np.ix_(slot, slot)] -= products[1:, 1:]
                     rhs_l[slot] -= products[1:, 0]

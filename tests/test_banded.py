@@ -25,6 +25,9 @@ def test_solve_lower_equals_lapack(n, kd, m):
     result = solve_lower(L, rhs)
     assert result.flags.f_contiguous and result.shape == (n, m)
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    in_place = np.asfortranarray(rhs.copy())
+    assert solve_lower(L, in_place, out=in_place) is in_place  # the right-hand sides overwritten
+    np.testing.assert_array_equal(in_place, result)
     # and it solves the system: L Z = rhs, L from its banded storage
     dense = np.zeros((n, n))
     for offset in range(kd + 1):
