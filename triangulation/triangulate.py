@@ -112,7 +112,13 @@ def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
 
     Closed form (adjugate); singular systems give NaN.
     """
-    a, b, c, d, e, f = (M[..., i] for i in range(6))
+    return np.stack(_solve_3x3_components([M[..., i] for i in range(6)], [r[..., i] for i in range(3)]), axis=-1)
+
+
+def _solve_3x3_components(M, r):
+    """:func:`_solve_3x3` on separate component arrays: ``M`` the 6 entries, ``r`` the 3
+    (contiguous arrays run faster than strided ``[..., i]`` views); returns x, y, z."""
+    a, b, c, d, e, f = M
     co_a = d * f - e * e
     co_b = c * e - b * f
     co_c = b * e - c * d
@@ -120,13 +126,13 @@ def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
     co_d = a * f - c * c
     co_e = b * c - a * e
     co_f = a * d - b * b
-    r0, r1, r2 = r[..., 0], r[..., 1], r[..., 2]
+    r0, r1, r2 = r
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_det = np.where(np.abs(det) > 1e-300, 1.0 / det, np.nan)
         x = (co_a * r0 + co_b * r1 + co_c * r2) * inv_det
         y = (co_b * r0 + co_d * r1 + co_e * r2) * inv_det
         z = (co_c * r0 + co_e * r1 + co_f * r2) * inv_det
-    return np.stack([x, y, z], axis=-1)
+    return x, y, z
 
 
 _SYMMETRIC_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
@@ -199,27 +205,46 @@ def _all_views_agree(rows: _LinearRows, points: np.ndarray, threshold_px: float)
 def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     """Best inlier mask ``(V, N)`` over all two-view hypotheses (MSAC, pixel threshold).
 
-    Hypotheses are only scored, so this runs in float32 (pixel errors to ~1e-4 px).
+    Hypotheses are only scored, so this runs in float32 (pixel errors to ~1e-4 px). The
+    scoring is one batched matrix product per chunk: each observation's first-order
+    model ``[A | b; m | n] (3, 4)`` times every hypothesis ``[X; 1]`` of its point, all
+    views at once (``(N, 3 V, 4) @ (N, 4, P)``), instead of elementwise passes over
+    ``(P, V, N)`` temporaries.
     """
-    num_views = rows.weight.shape[0]
+    num_views, num_points = rows.weight.shape
     observed = rows.weight > 0
     if num_views < 2:
         return np.zeros_like(observed)  # one view cannot confirm anything
     pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
     i, j = pairs[:, 0], pairs[:, 1]
     weight = rows.weight.astype(np.float32)
-    weighted_ata = (weight[..., None] * ata).astype(np.float32)  # (V, N, 6)
-    weighted_atb = (weight[..., None] * atb).astype(np.float32)
-    hypotheses = _solve_3x3(weighted_ata[i] + weighted_ata[j], -(weighted_atb[i] + weighted_atb[j]))  # (P, N, 3)
-    valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
-    rows32 = _LinearRows(*(np.asarray(x, dtype=np.float32) for x in (rows.A, rows.b, rows.m, rows.n, weight)))
-    squared = _first_order_squared_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
+    # Component-major (6 or 3, V, N): every entry of the pair sums is a contiguous (P, N) array.
+    weighted_ata = (weight[None] * np.moveaxis(ata, -1, 0)).astype(np.float32)
+    weighted_atb = (weight[None] * np.moveaxis(atb, -1, 0)).astype(np.float32)
+    x, y, z = _solve_3x3_components(
+        [entry[i] + entry[j] for entry in weighted_ata], [-(entry[i] + entry[j]) for entry in weighted_atb]
+    )  # each (P, N)
+    valid = observed[i] & observed[j] & np.isfinite(x) & np.isfinite(y) & np.isfinite(z)  # (P, N)
+    # Per point: the model rows of every view (N, V, 3, 4) and the hypotheses (N, 4, P).
+    model = np.empty((num_points, num_views, 3, 4), dtype=np.float32)
+    model[:, :, :2, :3] = rows.A.transpose(1, 0, 2, 3)
+    model[:, :, :2, 3] = rows.b.transpose(1, 0, 2)
+    model[:, :, 2, :3] = rows.m.transpose(1, 0, 2)
+    model[:, :, 2, 3] = rows.n.T
+    homogeneous = np.ones((num_points, 4, len(pairs)), dtype=np.float32)
+    for k, coordinate in enumerate((x, y, z)):
+        homogeneous[:, k] = np.where(valid, coordinate, np.float32(0.0)).T
+    projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
+    depth = projected[:, :, 2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        squared = (projected[:, :, 0] ** 2 + projected[:, :, 1] ** 2) / (depth * depth)  # (N, V, P)
+    squared = np.where(depth > 0, squared, np.inf)
     limit = np.float32(threshold_px * threshold_px)
-    cost = np.where(observed[None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (P, N)
-    cost = np.where(valid, cost, np.inf)
-    best = np.argmin(cost, axis=0)  # (N,)
-    best_squared = np.take_along_axis(squared, best[None, None, :], axis=0)[0]  # (V, N)
-    has_hypothesis = np.isfinite(np.min(cost, axis=0))
+    cost = np.where(observed.T[..., None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (N, P)
+    cost = np.where(valid.T, cost, np.inf)
+    best = np.argmin(cost, axis=1)  # (N,)
+    best_squared = np.take_along_axis(squared, best[:, None, None], axis=2)[..., 0].T  # (V, N)
+    has_hypothesis = np.isfinite(np.min(cost, axis=1))
     return observed & (best_squared < limit) & has_hypothesis[None]
 
 
