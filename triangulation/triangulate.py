@@ -138,25 +138,19 @@ def _solve_3x3_components(M, r):
 _SYMMETRIC_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def _gram6(left: np.ndarray, right: np.ndarray, sum_axis: int | None = None) -> np.ndarray:
-    """Unique entries ``(..., 6)`` of ``left^T right`` for stacks of 2x3 matrices ``(..., 2, 3)``,
-    optionally summed over ``sum_axis`` of the stack."""
-    columns = [left[..., 0, a] * right[..., 0, b] + left[..., 1, a] * right[..., 1, b] for a, b in _SYMMETRIC_PAIRS]
-    if sum_axis is not None:
-        columns = [column.sum(axis=sum_axis) for column in columns]
-    return np.stack(columns, axis=-1)
-
-
 def _times_matrix(stack: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``stack (..., k) @ matrix (k, l)`` as one BLAS product (faster than stacked matmul)."""
     return (stack.reshape(-1, stack.shape[-1]) @ matrix).reshape(stack.shape[:-1] + matrix.shape[1:])
 
 
 def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
-    """Per-observation ``A^T A`` as 6 unique entries ``(V, N, 6)`` and ``A^T b`` ``(V, N, 3)``."""
-    A, b = rows.A, rows.b
-    atb = A[..., 0, :] * b[..., 0:1] + A[..., 1, :] * b[..., 1:2]
-    return _gram6(A, A), atb
+    """Per-observation ``A^T A`` as 6 unique entries ``(6, V, N)`` and ``A^T b`` ``(3, V, N)``,
+    component-major: each entry a contiguous ``(V, N)`` array."""
+    A = [[np.ascontiguousarray(rows.A[..., r, c]) for c in range(3)] for r in range(2)]
+    b = [np.ascontiguousarray(rows.b[..., r]) for r in range(2)]
+    ata = np.stack([A[0][a] * A[0][c] + A[1][a] * A[1][c] for a, c in _SYMMETRIC_PAIRS])
+    atb = np.stack([A[0][c] * b[0] + A[1][c] * b[1] for c in range(3)])
+    return ata, atb
 
 
 def _depths(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
@@ -177,13 +171,20 @@ def _first_order_squared_errors(rows: _LinearRows, points: np.ndarray) -> np.nda
     return np.where(depth > 0, squared, np.inf)
 
 
+def _weighted_solve(ata: np.ndarray, atb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``(N, 3)``: the least-squares point of the rows weighted by ``weight (V, N)``
+    (``ata (6, V, N)``, ``atb (3, V, N)`` from :func:`_normal_terms`)."""
+    x, y, z = _solve_3x3_components(list((weight * ata).sum(axis=1)), list(-(weight * atb).sum(axis=1)))
+    return np.stack([x, y, z], axis=-1)
+
+
 def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweight_steps: int) -> np.ndarray:
     """Weighted least squares on the linear rows of the views in ``use (V, N)``: ``(N, 3)``.
 
     Weights: confidence, then confidence / depth^2 (pixel error) for ``reweight_steps``.
     """
     weight = np.where(use, rows.weight, 0.0)
-    points = _solve_3x3((weight[..., None] * ata).sum(0), -(weight[..., None] * atb).sum(0))
+    points = _weighted_solve(ata, atb, weight)
     for _ in range(reweight_steps):
         depth = _depths(rows, points)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,7 +192,7 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
         # Normalise weights per point so the closed-form determinant stays well scaled.
         norm = scaled.sum(axis=0, keepdims=True)
         scaled = np.divide(scaled, norm, out=np.zeros_like(scaled), where=norm > 0)
-        refined = _solve_3x3((scaled[..., None] * ata).sum(0), -(scaled[..., None] * atb).sum(0))
+        refined = _weighted_solve(ata, atb, scaled)
         points = np.where(np.isfinite(refined), refined, points)
     return points
 
@@ -219,8 +220,8 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     i, j = pairs[:, 0], pairs[:, 1]
     weight = rows.weight.astype(np.float32)
     # Component-major (6 or 3, V, N): every entry of the pair sums is a contiguous (P, N) array.
-    weighted_ata = (weight[None] * np.moveaxis(ata, -1, 0)).astype(np.float32)
-    weighted_atb = (weight[None] * np.moveaxis(atb, -1, 0)).astype(np.float32)
+    weighted_ata = (weight * ata).astype(np.float32)  # (6, V, N)
+    weighted_atb = (weight * atb).astype(np.float32)
     x, y, z = _solve_3x3_components(
         [entry[i] + entry[j] for entry in weighted_ata], [-(entry[i] + entry[j]) for entry in weighted_atb]
     )  # each (P, N)
@@ -326,12 +327,15 @@ def _refine(
             active &= ~worse
         if last:
             break
-        weighted_jac = jac * w[..., None, None]
-        H6 = _gram6(weighted_jac, jac, sum_axis=0)
-        g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
+        # Component by component (contiguous (V, N) arrays): J^T W J (6 entries) and J^T W r.
+        J = [[jac[..., r, c] for c in range(3)] for r in range(2)]
+        WJ = [[w * J[r][c] for c in range(3)] for r in range(2)]
+        H6 = [(WJ[0][a] * J[0][c] + WJ[1][a] * J[1][c]).sum(axis=0) for a, c in _SYMMETRIC_PAIRS]
+        g = [(WJ[0][c] * residual[..., 0] + WJ[1][c] * residual[..., 1]).sum(axis=0) for c in range(3)]
         # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
-        H6[:, [0, 3, 5]] *= 1.0 + 1e-6
-        step = _solve_3x3(H6, -g)
+        for k in (0, 3, 5):
+            H6[k] = H6[k] * (1.0 + 1e-6)
+        step = np.stack(_solve_3x3_components(H6, [-entry for entry in g]), axis=-1)
         active &= np.all(np.isfinite(step), axis=-1)
         previous_points, previous_cost = points.copy(), cost
         points = np.where(active[:, None], points + np.nan_to_num(step), points)
@@ -447,8 +451,9 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         doubtful = np.flatnonzero(~_all_views_agree(rows, points, threshold_px))
         if doubtful.size:
             subset = _subset(rows, doubtful)
-            use[:, doubtful] = _ransac(subset, ata[:, doubtful], atb[:, doubtful], threshold_px)
-            points[doubtful] = _weighted_linear_solve(subset, ata[:, doubtful], atb[:, doubtful], use[:, doubtful], reweight)
+            subset_ata, subset_atb = ata[:, :, doubtful], atb[:, :, doubtful]
+            use[:, doubtful] = _ransac(subset, subset_ata, subset_atb, threshold_px)
+            points[doubtful] = _weighted_linear_solve(subset, subset_ata, subset_atb, use[:, doubtful], reweight)
     enough = use.sum(axis=0) >= min_views
     use &= enough[None]
     # Cheirality: a view whose ray would have to point backwards to reach the point
@@ -459,7 +464,7 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         enough = use.sum(axis=0) >= min_views
         use &= enough[None]
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
-        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, redo], atb[:, redo], use[:, redo], reweight)
+        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, :, redo], atb[:, :, redo], use[:, redo], reweight)
     points, projected = _refine(cameras, points, safe_pixels, np.where(use, weight, 0.0), huber_px, refine_iterations)
     errors = _pixel_errors(projected, safe_pixels)
     if ransac:
