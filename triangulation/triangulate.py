@@ -71,10 +71,12 @@ class Triangulation:
 
 @dataclass(frozen=True)
 class _LinearRows:
-    """First-order pixel residual model of every observation, ``(views, points, ...)``.
+    """First-order pixel residual model of every observation, component-major ``(..., views, points)``.
 
-    ``residual(X) = (A X + b) / (m . X + n)`` in pixels; ``A (V,N,2,3)``, ``b (V,N,2)``,
-    ``m (V,N,3)``, ``n (V,N)``; ``weight (V,N)`` is the confidence, 0 where missing.
+    ``residual(X) = (A X + b) / (m . X + n)`` in pixels; ``A (2,3,V,N)``, ``b (2,V,N)``,
+    ``m (3,V,N)``, ``n (V,N)``; ``weight (V,N)`` is the confidence, 0 where missing. Each
+    component is a contiguous ``(V, N)`` array (elementwise passes over strided views
+    of a ``(V, N, 2, 3)`` layout were the slower part of every step).
     """
 
     A: np.ndarray
@@ -87,24 +89,32 @@ class _LinearRows:
 def _linear_rows(cameras: list[Camera], pixels: np.ndarray, weight: np.ndarray) -> _LinearRows:
     """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (finite everywhere; weight 0 = unused)."""
     num_views, num_points = pixels.shape[:2]
-    A = np.empty((num_views, num_points, 2, 3))
-    b = np.empty((num_views, num_points, 2))
-    m = np.empty((num_views, num_points, 3))
+    A = np.empty((2, 3, num_views, num_points))
+    b = np.empty((2, num_views, num_points))
+    m = np.empty((3, num_views, num_points))
     n = np.empty((num_views, num_points))
     for v, camera in enumerate(cameras):
         rays, jac = camera.model.unproject_with_jacobian(pixels[v])
-        A[v] = _times_matrix(jac, camera.R)
-        b[v] = _times_matrix(jac, camera.t)
-        m[v] = rays @ camera.R
-        n[v] = rays @ camera.t
+        # Elementwise products (not BLAS, whose rounding may depend on a point's place in
+        # the chunk): a point's rows are the same in any batch.
+        jac_t, rays_t = np.ascontiguousarray(jac.reshape(-1, 6).T), np.ascontiguousarray(rays.T)  # (6, N), (3, N)
+        R, t = camera.R, camera.t
+        for r in range(2):  # rows of the pixel Jacobian
+            J = jac_t[3 * r : 3 * r + 3]
+            for c in range(3):
+                A[r, c, v] = J[0] * R[0, c] + J[1] * R[1, c] + J[2] * R[2, c]
+            b[r, v] = J[0] * t[0] + J[1] * t[1] + J[2] * t[2]
+        for c in range(3):
+            m[c, v] = rays_t[0] * R[0, c] + rays_t[1] * R[1, c] + rays_t[2] * R[2, c]
+        n[v] = rays_t[0] * t[0] + rays_t[1] * t[1] + rays_t[2] * t[2]
     unused = weight <= 0
-    A[unused], b[unused], m[unused], n[unused] = 0.0, 0.0, 0.0, 1.0
+    A[:, :, unused], b[:, unused], m[:, unused], n[unused] = 0.0, 0.0, 0.0, 1.0
     return _LinearRows(A, b, m, n, weight)
 
 
 def _subset(rows: _LinearRows, index: np.ndarray) -> _LinearRows:
     """The rows of the points ``index``."""
-    return _LinearRows(rows.A[:, index], rows.b[:, index], rows.m[:, index], rows.n[:, index], rows.weight[:, index])
+    return _LinearRows(rows.A[..., index], rows.b[..., index], rows.m[..., index], rows.n[:, index], rows.weight[:, index])
 
 
 def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -146,8 +156,7 @@ def _times_matrix(stack: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
     """Per-observation ``A^T A`` as 6 unique entries ``(6, V, N)`` and ``A^T b`` ``(3, V, N)``,
     component-major: each entry a contiguous ``(V, N)`` array."""
-    A = [[np.ascontiguousarray(rows.A[..., r, c]) for c in range(3)] for r in range(2)]
-    b = [np.ascontiguousarray(rows.b[..., r]) for r in range(2)]
+    A, b = rows.A, rows.b
     ata = np.stack([A[0][a] * A[0][c] + A[1][a] * A[1][c] for a, c in _SYMMETRIC_PAIRS])
     atb = np.stack([A[0][c] * b[0] + A[1][c] * b[1] for c in range(3)])
     return ata, atb
@@ -156,15 +165,15 @@ def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
 def _depths(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
     """Depth along each observed ray ``(..., V, N)`` of points ``(..., N, 3)``."""
     P = points[..., None, :, :]
-    return rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
+    return rows.m[0] * P[..., 0] + rows.m[1] * P[..., 1] + rows.m[2] * P[..., 2] + rows.n
 
 
 def _first_order_squared_errors(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
     """Squared first-order pixel errors ``(..., V, N)`` of points ``(..., N, 3)``; inf behind a view."""
     P = points[..., None, :, :]  # (..., 1, N, 3)
-    A = rows.A
-    res0 = A[..., 0, 0] * P[..., 0] + A[..., 0, 1] * P[..., 1] + A[..., 0, 2] * P[..., 2] + rows.b[..., 0]
-    res1 = A[..., 1, 0] * P[..., 0] + A[..., 1, 1] * P[..., 1] + A[..., 1, 2] * P[..., 2] + rows.b[..., 1]
+    A, b = rows.A, rows.b
+    res0 = A[0, 0] * P[..., 0] + A[0, 1] * P[..., 1] + A[0, 2] * P[..., 2] + b[0]
+    res1 = A[1, 0] * P[..., 0] + A[1, 1] * P[..., 1] + A[1, 2] * P[..., 2] + b[1]
     depth = _depths(rows, points)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         squared = (res0 * res0 + res1 * res1) / (depth * depth)
@@ -228,9 +237,9 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     valid = observed[i] & observed[j] & np.isfinite(x) & np.isfinite(y) & np.isfinite(z)  # (P, N)
     # Per point: the model rows of every view (N, V, 3, 4) and the hypotheses (N, 4, P).
     model = np.empty((num_points, num_views, 3, 4), dtype=np.float32)
-    model[:, :, :2, :3] = rows.A.transpose(1, 0, 2, 3)
-    model[:, :, :2, 3] = rows.b.transpose(1, 0, 2)
-    model[:, :, 2, :3] = rows.m.transpose(1, 0, 2)
+    model[:, :, :2, :3] = rows.A.transpose(3, 2, 0, 1)
+    model[:, :, :2, 3] = rows.b.transpose(2, 1, 0)
+    model[:, :, 2, :3] = rows.m.transpose(2, 1, 0)
     model[:, :, 2, 3] = rows.n.T
     homogeneous = np.ones((num_points, 4, len(pairs)), dtype=np.float32)
     for k, coordinate in enumerate((x, y, z)):
