@@ -179,7 +179,10 @@ class _Block:
         self.bone_sa, self.bone_sb = self.bone_t * nj + self.bone_a, self.bone_t * nj + self.bone_b
         self.acc_sample = self.acc_t * nj + self.acc_k
         self.anc_sample = self.anc_t * nj + self.anc_k
-        self.owner = np.concatenate([self.obs_sample, self.bone_sa, self.bone_sb])  # the sample of each row's 3x3 block
+        owner = np.concatenate([self.obs_sample, self.bone_sa, self.bone_sb])  # the sample of each row's 3x3 block
+        # Bins of one bincount over k entries per sample, entry-major: entry e of sample s in bin e * samples + s.
+        self.owner6 = (np.arange(6)[:, None] * (T * nj) + owner).ravel()
+        self.owner3 = (np.arange(3)[:, None] * (T * nj) + owner).ravel()
         # Lower banded storage, Fortran order: N[i, j] (i >= j) at ab[i - j, j], flat i + kd * j.
         kd = self.bandwidth
         self.diagonal_position = 3 * np.arange(T * nj) + _UPPER_J[:, None] + kd * (3 * np.arange(T * nj) + _UPPER_I[:, None])  # (6, samples)
@@ -300,22 +303,25 @@ class _Block:
         ab[...] = 0.0
         ab[stride], ab[2 * stride] = constant[1], constant[2]
         flat = ab.reshape(-1, order="F")  # a view: ab is Fortran-ordered
+        # Diagonal 3x3 blocks per sample (t, k), their 6 upper entries summed in one pass:
+        # reprojection rows and both ends of every bone row.
+        weights = []
         for k, (i, j) in enumerate(zip(_UPPER_I, _UPPER_J)):  # loop over the 6 upper entries of a 3x3 block
             bone = u[i] * u[j]
-            # Diagonal blocks per sample (t, k): reprojection and both ends of every bone.
-            entry = np.bincount(self.owner, np.concatenate([jw[0][i] * jw[0][j] + jw[1][i] * jw[1][j], bone, bone]), minlength=samples)
-            if i == j:
-                entry += constant[0][i::3]
-            flat[self.diagonal_position[k]] = entry
+            weights += [jw[0][i] * jw[0][j] + jw[1][i] * jw[1][j], bone, bone]
             # Off-diagonal blocks (t, a)-(t, b) of each bone row: -s^2 u u^T (symmetric; bones are distinct pairs).
             flat[self.cross_position[3 * i + j]] = -bone
             if i != j:
                 flat[self.cross_position[3 * j + i]] = -bone
+        entries = np.bincount(self.owner6, np.concatenate(weights), minlength=6 * samples).reshape(6, samples)
+        entries[[0, 2, 5]] += constant[0].reshape(samples, 3).T  # the diagonal entries (0, 0), (1, 1), (2, 2)
+        flat[self.diagonal_position] = entries
         # Gradient J_x^T r.
-        gradient = np.empty((samples, 3))
+        weights = []
         for c in range(3):
             bone = u[c] * bone_r
-            gradient[:, c] = np.bincount(self.owner, np.concatenate([jw[0][c] * rw[0] + jw[1][c] * rw[1], -bone, bone]), minlength=samples)
+            weights += [jw[0][c] * rw[0] + jw[1][c] * rw[1], -bone, bone]
+        gradient = np.bincount(self.owner3, np.concatenate(weights), minlength=3 * samples).reshape(3, samples).T.copy()
         acc = (flat_x[self.acc_sample - nj] - 2.0 * flat_x[self.acc_sample] + flat_x[self.acc_sample + nj]) * self.acc_scale[:, None] ** 2
         gradient[self.acc_sample - nj] += acc
         gradient[self.acc_sample] -= 2.0 * acc
