@@ -45,6 +45,8 @@ def project_with_jacobian(camera: CameraLike, points: np.ndarray) -> tuple[np.nd
         pixels, jacobian = camera.model.project_with_jacobian(in_camera)
     jacobian = (jacobian.reshape(-1, 3) @ np.asarray(camera.R)).reshape(jacobian.shape)
     behind = in_camera[..., 2] <= 0
+    if not behind.any():  # the usual case: no copies
+        return pixels, jacobian
     return np.where(behind[..., None], np.nan, pixels), np.where(behind[..., None, None], 0.0, jacobian)
 
 

@@ -79,15 +79,25 @@ def local_prediction(points: np.ndarray, window: int, chunk_frames: int = 2048) 
     return prediction, enough
 
 
+def nanmedian_last_axis(values: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(values, axis=-1)`` (NaN where a row has no value, without a warning) for a
+    short last axis: one sort of the rows (NaN sort last) and the middle element(s), equal
+    to numpy's bit for bit and several times faster than its general path on small rows."""
+    ordered = np.sort(values, axis=-1)
+    count = np.count_nonzero(~np.isnan(values), axis=-1)
+    low = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, (low + high) / 2.0, np.nan)
+
+
 def _local_prediction(points: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`local_prediction` of every sample of ``points`` from its ``half`` nearest pairs."""
     pairs = np.stack([0.5 * (_shifted(points, -k) + _shifted(points, k)) for k in range(1, half + 1)], axis=-1)
     sides = np.stack([2.0 * _shifted(points, s * k) - _shifted(points, 2 * s * k) for k in range(1, half + 1) for s in (-1, 1)], axis=-1)
     enough = np.isfinite(pairs).sum(axis=-1) >= min(3, half)  # a median of 3 outvotes one bad neighbour
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        symmetric = np.nanmedian(pairs, axis=-1)
-        everything = np.nanmedian(np.concatenate([pairs, sides], axis=-1), axis=-1)
+    symmetric = nanmedian_last_axis(pairs)
+    everything = nanmedian_last_axis(np.concatenate([pairs, sides], axis=-1))
     return np.where(enough, symmetric, everything), enough
 
 

@@ -220,3 +220,92 @@ def test_refine_settings_reach_the_library_and_are_validated():
         load_config(overrides=["refine.fit.bone_sigma_percent=0"])
     with pytest.raises(ValueError, match="refine.smoothing.method"):
         load_config(overrides=["refine.smoothing.method=kalman"])
+
+
+@pytest.mark.parametrize("loss", bone_fit.LOSSES)
+def test_normal_equations_are_the_products_of_the_jacobian(loss):
+    """The solver assembles J^T J (banded), J^T r and the length columns directly: they
+    equal the products of the analytic Jacobian (checked above against finite differences)."""
+    cameras, block, x, lengths = _tiny_block(loss)
+    r, J_x, J_l = block.linearise(cameras, x, lengths)
+    kd, n = block.bandwidth, block.size
+    free = np.array([1])  # the second bone's length is an unknown, the first one fixed
+    ab = np.full((kd + 1, n), np.nan, order="F")  # every entry must be written
+    rhs = np.full((n, 1 + free.size), np.nan, order="F")
+    length_diagonal, length_gradient = block.normal_equations(cameras, x, lengths, free, block.constant_normal(), ab, rhs)
+    dense = np.zeros((n, n))
+    for offset in range(kd + 1):  # lower banded storage: ab[offset, j] = N[j + offset, j]
+        j = np.arange(n - offset)
+        dense[j + offset, j] = ab[offset, j]
+    dense = np.tril(dense) + np.tril(dense, -1).T
+    N = (J_x.T @ J_x).toarray()
+    np.testing.assert_allclose(dense, N, rtol=1e-12, atol=1e-12 * np.abs(N).max())
+    assert not np.any(np.abs(np.subtract.outer(np.arange(n), np.arange(n)))[N != 0] > kd)  # the band holds all of N
+    np.testing.assert_allclose(rhs[:, 0], J_x.T @ r, rtol=1e-12, atol=1e-12 * np.abs(J_x.T @ r).max())
+    J_free = J_l[:, block.pair_ids[free]].toarray()
+    np.testing.assert_allclose(rhs[:, 1:], J_x.T @ J_free, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(length_diagonal, np.diag(J_free.T @ J_free), rtol=1e-12)
+    np.testing.assert_allclose(length_gradient, J_free.T @ r, rtol=1e-12)
+
+
+def test_length_correction_levels_are_the_bone_by_bone_sweep():
+    """correct_lengths sweeps bones level by level; bones of a level share no joint, and each
+    bone comes after every earlier bone it shares a joint with (the sequential order)."""
+    bones = [(0, 1), (1, 2), (0, 3), (3, 4), (2, 5), (0, 6)]
+    both = np.ones((4, len(bones)), dtype=bool)
+    both[1, 2] = False
+    levels = bone_fit._correction_levels(np.array(bones), both)
+    level_of = {}
+    for number, (t, a, c, local) in enumerate(levels):
+        assert len(set(a) | set(c)) == 2 * len(set(local))  # no joint twice within a level
+        for frame, bone in zip(t, local):
+            assert both[frame, bone]
+            level_of[int(bone)] = number
+        for frame in range(4):  # no (frame, joint) twice within a level
+            joints = np.concatenate([a[t == frame], c[t == frame]])
+            assert joints.size == np.unique(joints).size
+    assert sum(t.size for t, *_ in levels) == both.sum()
+    for i, first in enumerate(bones):
+        for j in range(i + 1, len(bones)):
+            if set(first) & set(bones[j]):
+                assert level_of[i] < level_of[j]
+
+
+def test_length_correction_equals_the_bone_by_bone_sweep_bit_for_bit():
+    """A hand (a star of five chains) over 8 frames with a few joints missing."""
+    rng = np.random.default_rng(3)
+    frames, joints = 8, 21
+    support = rng.random((frames, joints)) > 0.1
+    weights = bone_fit._Weights(
+        pixel_sigma_px=3.0, loss="cauchy", loss_scale_px=5.0, acceleration_sigma=np.full(joints, 5.0), fps=30.0, anchor_sigma_m=0.01
+    )
+    bones = skeleton.HAND_BONES_LOCAL
+    scale = np.full(len(bones), 100.0)
+    observations = np.zeros((1, frames, joints, 3))
+    block = bone_fit._Block(np.arange(joints), support, observations, np.zeros((1, frames, joints), bool), bones, np.arange(len(bones)), scale, None, weights)
+    assert len(block.levels) < len(bones)  # some bones share a level
+    x = rng.normal(0.0, 0.05, (frames, joints, 3))
+    lengths = rng.uniform(0.02, 0.05, len(bones))
+    before = x + rng.normal(0.0, 0.01, x.shape)
+
+    def sweep(x, targets):  # the sequential Gauss-Seidel order: bone after bone, all frames at once
+        x = x.copy()
+        for _ in range(bone_fit._CORRECTION_SWEEPS):
+            for b, (a, c) in enumerate(block.pairs):
+                rows = block.both[:, b]
+                d = x[rows, c] - x[rows, a]
+                norm = np.maximum(np.sqrt((d**2).sum(-1)), 1e-9)
+                shift = (0.5 * (norm - targets[b]) / norm)[:, None] * d
+                x[rows, a] += shift
+                x[rows, c] -= shift
+        return x
+
+    fixed = [np.full(int(block.both[:, b].sum()), lengths[block.pair_ids[b]]) for b in range(len(block.pairs))]
+    np.testing.assert_array_equal(block.correct_lengths(x, lengths), sweep(x, fixed))
+    predicted = []
+    for b, (a, c) in enumerate(block.pairs):
+        rows = block.both[:, b]
+        d_old = before[rows, c] - before[rows, a]
+        norm_old = np.maximum(np.sqrt((d_old**2).sum(-1)), 1e-9)
+        predicted.append(norm_old + (d_old * ((x[rows, c] - x[rows, a]) - d_old)).sum(-1) / norm_old)
+    np.testing.assert_array_equal(block.correct_lengths(x, lengths, before), sweep(x, predicted))

@@ -1,6 +1,8 @@
 """Temporal cleaning (fitting.temporal) and take-wide bone lengths (fitting.bone_lengths) on
 tracks whose truth is known."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -175,3 +177,14 @@ def test_clean_tracks_combines_the_steps():
     assert cleaned.outliers[60, 0] and cleaned.outliers.sum() <= 2
     assert cleaned.filled[60, 0] and cleaned.filled[80:83, 1].all()
     assert np.linalg.norm(cleaned.points - truth, axis=-1).max() < 0.02
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 12, 15])
+def test_nanmedian_last_axis_is_numpys_bit_for_bit(width):
+    rng = np.random.default_rng(width)
+    values = rng.standard_normal((400, 6, width))
+    values[rng.random(values.shape) < 0.4] = np.nan  # rows with every count of values, none included
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        expected = np.nanmedian(values, axis=-1)
+    np.testing.assert_array_equal(temporal.nanmedian_last_axis(values), expected)

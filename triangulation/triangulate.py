@@ -71,10 +71,12 @@ class Triangulation:
 
 @dataclass(frozen=True)
 class _LinearRows:
-    """First-order pixel residual model of every observation, ``(views, points, ...)``.
+    """First-order pixel residual model of every observation, component-major ``(..., views, points)``.
 
-    ``residual(X) = (A X + b) / (m . X + n)`` in pixels; ``A (V,N,2,3)``, ``b (V,N,2)``,
-    ``m (V,N,3)``, ``n (V,N)``; ``weight (V,N)`` is the confidence, 0 where missing.
+    ``residual(X) = (A X + b) / (m . X + n)`` in pixels; ``A (2,3,V,N)``, ``b (2,V,N)``,
+    ``m (3,V,N)``, ``n (V,N)``; ``weight (V,N)`` is the confidence, 0 where missing. Each
+    component is a contiguous ``(V, N)`` array (elementwise passes over strided views
+    of a ``(V, N, 2, 3)`` layout were the slower part of every step).
     """
 
     A: np.ndarray
@@ -87,24 +89,32 @@ class _LinearRows:
 def _linear_rows(cameras: list[Camera], pixels: np.ndarray, weight: np.ndarray) -> _LinearRows:
     """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (finite everywhere; weight 0 = unused)."""
     num_views, num_points = pixels.shape[:2]
-    A = np.empty((num_views, num_points, 2, 3))
-    b = np.empty((num_views, num_points, 2))
-    m = np.empty((num_views, num_points, 3))
+    A = np.empty((2, 3, num_views, num_points))
+    b = np.empty((2, num_views, num_points))
+    m = np.empty((3, num_views, num_points))
     n = np.empty((num_views, num_points))
     for v, camera in enumerate(cameras):
         rays, jac = camera.model.unproject_with_jacobian(pixels[v])
-        A[v] = _times_matrix(jac, camera.R)
-        b[v] = _times_matrix(jac, camera.t)
-        m[v] = rays @ camera.R
-        n[v] = rays @ camera.t
+        # Elementwise products (not BLAS, whose rounding may depend on a point's place in
+        # the chunk): a point's rows are the same in any batch.
+        jac_t, rays_t = np.ascontiguousarray(jac.reshape(-1, 6).T), np.ascontiguousarray(rays.T)  # (6, N), (3, N)
+        R, t = camera.R, camera.t
+        for r in range(2):  # rows of the pixel Jacobian
+            J = jac_t[3 * r : 3 * r + 3]
+            for c in range(3):
+                A[r, c, v] = J[0] * R[0, c] + J[1] * R[1, c] + J[2] * R[2, c]
+            b[r, v] = J[0] * t[0] + J[1] * t[1] + J[2] * t[2]
+        for c in range(3):
+            m[c, v] = rays_t[0] * R[0, c] + rays_t[1] * R[1, c] + rays_t[2] * R[2, c]
+        n[v] = rays_t[0] * t[0] + rays_t[1] * t[1] + rays_t[2] * t[2]
     unused = weight <= 0
-    A[unused], b[unused], m[unused], n[unused] = 0.0, 0.0, 0.0, 1.0
+    A[:, :, unused], b[:, unused], m[:, unused], n[unused] = 0.0, 0.0, 0.0, 1.0
     return _LinearRows(A, b, m, n, weight)
 
 
 def _subset(rows: _LinearRows, index: np.ndarray) -> _LinearRows:
     """The rows of the points ``index``."""
-    return _LinearRows(rows.A[:, index], rows.b[:, index], rows.m[:, index], rows.n[:, index], rows.weight[:, index])
+    return _LinearRows(rows.A[..., index], rows.b[..., index], rows.m[..., index], rows.n[:, index], rows.weight[:, index])
 
 
 def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -112,7 +122,13 @@ def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
 
     Closed form (adjugate); singular systems give NaN.
     """
-    a, b, c, d, e, f = (M[..., i] for i in range(6))
+    return np.stack(_solve_3x3_components([M[..., i] for i in range(6)], [r[..., i] for i in range(3)]), axis=-1)
+
+
+def _solve_3x3_components(M, r):
+    """:func:`_solve_3x3` on separate component arrays: ``M`` the 6 entries, ``r`` the 3
+    (contiguous arrays run faster than strided ``[..., i]`` views); returns x, y, z."""
+    a, b, c, d, e, f = M
     co_a = d * f - e * e
     co_b = c * e - b * f
     co_c = b * e - c * d
@@ -120,25 +136,16 @@ def _solve_3x3(M: np.ndarray, r: np.ndarray) -> np.ndarray:
     co_d = a * f - c * c
     co_e = b * c - a * e
     co_f = a * d - b * b
-    r0, r1, r2 = r[..., 0], r[..., 1], r[..., 2]
+    r0, r1, r2 = r
     with np.errstate(divide="ignore", invalid="ignore"):
         inv_det = np.where(np.abs(det) > 1e-300, 1.0 / det, np.nan)
         x = (co_a * r0 + co_b * r1 + co_c * r2) * inv_det
         y = (co_b * r0 + co_d * r1 + co_e * r2) * inv_det
         z = (co_c * r0 + co_e * r1 + co_f * r2) * inv_det
-    return np.stack([x, y, z], axis=-1)
+    return x, y, z
 
 
 _SYMMETRIC_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
-
-
-def _gram6(left: np.ndarray, right: np.ndarray, sum_axis: int | None = None) -> np.ndarray:
-    """Unique entries ``(..., 6)`` of ``left^T right`` for stacks of 2x3 matrices ``(..., 2, 3)``,
-    optionally summed over ``sum_axis`` of the stack."""
-    columns = [left[..., 0, a] * right[..., 0, b] + left[..., 1, a] * right[..., 1, b] for a, b in _SYMMETRIC_PAIRS]
-    if sum_axis is not None:
-        columns = [column.sum(axis=sum_axis) for column in columns]
-    return np.stack(columns, axis=-1)
 
 
 def _times_matrix(stack: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -147,28 +154,37 @@ def _times_matrix(stack: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def _normal_terms(rows: _LinearRows) -> tuple[np.ndarray, np.ndarray]:
-    """Per-observation ``A^T A`` as 6 unique entries ``(V, N, 6)`` and ``A^T b`` ``(V, N, 3)``."""
+    """Per-observation ``A^T A`` as 6 unique entries ``(6, V, N)`` and ``A^T b`` ``(3, V, N)``,
+    component-major: each entry a contiguous ``(V, N)`` array."""
     A, b = rows.A, rows.b
-    atb = A[..., 0, :] * b[..., 0:1] + A[..., 1, :] * b[..., 1:2]
-    return _gram6(A, A), atb
+    ata = np.stack([A[0][a] * A[0][c] + A[1][a] * A[1][c] for a, c in _SYMMETRIC_PAIRS])
+    atb = np.stack([A[0][c] * b[0] + A[1][c] * b[1] for c in range(3)])
+    return ata, atb
 
 
 def _depths(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
     """Depth along each observed ray ``(..., V, N)`` of points ``(..., N, 3)``."""
     P = points[..., None, :, :]
-    return rows.m[..., 0] * P[..., 0] + rows.m[..., 1] * P[..., 1] + rows.m[..., 2] * P[..., 2] + rows.n
+    return rows.m[0] * P[..., 0] + rows.m[1] * P[..., 1] + rows.m[2] * P[..., 2] + rows.n
 
 
 def _first_order_squared_errors(rows: _LinearRows, points: np.ndarray) -> np.ndarray:
     """Squared first-order pixel errors ``(..., V, N)`` of points ``(..., N, 3)``; inf behind a view."""
     P = points[..., None, :, :]  # (..., 1, N, 3)
-    A = rows.A
-    res0 = A[..., 0, 0] * P[..., 0] + A[..., 0, 1] * P[..., 1] + A[..., 0, 2] * P[..., 2] + rows.b[..., 0]
-    res1 = A[..., 1, 0] * P[..., 0] + A[..., 1, 1] * P[..., 1] + A[..., 1, 2] * P[..., 2] + rows.b[..., 1]
+    A, b = rows.A, rows.b
+    res0 = A[0, 0] * P[..., 0] + A[0, 1] * P[..., 1] + A[0, 2] * P[..., 2] + b[0]
+    res1 = A[1, 0] * P[..., 0] + A[1, 1] * P[..., 1] + A[1, 2] * P[..., 2] + b[1]
     depth = _depths(rows, points)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         squared = (res0 * res0 + res1 * res1) / (depth * depth)
     return np.where(depth > 0, squared, np.inf)
+
+
+def _weighted_solve(ata: np.ndarray, atb: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``(N, 3)``: the least-squares point of the rows weighted by ``weight (V, N)``
+    (``ata (6, V, N)``, ``atb (3, V, N)`` from :func:`_normal_terms`)."""
+    x, y, z = _solve_3x3_components(list((weight * ata).sum(axis=1)), list(-(weight * atb).sum(axis=1)))
+    return np.stack([x, y, z], axis=-1)
 
 
 def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweight_steps: int) -> np.ndarray:
@@ -177,7 +193,7 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
     Weights: confidence, then confidence / depth^2 (pixel error) for ``reweight_steps``.
     """
     weight = np.where(use, rows.weight, 0.0)
-    points = _solve_3x3((weight[..., None] * ata).sum(0), -(weight[..., None] * atb).sum(0))
+    points = _weighted_solve(ata, atb, weight)
     for _ in range(reweight_steps):
         depth = _depths(rows, points)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,7 +201,7 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
         # Normalise weights per point so the closed-form determinant stays well scaled.
         norm = scaled.sum(axis=0, keepdims=True)
         scaled = np.divide(scaled, norm, out=np.zeros_like(scaled), where=norm > 0)
-        refined = _solve_3x3((scaled[..., None] * ata).sum(0), -(scaled[..., None] * atb).sum(0))
+        refined = _weighted_solve(ata, atb, scaled)
         points = np.where(np.isfinite(refined), refined, points)
     return points
 
@@ -199,27 +215,46 @@ def _all_views_agree(rows: _LinearRows, points: np.ndarray, threshold_px: float)
 def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     """Best inlier mask ``(V, N)`` over all two-view hypotheses (MSAC, pixel threshold).
 
-    Hypotheses are only scored, so this runs in float32 (pixel errors to ~1e-4 px).
+    Hypotheses are only scored, so this runs in float32 (pixel errors to ~1e-4 px). The
+    scoring is one batched matrix product per chunk: each observation's first-order
+    model ``[A | b; m | n] (3, 4)`` times every hypothesis ``[X; 1]`` of its point, all
+    views at once (``(N, 3 V, 4) @ (N, 4, P)``), instead of elementwise passes over
+    ``(P, V, N)`` temporaries.
     """
-    num_views = rows.weight.shape[0]
+    num_views, num_points = rows.weight.shape
     observed = rows.weight > 0
     if num_views < 2:
         return np.zeros_like(observed)  # one view cannot confirm anything
     pairs = np.array(list(combinations(range(num_views), 2)))  # (P, 2)
     i, j = pairs[:, 0], pairs[:, 1]
     weight = rows.weight.astype(np.float32)
-    weighted_ata = (weight[..., None] * ata).astype(np.float32)  # (V, N, 6)
-    weighted_atb = (weight[..., None] * atb).astype(np.float32)
-    hypotheses = _solve_3x3(weighted_ata[i] + weighted_ata[j], -(weighted_atb[i] + weighted_atb[j]))  # (P, N, 3)
-    valid = observed[i] & observed[j] & np.all(np.isfinite(hypotheses), axis=-1)  # (P, N)
-    rows32 = _LinearRows(*(np.asarray(x, dtype=np.float32) for x in (rows.A, rows.b, rows.m, rows.n, weight)))
-    squared = _first_order_squared_errors(rows32, np.where(valid[..., None], hypotheses, np.float32(0.0)))  # (P, V, N)
+    # Component-major (6 or 3, V, N): every entry of the pair sums is a contiguous (P, N) array.
+    weighted_ata = (weight * ata).astype(np.float32)  # (6, V, N)
+    weighted_atb = (weight * atb).astype(np.float32)
+    x, y, z = _solve_3x3_components(
+        [entry[i] + entry[j] for entry in weighted_ata], [-(entry[i] + entry[j]) for entry in weighted_atb]
+    )  # each (P, N)
+    valid = observed[i] & observed[j] & np.isfinite(x) & np.isfinite(y) & np.isfinite(z)  # (P, N)
+    # Per point: the model rows of every view (N, V, 3, 4) and the hypotheses (N, 4, P).
+    model = np.empty((num_points, num_views, 3, 4), dtype=np.float32)
+    model[:, :, :2, :3] = rows.A.transpose(3, 2, 0, 1)
+    model[:, :, :2, 3] = rows.b.transpose(2, 1, 0)
+    model[:, :, 2, :3] = rows.m.transpose(2, 1, 0)
+    model[:, :, 2, 3] = rows.n.T
+    homogeneous = np.ones((num_points, 4, len(pairs)), dtype=np.float32)
+    for k, coordinate in enumerate((x, y, z)):
+        homogeneous[:, k] = np.where(valid, coordinate, np.float32(0.0)).T
+    projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
+    depth = projected[:, :, 2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        squared = (projected[:, :, 0] ** 2 + projected[:, :, 1] ** 2) / (depth * depth)  # (N, V, P)
+    squared = np.where(depth > 0, squared, np.inf)
     limit = np.float32(threshold_px * threshold_px)
-    cost = np.where(observed[None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (P, N)
-    cost = np.where(valid, cost, np.inf)
-    best = np.argmin(cost, axis=0)  # (N,)
-    best_squared = np.take_along_axis(squared, best[None, None, :], axis=0)[0]  # (V, N)
-    has_hypothesis = np.isfinite(np.min(cost, axis=0))
+    cost = np.where(observed.T[..., None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (N, P)
+    cost = np.where(valid.T, cost, np.inf)
+    best = np.argmin(cost, axis=1)  # (N,)
+    best_squared = np.take_along_axis(squared, best[:, None, None], axis=2)[..., 0].T  # (V, N)
+    has_hypothesis = np.isfinite(np.min(cost, axis=1))
     return observed & (best_squared < limit) & has_hypothesis[None]
 
 
@@ -301,12 +336,15 @@ def _refine(
             active &= ~worse
         if last:
             break
-        weighted_jac = jac * w[..., None, None]
-        H6 = _gram6(weighted_jac, jac, sum_axis=0)
-        g = (weighted_jac[..., 0, :] * residual[..., 0:1] + weighted_jac[..., 1, :] * residual[..., 1:2]).sum(0)
+        # Component by component (contiguous (V, N) arrays): J^T W J (6 entries) and J^T W r.
+        J = [[jac[..., r, c] for c in range(3)] for r in range(2)]
+        WJ = [[w * J[r][c] for c in range(3)] for r in range(2)]
+        H6 = [(WJ[0][a] * J[0][c] + WJ[1][a] * J[1][c]).sum(axis=0) for a, c in _SYMMETRIC_PAIRS]
+        g = [(WJ[0][c] * residual[..., 0] + WJ[1][c] * residual[..., 1]).sum(axis=0) for c in range(3)]
         # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
-        H6[:, [0, 3, 5]] *= 1.0 + 1e-6
-        step = _solve_3x3(H6, -g)
+        for k in (0, 3, 5):
+            H6[k] = H6[k] * (1.0 + 1e-6)
+        step = np.stack(_solve_3x3_components(H6, [-entry for entry in g]), axis=-1)
         active &= np.all(np.isfinite(step), axis=-1)
         previous_points, previous_cost = points.copy(), cost
         points = np.where(active[:, None], points + np.nan_to_num(step), points)
@@ -422,8 +460,9 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         doubtful = np.flatnonzero(~_all_views_agree(rows, points, threshold_px))
         if doubtful.size:
             subset = _subset(rows, doubtful)
-            use[:, doubtful] = _ransac(subset, ata[:, doubtful], atb[:, doubtful], threshold_px)
-            points[doubtful] = _weighted_linear_solve(subset, ata[:, doubtful], atb[:, doubtful], use[:, doubtful], reweight)
+            subset_ata, subset_atb = ata[:, :, doubtful], atb[:, :, doubtful]
+            use[:, doubtful] = _ransac(subset, subset_ata, subset_atb, threshold_px)
+            points[doubtful] = _weighted_linear_solve(subset, subset_ata, subset_atb, use[:, doubtful], reweight)
     enough = use.sum(axis=0) >= min_views
     use &= enough[None]
     # Cheirality: a view whose ray would have to point backwards to reach the point
@@ -434,7 +473,7 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         enough = use.sum(axis=0) >= min_views
         use &= enough[None]
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
-        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, redo], atb[:, redo], use[:, redo], reweight)
+        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, :, redo], atb[:, :, redo], use[:, redo], reweight)
     points, projected = _refine(cameras, points, safe_pixels, np.where(use, weight, 0.0), huber_px, refine_iterations)
     errors = _pixel_errors(projected, safe_pixels)
     if ransac:

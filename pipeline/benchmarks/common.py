@@ -33,7 +33,17 @@ def status_mb(field: str) -> float | None:
 
 
 def pin_to_one_core() -> int | None:
-    """Run this process on one CPU (the goal is stated per core); returns the CPU or None."""
+    """Run this process on one CPU (the goal is stated per core), with one BLAS thread;
+    returns the CPU or None.
+
+    The BLAS pools (OpenBLAS's threads, started with numpy) are capped at one thread for
+    ours and the peer alike: pinned to one core, two BLAS threads only take turns, and a
+    refine run measured 3.3-3.5 ms/frame with one against 9.7-21 with two (the peer
+    70 against 109-589), which made the ratio a measure of the scheduler.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # for the rest of the process (not a context)
     if not hasattr(os, "sched_setaffinity"):
         return None
     cpu = min(os.sched_getaffinity(0))
