@@ -46,8 +46,8 @@ joints; loops are over windows, blocks, views, bones and iterations.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sparse
@@ -286,7 +286,7 @@ class _Block:
         """
         w = self.weights
         T, nj, _ = self.shape
-        kd, stride, samples = self.bandwidth, 3 * nj, T * nj
+        stride, samples = 3 * nj, T * nj
         flat_x = x.reshape(-1, 3)
         delta, jac = self.reprojection(cameras, x, True) if reprojection is None else reprojection
         _, robust = _robust(np.sqrt((delta**2).sum(-1)), w.loss, w.loss_scale_px)
@@ -306,7 +306,7 @@ class _Block:
         # Diagonal 3x3 blocks per sample (t, k), their 6 upper entries summed in one pass:
         # reprojection rows and both ends of every bone row.
         weights = []
-        for k, (i, j) in enumerate(zip(_UPPER_I, _UPPER_J)):  # loop over the 6 upper entries of a 3x3 block
+        for i, j in zip(_UPPER_I, _UPPER_J):  # loop over the 6 upper entries of a 3x3 block
             bone = u[i] * u[j]
             weights += [jw[0][i] * jw[0][j] + jw[1][i] * jw[1][j], bone, bone]
             # Off-diagonal blocks (t, a)-(t, b) of each bone row: -s^2 u u^T (symmetric; bones are distinct pairs).
@@ -464,7 +464,7 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
             g_l[slot] += length_gradient
         return N_ll, g_l, [ab[0].copy() for ab in bands], [rhs[:, 0].copy() for rhs in rights]
 
-    for iterations in range(1, max_iterations + 1):
+    for iterations in range(1, max_iterations + 1):  # noqa: B007 - the count is returned
         N_ll, g_l, diagonals, gradients = assemble()
         step_found, assembled = False, True
         for _ in range(10):  # raise the damping until a step lowers the cost

@@ -9,7 +9,8 @@ object with ``R (3, 3)`` and ``t (3,)`` (world to camera, metres) and ``model`` 
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -24,6 +24,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import stages
 from pipeline.artifacts import RUN_FILE, ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
 from pipeline.batch_report import write_batch_files
@@ -31,7 +32,6 @@ from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
 from pipeline.ray_support import current_node, ensure_ray
-import stages
 from stages.base import TAKE_CODE, StageContext, StageSpec
 
 logger = logging.getLogger(__name__)

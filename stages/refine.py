@@ -43,8 +43,8 @@ from fitting.metrics import bone_length_variation
 from fitting.reprojection import pixel_errors
 from fitting.temporal import clean_tracks
 from pipeline.config import BatchConfig
-from pipeline.formats.arrays import load_arrays, save_joints_3d
 from pipeline.executor import choose
+from pipeline.formats.arrays import load_arrays, save_joints_3d
 from pipeline.ray_support import ray_map
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.cameras import Camera
@@ -282,7 +282,7 @@ def summarize(before_points, before_errors, before_inliers, refined: Refined) ->
     for part, joints in skeleton.PARTS.items():
         bones = np.asarray(_part_bones(joints)) - joints.start
 
-        def variation(points):
+        def variation(points, joints=joints, bones=bones):
             values = bone_length_variation(points[:, joints], bones)
             values = values[np.isfinite(values)]
             return float(100.0 * values.mean()) if values.size else None

@@ -30,7 +30,6 @@ from triangulation.camera_models import (
 )
 from triangulation.cameras import CalibrationError, Camera, MovingCamera, rotation_from_rodrigues
 
-
 # --------------------------------------------------------------------------------------
 # Test cameras: a rig of cameras around the origin looking at it
 # --------------------------------------------------------------------------------------

@@ -707,7 +707,7 @@ def test_camera_pose_exo_entries_project_the_3d_onto_the_exo_2d(run):
         assert entry["raw_camera"]["camera_model"] == "fisheye"
         np.testing.assert_allclose(entry["raw_camera"]["camera_intrinsics"], raw.model.matrix)
         P = np.array(entry["camera_intrinsics"]) @ np.array(entry["camera_extrinsics"])  # a consumer's K [R | t]
-        for frame, entries in list(files["body_annotation"].items())[::10]:
+        for entries in list(files["body_annotation"].values())[::10]:
             annotation = entries[0]
             for name, pixel in annotation["annotation2D"].get(raw.name, {}).items():
                 joint = annotation["annotation3D"][name]

@@ -21,7 +21,6 @@ from pipeline.formats.openpose import (
 )
 
 
-
 def _random_keypoints(frames: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     keypoints = (rng.random((frames, 59, 3)) * (1920.0, 1080.0, 1.0)).astype(np.float32)

@@ -133,7 +133,7 @@ class _Frames:
     rotation: torch.Tensor
     translation: torch.Tensor
 
-    def select(self, index) -> "_Frames":
+    def select(self, index) -> _Frames:
         return _Frames(self.pose[index], self.rotation[index], self.translation[index])
 
 

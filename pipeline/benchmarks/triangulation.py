@@ -78,7 +78,7 @@ def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats
     results, ours = {}, {}
     for name, ransac, refine_iterations in (("ours_plain", False, 0), ("ours_ransac", True, 1)):
         results[name], ours[name] = _measure(
-            lambda: triangulate(
+            lambda ransac=ransac, refine_iterations=refine_iterations: triangulate(
                 cameras, keypoints, ransac=ransac, refine_iterations=refine_iterations, **settings
             ).points.reshape(-1, 3),
             flat_truth,

@@ -50,7 +50,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_write_text
-from pipeline.formats.aria_devices import CAMERA_DEFAULTS, GEN2, GENERATION_NAMES, generation_labels, generation_of_device_class, online_generation, rescale_rule
+from pipeline.formats.aria_devices import (
+    CAMERA_DEFAULTS,
+    GEN2,
+    GENERATION_NAMES,
+    generation_labels,
+    generation_of_device_class,
+    online_generation,
+    rescale_rule,
+)
 from triangulation.camera_models import Fisheye624Model
 from triangulation.cameras import FieldOfView, MovingCamera, rotation_from_quaternion
 from triangulation.poses import POSE_OK, compose, interpolate_poses, invert, quaternion_from_rotation
