@@ -70,7 +70,7 @@ class StageSpec:
 
     ``code``: the source paths (files or folders) whose change re-runs the stage: every
     project module it imports, directly or not, including :data:`TAKE_CODE`
-    (``tests/test_architecture.py`` checks this).
+    (``tests/pipeline/test_architecture.py`` checks this).
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name
     ending in ``?`` is optional (written only under some settings, e.g. the TRC file), one
     ending in ``*`` a family of optional names with that prefix (one overlay per camera).

@@ -10,14 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-VALIDATION_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
-
+from tests.paths import VALIDATION_ROOT
 
 VALIDATION_FIXTURES = ("pose2sim_balancing",)
 
 
 def validation_present() -> bool:
     return (VALIDATION_ROOT / "pose2sim_balancing" / "Calib_qualisys.toml").is_file()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test not marked ``integration`` (its module's ``pytestmark``) is a ``unit`` test:
+    ``pytest -m unit`` runs the fast ones, ``-m integration`` the ones that run stages,
+    the pipeline, videos or the real capture."""
+    for item in items:
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,7 +4,7 @@ EGO4D/ego-exo4d-egopose handpose/data_preparation (dataloader.py ``load_take_raw
 ``one_hand_kpts_valid_check``, utils.py ``joint_dist_angle_check``, ``reproj_error_check``,
 ``hand_pad_bbox_from_kpts``), written here per hand and joint the way it reads (loops,
 float32), not the way pipeline/formats/egoexo4d.py computes it (vectorized), so that a
-test comparing the two can fail. Used by tests/test_export_egoexo4d.py and to measure
+test comparing the two can fail. Used by tests/stages/test_export_egoexo4d.py and to measure
 our export against it (docs/RESULTS.md, "Public Ego-Exo4D loaders on our export").
 """
 

@@ -26,6 +26,8 @@ from triangulation.visibility import (
     project_with_visibility,
 )
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 FRAMES = 90
 
 

@@ -17,6 +17,8 @@ from pipeline.evaluation import evaluate_hands_2d
 from pipeline.formats.take_folder import read_take
 from stages.detect.stage import detect_take
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 pytest.importorskip("mediapipe", reason="the embedded detector needs mediapipe (make setup installs it)")
 
 FRAMES = 12

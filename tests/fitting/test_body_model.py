@@ -6,15 +6,17 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.config import load_config
 from pipeline.synth.take_writer import SynthConfig, generate_take, synthesize_take
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
+ROOT = REPO_ROOT
 SEED = 11
 
 

@@ -14,8 +14,10 @@ from pipeline.config import load_config
 from pipeline.formats.take_folder import read_take
 from pipeline.formats.trc import read_trc
 from pipeline.formats.video import iter_frames
-from tests.test_validation_pose2sim import TRC_TO_COCO
+from tests.triangulation.test_validation_pose2sim import TRC_TO_COCO
 from triangulation.triangulate import triangulate
+
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
 FRAMES, STEP = 100, 5
 

@@ -20,6 +20,8 @@ from pipeline.synth.take_writer import SynthConfig, generate_take, synthesize_ta
 from triangulation.camera_models import Fisheye624Model, FisheyeModel, PinholeModel
 from triangulation.cameras import Camera
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 SEED = 5
 FRAMES = 300
 

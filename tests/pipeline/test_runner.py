@@ -12,6 +12,9 @@ from pipeline import runner
 from pipeline.commands.run import log_reports
 from pipeline.config import load_config
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
+from tests.paths import REPO_ROOT
+
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
 # These takes are written without videos: detection reads their simulated OpenPose files.
 PRECOMPUTED = ["detect.backend=precomputed"]
@@ -138,7 +141,6 @@ def test_a_stage_reading_a_settings_section_it_does_not_declare_fails(tmp_path):
 def test_every_stage_declares_the_sections_it_reads():
     """The stages read settings only through ``context.settings``: no stage module reaches
     for ``context.config`` (whose sections would escape the fingerprint)."""
-    from pathlib import Path
 
-    for path in sorted((Path(__file__).resolve().parents[1] / "stages").rglob("*.py")):
+    for path in sorted((REPO_ROOT / "stages").rglob("*.py")):
         assert "context.config" not in path.read_text(encoding="utf-8"), path

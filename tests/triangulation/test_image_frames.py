@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.formats.take_folder import TakeError, read_take
-from tests.test_camera_models import ALL_MODELS, max_angle, rays_within
+from tests.triangulation.test_camera_models import ALL_MODELS, max_angle, rays_within
 from triangulation.cameras import Camera
 from triangulation.image_frames import FRAME_EDGES, FRAME_SAME, FRAME_SCALED, camera_in_video_frame, match_image_frame
 

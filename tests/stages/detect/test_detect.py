@@ -18,6 +18,8 @@ from stages.detect.stage import detect_take
 from stages.detect.tasks import DetectVideoError
 from stages.detect.track import mirror
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 # --------------------------------------------------------------------------------------
 # Pure pieces
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Run with the ``data/`` folder of a projectaria_tools checkout (git clone
 https://github.com/facebookresearch/projectaria_tools; the VRS files are in Git LFS)::
 
-    PROJECTARIA_TOOLS_DATA=/path/to/projectaria_tools/data python -m pytest -q -s tests/test_aria_real_files.py
+    PROJECTARIA_TOOLS_DATA=/path/to/projectaria_tools/data python -m pytest -q -s tests/pipeline/formats/test_aria_real_files.py
 
 Every file below is read by our code and by projectaria-tools 2.3.0 and compared:
 sample MPS outputs (closed-loop trajectories of three column sets, both online
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from pipeline.formats import aria, aria_vrs
-from tests.test_aria_generations import assert_reads_as_projectaria
+from tests.pipeline.formats.test_aria_generations import assert_reads_as_projectaria
 
 DATA = os.environ.get("PROJECTARIA_TOOLS_DATA")
 pytestmark = pytest.mark.skipif(not DATA, reason="opt-in: set PROJECTARIA_TOOLS_DATA to a projectaria_tools checkout's data/ folder")

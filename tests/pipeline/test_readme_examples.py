@@ -14,16 +14,18 @@ import json
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fitting.skeleton import JOINT_NAMES
 from pipeline.formats.trc import read_trc
-from tests.test_validation_pose2sim import TRC_TO_COCO
+from tests.paths import REPO_ROOT
+from tests.triangulation.test_validation_pose2sim import TRC_TO_COCO
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
+ROOT = REPO_ROOT
 STAGES = ("detect", "triangulate", "refine", "project_ego", "export", "qa")
 
 

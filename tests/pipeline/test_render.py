@@ -25,6 +25,8 @@ from pipeline.synth.render import (
 from triangulation.camera_models import Fisheye624Model, FisheyeModel
 from triangulation.cameras import Camera, MovingCamera
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 J = {name: index for index, name in enumerate(JOINT_NAMES)}
 
 

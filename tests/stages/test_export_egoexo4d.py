@@ -18,6 +18,8 @@ from pipeline.atomic import load_npz
 from pipeline.config import load_config
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 FRAMES = 150
 PUBLIC_BODY_JOINTS = [
     "nose", "left-eye", "right-eye", "left-ear", "right-ear", "left-shoulder", "right-shoulder", "left-elbow",

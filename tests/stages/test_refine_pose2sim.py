@@ -15,6 +15,8 @@ from pipeline.config import load_config
 from stages.refine import refine
 from triangulation.triangulate import triangulate
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 FPS = 60.0
 
 

@@ -19,6 +19,8 @@ from pipeline.config import load_config
 from pipeline.formats.take_folder import TakeError
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
 
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
 PRECOMPUTED = ["detect.backend=precomputed", "qa.overlay_videos=false"]
 FRAMES = 30
 
@@ -92,7 +94,7 @@ def test_corrupt_video_fails_naming_file_and_camera(rendered_take, tmp_path):
 
 def test_video_of_the_wrong_size_fails_naming_camera_and_sizes(rendered_take, tmp_path):
     """Neither a codec's cropped or padded edge nor an exact resize (1920x1080 would be one,
-    read as the full-resolution calibration: tests/test_image_frames.py)."""
+    read as the full-resolution calibration: tests/triangulation/test_image_frames.py)."""
     take = _copy(rendered_take, tmp_path)
     calibration = take / "trajectory" / "gopro_calibs.csv"
     calibration.write_text(calibration.read_text().replace(",960,540,", ",1000,540,", 1))

@@ -21,8 +21,11 @@ from pipeline.progress import BatchProgress
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
 from stages import refine as refine_stage
 from stages.detect.tasks import choose_executor
+from tests.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
+
+REPO = REPO_ROOT
 
 
 # --------------------------------------------------------------------------------------
