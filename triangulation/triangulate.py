@@ -356,13 +356,13 @@ def triangulate(
     cameras: list[Camera],
     keypoints: np.ndarray,
     *,
-    min_confidence: float = 0.0,
+    min_confidence: float = 0.3,
     min_views: int = 2,
     ransac: bool = True,
     threshold_px: float = 30.0,
     refine_iterations: int = 1,
     huber_px: float = 5.0,
-    min_ray_angle_deg: float = 0.0,
+    min_ray_angle_deg: float = 2.0,
 ) -> Triangulation:
     """Triangulate keypoints ``(views, frames, joints, 3)`` seen by ``cameras`` (one per view).
 

@@ -72,7 +72,7 @@ def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats
     truth = random_points(frames, NUM_JOINTS, seed=seed + 1)
     keypoints, _ = observe(cameras, truth, noise_px=2.0, drop_rate=0.1, outlier_rate=0.15, seed=seed + 2)
     flat_truth = truth.reshape(-1, 3)
-    settings = dict(min_confidence=0.0, threshold_px=30.0, huber_px=5.0)
+    settings = dict(min_confidence=0.0, threshold_px=30.0, huber_px=5.0, min_ray_angle_deg=0.0)
 
     triangulate(cameras, keypoints[:, :2], **settings)  # warm-up (imports, caches)
     results, ours = {}, {}

@@ -45,7 +45,7 @@ def _triangulate(cameras: list[Camera], hands: np.ndarray, threshold: float):
     ``(views, frames, 21, 3)`` (every finite joint counts, whatever its confidence)."""
     observed = hands.copy()
     observed[..., 2] = np.where(np.isfinite(hands[..., 0]), 1.0, np.nan)
-    result = triangulate(cameras, observed, min_confidence=0.0, min_views=2, ransac=True, threshold_px=threshold, refine_iterations=0)
+    result = triangulate(cameras, observed, min_confidence=0.0, min_views=2, ransac=True, threshold_px=threshold, refine_iterations=0, min_ray_angle_deg=0.0)
     return result.points, result.reprojection_error, result.inliers
 
 

@@ -298,7 +298,7 @@ class HandTracker:
         observed[..., 2] = np.where(found[:, None], 1.0, np.nan)
         result = triangulate(
             self.cameras, observed[:, None], min_confidence=0.0, min_views=2, ransac=True,
-            threshold_px=threshold, refine_iterations=0,
+            threshold_px=threshold, refine_iterations=0, min_ray_angle_deg=0.0,
         )  # fmt: skip
         points, inliers = result.points[0], result.inliers[:, 0]
         if not np.any(np.isfinite(points[list(regions.PALM_POINTS), 0])):

@@ -223,6 +223,7 @@ def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
         ransac=True,
         threshold_px=settings["prior_threshold_px"],
         refine_iterations=0,
+        min_ray_angle_deg=0.0,
     )
     return (result.points[0], result.inliers[:, 0]) if single else (result.points, result.inliers)
 

@@ -165,3 +165,14 @@ def test_bad_input_is_refused(rig):
         triangulate(rig[:4], np.zeros((5, 1, 1, 3)))
     with pytest.raises(ValueError, match="min_views"):
         triangulate(rig, np.zeros((5, 1, 1, 3)), min_views=1)
+
+
+def test_the_library_defaults_are_the_configured_settings():
+    """A researcher calling ``triangulate(cameras, keypoints)`` gets what the pipeline runs
+    (configs/default.yaml's triangulation section), not other numbers."""
+    import inspect
+
+    from pipeline.config import load_config
+
+    defaults = {name: p.default for name, p in inspect.signature(triangulate).parameters.items() if p.default is not inspect.Parameter.empty}
+    assert defaults == load_config().section("triangulation")
