@@ -33,13 +33,11 @@ calibration; config section ``export``; writes (:mod:`pipeline.formats.egoexo4d`
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
 
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, RIGHT_HAND
-from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.calibration import camera_pose_document
 from pipeline.formats.egoexo4d import (
@@ -60,6 +58,7 @@ from pipeline.formats.egoexo4d import (
     hand_structure_ok,
     release_ego_camera,
     release_listed_folders,
+    write_json_document,
     write_json_items,
 )
 from pipeline.formats.trc import write_trc
@@ -295,13 +294,13 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         if exo_frame == "undistorted":
             for raw in take.exo_cameras:
                 document[raw.name]["raw_camera"] = raw_camera_entry(raw)
-        atomic_write_text(context.work / names["camera_pose"], json.dumps(document, allow_nan=False) + "\n")
+        write_json_document(context.work / names["camera_pose"], document)
         files["camera_pose"] = names["camera_pose"]
     calibration, mask_source, calibration_from = hand_preparation_source(take) if camera is not None else (None, None, "none: no ego pose")
     summary["hand_preparation_calibration"] = calibration_from
     if calibration is not None:
         name = hand_preparation_calibration_name(take.name)
-        atomic_write_text(context.work / name, json.dumps(calibration, indent=1) + "\n")
+        write_json_document(context.work / name, calibration, indent=1, allow_nan=True)
         files["aria_calibration"] = name
     if settings["benchmark_files"]:
         write_json_items(context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True)

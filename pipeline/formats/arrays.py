@@ -9,10 +9,14 @@
   refine adds ``bone_lengths (59,)`` metres in :data:`fitting.skeleton.BONES` order,
   ``outliers`` and ``filled (frames, 59)`` bool.
 - ``project_ego/projections.npz``: see :mod:`stages.project_ego`.
+- detection chunks (``OUT/<take>/.cache/detect-<fingerprint>/chunk_<start>_<stop>.npz``):
+  one finished task's ``keypoints`` and its ``summary`` (JSON text), kept across a
+  killed run (:func:`save_detect_chunk`, :func:`load_detect_chunk`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 
@@ -53,3 +57,15 @@ def load_arrays(path: str | os.PathLike, required: Sequence[str]) -> dict[str, n
 def save_projections(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``project_ego/projections.npz`` (keys in :mod:`stages.project_ego`)."""
     atomic_save_npz(path, **arrays)
+
+
+def save_detect_chunk(path: str | os.PathLike, keypoints: np.ndarray, summary: dict) -> None:
+    """One finished detection task, atomically: its keypoints and its summary (JSON text)."""
+    atomic_save_npz(path, keypoints=keypoints, summary=np.array(json.dumps(summary)))
+
+
+def load_detect_chunk(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """A chunk written by :func:`save_detect_chunk`; raises ValueError, KeyError or
+    json.JSONDecodeError when it is damaged."""
+    stored = load_npz(path)
+    return stored["keypoints"], json.loads(str(stored["summary"]))

@@ -56,7 +56,7 @@ from fitting.skeleton import (
     RIGHT_HAND,
     RIGHT_HAND_JOINT_NAMES,
 )
-from pipeline.atomic import atomic_text_stream
+from pipeline.atomic import atomic_text_stream, atomic_write_text
 from pipeline.formats.take_folder import camera_key
 from triangulation.camera_models import Fisheye624Model, FisheyeModel, PinholeModel
 from triangulation.cameras import CalibrationError, Camera, FieldOfView, MovingCamera
@@ -217,6 +217,12 @@ def _file_name_part(what: str, value: str) -> str:
 def hand_preparation_calibration_name(take_name: str) -> str:
     """Where the hand preparation's Aria calibration goes, relative to its output folder."""
     return HAND_PREPARATION_CALIBRATION.format(take_name=_file_name_part("take name", take_name))
+
+
+def write_json_document(path, document: dict, indent: int | None = None, allow_nan: bool = False) -> None:
+    """One JSON document (``camera_pose.json``, the hand preparation's calibration file),
+    atomically; NaN refused unless ``allow_nan``."""
+    atomic_write_text(path, json.dumps(document, indent=indent, allow_nan=allow_nan) + "\n")
 
 
 def write_json_items(path, items: Iterable[tuple[str, object]], envelope: tuple[str, str] = ("", ""), allow_nan: bool = False) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_save_npz, load_npz
+from pipeline.formats.arrays import load_detect_chunk, save_detect_chunk
 from pipeline.formats.video import LockstepDecodeError, VideoDecodeError, iter_frames_lockstep, video_info
 from stages.detect.prior import ego_centres
 from triangulation.cameras import Camera
@@ -284,7 +284,7 @@ def _chunk_path(chunks: Path, task: DetectTask) -> Path:
 def save_chunk(chunks: Path, task: DetectTask, result: tuple[np.ndarray, dict]) -> None:
     """One finished task, atomically: its keypoints and its summary (JSON text)."""
     keypoints, summary = result
-    atomic_save_npz(_chunk_path(chunks, task), keypoints=keypoints, summary=np.array(json.dumps(summary)))
+    save_detect_chunk(_chunk_path(chunks, task), keypoints, summary)
 
 
 def load_chunk(chunks: Path, task: DetectTask) -> tuple[np.ndarray, dict] | None:
@@ -293,8 +293,7 @@ def load_chunk(chunks: Path, task: DetectTask) -> tuple[np.ndarray, dict] | None
     if not path.is_file():
         return None
     try:
-        stored = load_npz(path)
-        return stored["keypoints"], json.loads(str(stored["summary"]))
+        return load_detect_chunk(path)
     except (ValueError, KeyError, json.JSONDecodeError):
         logger.warning("%s: unreadable chunk of an interrupted run; detecting its frames again", path)
         return None
