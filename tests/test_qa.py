@@ -3,16 +3,18 @@ real browser, a 3D recording, the report command and the batch report."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, REASONS
+from fitting.quality import PART_NAMES, REASON_TESTS, REASONS
 from pipeline import runner
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
@@ -37,10 +39,25 @@ CLEAN_DETECTOR = DetectorConfig(
 # disagree with the other views before triangulation (the hand labels stay right), so
 # the body is where the swap shows.
 FAULTS = (
-    ("camera cam02 offset by 10 px", range(40, 60), (0, 1, 2), "reprojection_error"),
+    ("camera cam02 offset by 10 px", range(40, 60), (0, 1, 2), "part_shift"),
     ("left/right swap in cam01", range(100, 108), (0,), "outlier_view"),
     ("left hand lost for a second", range(150, 180), (1,), "missing"),
 )
+# The camera the report must name for each fault's stretches (None: no single camera).
+FAULT_CAMERAS = {"part_shift": "cam02", "outlier_view": "cam01", "missing": None}
+# The faulty take's exo videos: one flat grey per camera (a thumbnail's background tells its camera).
+GREYS = {"cam01": 50, "cam02": 100, "cam03": 150, "cam04": 200}
+
+
+def _grey_videos(take_dir, take) -> None:
+    from pipeline.formats.video import VideoWriter
+
+    for camera in take.exo_cameras:
+        width, height = camera.image_size
+        image = np.full((height, width, 3), GREYS[camera.name], np.uint8)
+        with VideoWriter(take_dir / "frame_aligned_videos" / f"{camera.name}.mp4", take.config.fps, preset="ultrafast", crf=23) as writer:
+            for _ in range(take.config.num_frames):
+                writer.write(image)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +72,8 @@ def faulty(tmp_path_factory):
     keypoints[:, 150:180, skeleton.LEFT_HAND] = np.nan
     for view, camera in enumerate(take.exo_cameras):
         write_openpose_folder(take_dir / "keypoints2d" / "openpose" / camera.name, keypoints[view], camera.name)
-    report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
+    _grey_videos(take_dir, take)
+    report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false", "qa.recording=false"]))
     dropped = report.summaries["detect"]["hand_quality"]
     assert sum(dropped[hand]["dropped_disagreeing"] for hand in ("left_hand", "right_hand")) >= 8  # the swapped hands
     return report, load_npz(root / "out" / report.take / "qa" / "flags.npz")
@@ -78,6 +96,83 @@ def test_flags_find_each_injected_fault_in_the_right_frames_and_part(faulty):
     print("\n" + "\n".join(lines) + f"\nprecision {precision:.2f}; labels flagged outside the faults {100 * elsewhere:.1f} %")
     assert precision > 0.6 and elsewhere < 0.1
     assert report.summaries["qa"]["flagged_frames"] == int(flagged.any(axis=1).sum())
+
+
+def _stretch_rows(page: str) -> list[dict]:
+    """The report's flagged-stretch rows: their attributes, evidence items and thumbnail."""
+    rows = []
+    for match in re.finditer(r"<tr class='stretch'([^>]*)>(.*?)</tr>", page, re.DOTALL):
+        attributes = dict(re.findall(r"data-(\w+)='([^']*)'", match.group(1)))
+        image = re.search(r"<img class='thumb'([^>]*)>", match.group(2))
+        rows.append({
+            **attributes,
+            "start": int(attributes["start"]), "stop": int(attributes["stop"]), "frame": int(attributes["frame"]),
+            "evidence": {reason: html.unescape(text) for reason, text in re.findall(r"<li data-reason='(\w+)'>.*?<span class='value'>([^<]*)</span>", match.group(2))},
+            "image": None if image is None else dict(re.findall(r"([\w-]+)='([^']*)'", image.group(1))),
+        })  # fmt: skip
+    return rows
+
+
+def test_report_rows_name_the_injected_camera_with_value_threshold_and_a_labelled_thumbnail(faulty):
+    """Per injected fault: the stretch's row names the injected camera (none for a hand
+    lost in every view), shows the reason's value against its threshold, and its
+    thumbnail is that camera (its video's grey) at a flagged frame of the stretch."""
+    import base64
+
+    report, stored = faulty
+    qa = Path(report.output) / "qa"
+    page = (qa / "report.html").read_text()
+    metrics = json.loads((qa / "metrics.json").read_text())
+    rows = _stretch_rows(page)
+    names = list(stored["camera_names"])
+    for _, frames, parts, reason in FAULTS:
+        for p in parts:
+            part = PART_NAMES[p]
+            covering = [row for row in rows if row["part"] == part and row["start"] < frames.stop and row["stop"] > frames.start]
+            row = max(covering, key=lambda row: min(row["stop"], frames.stop) - max(row["start"], frames.start))
+            expected = FAULT_CAMERAS[reason]
+            assert row["camera"] == (expected or "no single camera"), (reason, part, row)
+            assert reason in row["evidence"], (reason, part, row["evidence"])
+            value_text = row["evidence"][reason]
+            assert re.fullmatch(r"[-\d.]+( \w+)? (>|>=|<) [-\d.]+", value_text), value_text
+            flagged = np.flatnonzero(stored["flags"][row["start"] : row["stop"], p].any(axis=1)) + row["start"]
+            assert row["frame"] in flagged
+            image = row["image"]
+            assert image is not None and int(image["data-frame"]) == row["frame"] and image["title"] == f"{image['data-camera']} frame {row['frame']}"
+            jpeg = base64.b64decode(image["src"].split(",", 1)[1])
+            thumbnail = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+            shown = min(GREYS, key=lambda name: abs(GREYS[name] - float(np.median(thumbnail))))
+            assert shown == image["data-camera"], (shown, image["data-camera"])
+            if expected is not None:
+                assert image["data-camera"] == expected
+            # metrics.json holds the same stretch with the same evidence
+            (entry,) = [item for item in metrics["stretches"] if item["part"] == part and item["first"] == row["start"]]
+            assert entry["camera"] == expected and entry["shown_frame"] == row["frame"]
+            evidence = next(item for item in entry["reasons"] if item["reason"] == reason)
+            assert value_text == REASON_TESTS[reason].describe(evidence["value"], evidence["threshold"])
+    assert names == ["cam01", "cam02", "cam03", "cam04"]
+
+
+def test_metrics_list_exactly_the_flagged_frames_per_part_and_reason(faulty):
+    report, stored = faulty
+    metrics = json.loads((Path(report.output) / "qa" / "metrics.json").read_text())
+    listed = metrics["flagged"]
+    for p, part in enumerate(PART_NAMES):
+        for r, reason in enumerate(REASONS):
+            frames = np.flatnonzero(stored["flags"][:, p, r]).tolist()
+            entry = listed.get(part, {}).get(reason)
+            assert (entry["frames"] if entry else []) == frames, (part, reason)
+            if entry:
+                assert np.allclose(entry["value"], stored["value"][frames, p, r], atol=1e-3, equal_nan=True)
+                cameras = [None if c < 0 else str(stored["camera_names"][c]) for c in stored["camera"][frames, p, r]]
+                assert entry["camera"] == cameras
+    for _, frames, parts, reason in FAULTS:  # the injected frames are listed, with the injected camera
+        for p in parts:  # (a frame's camera is the one furthest over: another view may trip more in a frame)
+            entry = listed[PART_NAMES[p]][reason]
+            inside = [i for i, frame in enumerate(entry["frames"]) if frame in frames]
+            assert len(inside) >= 0.9 * len(frames)
+            named = [entry["camera"][i] for i in inside]
+            assert (named.count(FAULT_CAMERAS[reason]) >= 0.9 * len(inside)) if FAULT_CAMERAS[reason] else set(named) == {None}
 
 
 def test_the_offset_camera_is_named(faulty):
@@ -150,9 +245,12 @@ def test_qa_writes_every_output(rendered):
 
 
 def _drawn_pixels(overlay: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Pixels the overlay changed strongly (the drawing), without the label in the corner."""
+    """Pixels the overlay changed strongly (the drawing), without the label and the frame code in the corners."""
+    from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK
+
     changed = np.abs(overlay.astype(int) - source.astype(int)).max(axis=2) > 80
     changed[:26, :160] = False
+    changed[: FRAME_CODE_BLOCK + 2, -FRAME_CODE_BITS * FRAME_CODE_BLOCK - 2 :] = False
     return changed
 
 
@@ -280,6 +378,8 @@ def test_recording_loads_back(rendered):
     assert {"/world/skeleton", "/world/ego", "/world/ego_path"} | {f"/world/exo/{c.name}" for c in take.exo_cameras} <= paths
     rows = {line.split()[0]: int(line.split()[1].split("=")[1]) for line in store.summary().splitlines() if "timelines=['frame']" in line}
     assert rows["/world/skeleton"] == FRAMES and rows["/world/ego"] == FRAMES  # one per frame, every frame has a pose
+    stretches = json.loads((qa / "metrics.json").read_text())["stretches"]
+    assert stretches and rows["/flags"] == len(stretches)  # one text entry per flagged stretch
 
 
 def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
@@ -405,9 +505,8 @@ def test_thumbnails_without_overlay_videos_decode_only_their_frames(rendered, mo
         ego_video=None,
         ego_pixels=None,
         ego_visible=None,
-        flags=np.zeros((FRAMES, 3, len(REASONS)), bool),
-        view_flagged=np.zeros((views, FRAMES, 3), bool),
-        view_error=np.full((views, FRAMES, 3), np.nan),
+        quality=_no_flags(views, FRAMES),
+        culprits=np.full((FRAMES, 3), -1),
     )
     decoded = []
     iter_lockstep = overlay.iter_frames_lockstep
@@ -419,9 +518,24 @@ def test_thumbnails_without_overlay_videos_decode_only_their_frames(rendered, mo
 
     monkeypatch.setattr(overlay, "iter_frames_lockstep", counting)
     settings = load_config().section("qa")
-    result = overlay.render_overlays(inputs, None, (0, FRAMES), take.config.fps, settings, [(2, 0), (20, 1), (20, 2)])
-    assert set(result.thumbnails) == {(2, 0), (20, 1), (20, 2)} and result.frames == 0
+    result = overlay.render_overlays(inputs, None, (0, FRAMES), take.config.fps, settings, [(2, 0, -1), (20, 1, 0), (20, 2, 1)])
+    assert set(result.thumbnails) == {(2, 0, -1), (20, 1, 0), (20, 2, 1)} and result.frames == 0
+    assert [result.thumbnails[key][1] for key in [(20, 1, 0), (20, 2, 1)]] == ["cam01", "cam02"]  # the view asked for
     assert decoded == [2, 20]
+
+
+def _no_flags(views: int, frames: int):
+    """QualityFlags without any flag (for overlays drawn outside the stage)."""
+    from fitting.quality import VIEW_REASONS, QualityFlags
+
+    per_reason = (frames, len(PART_NAMES), len(REASONS))
+    per_view = (views, frames, len(PART_NAMES), len(VIEW_REASONS))
+    return QualityFlags(
+        flags=np.zeros(per_reason, bool), value=np.full(per_reason, np.nan), threshold=np.full(per_reason, np.nan), camera=np.full(per_reason, -1),
+        view_tripped=np.zeros(per_view, bool), view_value=np.full(per_view, np.nan), view_threshold=np.full(per_view, np.nan),
+        view_error_px=np.full(per_view[:3], np.nan), view_shift_px=np.full(per_view[:3], np.nan), camera_offset_px=np.full((views, len(PART_NAMES)), np.nan),
+        offset_cameras=np.zeros((views, len(PART_NAMES)), bool), score=np.ones((frames, len(PART_NAMES))),
+    )  # fmt: skip
 
 
 def test_thumbnail_crops_the_part_not_the_whole_frame():

@@ -7,9 +7,17 @@
   cross and its dot is the reprojection error).
 - The ego view: the projected body and hands on the raw fisheye frames (white body,
   magenta / orange hands), in the video's orientation.
-- A mosaic of all views with the frame number and the frame's flags burnt in.
-- Thumbnails for the report: for chosen (frame, part) pairs, a crop of the overlay of
-  the view most responsible for the flag, JPEG bytes.
+- A mosaic of all views with the frame number and the frame's flags burnt in: per
+  flagged part the stretch's culprit camera and each reason's value and threshold
+  (:func:`fitting.quality.frame_evidence`).
+- Every video carries its frame number as text and as a binary code
+  (:func:`burn_frame_code`, read back by :func:`read_frame_code`): the report's player
+  and its tests can tell which frame is shown.
+- Thumbnails for the report: for chosen (frame, part, view) triples (the stretch's
+  shown frame and culprit view), a crop of that view's overlay around the part,
+  labelled with the camera and frame, JPEG bytes.
+
+Labels are drawn on a dark box: readable on any background.
 
 Memory does not grow with the take's length: frames are decoded, drawn, encoded and
 dropped one at a time (:func:`pipeline.formats.video.iter_frames_lockstep`).
@@ -25,7 +33,7 @@ import cv2
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, REASONS
+from fitting.quality import QualityFlags, frame_evidence
 from pipeline.formats.video import VideoWriter, iter_frames_lockstep
 
 _EDGES = np.asarray(skeleton.DRAW_EDGES)
@@ -44,8 +52,9 @@ class OverlayInputs:
     """What the overlays draw. ``exo_pixels (views, frames, 59, 2)`` / ``exo_visible``; ``errors
     (views, frames, 59)`` px (NaN: not observed); ``keypoints (views, frames, 59, 3)``;
     ``ego_pixels (frames, 59, 2)`` / ``ego_visible`` in the ego video's orientation (None
-    without an ego camera); ``flags (frames, parts, reasons)``; ``view_flagged (views,
-    frames, parts)``; ``view_error (views, frames, parts)``."""
+    without an ego camera); ``quality``: the flags and their evidence; ``culprits (frames,
+    parts)``: the culprit view of the stretch holding each flagged frame (-1: none;
+    :func:`fitting.quality.stretch_culprits`)."""
 
     exo_names: list[str]
     exo_videos: list[Path | None]
@@ -57,20 +66,20 @@ class OverlayInputs:
     ego_video: Path | None
     ego_pixels: np.ndarray | None
     ego_visible: np.ndarray | None
-    flags: np.ndarray
-    view_flagged: np.ndarray
-    view_error: np.ndarray
+    quality: QualityFlags
+    culprits: np.ndarray
 
 
 @dataclass
 class OverlayResult:
-    """Files written (name -> path), thumbnails ``{(frame, part): jpeg bytes}``, frames
+    """Files written (name -> path), thumbnails ``{(frame, part, view): (jpeg bytes, the
+    camera shown)}``, frames
     drawn, views without a video, and the views whose video could not be decoded from
     some frame on: ``{camera, file, first_frame, frames_missing, reason}``, one per view
     (the first frame lost)."""
 
     files: dict[str, Path] = field(default_factory=dict)
-    thumbnails: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    thumbnails: dict[tuple[int, int, int], tuple[bytes, str]] = field(default_factory=dict)
     frames: int = 0
     views_without_video: list[str] = field(default_factory=list)
     decode_errors: list[dict] = field(default_factory=list)
@@ -138,19 +147,35 @@ def draw_ego(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, scale: 
     return canvas
 
 
-def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], colour=(255, 255, 255)) -> None:
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], colour=(255, 255, 255), scale: float = 0.5) -> None:
+    """``text`` at ``origin`` (its baseline's left end) on a dark box: readable on any background."""
+    (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = origin
+    x0, y0, x1, y1 = max(0, x - 3), max(0, y - height - 3), min(canvas.shape[1], x + width + 3), min(canvas.shape[0], y + baseline + 2)
+    canvas[y0:y1, x0:x1] = (canvas[y0:y1, x0:x1] * 0.25).astype(canvas.dtype)
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
-def flag_text(flags: np.ndarray) -> str:
-    """``flags (parts, reasons)`` of one frame as ``body: missing; left_hand: gap_filled`` (empty: none)."""
-    items = []
-    for p, part in enumerate(PART_NAMES):
-        reasons = [REASONS[r] for r in np.flatnonzero(flags[p])]
-        if reasons:
-            items.append(f"{part}: {', '.join(reasons)}")
-    return "; ".join(items)
+# The frame code: FRAME_CODE_BITS blocks of FRAME_CODE_BLOCK px in the top right corner,
+# white for a set bit (most significant first), on a black row a block high.
+FRAME_CODE_BITS = 20
+FRAME_CODE_BLOCK = 6
+
+
+def burn_frame_code(canvas: np.ndarray, frame: int) -> None:
+    """Write ``frame`` as a binary code of blocks into the top right corner of ``canvas``."""
+    bits = (int(frame) >> np.arange(FRAME_CODE_BITS - 1, -1, -1)) & 1
+    size, width = FRAME_CODE_BLOCK, FRAME_CODE_BITS * FRAME_CODE_BLOCK
+    row = np.repeat(bits.astype(np.uint8) * 255, size)
+    canvas[0:size, canvas.shape[1] - width :] = row[None, :, None]
+
+
+def read_frame_code(image: np.ndarray) -> int:
+    """The frame number :func:`burn_frame_code` wrote into ``image (H, W, 3)`` (decoded video frame)."""
+    size, width = FRAME_CODE_BLOCK, FRAME_CODE_BITS * FRAME_CODE_BLOCK
+    strip = image[1 : size - 1, image.shape[1] - width :].astype(np.float64).mean(axis=(0, 2))
+    bits = strip.reshape(FRAME_CODE_BITS, size)[:, 1:-1].mean(axis=1) > 127
+    return int((bits.astype(np.int64) << np.arange(FRAME_CODE_BITS - 1, -1, -1)).sum())
 
 
 def _letterboxed(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -163,21 +188,28 @@ def _letterboxed(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
-def mosaic(tiles: list[np.ndarray], frame: int, flags: np.ndarray, width: int, aspect: float) -> np.ndarray:
+_FLAG_LINES = 3  # one per part
+_LINE_PX = 18
+
+
+def mosaic(tiles: list[np.ndarray], frame: int, flag_lines: list[str], width: int, aspect: float, spare: np.ndarray | None = None) -> np.ndarray:
     """All (labelled) views in a grid ``width`` pixels wide of ``aspect`` (height / width)
-    cells, with the frame number and the frame's flags below."""
+    cells, with the frame number and the frame's flag lines (one per flagged part) below;
+    ``spare`` fills the grid's empty cell (the legend)."""
     columns = 3 if len(tiles) > 4 else 2
     tile_w = width // columns // 2 * 2
     tile_h = max(2, int(round(tile_w * aspect)) // 2 * 2)
     rows = -(-len(tiles) // columns)
-    canvas = np.zeros((rows * tile_h + 40, columns * tile_w, 3), dtype=np.uint8)
-    for index, tile in enumerate(tiles):
+    canvas = np.zeros((rows * tile_h + _LINE_PX * (_FLAG_LINES + 1) + 6, columns * tile_w, 3), dtype=np.uint8)
+    cells = list(tiles) + ([spare] if spare is not None and len(tiles) < rows * columns else [])
+    for index, tile in enumerate(cells):
         row, column = divmod(index, columns)
         canvas[row * tile_h : (row + 1) * tile_h, column * tile_w : (column + 1) * tile_w] = _letterboxed(tile, tile_w, tile_h)
-    text = flag_text(flags)
     _label(canvas, f"frame {frame}", (8, rows * tile_h + 16))
-    if text:
-        _label(canvas, text[:150], (8, rows * tile_h + 34), (255, 90, 90))
+    characters = max(20, canvas.shape[1] // 9)
+    for line, text in enumerate(flag_lines[:_FLAG_LINES]):
+        _label(canvas, text if len(text) <= characters else text[: characters - 3] + "...", (8, rows * tile_h + 16 + _LINE_PX * (line + 1)), (255, 110, 110))
+    burn_frame_code(canvas, frame)
     return canvas
 
 
@@ -219,7 +251,8 @@ def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: i
             canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, good, bad)
         else:
             canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale)
-        _label(canvas, f"{names[v]}  {frame}", (6, 18))
+        _label(canvas, f"{names[v]}  frame {frame}", (6, 18))
+        burn_frame_code(canvas, frame)
         drawn.append((canvas, scale))
     return drawn
 
@@ -235,12 +268,12 @@ def render_overlays(
     frame_range: tuple[int, int],
     fps: float,
     settings: dict,
-    thumbnails: list[tuple[int, int]],
+    thumbnails: list[tuple[int, int, int]],
     suffix: str = "",
 ) -> OverlayResult:
     """Write the overlay videos of ``frame_range`` into ``out_dir`` as
     ``overlay_<view><suffix>.mp4`` and ``overlay_mosaic<suffix>.mp4`` (None: no videos),
-    streaming the frames, and cut the ``thumbnails`` ``(frame, part)``: in the same pass
+    streaming the frames, and cut the ``thumbnails`` ``(frame, part, view)``: in the same pass
     for frames inside the range, by seeking to each frame for the others.
 
     A view whose video ends early or cannot be decoded is left out from that frame on
@@ -251,9 +284,9 @@ def render_overlays(
     result.views_without_video = [name for name, path in zip(names, paths) if path is None]
     if all(path is None for path in paths):
         return result
-    wanted: dict[int, list[int]] = {}
-    for frame, part in thumbnails:
-        wanted.setdefault(frame, []).append(part)
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for frame, part, view in thumbnails:
+        wanted.setdefault(frame, []).append((part, view))
     streamed = range(*frame_range) if out_dir is not None else range(0)
     if out_dir is not None:
         _write_videos(inputs, out_dir, frame_range, fps, settings, suffix, wanted, result)
@@ -265,10 +298,11 @@ def render_overlays(
     return result
 
 
-def _cut_thumbnails(inputs: OverlayInputs, drawn: list, frame: int, parts: list[int], result: OverlayResult) -> None:
+def _cut_thumbnails(inputs: OverlayInputs, drawn: list, frame: int, wanted: list[tuple[int, int]], result: OverlayResult) -> None:
     if any(item is not None for item in drawn):
-        for part in parts:
-            result.thumbnails[(frame, part)] = _jpeg(_thumbnail(inputs, drawn, frame, part))
+        for part, view in wanted:
+            image, name = _thumbnail(inputs, drawn, frame, part, view)
+            result.thumbnails[(frame, part, view)] = (_jpeg(image), name)
 
 
 def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: dict, suffix: str, wanted: dict, result: OverlayResult) -> None:
@@ -296,21 +330,38 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
             if aspect is None:  # no view has given a frame yet: nothing to lay out
                 continue
             tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
-            write("mosaic", mosaic(tiles, frame, inputs.flags[frame], 2 * settings["overlay_max_width"], aspect))
+            lines = frame_evidence(inputs.quality, inputs.culprits, frame, inputs.exo_names) if inputs.quality.flags[frame].any() else []
+            write("mosaic", mosaic(tiles, frame, lines, 2 * settings["overlay_max_width"], aspect))
             result.frames += 1
     result.note_decode_errors(errors)
 
 
-def _thumbnail(inputs: OverlayInputs, drawn: list, frame: int, part: int) -> np.ndarray:
-    """The drawn view most responsible for the part's flag, cropped around the part
-    (``drawn`` holds at least one view)."""
+def thumbnail_view(inputs: OverlayInputs, available: list[int], frame: int, part: int, view: int) -> int:
+    """The view a thumbnail shows: ``view`` (the stretch's culprit) when it has an image;
+    else (no culprit, or its video lost) the exo view with the most of the part's joints
+    detected at ``frame``, ties to the lower index (-1: no exo view has an image)."""
+    if view in available:
+        return view
+    if not available:
+        return -1
+    joints = list(skeleton.PARTS.values())[part]
+    detected = np.isfinite(inputs.keypoints[available, frame, joints, 0]).sum(axis=1)
+    return available[int(np.argmax(detected))]
+
+
+def _thumbnail(inputs: OverlayInputs, drawn: list, frame: int, part: int, view: int) -> tuple[np.ndarray, str]:
+    """The drawn ``view`` (:func:`thumbnail_view`) cropped around the part, labelled with
+    its camera and the frame, and that camera's name (``drawn`` holds at least one view)."""
     joints = list(skeleton.PARTS.values())[part]
     exo = [v for v in range(len(inputs.exo_names)) if drawn[v] is not None]
-    if not exo:
+    shown = thumbnail_view(inputs, exo, frame, part, view)
+    if shown < 0:
         image, scale = next(item for item in drawn if item is not None)
-        return _crop(image, np.empty((0, 2)), scale)
-    flagged = [v for v in exo if inputs.view_flagged[v, frame, part]]
-    candidates = flagged or exo
-    v = max(candidates, key=lambda view: np.nan_to_num(inputs.view_error[view, frame, part], nan=-1.0))
-    image, scale = drawn[v]
-    return _crop(image, np.where(inputs.exo_visible[v, frame, joints, None], inputs.exo_pixels[v, frame, joints], np.nan), scale)
+        thumbnail, name = _crop(image, np.empty((0, 2)), scale), "no exo view"
+    else:
+        image, scale = drawn[shown]
+        pixels = np.where(inputs.exo_visible[shown, frame, joints, None], inputs.exo_pixels[shown, frame, joints], np.nan)
+        thumbnail, name = _crop(image, pixels, scale), inputs.exo_names[shown]
+    thumbnail = np.ascontiguousarray(thumbnail)
+    _label(thumbnail, f"{name}  frame {frame}", (5, thumbnail.shape[0] - 7), (255, 255, 120), 0.45)
+    return thumbnail, name

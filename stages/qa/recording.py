@@ -6,7 +6,9 @@ pose), ``world/ego_path`` (its trajectory), ``world/skeleton`` (59 joints per fr
 coloured by quality: green fine, orange gap-filled, red in a flagged part; edges from
 the annotation context),
 ``world/scene`` (the take's semidense points, when given), ``world/body_model`` (the
-fitted body's meshes at the frames the body model stage wrote). Written columnar, 500
+fitted body's meshes at the frames the body model stage wrote), ``flags`` (a text log
+entry at each flagged stretch's first frame: part, frames, the culprit camera, each
+reason's value and threshold; :func:`fitting.quality.stretch_text`). Written columnar, 500
 frames per send: no Python loop over frames (one log per mesh file).
 """
 
@@ -57,11 +59,13 @@ def write_recording(
     ego_size: tuple[int, int] | None = None,
     scene: np.ndarray | None = None,
     meshes: list[tuple[int, Path]] = (),
+    flag_log: list[tuple[int, str]] = (),
 ) -> Path:
     """Write the recording: ``points (frames, 59, 3)`` metres, ``colours (frames, 59, 3)``,
     static exo cameras, the ego camera's world-to-camera ``ego_R (frames, 3, 3)`` /
     ``ego_t (frames, 3)`` (NaN without a pose), scene points ``(N, 3)``, body model meshes
-    ``(frame, .glb / .ply file)`` (``world/body_model``, at their frames)."""
+    ``(frame, .glb / .ply file)`` (``world/body_model``, at their frames), ``flag_log``
+    ``(frame, text)`` entries (``flags``)."""
     import rerun as rr
 
     path = Path(path)
@@ -124,6 +128,9 @@ def write_recording(
             recording.set_time("frame", sequence=frame)
             recording.log("world/body_model", rr.Mesh3D(vertex_positions=np.asarray(mesh.vertices, np.float32), triangle_indices=np.asarray(mesh.faces, np.uint32), albedo_factor=(200, 170, 150, 160)))
         recording.reset_time()
+    if flag_log:
+        at, texts = zip(*sorted(flag_log))
+        recording.send_columns("flags", indexes=[rr.TimeColumn("frame", sequence=np.asarray(at))], columns=rr.TextLog.columns(text=list(texts), level=["WARN"] * len(texts)))
     if scene is not None and len(scene):
         recording.log("world/scene", rr.Points3D(scene.astype(np.float32), radii=0.005, colors=(160, 160, 160)), static=True)
     recording.flush()

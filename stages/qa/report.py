@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, REASONS, FlagStretch
+from fitting.quality import PART_NAMES, REASON_TESTS, REASONS, FlagStretch
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; color: #222; }
@@ -30,7 +30,8 @@ td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th { background: #f4f4f4; } td.left, th.left { text-align: left; }
 .score { font-size: 2em; font-weight: bold; }
 tr.highlight { background: #fff3b0; }
-img.thumb { max-height: 160px; }
+img.thumb { max-height: 200px; }
+ul.evidence { margin: 0; padding-left: 1.1em; text-align: left; } ul.evidence small { color: #666; }
 .plot { min-height: 360px; }
 """
 
@@ -69,7 +70,8 @@ class ReportData:
     ``num_views (frames, 59)``; ``bone_lengths_before (frames, bones)`` m (triangulated),
     ``bone_lengths_after (bones,)`` m; ``trajectory``: name -> ``(frames, 3)`` m;
     ``cameras``: name -> ``(3,)`` centre; ``ego_path (frames, 3)`` or None;
-    ``stretches`` most severe first; ``thumbnails``: ``(frame, part)`` -> JPEG bytes;
+    ``stretches`` most severe first; ``thumbnails``: ``(frame, part, view)`` -> (JPEG
+    bytes, the camera shown);
     ``overlay_sets``: the overlay videos beside the report, ``((start, stop), {view: file
     name})`` per set of frames (the whole take, or ranges drawn by ``report --frames``);
     ``max_columns``: time plots are binned to at most this many columns; ``max_rows``:
@@ -90,7 +92,7 @@ class ReportData:
     cameras: dict[str, np.ndarray]
     ego_path: np.ndarray | None
     stretches: list[FlagStretch]
-    thumbnails: dict[tuple[int, int], bytes]
+    thumbnails: dict[tuple[int, int, int], tuple[bytes, str]]
     overlay_sets: list[tuple[tuple[int, int], dict[str, str]]]
     max_columns: int
     max_rows: int
@@ -310,27 +312,50 @@ def _overlay_links(data: ReportData, frame: int) -> str:
     return " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in files.items())
 
 
+def _evidence_html(stretch: FlagStretch, camera_names: list[str]) -> str:
+    """Each reason of the stretch: its frames, and the value against the threshold where it was furthest over."""
+    items = []
+    for item in stretch.evidence:
+        test = REASON_TESTS[item.reason]
+        where = f"frame {item.frame}" + (f", {camera_names[item.view]}" if item.view >= 0 else "")
+        items.append(
+            f"<li data-reason='{item.reason}'><b>{item.reason}</b> ({item.frames} frame(s)): "
+            f"<span class='value'>{html.escape(test.describe(item.value, item.threshold))}</span> at {html.escape(where)}"
+            f"<br><small>{html.escape(test.measures)}</small></li>"
+        )
+    return f"<ul class='evidence'>{''.join(items)}</ul>"
+
+
 def stretches_html(data: ReportData) -> str:
-    """The flagged stretches, most severe first, with thumbnails and links to the overlays."""
+    """The flagged stretches, most severe first: the culprit camera (one rule,
+    :func:`fitting.quality.culprit_view`), each reason's value and threshold, a labelled
+    thumbnail of that camera at the frame it is furthest over, links to the overlays."""
     if not data.stretches:
         return "<p>No frame is flagged.</p>"
     rows = []
     for index, stretch in enumerate(data.stretches[: data.max_rows]):
         part = PART_NAMES[stretch.part]
-        camera = data.camera_names[stretch.view] if 0 <= stretch.view < len(data.camera_names) else "-"
-        reasons = ", ".join(f"{reason} ({count})" for reason, count in stretch.reasons.items())
-        thumbnail = data.thumbnails.get((stretch.worst_frame, stretch.part))
-        image = f"<img class='thumb' alt='frame {stretch.worst_frame}' src='data:image/jpeg;base64,{base64.b64encode(thumbnail).decode()}'>" if thumbnail else ""
+        camera = data.camera_names[stretch.view] if 0 <= stretch.view < len(data.camera_names) else "no single camera"
+        thumbnail = data.thumbnails.get((stretch.worst_frame, stretch.part, stretch.view))
+        image = ""
+        if thumbnail:
+            jpeg, shown = thumbnail
+            label = html.escape(f"{shown} frame {stretch.worst_frame}")
+            image = (f"<img class='thumb' alt='{label}' title='{label}' data-camera='{html.escape(shown)}' data-frame='{stretch.worst_frame}' "
+                     f"src='data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}'>")  # fmt: skip
         links = _overlay_links(data, stretch.start)
         rows.append(
-            f"<tr class='stretch' id='stretch-{index}' data-part='{part}' data-start='{stretch.start}' data-stop='{stretch.stop}'>"
-            f"<td>{stretch.start}-{stretch.stop - 1}</td><td class='left'>{part}</td><td class='left'>{html.escape(reasons)}</td>"
-            f"<td class='left'>{html.escape(camera)}</td><td>{image}</td><td class='left'>{links}</td></tr>"
+            f"<tr class='stretch' id='stretch-{index}' data-part='{part}' data-start='{stretch.start}' data-stop='{stretch.stop}' "
+            f"data-camera='{html.escape(camera)}' data-frame='{stretch.worst_frame}'>"
+            f"<td>{stretch.start}-{stretch.stop - 1}</td><td class='left'>{part}</td><td class='left camera'>{html.escape(camera)}</td>"
+            f"<td class='left'>{_evidence_html(stretch, data.camera_names)}</td><td>{image}</td><td class='left'>{links}</td></tr>"
         )
     more = f"<p>{len(data.stretches) - data.max_rows} more stretches not listed.</p>" if len(data.stretches) > data.max_rows else ""
     return (
-        "<table><tr><th>frames</th><th class='left'>part</th><th class='left'>reasons (frames)</th><th class='left'>camera</th>"
-        f"<th>overlay at the worst frame</th><th class='left'>overlay videos</th></tr>{''.join(rows)}</table>{more}"
+        "<p>The camera of a stretch is the one that tripped the most (frame, reason) pairs in it (ties: the one furthest over its thresholds); "
+        "its thumbnail shows that camera at the frame it is furthest over. A value is the reason's measurement against its threshold.</p>"
+        "<table><tr><th>frames</th><th class='left'>part</th><th class='left'>camera</th><th class='left'>reasons: value vs threshold</th>"
+        f"<th>camera at the frame shown</th><th class='left'>overlay videos</th></tr>{''.join(rows)}</table>{more}"
     )
 
 
