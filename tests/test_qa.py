@@ -238,6 +238,10 @@ def test_qa_writes_every_output(rendered):
     cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
     assert {f"overlay_{name}.mp4" for name in cameras} | {"overlay_mosaic.mp4", "report.html", "metrics.json", "flags.npz"} <= names
     assert all(video_info(qa / f"overlay_{name}.mp4").num_frames == FRAMES for name in cameras)
+    from stages.qa.overlay import read_frame_code
+
+    for name in (cameras[0], cameras[-1], "mosaic"):  # every decoded frame carries its own number
+        assert [read_frame_code(image) for _, image in iter_frames(qa / f"overlay_{name}.mp4", 0, FRAMES)] == list(range(FRAMES))
     metrics = json.loads((qa / "metrics.json").read_text())
     assert set(metrics["parts"]) == set(PART_NAMES) and 0 <= metrics["quality_score"] <= 100
     assert set(metrics["reprojection_error_px"]) == {camera.name for camera in take.exo_cameras}
@@ -349,6 +353,105 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
     assert thumbnails > 0 and found and highlighted and missed
 
 
+def _browser(playwright):
+    return playwright.chromium.launch(
+        executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    )
+
+
+def _shown_frames(page) -> dict[str, int]:
+    """The frame each visible review video shows, read from the frame code burnt into its
+    top right corner (videos laid out at their own size, so that one video pixel is one
+    screen pixel)."""
+    from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK, read_frame_code
+
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('video.review')).filter(v => v.offsetParent !== null)"
+        ".every(v => v.readyState >= 2 && !v.seeking && v.paused)",
+        timeout=20000,
+    )
+    boxes = page.evaluate(
+        """Array.from(document.querySelectorAll('video.review')).filter(v => v.offsetParent !== null).map(v => {
+             const r = v.getBoundingClientRect();
+             return {view: v.dataset.view, x: r.right + window.scrollX, y: r.top + window.scrollY, width: v.videoWidth, shown: r.width}; })"""
+    )
+    width = FRAME_CODE_BITS * FRAME_CODE_BLOCK
+
+    def read() -> dict[str, int]:
+        shown = {}
+        for box in boxes:
+            assert abs(box["shown"] - box["width"]) < 1, box  # one video pixel per screen pixel
+            clip = {"x": box["x"] - width, "y": box["y"], "width": width, "height": FRAME_CODE_BLOCK}
+            image = cv2.imdecode(np.frombuffer(page.screenshot(full_page=True, clip=clip), np.uint8), cv2.IMREAD_COLOR)
+            shown[box["view"]] = read_frame_code(image)
+        return shown
+
+    last = None
+    for _ in range(30):  # until two reads 100 ms apart agree (the seeked frames painted)
+        page.wait_for_timeout(100)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def test_review_player_lands_on_the_stretch_first_frame_and_steps_frame_by_frame(rendered):
+    """Clicking a stretch's row (or its timeline cell) shows the stretch's first frame in
+    every view, paused (the frame code drawn in each overlay equals the stretch's start);
+    the arrow keys step one frame; nothing autoplays, nothing is fetched, no console error."""
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
+    take, _, qa = rendered
+    errors, requests = [], []
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 2100, "height": 1200})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto((qa / "report.html").as_uri())
+            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
+            page.add_style_tag(content="#player { position: static; } #player video { width: auto; max-width: none; }")
+            views = page.evaluate("Array.from(document.querySelectorAll('video.review')).map(v => v.dataset.view)")
+            rows = page.locator("tr.stretch")
+            results = []
+            for index in range(min(rows.count(), 3)):
+                row = rows.nth(index)
+                start, stop = int(row.get_attribute("data-start")), int(row.get_attribute("data-stop"))
+                row.locator("td").first.click()
+                landed = _shown_frames(page)
+                page.keyboard.press("ArrowRight")
+                forward = _shown_frames(page)
+                page.keyboard.press("ArrowLeft")
+                page.keyboard.press("ArrowLeft")
+                back = _shown_frames(page)
+                results.append((start, landed, forward, back))
+            first = rows.first
+            clicked, part = int(first.get_attribute("data-start")), first.get_attribute("data-part")
+            page.evaluate("seekFrame(0)")
+            _shown_frames(page)
+            # A click on the timeline cell of the stretch's first frame, as plotly reports it.
+            page.evaluate(f"document.getElementById('plot-timeline').emit('plotly_click', {{points: [{{x: {clicked}, y: '{part}: x', data: {{x: [0, 1, 2]}}}}]}})")
+            from_timeline = _shown_frames(page)
+            paused = page.evaluate("Array.from(document.querySelectorAll('video.review')).every(v => v.paused && !v.autoplay)")
+            page.wait_for_timeout(500)
+            still = _shown_frames(page)  # half a second later: still there (no playing on)
+        finally:
+            browser.close()
+    print(f"\nreview player: views {views}; (start, landed, +1, -1): {results}; timeline -> {from_timeline}")
+    assert set(views) == {camera.name for camera in take.exo_cameras} | {take.ego.name, "mosaic"}
+    assert results
+    for start, landed, forward, back in results:
+        assert set(landed.values()) == {start} and set(forward.values()) == {start + 1} and set(back.values()) == {max(start - 1, 0)}
+    assert set(from_timeline.values()) == {clicked} and still == from_timeline and paused
+    assert errors == []
+    assert [url for url in requests if not url.startswith(("file:", "data:", "blob:"))] == []
+
+
 _PLOTS = ("plot-timeline", "plot-reprojection", "plot-views", "plot-bones", "plot-trajectory")
 
 
@@ -399,10 +502,10 @@ def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
     assert video_info(qa / "overlay_mosaic.mp4").num_frames == FRAMES  # kept from the full run
     page = (qa / "report.html").read_text()
     assert page.count("<img class='thumb'") == thumbnails > 0
-    assert "href='overlay_mosaic.mp4#t=" in page and "overlay_mosaic_frames12-20.mp4" not in page
+    assert "href='overlay_mosaic.mp4#t=" in page and "href='overlay_mosaic_frames12-20.mp4" not in page  # (the player knows every set)
     assert main(["report", str(out), "--frames", f"{flagged.min()}:{flagged.min() + 4}"]) == 0
     page = (qa / "report.html").read_text()
-    assert f"href='overlay_mosaic_frames{flagged.min()}-{flagged.min() + 4}.mp4#t=0.00'" in page
+    assert f"href='overlay_mosaic_frames{flagged.min()}-{flagged.min() + 4}.mp4#t={0.5 / take.config.fps:.4f}'" in page  # the first frame's centre
     names = {path.name for path in qa.iterdir()}
     assert {"overlay_mosaic.mp4", "overlay_mosaic_frames12-20.mp4", f"overlay_cam01_frames{flagged.min()}-{flagged.min() + 4}.mp4"} <= names
     manifest = json.loads((qa / "manifest.json").read_text())

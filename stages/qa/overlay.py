@@ -159,7 +159,7 @@ def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], colour=(255, 
 # The frame code: FRAME_CODE_BITS blocks of FRAME_CODE_BLOCK px in the top right corner,
 # white for a set bit (most significant first), on a black row a block high.
 FRAME_CODE_BITS = 20
-FRAME_CODE_BLOCK = 6
+FRAME_CODE_BLOCK = 8
 
 
 def burn_frame_code(canvas: np.ndarray, frame: int) -> None:

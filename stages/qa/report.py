@@ -3,10 +3,15 @@
 Sections: the quality summary (metrics.json in tables), a timeline of missing and
 flagged data per part and reason, the reprojection error per camera and joint, the
 views per joint over time, bone lengths before and after refine, the 3D trajectory
-with the cameras, and the flagged stretches with their reasons, the responsible camera,
-a thumbnail of the overlay and links to the overlay videos at that time. Clicking the
-timeline scrolls to the stretch it belongs to. Plotly's JavaScript is embedded once;
-nothing is fetched from the network.
+with the cameras, and the flagged stretches with the culprit camera, each reason's
+value against its threshold, a labelled thumbnail of that camera at the frame it is
+furthest over and links to the overlay videos at that frame's centre.
+
+The review player above the table holds one paused video per view (the overlay set
+holding the frame; no autoplay): clicking a row (or the timeline) seeks every view to
+the centre of the stretch's first frame (``(frame - set start + 0.5) / fps``; the
+thumbnail: its frame), the arrow keys step one frame. Plotly's JavaScript is embedded
+once; nothing is fetched from the network (the videos are files beside the report).
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ tr.highlight { background: #fff3b0; }
 img.thumb { max-height: 200px; }
 ul.evidence { margin: 0; padding-left: 1.1em; text-align: left; } ul.evidence small { color: #666; }
 .plot { min-height: 360px; }
+tr.stretch { cursor: pointer; }
+#player { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #ddd; padding: 4px 0; }
+#player .views { display: flex; flex-wrap: wrap; gap: 6px; }
+#player figure { margin: 0; } #player figcaption { font-size: 0.8em; color: #555; }
+#player video { width: 270px; background: #000; }
+#player .bar { font-size: 0.95em; margin-bottom: 4px; } #player .bar b { font-size: 1.2em; }
 """
 
 _SCRIPT = """
@@ -48,6 +59,47 @@ function showStretch(first, stop, part) {
   if (best) { best.classList.add('highlight'); best.scrollIntoView({behavior: 'smooth', block: 'center'}); }
   return best;
 }
+// The review player: one paused video per view, all at the centre of one frame.
+const review = JSON.parse(document.getElementById('review-data').textContent);
+let reviewFrame = null, reviewSet = null;
+function overlaySetFor(frame) {
+  let best = null;
+  review.sets.forEach(function (set) {
+    if (set.start <= frame && frame < set.stop && (best === null || set.stop - set.start < best.stop - best.start)) best = set;
+  });
+  return best;
+}
+function seekFrame(frame) {
+  frame = Math.max(0, Math.min(review.frames - 1, Math.round(frame)));
+  const set = overlaySetFor(frame);
+  const label = document.getElementById('player-frame');
+  reviewFrame = frame;
+  if (label) label.textContent = String(frame);
+  if (set === null) {
+    document.getElementById('player-note').textContent = review.sets.length ? 'frame ' + frame + ' is in no overlay video' : '';
+    return false;
+  }
+  document.getElementById('player-note').textContent = set.stop - set.start < review.frames ? 'overlays of frames ' + set.start + '-' + (set.stop - 1) : '';
+  document.querySelectorAll('video.review').forEach(function (video) {
+    const file = set.files[video.dataset.view];
+    if (set !== reviewSet) {
+      if (file) { video.src = file; video.parentElement.style.display = ''; } else { video.removeAttribute('src'); video.parentElement.style.display = 'none'; }
+    }
+    if (!file) return;
+    video.pause();
+    video.currentTime = (frame - set.start + 0.5) / review.fps;  // the centre of the frame
+  });
+  reviewSet = set;
+  return true;
+}
+function stepFrame(delta) { return seekFrame((reviewFrame === null ? 0 : reviewFrame) + delta); }
+document.addEventListener('keydown', function (event) {
+  if (event.target && /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName)) return;
+  if (event.key === 'ArrowRight' || event.key === 'ArrowLeft') {
+    event.preventDefault();
+    stepFrame(event.key === 'ArrowRight' ? 1 : -1);
+  }
+});
 document.addEventListener('DOMContentLoaded', function () {
   const timeline = document.getElementById('plot-timeline');
   if (timeline && timeline.on) {
@@ -55,9 +107,19 @@ document.addEventListener('DOMContentLoaded', function () {
       const point = event.points[0];
       const starts = point.data.x;
       const size = starts.length > 1 ? starts[1] - starts[0] : 1;  // frames per column
-      showStretch(Math.round(point.x), Math.round(point.x) + size, String(point.y).split(':')[0]);
+      const row = showStretch(Math.round(point.x), Math.round(point.x) + size, String(point.y).split(':')[0]);
+      seekFrame(row ? Math.max(+row.dataset.start, Math.round(point.x)) : Math.round(point.x));
     });
   }
+  document.querySelectorAll('tr.stretch').forEach(function (row) {
+    row.addEventListener('click', function (event) {
+      if (event.target.closest('a')) return;  // the overlay links open the videos
+      document.querySelectorAll('tr.stretch').forEach(function (other) { other.classList.remove('highlight'); });
+      row.classList.add('highlight');
+      seekFrame(event.target.closest('img.thumb') ? +row.dataset.frame : +row.dataset.start);
+    });
+  });
+  if (review.sets.length) seekFrame(review.first);
 });
 """
 
@@ -302,14 +364,45 @@ def summary_html(data: ReportData) -> str:
     )
 
 
+def frame_time(frame: int, start: int, fps: float) -> float:
+    """Seconds into an overlay video of frames from ``start`` at the centre of ``frame``
+    (a time on a frame's edge shows the frame before, once rounded)."""
+    return (frame - start + 0.5) / fps
+
+
 def _overlay_links(data: ReportData, frame: int) -> str:
-    """Links into the overlay videos at ``frame``: the shortest set of frames holding it."""
+    """Links into the overlay videos at ``frame`` (its centre): the shortest set of frames holding it."""
     holding = [(stop - start, start, files) for (start, stop), files in data.overlay_sets if start <= frame < stop]
     if not holding:
         return "-"
     _, start, files = min(holding, key=lambda entry: entry[0])
-    seconds = (frame - start) / data.fps
-    return " ".join(f"<a href='{html.escape(file)}#t={seconds:.2f}'>{html.escape(label)}</a>" for label, file in files.items())
+    seconds = frame_time(frame, start, data.fps)
+    return " ".join(f"<a href='{html.escape(file)}#t={seconds:.4f}' target='_blank'>{html.escape(label)}</a>" for label, file in files.items())
+
+
+def player_html(data: ReportData) -> str:
+    """The review player: a paused video per view of the overlay set holding the frame,
+    driven by the timeline, the table rows and the arrow keys (one frame a step)."""
+    views = sorted({view for _, files in data.overlay_sets for view in files}, key=lambda view: (view == "mosaic", view))
+    if not views:
+        return "<div id='player'><p id='player-note'>No overlay videos (qa.overlay_videos is false): the rows and the timeline only find the stretch.</p></div>"
+    figures = "".join(
+        f"<figure><video class='review' data-view='{html.escape(view)}' muted playsinline preload='auto'></video><figcaption>{html.escape(view)}</figcaption></figure>"
+        for view in views
+    )
+    return (
+        "<div id='player'><div class='bar'>frame <b id='player-frame'>-</b> "
+        "<button type='button' onclick='stepFrame(-1)' title='previous frame (left arrow)'>&larr;</button> "
+        "<button type='button' onclick='stepFrame(1)' title='next frame (right arrow)'>&rarr;</button> "
+        "<small>click a stretch or the timeline; left / right arrow keys step one frame</small> <span id='player-note'></span></div>"
+        f"<div class='views'>{figures}</div></div>"
+    )
+
+
+def _review_json(data: ReportData) -> str:
+    sets = [{"start": int(start), "stop": int(stop), "files": files} for (start, stop), files in data.overlay_sets]
+    first = data.stretches[0].start if data.stretches else 0
+    return json.dumps({"fps": data.fps, "frames": int(data.flags.shape[0]), "sets": sets, "first": int(first)}).replace("</", "<\\/")
 
 
 def _evidence_html(stretch: FlagStretch, camera_names: list[str]) -> str:
@@ -366,7 +459,7 @@ def render_report(data: ReportData) -> str:
     sections = [
         ("summary", "Quality summary", summary_html(data)),
         ("timeline", "Missing and flagged data", _figure_html(timeline_figure(data), "plot-timeline")),
-        ("flagged", f"Flagged stretches ({len(data.stretches)})", stretches_html(data)),
+        ("flagged", f"Flagged stretches ({len(data.stretches)})", player_html(data) + stretches_html(data)),
         ("reprojection", "Reprojection error", _figure_html(reprojection_figure(data), "plot-reprojection")),
         ("views", "Views per joint", _figure_html(views_figure(data), "plot-views")),
         ("bones", "Bone lengths", _figure_html(bones_figure(data), "plot-bones")),
@@ -379,6 +472,7 @@ def render_report(data: ReportData) -> str:
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title><style>{_STYLE}</style>"
         f"<script>{get_plotlyjs()}</script></head><body><h1>{title}</h1><p>{navigation}</p>{body}"
+        f"<script type='application/json' id='review-data'>{_review_json(data)}</script>"
         f"<script>{_SCRIPT}</script><script type='application/json' id='metrics'>{metrics_json}</script>"
         "</body></html>\n"
     )
