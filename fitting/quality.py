@@ -105,7 +105,7 @@ REASON_TESTS: dict[str, ReasonTest] = {
     "outlier_view": ReasonTest("the share of the part's confident observations in the view rejected as outliers", "", ">="),
     "bone_length": ReasonTest("the relative deviation of the part's worst bone from the take's length", "", ">"),
     "large_correction": ReasonTest("refine's move of the k-th most moved joint (k: joint_share of the part)", "mm", ">"),
-    "gap_filled": ReasonTest("joints of the part estimated without any view", "joints", ">"),
+    "gap_filled": ReasonTest("joints of the part estimated without any view", "joint(s)", ">"),
     "hand_off_wrist": ReasonTest("the hand wrist's distance to the body's wrist", "mm", ">"),
     "missing": ReasonTest("the share of the part's joints reconstructed", "", "<"),
 }
@@ -546,7 +546,8 @@ def stretch_culprits(stretches: list[FlagStretch], frames: int) -> np.ndarray:
 def frame_evidence(quality: QualityFlags, culprits: np.ndarray, frame: int, camera_names: list[str]) -> list[str]:
     """One frame's flags as text per flagged part, naming the stretch's culprit camera:
     ``body [cam02]: part_shift 4.1 px > 3.0, outlier_view 0.5 >= 0.4 (cam01)``; a reason
-    the culprit did not trip there names the view that did."""
+    the culprit did not trip there names the view that did; ``[stretch: cam02]`` when the
+    culprit tripped nothing in this frame."""
     lines = []
     for p, part in enumerate(PART_NAMES):
         reasons = np.flatnonzero(quality.flags[frame, p])
@@ -562,7 +563,8 @@ def frame_evidence(quality: QualityFlags, culprits: np.ndarray, frame: int, came
                 value, limit, by = quality.view_value[view, frame, p, k], quality.view_threshold[view, frame, p, k], view
             other = f" ({camera_names[by]})" if by >= 0 and by != view else ""
             items.append(f"{reason} {REASON_TESTS[reason].describe(value, limit)}{other}")
-        named = f" [{camera_names[view]}]" if view >= 0 else ""
+        tripped_here = view >= 0 and bool(quality.view_tripped[view, frame, p].any())
+        named = "" if view < 0 else f" [{camera_names[view]}]" if tripped_here else f" [stretch: {camera_names[view]}]"
         lines.append(f"{part}{named}: {', '.join(items)}")
     return lines
 

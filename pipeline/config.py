@@ -255,7 +255,6 @@ class QaConfig:
     overlay_videos: bool
     overlay_frames: str | None = field(metadata=_FRAME_RANGE)
     overlay_max_width: int = field(metadata=_range(64, 8192))
-    error_good_px: float = field(metadata=_range(0.0))
     error_bad_px: float = field(metadata=_range(0.0, low_open=True))
     report: bool
     report_thumbnails: int = field(metadata=_range(0, 1000))
@@ -267,8 +266,11 @@ class QaConfig:
     scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
 
     def __post_init__(self):
-        if not self.error_good_px < self.error_bad_px:
-            raise ConfigError(f"key 'qa.error_good_px' ({self.error_good_px}) must be below 'qa.error_bad_px' ({self.error_bad_px})")
+        if not self.flags.reprojection_error_px < self.error_bad_px:
+            raise ConfigError(
+                f"key 'qa.flags.reprojection_error_px' ({self.flags.reprojection_error_px}) must be below 'qa.error_bad_px' ({self.error_bad_px}): "
+                "the overlays' colour ramp runs from the one to the other"
+            )
 
 
 @dataclass(frozen=True)

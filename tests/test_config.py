@@ -37,7 +37,7 @@ def test_defaults_load_and_every_setting_is_documented_with_a_unit():
         ("detect.backend=magic", "key 'detect.backend' must be one of ['mediapipe', 'mmpose', 'precomputed']"),
         ("detect.openpose_layout=BODY_99", "key 'detect.openpose_layout' must be one of"),
         ("noequals", "expected section.key=value"),
-        ("qa.error_good_px=20", "key 'qa.error_good_px' (20.0) must be below 'qa.error_bad_px' (15.0)"),
+        ("qa.flags.reprojection_error_px=20", "key 'qa.flags.reprojection_error_px' (20.0) must be below 'qa.error_bad_px' (15.0)"),
     ],
 )
 def test_bad_overrides_are_refused_naming_the_key(override, message):

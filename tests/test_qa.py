@@ -249,11 +249,13 @@ def test_qa_writes_every_output(rendered):
 
 
 def _drawn_pixels(overlay: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Pixels the overlay changed strongly (the drawing), without the label and the frame code in the corners."""
-    from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK
+    """Pixels the overlay changed strongly (the drawing), without the label, the frame code and the legend in the corners."""
+    from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK, legend_image
 
     changed = np.abs(overlay.astype(int) - source.astype(int)).max(axis=2) > 80
     changed[:26, :160] = False
+    legend = legend_image(330, 5.0, 15.0, full=False).shape
+    changed[-legend[0] - 1 :, : legend[1] + 1] = False
     changed[: FRAME_CODE_BLOCK + 2, -FRAME_CODE_BITS * FRAME_CODE_BLOCK - 2 :] = False
     return changed
 
@@ -728,3 +730,66 @@ def test_batch_report_covers_every_take_in_out_and_report_refreshes_it(tmp_path)
     scores = {entry["take"]: entry["quality_score"] for entry in summary["ranking"]}
     assert rescored[names[0]] < scores[names[0]] and rescored[names[1]] == scores[names[1]]
     assert f"{rescored[names[0]]:.1f} %" in (out / "batch_report.html").read_text()
+
+
+def test_colour_ramp_starts_at_the_flag_threshold_and_flagged_parts_are_boxed():
+    """A joint at the flag threshold is not green; the view's flagged part gets a red box."""
+    from stages.qa.overlay import _GOOD, draw_exo, error_colours
+
+    threshold = load_config().section("qa")["flags"]["reprojection_error_px"]
+    colours = error_colours(np.array([threshold - 0.01, threshold, 15.0, np.nan]), threshold, 15.0)
+    assert tuple(colours[0]) == _GOOD and tuple(colours[1]) != _GOOD and colours[1, 1] > 200 and colours[1, 0] == 255  # yellow at the threshold
+    assert tuple(colours[2]) == (255, 0, 0) and tuple(colours[3]) == (150, 150, 150)
+    pixels = np.full((59, 2), 150.0)
+    pixels[skeleton.BODY, 0] = np.linspace(100, 200, 17)
+    visible = np.zeros(59, bool)
+    visible[skeleton.BODY] = True
+    args = (pixels, visible, np.full(59, 1.0), np.full((59, 3), np.nan), 1.0, threshold, 15.0)
+    plain = draw_exo(np.zeros((300, 400, 3), np.uint8), *args)  # (draws into the image it is given)
+    boxed = draw_exo(np.zeros((300, 400, 3), np.uint8), *args, flagged={0: ["part_shift"]})
+    red = (boxed[..., 0] > 200) & (boxed[..., 1] < 80) & ~((plain[..., 0] > 200) & (plain[..., 1] < 80))
+    ys, xs = np.nonzero(red)
+    assert red.sum() > 100 and xs.min() <= 92 and xs.max() >= 208  # a box around the part, 8 px out
+
+
+def test_labels_are_readable_on_a_bright_background():
+    from stages.qa.overlay import _label
+
+    canvas = np.full((60, 300, 3), 255, np.uint8)
+    _label(canvas, "cam01  frame 12", (6, 30))
+    box = canvas[14:36, 6:120]
+    assert np.median(box) < 100 and box.max() > 200  # a dark box with bright text on white
+
+
+def test_every_video_carries_the_legend_and_the_mosaic_spare_cell_shows_it(rendered):
+    take, _, qa = rendered
+    from stages.qa.overlay import _GOOD
+
+    for name in [take.exo_cameras[0].name, take.ego.name]:
+        _, image = next(iter_frames(qa / f"overlay_{name}.mp4", 3, 4))
+        legend_height = 26 + 17 * 2
+        bar = image[image.shape[0] - legend_height + 8, 12:300].astype(int)  # the ramp's row, blended
+        assert bar[0, 1] > bar[0, 0] + 60 and bar[-1, 0] > bar[-1, 1] + 60, name  # green at the left, red at the right
+    _, mosaic = next(iter_frames(qa / "overlay_mosaic.mp4", 3, 4))
+    spare = mosaic[: mosaic.shape[0] // 2, 2 * mosaic.shape[1] // 3 :]  # 5 views in 3 columns: the top right cell is a view,
+    lower = mosaic[mosaic.shape[0] // 2 : -80, 2 * mosaic.shape[1] // 3 :]  # the bottom right one the legend
+    green = (np.abs(lower.astype(int) - np.array(_GOOD)).max(axis=2) < 60).sum()
+    assert green > 200 and (lower.max(axis=2) > 200).sum() > 500 and spare.std() > 10
+    page = (qa / "report.html").read_text()
+    assert "<img class='legend'" in page
+
+
+def test_ego_overlay_colours_edges_by_error_and_keeps_the_hand_colours():
+    from stages.qa.overlay import _HAND_COLOURS, draw_ego
+
+    pixels = np.zeros((59, 2))
+    hand = skeleton.RIGHT_HAND
+    pixels[hand, 0] = np.linspace(50, 250, hand.stop - hand.start)
+    pixels[hand, 1] = 100
+    visible = np.zeros(59, bool)
+    visible[hand] = True
+    errors = np.full(59, 30.0)  # far over the threshold: red edges
+    canvas = draw_ego(np.zeros((200, 300, 3), np.uint8), pixels, visible, 1.0, errors, 5.0, 15.0)
+    red = ((canvas[..., 0] > 200) & (canvas[..., 1] < 60) & (canvas[..., 2] < 60)).sum()
+    orange = (np.abs(canvas.astype(int) - np.array(_HAND_COLOURS["right_hand"])).max(axis=2) < 40).sum()
+    assert red > 50 and orange > 20

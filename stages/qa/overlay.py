@@ -1,12 +1,18 @@
 """Overlay videos and report thumbnails, streamed: one decoded frame per view at a time.
 
 - Every exo view: the refined skeleton reprojected (edges and joints coloured by the
-  joint's reprojection error: green within ``error_good_px``, red beyond
+  joint's reprojection error: green under the flag threshold
+  ``qa.flags.reprojection_error_px``, from it yellow through orange to red at
   ``error_bad_px``; grey where the view saw nothing) with the detected 2D at its own
   place (thin cyan diagonal crosses, wider than the joints' dots: the gap between a
-  cross and its dot is the reprojection error).
-- The ego view: the projected body and hands on the raw fisheye frames (white body,
-  magenta / orange hands), in the video's orientation.
+  cross and its dot is the reprojection error); a red box, named with its reasons,
+  around each part the view is flagged for at that frame (:data:`fitting.quality.VIEW_REASONS`).
+- The ego view: the projected body and hands on the raw fisheye frames, in the video's
+  orientation, edges coloured by the same ramp (the joint's median error over the exo
+  views), joints as small dots of their part's colour (white body, magenta / orange
+  hands).
+- A legend (:func:`legend_image`) in a corner of every video and in the mosaic's spare
+  cell, and in the report.
 - A mosaic of all views with the frame number and the frame's flags burnt in: per
   flagged part the stretch's culprit camera and each reason's value and threshold
   (:func:`fitting.quality.frame_evidence`).
@@ -26,6 +32,8 @@ dropped one at a time (:func:`pipeline.formats.video.iter_frames_lockstep`).
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +41,7 @@ import cv2
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import QualityFlags, frame_evidence
+from fitting.quality import VIEW_REASONS, QualityFlags, frame_evidence
 from pipeline.formats.video import VideoWriter, iter_frames_lockstep
 
 _EDGES = np.asarray(skeleton.DRAW_EDGES)
@@ -94,14 +102,57 @@ class OverlayResult:
                 known.update(error)
 
 
-def error_colours(errors: np.ndarray, good_px: float, bad_px: float) -> np.ndarray:
-    """RGB uint8 ``(..., 3)``: green at ``good_px`` or less, through yellow, to red at ``bad_px``; grey for NaN."""
-    level = np.clip((np.nan_to_num(errors, nan=0.0) - good_px) / max(bad_px - good_px, 1e-9), 0.0, 1.0)
-    red = np.clip(2.0 * level, 0.0, 1.0) * 255
-    green = np.clip(2.0 * (1.0 - level), 0.0, 1.0) * 220
-    colours = np.stack([red, green, np.zeros_like(red)], axis=-1).astype(np.uint8)
+_GOOD = (0, 200, 0)
+_FLAG_BOX = (255, 40, 40)
+
+
+def error_colours(errors: np.ndarray, start_px: float, bad_px: float) -> np.ndarray:
+    """RGB uint8 ``(..., 3)``: green under ``start_px`` (the flag threshold); from it yellow,
+    through orange, to red at ``bad_px``; grey for NaN."""
+    finite = np.nan_to_num(errors, nan=0.0)
+    level = np.clip((finite - start_px) / max(bad_px - start_px, 1e-9), 0.0, 1.0)
+    colours = np.stack([np.full_like(level, 255.0), 230.0 * (1.0 - level), np.zeros_like(level)], axis=-1).astype(np.uint8)
+    colours[finite < start_px] = _GOOD
     colours[~np.isfinite(errors)] = _UNSEEN
     return colours
+
+
+def legend_image(width: int, start_px: float, bad_px: float, full: bool = True) -> np.ndarray:
+    """The overlays' legend, RGB ``(height, width, 3)`` on black: the error ramp with its
+    numbers and (``full``) what the marks mean; ``full=False``: the ramp and marks in two
+    short lines for a video's corner."""
+    scale = 0.45 if full else 0.38
+    lines = 7 if full else 2
+    height = 26 + 17 * lines
+    canvas = np.zeros((height, width, 3), np.uint8)
+    bar_x0, bar_x1, bar_y = 8, width - 8, 6
+    errors = np.linspace(0.0, bad_px * 1.2, bar_x1 - bar_x0)
+    canvas[bar_y : bar_y + 8, bar_x0:bar_x1] = error_colours(errors, start_px, bad_px)[None]
+    for value in (start_px, bad_px):
+        x = bar_x0 + int(round(value / (bad_px * 1.2) * (bar_x1 - bar_x0)))
+        canvas[bar_y - 2 : bar_y + 10, x] = 255
+    y = bar_y + 22
+    texts = (
+        [f"error: green < {start_px:g} px (flag threshold); yellow {start_px:g} -> red {bad_px:g} px", "grey: joint not seen in this view"]
+        + ["cyan x: the detected 2D (its gap to the dot: the error)", "red box: a part this view is flagged for (reasons above it)",
+           "ego: lines by the joint's median exo error; dots white body,", "     magenta left hand, orange right hand",
+           "mosaic: per flagged part [culprit camera]: reason value > limit"]
+        if full
+        else [f"green < {start_px:g} px < yellow..red {bad_px:g} px; grey unseen", "cyan x detected 2D; red box: flagged part"]
+    )  # fmt: skip
+    for text in texts:
+        cv2.putText(canvas, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+        y += 17
+    if full:
+        cv2.drawMarker(canvas, (width - 20, bar_y + 22 + 2 * 17 - 4), _DETECTED, cv2.MARKER_TILTED_CROSS, 11, 1)
+    return canvas
+
+
+def _paste_legend(canvas: np.ndarray, legend: np.ndarray) -> None:
+    """``legend`` blended into the bottom left corner of ``canvas`` (in place)."""
+    height, width = min(legend.shape[0], canvas.shape[0]), min(legend.shape[1], canvas.shape[1])
+    region = canvas[canvas.shape[0] - height :, :width]
+    region[:] = (0.25 * region + 0.75 * legend[:height, :width]).astype(np.uint8)
 
 
 def _scale_for(width: int, max_width: int) -> float:
@@ -120,11 +171,15 @@ def _point(pixel: np.ndarray, scale: float) -> tuple[int, int]:
     return int(round(pixel[0] * scale)), int(round(pixel[1] * scale))
 
 
-def draw_exo(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors: np.ndarray, detected: np.ndarray, scale: float, good_px: float, bad_px: float) -> np.ndarray:
+def draw_exo(
+    image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors: np.ndarray, detected: np.ndarray, scale: float, start_px: float, bad_px: float,
+    flagged: dict[int, list[str]] | None = None,
+) -> np.ndarray:  # fmt: skip
     """One exo frame: ``pixels (59, 2)`` reprojected, ``visible (59,)``, ``errors (59,)`` px,
-    ``detected (59, 3)`` 2D keypoints; coordinates are full-resolution pixels, drawn at ``scale``."""
+    ``detected (59, 3)`` 2D keypoints; coordinates are full-resolution pixels, drawn at
+    ``scale``; ``flagged``: part index -> the reasons the view tripped (a box around each)."""
     canvas = np.ascontiguousarray(image)
-    colours = error_colours(errors, good_px, bad_px)
+    colours = error_colours(errors, start_px, bad_px)
     for a, b in _EDGES[visible[_EDGES[:, 0]] & visible[_EDGES[:, 1]]]:
         colour = tuple(int(c) for c in np.maximum(colours[a], colours[b]))
         cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
@@ -132,18 +187,38 @@ def draw_exo(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, errors:
         cv2.circle(canvas, _point(pixels[j], scale), 3, tuple(int(c) for c in colours[j]), -1, cv2.LINE_AA)
     for j in np.flatnonzero(np.isfinite(detected[:, :2]).all(axis=1)):  # where they are: a cross through the joint's dot
         cv2.drawMarker(canvas, _point(detected[j], scale), _DETECTED, cv2.MARKER_TILTED_CROSS, 11, 1)
+    for part, reasons in (flagged or {}).items():
+        joints = list(skeleton.PARTS.values())[part]
+        seen = np.concatenate([pixels[joints][visible[joints]], detected[joints, :2][np.isfinite(detected[joints, :2]).all(axis=1)]])
+        if not len(seen):
+            continue
+        (x0, y0), (x1, y1) = _point(seen.min(axis=0), scale), _point(seen.max(axis=0), scale)
+        cv2.rectangle(canvas, (x0 - 8, y0 - 8), (x1 + 8, y1 + 8), _FLAG_BOX, 2)
+        _label(canvas, ", ".join(reasons), (max(0, x0 - 8), max(12, y0 - 12)), (255, 120, 120), 0.4)
     return canvas
 
 
-def draw_ego(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, scale: float) -> np.ndarray:
-    """One ego frame: the projected body (white) and hands (coloured) where visible."""
+def _part_colours() -> np.ndarray:
+    """``(59, 3)`` RGB: white body joints, magenta left hand, orange right hand."""
+    colours = np.tile(np.array(_BODY_COLOUR, np.uint8), (59, 1))
+    for part, colour in _HAND_COLOURS.items():
+        colours[skeleton.PARTS[part]] = colour
+    return colours
+
+
+_PART_COLOURS = _part_colours()
+
+
+def draw_ego(image: np.ndarray, pixels: np.ndarray, visible: np.ndarray, scale: float, errors: np.ndarray, start_px: float, bad_px: float) -> np.ndarray:
+    """One ego frame: the projected skeleton where visible, edges coloured by ``errors
+    (59,)`` px on the exo overlays' ramp, joints as small dots of their part's colour."""
     canvas = np.ascontiguousarray(image)
+    colours = error_colours(errors, start_px, bad_px)
     for a, b in _EDGES[visible[_EDGES[:, 0]] & visible[_EDGES[:, 1]]]:
-        part = "left_hand" if skeleton.LEFT_HAND.start <= b < skeleton.LEFT_HAND.stop else "right_hand" if b >= skeleton.RIGHT_HAND.start else None
-        colour = _HAND_COLOURS.get(part, _BODY_COLOUR)
+        colour = tuple(int(c) for c in np.maximum(colours[a], colours[b]))
         cv2.line(canvas, _point(pixels[a], scale), _point(pixels[b], scale), colour, 2, cv2.LINE_AA)
     for j in np.flatnonzero(visible):
-        cv2.circle(canvas, _point(pixels[j], scale), 3, (255, 255, 0), -1, cv2.LINE_AA)
+        cv2.circle(canvas, _point(pixels[j], scale), 2, tuple(int(c) for c in _PART_COLOURS[j]), -1, cv2.LINE_AA)
     return canvas
 
 
@@ -238,7 +313,7 @@ def _jpeg(image: np.ndarray) -> bytes:
 def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: int, settings: dict) -> list[tuple[np.ndarray, float] | None]:
     """Every view's frame drawn and labelled at most ``overlay_max_width`` wide: ``(canvas,
     scale)``, None for a view without an image."""
-    good, bad, max_width = settings["error_good_px"], settings["error_bad_px"], settings["overlay_max_width"]
+    start, bad, max_width = settings["flags"]["reprojection_error_px"], settings["error_bad_px"], settings["overlay_max_width"]
     exo_count = len(inputs.exo_names)
     drawn = []
     for v, image in enumerate(images):
@@ -248,13 +323,25 @@ def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: i
         scale = _scale_for(image.shape[1], max_width)
         small = _resized(image, scale)
         if v < exo_count:
-            canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, good, bad)
+            tripped = inputs.quality.view_tripped[v, frame]  # (parts, view reasons)
+            flagged = {p: [VIEW_REASONS[k] for k in np.flatnonzero(tripped[p])] for p in np.flatnonzero(tripped.any(axis=1))}
+            canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, start, bad, flagged)
         else:
-            canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a joint no exo view saw: NaN, drawn grey
+                errors = np.nanmedian(inputs.errors[:, frame], axis=0)
+            canvas = draw_ego(small, inputs.ego_pixels[frame], inputs.ego_visible[frame], scale, errors, start, bad)
+        _paste_legend(canvas, _corner_legend(canvas.shape[1], start, bad))
         _label(canvas, f"{names[v]}  frame {frame}", (6, 18))
         burn_frame_code(canvas, frame)
         drawn.append((canvas, scale))
     return drawn
+
+
+@functools.lru_cache(maxsize=8)
+def _corner_legend(width: int, start_px: float, bad_px: float) -> np.ndarray:
+    """The short legend of a video's corner (drawn once per size and ramp)."""
+    return legend_image(min(width, 330), start_px, bad_px, full=False)
 
 
 def _views(inputs: OverlayInputs) -> tuple[list[str], list[Path | None]]:
@@ -309,6 +396,7 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
     """The streaming pass of :func:`render_overlays` (one decoded frame per view at a time)."""
     names, paths = _views(inputs)
     aspect = None  # of the mosaic's cells: the first view decoded
+    legend = None
     errors: list[dict] = []
     with contextlib.ExitStack() as stack:
         writers: dict[str, VideoWriter] = {}
@@ -331,7 +419,9 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
                 continue
             tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
             lines = frame_evidence(inputs.quality, inputs.culprits, frame, inputs.exo_names) if inputs.quality.flags[frame].any() else []
-            write("mosaic", mosaic(tiles, frame, lines, 2 * settings["overlay_max_width"], aspect))
+            if legend is None:
+                legend = legend_image(420, settings["flags"]["reprojection_error_px"], settings["error_bad_px"])
+            write("mosaic", mosaic(tiles, frame, lines, 2 * settings["overlay_max_width"], aspect, legend))
             result.frames += 1
     result.note_decode_errors(errors)
 

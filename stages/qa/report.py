@@ -42,7 +42,7 @@ tr.stretch { cursor: pointer; }
 #player { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #ddd; padding: 4px 0; }
 #player .views { display: flex; flex-wrap: wrap; gap: 6px; }
 #player figure { margin: 0; } #player figcaption { font-size: 0.8em; color: #555; }
-#player video { width: 270px; background: #000; }
+#player video { width: 270px; background: #000; } #player img.legend { height: 152px; }
 #player .bar { font-size: 0.95em; margin-bottom: 4px; } #player .bar b { font-size: 1.2em; }
 """
 
@@ -137,7 +137,8 @@ class ReportData:
     ``overlay_sets``: the overlay videos beside the report, ``((start, stop), {view: file
     name})`` per set of frames (the whole take, or ranges drawn by ``report --frames``);
     ``max_columns``: time plots are binned to at most this many columns; ``max_rows``:
-    flagged stretches listed at most.
+    flagged stretches listed at most; ``ramp_px``: the overlays' colour ramp (the flag
+    threshold, red), for the legend.
     """
 
     take_name: str
@@ -158,6 +159,7 @@ class ReportData:
     overlay_sets: list[tuple[tuple[int, int], dict[str, str]]]
     max_columns: int
     max_rows: int
+    ramp_px: tuple[float, float]
 
 
 def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
@@ -385,7 +387,10 @@ def player_html(data: ReportData) -> str:
     driven by the timeline, the table rows and the arrow keys (one frame a step)."""
     views = sorted({view for _, files in data.overlay_sets for view in files}, key=lambda view: (view == "mosaic", view))
     if not views:
-        return "<div id='player'><p id='player-note'>No overlay videos (qa.overlay_videos is false): the rows and the timeline only find the stretch.</p></div>"
+        return (
+            "<div id='player'><p id='player-note'>No overlay videos (qa.overlay_videos is false): the rows and the timeline only find the stretch.</p>"
+            f"<div class='views'>{_legend_html(data)}</div></div>"
+        )
     figures = "".join(
         f"<figure><video class='review' data-view='{html.escape(view)}' muted playsinline preload='auto'></video><figcaption>{html.escape(view)}</figcaption></figure>"
         for view in views
@@ -395,8 +400,18 @@ def player_html(data: ReportData) -> str:
         "<button type='button' onclick='stepFrame(-1)' title='previous frame (left arrow)'>&larr;</button> "
         "<button type='button' onclick='stepFrame(1)' title='next frame (right arrow)'>&rarr;</button> "
         "<small>click a stretch or the timeline; left / right arrow keys step one frame</small> <span id='player-note'></span></div>"
-        f"<div class='views'>{figures}</div></div>"
+        f"<div class='views'>{figures}{_legend_html(data)}</div></div>"
     )
+
+
+def _legend_html(data: ReportData) -> str:
+    """The overlays' legend (the image burnt into the mosaic), as a PNG."""
+    import cv2
+
+    from stages.qa.overlay import legend_image
+
+    ok, png = cv2.imencode(".png", cv2.cvtColor(legend_image(420, *data.ramp_px), cv2.COLOR_RGB2BGR))
+    return f"<figure><img class='legend' alt='overlay legend' src='data:image/png;base64,{base64.b64encode(png.tobytes()).decode()}'><figcaption>legend</figcaption></figure>" if ok else ""
 
 
 def _review_json(data: ReportData) -> str:

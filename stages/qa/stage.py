@@ -165,6 +165,7 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         overlay_sets=[(tuple(entry["frames"]), entry["files"]) for entry in overlay_sets],
         max_columns=settings["report_max_columns"],
         max_rows=settings["report_max_rows"],
+        ramp_px=(settings["flags"]["reprojection_error_px"], settings["error_bad_px"]),
     )
 
 
