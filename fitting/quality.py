@@ -613,3 +613,23 @@ def stretch_summary(stretch: FlagStretch, camera_names: list[str]) -> dict:
             for item in stretch.evidence
         ],
     }
+
+
+def take_headline(quality: QualityFlags, stretches: list[FlagStretch], camera_names: list[str]) -> dict:
+    """What a batch shows of a take: ``top_reason`` (the reason flagging the most frame and
+    part labels, None without any) with ``top_reason_labels``, and ``culprit_camera``: the
+    camera that is the culprit (:func:`culprit_view`) of the most flagged frames over the
+    take's stretches (None: no stretch has one) with ``culprit_camera_frames``."""
+    per_reason = quality.flags.sum(axis=(0, 1))
+    top = int(np.argmax(per_reason)) if per_reason.size and per_reason.max() > 0 else -1
+    frames = np.zeros(len(camera_names), dtype=np.int64)
+    for stretch in stretches:
+        if stretch.view >= 0:
+            frames[stretch.view] += stretch.stop - stretch.start
+    camera = int(np.argmax(frames)) if frames.size and frames.max() > 0 else -1
+    return {
+        "top_reason": REASONS[top] if top >= 0 else None,
+        "top_reason_labels": int(per_reason[top]) if top >= 0 else 0,
+        "culprit_camera": camera_names[camera] if camera >= 0 else None,
+        "culprit_camera_frames": int(frames[camera]) if camera >= 0 else 0,
+    }

@@ -522,10 +522,23 @@ def test_batch_report_ranks_the_takes(rendered, tmp_path):
     reports = runner.run_batch([broken, take_dir], qa.parent.parent, load_config(overrides=PRECOMPUTED + ["qa.overlay_videos=false"]))
     summary = json.loads((qa.parent.parent / "batch_summary.json").read_text())
     ranking = summary["ranking"]
-    assert [entry["take"] for entry in ranking] == [reports[1].take, str(broken)]
-    assert ranking[0]["quality_score"] == reports[1].summaries["qa"]["quality_score"] and ranking[1]["quality_score"] is None
+    assert [entry["take"] for entry in ranking] == [str(broken), reports[1].take]  # worst first: the failed take
+    assert ranking[1]["quality_score"] == reports[1].summaries["qa"]["quality_score"] and ranking[0]["quality_score"] is None
+    metrics = json.loads((qa / "metrics.json").read_text())
+    good = ranking[1]
+    assert good["quality_by_part"] == {part: metrics["parts"][part]["label_quality_percent"] for part in PART_NAMES}
+    labels = {reason: sum(metrics["parts"][part]["flagged_frames_by_reason"][reason] for part in PART_NAMES) for reason in REASONS}
+    assert good["top_reason"] == max(labels, key=labels.get) and good["top_reason_labels"] == max(labels.values())
+    frames = {}
+    for stretch in metrics["stretches"]:
+        if stretch["camera"]:
+            frames[stretch["camera"]] = frames.get(stretch["camera"], 0) + stretch["last"] - stretch["first"] + 1
+    assert good["culprit_camera"] == max(frames, key=frames.get) and good["culprit_camera_frames"] == max(frames.values())
     page = (qa.parent.parent / "batch_report.html").read_text()
     assert f"href='{report.take}/qa/report.html'" in page and "FAILED" in page
+    assert page.index("FAILED") < page.index(f"href='{report.take}/qa/report.html'")
+    row = page[page.index(f"data-take='{report.take}'") :]
+    assert all(f"{good['quality_by_part'][part]:.1f} %" in row for part in PART_NAMES) and good["top_reason"] in row and good["culprit_camera"] in row
 
 
 def test_overlay_draws_detections_at_their_own_place():
@@ -729,6 +742,7 @@ def test_batch_report_covers_every_take_in_out_and_report_refreshes_it(tmp_path)
     rescored = {entry["take"]: entry["quality_score"] for entry in json.loads((out / "batch_summary.json").read_text())["ranking"]}
     scores = {entry["take"]: entry["quality_score"] for entry in summary["ranking"]}
     assert rescored[names[0]] < scores[names[0]] and rescored[names[1]] == scores[names[1]]
+    assert list(rescored) == sorted(rescored, key=rescored.get) and list(rescored)[0] == names[0]  # worst first
     assert f"{rescored[names[0]]:.1f} %" in (out / "batch_report.html").read_text()
 
 

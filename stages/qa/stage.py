@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, LabelArrays, QualityThresholds, flag_stretches, quality_flags, stretch_culprits, stretch_summary, stretch_text, take_metrics
+from fitting.quality import PART_NAMES, LabelArrays, QualityThresholds, flag_stretches, quality_flags, stretch_culprits, stretch_summary, stretch_text, take_headline, take_metrics
 from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.qa import write_flags, write_metrics
@@ -291,6 +291,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "quality_score": metrics["quality_score"],
         "flagged_frames": metrics["flagged_frames"],
         "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
+        "label_quality_percent_by_part": {part: metrics["parts"][part]["label_quality_percent"] for part in PART_NAMES},
+        **take_headline(quality, stretches, list(take.exo_names)),
         "cameras_offset": metrics["cameras_offset"],
         "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
