@@ -248,6 +248,24 @@ def test_qa_writes_every_output(rendered):
     assert metrics["ego"]["frames_with_pose"] == FRAMES
 
 
+def test_every_video_carries_the_legend_and_the_mosaic_spare_cell_shows_it(rendered):
+    take, _, qa = rendered
+    from stages.qa.overlay import _GOOD
+
+    for name in [take.exo_cameras[0].name, take.ego.name]:
+        _, image = next(iter_frames(qa / f"overlay_{name}.mp4", 3, 4))
+        legend_height = 26 + 17 * 2
+        bar = image[image.shape[0] - legend_height + 8, 12:300].astype(int)  # the ramp's row, blended
+        assert bar[0, 1] > bar[0, 0] + 60 and bar[-1, 0] > bar[-1, 1] + 60, name  # green at the left, red at the right
+    _, mosaic = next(iter_frames(qa / "overlay_mosaic.mp4", 3, 4))
+    spare = mosaic[: mosaic.shape[0] // 2, 2 * mosaic.shape[1] // 3 :]  # 5 views in 3 columns: the top right cell is a view,
+    lower = mosaic[mosaic.shape[0] // 2 : -80, 2 * mosaic.shape[1] // 3 :]  # the bottom right one the legend
+    green = (np.abs(lower.astype(int) - np.array(_GOOD)).max(axis=2) < 60).sum()
+    assert green > 200 and (lower.max(axis=2) > 200).sum() > 500 and spare.std() > 10
+    page = (qa / "report.html").read_text()
+    assert "<img class='legend'" in page
+
+
 def _drawn_pixels(overlay: np.ndarray, source: np.ndarray) -> np.ndarray:
     """Pixels the overlay changed strongly (the drawing), without the label, the frame code and the legend in the corners."""
     from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK, legend_image
@@ -343,6 +361,13 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
             found = page.evaluate(f"showStretch({start - 2}, {start + 1}, '{part}') !== null")
             highlighted = "highlight" in (stretch.get_attribute("class") or "")
             missed = page.evaluate(f"showStretch({start - 3}, {start}, '{part}') === null")  # a column just before it does not
+            plotted = page.evaluate(
+                """(() => { const t = document.getElementById('plot-timeline').data[0], v = document.getElementById('plot-views');
+                           const b = document.getElementById('plot-bones'), s = document.getElementById('plot-trajectory');
+                           return {timeline: t.y, views: v.data[0].y, ticks: v.layout.yaxis.dtick, scale: v.data[0].colorscale,
+                                   bones: b.data.map(trace => [trace.type, trace.yaxis || 'y', trace.x.length]),
+                                   slider: (s.layout.sliders || [{steps: []}])[0].steps.length, frames: (s._transitionData || {})._frames ? s._transitionData._frames.length : null}; })()"""
+            )
             # The check sees an emptied plot as blank (it looks at the plotting area, not the titles).
             page.evaluate("Plotly.restyle('plot-views', {z: [[[]]]})")
             emptied = _plot_area_drawn(page, "plot-views")
@@ -353,6 +378,27 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
     assert [url for url in requests if not url.startswith(("file:", "data:", "blob:"))] == []
     assert all(share > 0.0005 for share in drawn.values()) and emptied == 0.0  # every plot drew something
     assert thumbnails > 0 and found and highlighted and missed
+    # The timeline: a row per part and reason that occurs, per camera for a reason one view trips.
+    stored = load_npz(qa / "flags.npz")
+    names, view_reasons = list(stored["camera_names"]), list(stored["view_reasons"])
+    expected = []
+    for p, part in enumerate(PART_NAMES):
+        for r, reason in enumerate(REASONS):
+            if stored["flags"][:, p, r].any():
+                if reason in view_reasons:
+                    tripped = stored["view_tripped"][:, :, p, view_reasons.index(reason)].any(axis=1)
+                    expected += [f"{part}: {reason} · {names[v]}" for v in np.flatnonzero(tripped)]
+                else:
+                    expected.append(f"{part}: {reason}")
+    assert plotted["timeline"] == expected and len(expected) < len(PART_NAMES) * len(REASONS)
+    # Views per joint: every joint labelled by part, a discrete colour per view count (flat bands).
+    assert plotted["views"] == [f"{part} · {skeleton.JOINT_NAMES[j]}" for part, joints in skeleton.PARTS.items() for j in range(joints.start, joints.stop)]
+    assert plotted["ticks"] == 1 and all(a[1] == b[1] for a, b in zip(plotted["scale"][0::2], plotted["scale"][1::2]))
+    # Body and hand bones on their own axes; the 3D skeleton has a frame slider.
+    body_bones = sum(a < skeleton.BODY.stop for a, _ in skeleton.BONES)
+    assert [(kind, axis) for kind, axis, _ in plotted["bones"]] == [("box", "y"), ("scatter", "y"), ("box", "y2"), ("scatter", "y2")]
+    assert plotted["bones"][1][2] == body_bones and plotted["bones"][3][2] == len(skeleton.BONES) - body_bones
+    assert plotted["slider"] == FRAMES
 
 
 def _browser(playwright):
@@ -417,7 +463,7 @@ def test_review_player_lands_on_the_stretch_first_frame_and_steps_frame_by_frame
             page.on("request", lambda request: requests.append(request.url))
             page.goto((qa / "report.html").as_uri())
             page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
-            page.add_style_tag(content="#player { position: static; } #player video { width: auto; max-width: none; }")
+            page.add_style_tag(content="#player { position: static; } #player video { width: auto; height: auto; max-width: none; }")
             views = page.evaluate("Array.from(document.querySelectorAll('video.review')).map(v => v.dataset.view)")
             rows = page.locator("tr.stretch")
             results = []
@@ -445,7 +491,7 @@ def test_review_player_lands_on_the_stretch_first_frame_and_steps_frame_by_frame
         finally:
             browser.close()
     print(f"\nreview player: views {views}; (start, landed, +1, -1): {results}; timeline -> {from_timeline}")
-    assert set(views) == {camera.name for camera in take.exo_cameras} | {take.ego.name, "mosaic"}
+    assert views == [camera.name for camera in take.exo_cameras] + [take.ego.name]
     assert results
     for start, landed, forward, back in results:
         assert set(landed.values()) == {start} and set(forward.values()) == {start + 1} and set(back.values()) == {max(start - 1, 0)}
@@ -773,24 +819,6 @@ def test_labels_are_readable_on_a_bright_background():
     _label(canvas, "cam01  frame 12", (6, 30))
     box = canvas[14:36, 6:120]
     assert np.median(box) < 100 and box.max() > 200  # a dark box with bright text on white
-
-
-def test_every_video_carries_the_legend_and_the_mosaic_spare_cell_shows_it(rendered):
-    take, _, qa = rendered
-    from stages.qa.overlay import _GOOD
-
-    for name in [take.exo_cameras[0].name, take.ego.name]:
-        _, image = next(iter_frames(qa / f"overlay_{name}.mp4", 3, 4))
-        legend_height = 26 + 17 * 2
-        bar = image[image.shape[0] - legend_height + 8, 12:300].astype(int)  # the ramp's row, blended
-        assert bar[0, 1] > bar[0, 0] + 60 and bar[-1, 0] > bar[-1, 1] + 60, name  # green at the left, red at the right
-    _, mosaic = next(iter_frames(qa / "overlay_mosaic.mp4", 3, 4))
-    spare = mosaic[: mosaic.shape[0] // 2, 2 * mosaic.shape[1] // 3 :]  # 5 views in 3 columns: the top right cell is a view,
-    lower = mosaic[mosaic.shape[0] // 2 : -80, 2 * mosaic.shape[1] // 3 :]  # the bottom right one the legend
-    green = (np.abs(lower.astype(int) - np.array(_GOOD)).max(axis=2) < 60).sum()
-    assert green > 200 and (lower.max(axis=2) > 200).sum() > 500 and spare.std() > 10
-    page = (qa / "report.html").read_text()
-    assert "<img class='legend'" in page
 
 
 def test_ego_overlay_colours_edges_by_error_and_keeps_the_hand_colours():

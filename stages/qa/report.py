@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, REASON_TESTS, REASONS, FlagStretch
+from fitting.quality import PART_NAMES, REASON_TESTS, REASONS, VIEW_REASONS, FlagStretch, QualityFlags
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; color: #222; }
@@ -42,7 +42,7 @@ tr.stretch { cursor: pointer; }
 #player { position: sticky; top: 0; z-index: 10; background: #fff; border-bottom: 1px solid #ddd; padding: 4px 0; }
 #player .views { display: flex; flex-wrap: wrap; gap: 6px; }
 #player figure { margin: 0; } #player figcaption { font-size: 0.8em; color: #555; }
-#player video { width: 270px; background: #000; } #player img.legend { height: 152px; }
+#player video { height: 150px; background: #000; } img.legend { height: 150px; }
 #player .bar { font-size: 0.95em; margin-bottom: 4px; } #player .bar b { font-size: 1.2em; }
 """
 
@@ -128,7 +128,8 @@ document.addEventListener('DOMContentLoaded', function () {
 class ReportData:
     """Everything the report shows (arrays of one take).
 
-    ``flags (frames, parts, reasons)``; ``present`` / ``filled (frames, 59)``;
+    ``quality``: the flags and their evidence (:class:`fitting.quality.QualityFlags`);
+    ``points (frames, 59, 3)`` the refined joints (m); ``present`` / ``filled (frames, 59)``;
     ``num_views (frames, 59)``; ``bone_lengths_before (frames, bones)`` m (triangulated),
     ``bone_lengths_after (bones,)`` m; ``trajectory``: name -> ``(frames, 3)`` m;
     ``cameras``: name -> ``(3,)`` centre; ``ego_path (frames, 3)`` or None;
@@ -145,7 +146,8 @@ class ReportData:
     fps: float
     metrics: dict
     camera_names: list[str]
-    flags: np.ndarray
+    quality: QualityFlags
+    points: np.ndarray
     present: np.ndarray
     filled: np.ndarray
     num_views: np.ndarray
@@ -161,6 +163,11 @@ class ReportData:
     max_rows: int
     ramp_px: tuple[float, float]
 
+    @property
+    def flags(self) -> np.ndarray:
+        """``(frames, parts, reasons)`` bool."""
+        return self.quality.flags
+
 
 def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
     """Bin edges over frames so that there are at most ``max_columns`` bins, and the bin size."""
@@ -169,42 +176,69 @@ def _bins(frames: int, max_columns: int) -> tuple[np.ndarray, int]:
 
 
 def _binned(values: np.ndarray, size: int, how: str) -> np.ndarray:
-    """``values (frames, ...)`` reduced over bins of ``size`` frames (``max`` / ``min`` / ``mean``)."""
+    """``values (frames, ...)`` reduced over bins of ``size`` frames (``max`` / ``min`` / ``mean``,
+    NaN ignored; NaN for a bin without a value)."""
     frames = values.shape[0]
     padded_frames = -(-frames // size) * size
     fill = {"max": -np.inf, "min": np.inf, "mean": np.nan}[how]
     padded = np.full((padded_frames,) + values.shape[1:], fill, dtype=np.float64)
     padded[:frames] = values
     blocks = padded.reshape((-1, size) + values.shape[1:])
-    if how == "mean":
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(blocks, axis=1)
-    return getattr(np, how)(blocks, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a block of NaN only gives NaN, as wanted
+        return {"max": np.nanmax, "min": np.nanmin, "mean": np.nanmean}[how](blocks, axis=1)
 
 
 def _figure_html(figure, div_id: str) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
 
 
+def timeline_rows(data: ReportData) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The timeline's rows: only the (part, reason) pairs that flag some frame, and for a
+    reason one view trips, a row per view that tripped it (``part: reason · camera``):
+    ``(label, flagged (frames,) bool, value (frames,), threshold (frames,))``."""
+    quality = data.quality
+    rows = []
+    for p, part in enumerate(PART_NAMES):
+        for r, reason in enumerate(REASONS):
+            if not quality.flags[:, p, r].any():
+                continue
+            if reason in VIEW_REASONS:
+                k = VIEW_REASONS.index(reason)
+                for v in np.flatnonzero(quality.view_tripped[:, :, p, k].any(axis=1)):
+                    rows.append((f"{part}: {reason} · {data.camera_names[v]}", quality.view_tripped[v, :, p, k], quality.view_value[v, :, p, k], quality.view_threshold[v, :, p, k]))
+            else:
+                rows.append((f"{part}: {reason}", quality.flags[:, p, r], quality.value[:, p, r], quality.threshold[:, p, r]))
+    return rows
+
+
 def timeline_figure(data: ReportData):
-    """Missing and flagged data over time: one row per part and reason (white: fine)."""
+    """Flagged data over time: a row per part and reason that occurs (per camera for the
+    reasons one view trips); hover: the column's frames and its most extreme value
+    against the threshold (white: fine)."""
     import plotly.graph_objects as go
 
     starts, size = _bins(data.flags.shape[0], data.max_columns)
-    rows, labels = [], []
-    for p, (part, joints) in enumerate(skeleton.PARTS.items()):
-        for r, reason in enumerate(REASONS):
-            if reason == "hand_off_wrist" and part == "body":
-                continue
-            rows.append(_binned(data.flags[:, p, r].astype(float), size, "max"))
-            labels.append(f"{part}: {reason}")
-    z = np.array(rows)
+    rows = timeline_rows(data)
+    if not rows:
+        figure = go.Figure()
+        figure.update_layout(title="No frame is flagged", height=160)
+        return figure
+    z, text = [], []
+    for label, flagged, value, threshold in rows:
+        reason = label.split(": ", 1)[1].split(" · ")[0]
+        test = REASON_TESTS[reason]
+        shown = np.where(flagged, value, np.nan).astype(np.float64)
+        extreme = _binned(shown, size, "min" if test.comparison == "<" else "max")
+        limit = _binned(np.where(flagged, threshold, np.nan).astype(np.float64), size, "mean")
+        z.append(_binned(flagged.astype(float), size, "max"))
+        text.append([test.describe(v, t) if np.isfinite(v) else "" for v, t in zip(extreme, limit)])
     figure = go.Figure(
-        go.Heatmap(z=z, x=starts, y=labels, colorscale=[[0, "#ffffff"], [1, "#d62728"]], showscale=False, zmin=0, zmax=1,
-                   hovertemplate="frame %{x}<br>%{y}<extra></extra>")
+        go.Heatmap(z=np.array(z), x=starts, y=[row[0] for row in rows], text=text, colorscale=[[0, "#ffffff"], [1, "#d62728"]], showscale=False,
+                   zmin=0, zmax=1, xgap=0, ygap=1, hovertemplate="frame %{x}<br>%{y}<br>%{text}<extra></extra>")
     )  # fmt: skip
-    figure.update_layout(title=f"Missing and flagged data ({size} frame(s) per column; click to see the stretch)", height=120 + 18 * len(labels),
-                         margin=dict(l=230, r=20, t=50, b=40), xaxis_title="frame", yaxis_autorange="reversed")  # fmt: skip
+    figure.update_layout(title=f"Flagged data ({size} frame(s) per column; click to see the stretch)", height=140 + 22 * len(rows),
+                         margin=dict(l=300, r=20, t=50, b=40), xaxis_title="frame", yaxis=dict(autorange="reversed", dtick=1))  # fmt: skip
     return figure
 
 
@@ -222,15 +256,28 @@ def reprojection_figure(data: ReportData):
 
 
 def views_figure(data: ReportData):
-    """Views that agreed with each joint, over time (0: missing or gap-filled)."""
+    """Views that agreed with each joint, over time (0: missing or gap-filled): every joint
+    labelled, grouped by part (lines between), one discrete colour per view count."""
     import plotly.graph_objects as go
 
     starts, size = _bins(data.num_views.shape[0], data.max_columns)
     views = np.where(data.present & ~data.filled, data.num_views, 0).astype(float)
     z = _binned(views, size, "min").T
-    figure = go.Figure(go.Heatmap(z=z, x=starts, y=list(skeleton.JOINT_NAMES), colorscale="Viridis", zmin=0, colorbar_title="views",
+    most = max(1, len(data.camera_names))
+    palette = ["#d9d9d9", "#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#8c564b"]
+    scale = []
+    for count in range(most + 1):  # a flat band per count: a discrete colour scale
+        colour = palette[min(count, len(palette) - 1)]
+        scale += [[count / (most + 1), colour], [(count + 1) / (most + 1), colour]]
+    labels = [f"{part} · {skeleton.JOINT_NAMES[j]}" for part, joints in skeleton.PARTS.items() for j in range(joints.start, joints.stop)]
+    figure = go.Figure(go.Heatmap(z=z, x=starts, y=labels, colorscale=scale, zmin=-0.5, zmax=most + 0.5,
+                                  colorbar=dict(title="views", tickvals=list(range(most + 1)), ticktext=[str(c) for c in range(most + 1)]),
                                   hovertemplate="frame %{x}<br>%{y}: %{z} views<extra></extra>"))  # fmt: skip
-    figure.update_layout(title=f"Views per joint over time (fewest per column of {size} frame(s))", height=900, margin=dict(l=150, r=20, t=50, b=40))
+    for joints in list(skeleton.PARTS.values())[1:]:  # a line between parts
+        figure.add_hline(y=joints.start - 0.5, line=dict(color="#000", width=1.5))
+    figure.update_layout(title=f"Views per joint over time (fewest per column of {size} frame(s); 0: missing or gap-filled)",
+                         height=120 + 14 * len(labels), margin=dict(l=230, r=20, t=50, b=40),
+                         yaxis=dict(autorange="reversed", dtick=1, tickfont=dict(size=9)))  # fmt: skip
     return figure
 
 
@@ -251,33 +298,55 @@ def bone_length_spread(lengths: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def bones_figure(data: ReportData):
-    """Bone lengths: the triangulated frames' spread (before) and refine's one length (after)."""
+    """Bone lengths, body and hands on their own axes: the triangulated frames' spread
+    (before refine: how far the 2D views agree in 3D) and refine's one length per bone
+    (after: fixed by construction)."""
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    names = [f"{skeleton.JOINT_NAMES[a]}-{skeleton.JOINT_NAMES[b]}" for a, b in skeleton.BONES]
+    names = np.array([f"{skeleton.JOINT_NAMES[a]}-{skeleton.JOINT_NAMES[b]}" for a, b in skeleton.BONES])
     spread = {key: value * 1000.0 for key, value in bone_length_spread(data.bone_lengths_before).items()}
-    shown = np.isfinite(spread["median"])
-    figure = go.Figure()
-    figure.add_trace(
-        go.Box(x=[name for name, keep in zip(names, shown) if keep], q1=spread["q1"][shown], median=spread["median"][shown], q3=spread["q3"][shown],
-               lowerfence=spread["low"][shown], upperfence=spread["high"][shown], marker_color="#1f77b4", name="triangulated", showlegend=False)
-    )  # fmt: skip
-    figure.add_trace(go.Scatter(x=names, y=data.bone_lengths_after * 1000.0, mode="markers", name="after refine",
-                                marker=dict(color="#d62728", symbol="diamond", size=8)))  # fmt: skip
-    figure.update_layout(title="Bone lengths (mm): triangulated frames (boxes: quartiles, whiskers 5th-95th percentile) and refined (diamonds)",
-                         height=520, margin=dict(l=60, r=20, t=50, b=180), yaxis_title="mm")  # fmt: skip
+    body = np.array([a < skeleton.BODY.stop for a, _ in skeleton.BONES])
+    figure = make_subplots(rows=2, cols=1, subplot_titles=("body bones (mm)", "hand bones (mm)"), vertical_spacing=0.22)
+    for row, keep in ((1, body), (2, ~body)):
+        shown = keep & np.isfinite(spread["median"])
+        figure.add_trace(
+            go.Box(x=names[shown], q1=spread["q1"][shown], median=spread["median"][shown], q3=spread["q3"][shown], lowerfence=spread["low"][shown],
+                   upperfence=spread["high"][shown], marker_color="#1f77b4", name="triangulated frames", showlegend=row == 1), row=row, col=1,
+        )  # fmt: skip
+        figure.add_trace(
+            go.Scatter(x=names[keep], y=data.bone_lengths_after[keep] * 1000.0, mode="markers", name="after refine", showlegend=row == 1,
+                       marker=dict(color="#d62728", symbol="diamond", size=7)), row=row, col=1,
+        )  # fmt: skip
+        figure.update_yaxes(title_text="mm", row=row, col=1)
+    figure.update_layout(title="Bone lengths: triangulated frames (boxes: quartiles, whiskers 5th-95th percentile) and refined (diamonds)",
+                         height=900, margin=dict(l=60, r=20, t=70, b=160))  # fmt: skip
     return figure
 
 
+_SLIDER_FRAMES = 150  # the 3D skeleton's slider steps at most (frames sampled evenly)
+
+
+def _skeleton_lines(points: np.ndarray) -> np.ndarray:
+    """``points (59, 3)`` -> the skeleton's edges as one polyline with NaN breaks ``(3 * edges, 3)``."""
+    edges = np.asarray(skeleton.DRAW_EDGES)
+    lines = np.full((len(edges), 3, 3), np.nan)
+    lines[:, 0], lines[:, 1] = points[edges[:, 0]], points[edges[:, 1]]
+    return lines.reshape(-1, 3)
+
+
 def trajectory_figure(data: ReportData):
-    """The 3D paths of a few joints, the exo cameras and the ego camera (metres)."""
+    """The refined 3D skeleton with a frame slider (red: a flagged part), the paths of a
+    few joints and the ego camera (metres); the view is framed on the subject (exo
+    cameras farther away are outside it)."""
     import plotly.graph_objects as go
 
+    frames = data.points.shape[0]
     figure = go.Figure()
-    step = max(1, data.flags.shape[0] // 2000)
+    step = max(1, frames // 2000)
     for name, path in data.trajectory.items():
         points = path[::step]
-        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name, line=dict(width=4)))
+        figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name=name, line=dict(width=3), opacity=0.5))
     if data.ego_path is not None and np.isfinite(data.ego_path).any():
         points = data.ego_path[::step]
         figure.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="lines", name="ego camera", line=dict(dash="dot", width=4)))
@@ -285,7 +354,38 @@ def trajectory_figure(data: ReportData):
     if len(centres):
         figure.add_trace(go.Scatter3d(x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="markers+text", text=list(data.cameras),
                                       name="exo cameras", marker=dict(size=5, symbol="diamond")))  # fmt: skip
-    figure.update_layout(title="3D trajectory (m)", height=600, scene=dict(aspectmode="data"), margin=dict(l=0, r=0, t=50, b=0))
+    sampled = np.unique(np.linspace(0, frames - 1, min(frames, _SLIDER_FRAMES)).astype(int)) if frames else np.array([], int)
+    flagged = data.flags.any(axis=2)  # (frames, parts)
+    part_of = np.zeros(59, int)
+    for p, joints in enumerate(skeleton.PARTS.values()):
+        part_of[joints] = p
+
+    def traces(frame: int):
+        points = data.points[frame]
+        lines = _skeleton_lines(points)
+        colours = np.where(flagged[frame, part_of], "#d62728", "#2ca02c")
+        return [
+            go.Scatter3d(x=lines[:, 0], y=lines[:, 1], z=lines[:, 2], mode="lines", line=dict(color="#333", width=4), name="skeleton", connectgaps=False),
+            go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers", marker=dict(size=3, color=colours), name="joints (red: flagged part)",
+                         text=list(skeleton.JOINT_NAMES), hovertemplate="%{text}<extra></extra>"),
+        ]  # fmt: skip
+
+    if len(sampled):
+        first = len(figure.data)
+        figure.add_traces(traces(int(sampled[0])))
+        figure.frames = [go.Frame(data=traces(int(frame)), traces=[first, first + 1], name=str(int(frame))) for frame in sampled]
+        figure.update_layout(
+            sliders=[dict(active=0, currentvalue=dict(prefix="frame "), pad=dict(t=30),
+                          steps=[dict(label=str(int(frame)), method="animate", args=[[str(int(frame))], dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))])
+                                 for frame in sampled])]
+        )  # fmt: skip
+    body = data.points[:, skeleton.BODY][np.isfinite(data.points[:, skeleton.BODY]).all(axis=-1)]
+    scene = dict(aspectmode="data")
+    if len(body):
+        low, high = body.min(axis=0) - 0.5, body.max(axis=0) + 0.5
+        scene = dict(aspectmode="manual", aspectratio=dict(zip("xyz", (high - low) / (high - low).max())),
+                     **{f"{axis}axis": dict(range=[float(low[i]), float(high[i])]) for i, axis in enumerate("xyz")})  # fmt: skip
+    figure.update_layout(title="3D skeleton (slider: frame; red: a flagged part) and paths (m)", height=700, scene=scene, margin=dict(l=0, r=0, t=50, b=0))
     return figure
 
 
@@ -356,8 +456,10 @@ def summary_html(data: ReportData) -> str:
         f"<p><span class='score'>{_cell(metrics['quality_score'], 1)} %</span> of frame and part labels without any flag "
         f"({metrics['frames']} frames at {data.fps:g} fps; {metrics['flagged_frames']} frames flagged).</p>"
         f"{ego_html}"
-        "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th><th>bone CV % before</th>"
-        f"<th>bone CV % after</th><th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
+        "<table><tr><th class='left'>part</th><th>reconstructed</th><th>observed (not gap-filled)</th>"
+        "<th title='how much the triangulated bone lengths vary over the frames: a sign of how well the 2D views agree in 3D'>bone CV % of the triangulated frames (2D/3D consistency)</th>"
+        "<th title='refine fits one length per bone: near zero by construction, not a quality gain'>bone CV % after refine (fixed by construction)</th>"
+        f"<th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
         f"{offset_html}{frames_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
         + "".join(f"<th>offset over the take, {part} px</th>" for part in PART_NAMES)
@@ -385,11 +487,12 @@ def _overlay_links(data: ReportData, frame: int) -> str:
 def player_html(data: ReportData) -> str:
     """The review player: a paused video per view of the overlay set holding the frame,
     driven by the timeline, the table rows and the arrow keys (one frame a step)."""
-    views = sorted({view for _, files in data.overlay_sets for view in files}, key=lambda view: (view == "mosaic", view))
+    known = {view for _, files in data.overlay_sets for view in files} - {"mosaic"}  # the views (the mosaic: a link per row)
+    views = [name for name in data.camera_names if name in known] + sorted(known - set(data.camera_names))
     if not views:
         return (
             "<div id='player'><p id='player-note'>No overlay videos (qa.overlay_videos is false): the rows and the timeline only find the stretch.</p>"
-            f"<div class='views'>{_legend_html(data)}</div></div>"
+            f"</div>{_legend_html(data)}"
         )
     figures = "".join(
         f"<figure><video class='review' data-view='{html.escape(view)}' muted playsinline preload='auto'></video><figcaption>{html.escape(view)}</figcaption></figure>"
@@ -400,7 +503,7 @@ def player_html(data: ReportData) -> str:
         "<button type='button' onclick='stepFrame(-1)' title='previous frame (left arrow)'>&larr;</button> "
         "<button type='button' onclick='stepFrame(1)' title='next frame (right arrow)'>&rarr;</button> "
         "<small>click a stretch or the timeline; left / right arrow keys step one frame</small> <span id='player-note'></span></div>"
-        f"<div class='views'>{figures}{_legend_html(data)}</div></div>"
+        f"<div class='views'>{figures}</div></div>{_legend_html(data)}"
     )
 
 
@@ -473,12 +576,12 @@ def render_report(data: ReportData) -> str:
 
     sections = [
         ("summary", "Quality summary", summary_html(data)),
-        ("timeline", "Missing and flagged data", _figure_html(timeline_figure(data), "plot-timeline")),
+        ("timeline", "Flagged data", _figure_html(timeline_figure(data), "plot-timeline")),
         ("flagged", f"Flagged stretches ({len(data.stretches)})", player_html(data) + stretches_html(data)),
         ("reprojection", "Reprojection error", _figure_html(reprojection_figure(data), "plot-reprojection")),
         ("views", "Views per joint", _figure_html(views_figure(data), "plot-views")),
         ("bones", "Bone lengths", _figure_html(bones_figure(data), "plot-bones")),
-        ("trajectory", "3D trajectory", _figure_html(trajectory_figure(data), "plot-trajectory")),
+        ("trajectory", "3D skeleton", _figure_html(trajectory_figure(data), "plot-trajectory")),
     ]
     navigation = " | ".join(f"<a href='#{key}'>{title}</a>" for key, title, _ in sections)
     body = "".join(f"<h2 id='{key}'>{title}</h2><div class='section'>{content}</div>" for key, title, content in sections)
