@@ -262,6 +262,7 @@ class QaConfig:
     report_max_rows: int = field(metadata=_range(1))
     recording: bool
     recording_max_points: int = field(metadata=_range(0))
+    recording_images: int = field(metadata=_range(0, 100000))
     scene_max_inv_dist_std: float = field(metadata=_range(0.0, low_open=True))
     scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
 

@@ -530,7 +530,18 @@ def test_recording_loads_back(rendered):
     rows = {line.split()[0]: int(line.split()[1].split("=")[1]) for line in store.summary().splitlines() if "timelines=['frame']" in line}
     assert rows["/world/skeleton"] == FRAMES and rows["/world/ego"] == FRAMES  # one per frame, every frame has a pose
     stretches = json.loads((qa / "metrics.json").read_text())["stretches"]
-    assert stretches and rows["/flags"] == len(stretches)  # one text entry per flagged stretch
+    assert stretches and rows["/flag_log"] == len(stretches)  # one text entry per flagged stretch
+    summary = store.summary()
+    stills = load_config().section("qa")["recording_images"]
+    for camera in take.exo_cameras:  # stills, 2D detections and error series per view
+        assert rows[f"/views/{camera.name}/image"] == min(stills, FRAMES) and rows[f"/views/{camera.name}/detections"] == min(stills, FRAMES)
+        assert all(f"/errors/{camera.name}/{part}" in rows for part in PART_NAMES)
+    assert all(rows[f"/flags/{part}"] == FRAMES for part in PART_NAMES)
+    lines = {line.split()[0]: line for line in summary.splitlines() if "timelines=['frame']" in line}
+    assert "EncodedImage" in lines[f"/views/{take.exo_cameras[0].name}/image"] and "Points2D" in lines[f"/views/{take.exo_cameras[0].name}/detections"]
+    assert "Scalars" in lines[f"/flags/{PART_NAMES[0]}"]
+    (blueprint,) = reader.blueprints()  # the layout the viewer opens with
+    assert blueprint.application_id == entry.application_id
 
 
 def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):

@@ -80,13 +80,15 @@ class OverlayInputs:
 
 @dataclass
 class OverlayResult:
-    """Files written (name -> path), thumbnails ``{(frame, part, view): (jpeg bytes, the
+    """Files written (name -> path), stills for the recording ``{view: [(frame, jpeg bytes,
+    scale from full-resolution pixels)]}``, thumbnails ``{(frame, part, view): (jpeg bytes, the
     camera shown)}``, frames
     drawn, views without a video, and the views whose video could not be decoded from
     some frame on: ``{camera, file, first_frame, frames_missing, reason}``, one per view
     (the first frame lost)."""
 
     files: dict[str, Path] = field(default_factory=dict)
+    stills: dict[str, list[tuple[int, bytes, float]]] = field(default_factory=dict)
     thumbnails: dict[tuple[int, int, int], tuple[bytes, str]] = field(default_factory=dict)
     frames: int = 0
     views_without_video: list[str] = field(default_factory=list)
@@ -397,6 +399,8 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
     names, paths = _views(inputs)
     aspect = None  # of the mosaic's cells: the first view decoded
     legend = None
+    wanted_stills = settings["recording_images"] if settings["recording"] else 0
+    still_step = -(-(frame_range[1] - frame_range[0]) // wanted_stills) if wanted_stills else 0
     errors: list[dict] = []
     with contextlib.ExitStack() as stack:
         writers: dict[str, VideoWriter] = {}
@@ -411,6 +415,8 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
         for frame, images in iter_frames_lockstep(paths, names, frame_range[0], frame_range[1], fail=False, errors=errors):
             drawn = _drawn_views(inputs, names, images, frame, settings)
             _cut_thumbnails(inputs, drawn, frame, wanted.get(frame, []), result)
+            if still_step and (frame - frame_range[0]) % still_step == 0:
+                _keep_stills(names, drawn, frame, result)
             for v, item in enumerate(drawn):
                 if item is not None:
                     write(names[v], item[0])
@@ -424,6 +430,18 @@ def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, 
             write("mosaic", mosaic(tiles, frame, lines, 2 * settings["overlay_max_width"], aspect, legend))
             result.frames += 1
     result.note_decode_errors(errors)
+
+
+_STILL_WIDTH = 480
+
+
+def _keep_stills(names: list[str], drawn: list, frame: int, result: OverlayResult) -> None:
+    """The drawn views of ``frame`` as small JPEG stills for the recording."""
+    for name, item in zip(names, drawn):
+        if item is not None:
+            canvas, scale = item
+            factor = min(1.0, _STILL_WIDTH / canvas.shape[1])
+            result.stills.setdefault(name, []).append((frame, _jpeg(_resized(canvas, factor)), scale * factor))
 
 
 def thumbnail_view(inputs: OverlayInputs, available: list[int], frame: int, part: int, view: int) -> int:

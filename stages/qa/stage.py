@@ -204,7 +204,7 @@ def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], w
 def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, stretches, settings: dict, wanted: list[tuple[int, int, int]]):
     """Draw the overlay videos of ``qa.overlay_frames`` (the whole take, or a range written
     under its own names beside the overlays kept from the last run) and the report's
-    thumbnails: ``(overlay sets, thumbnails, summary)``; a set is ``{frames: [start, stop],
+    thumbnails: ``(overlay sets, thumbnails, stills for the recording, summary)``; a set is ``{frames: [start, stop],
     files: {view: file name}, drawn_with}``."""
     from stages.qa.overlay import render_overlays
 
@@ -233,7 +233,7 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
         "views_without_video": overlays.views_without_video,
         "video_decode_errors": overlays.decode_errors,
     }
-    return sets, overlays.thumbnails, summary
+    return sets, overlays.thumbnails, overlays.stills, summary
 
 
 def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.ndarray | None:
@@ -299,9 +299,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "stretches": len(stretches),
     }
     wanted = [(stretch.worst_frame, stretch.part, stretch.view) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
-    overlay_sets, thumbnails = [], {}
+    overlay_sets, thumbnails, stills = [], {}, {}
     if settings["overlay_videos"] or wanted:
-        overlay_sets, thumbnails, overlay_summary = _overlays(context, arrays, projections, quality, stretches, settings, wanted)
+        overlay_sets, thumbnails, stills, overlay_summary = _overlays(context, arrays, projections, quality, stretches, settings, wanted)
         summary.update(overlay_summary)
         files.update({Path(name).stem: name for entry in overlay_sets for name in entry["files"].values()})
     if settings["report"]:
@@ -311,7 +311,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
     if settings["recording"]:
-        from stages.qa.recording import joint_colours, rerun_available, write_recording
+        from stages.qa.recording import RecordingViews, joint_colours, rerun_available, write_recording
 
         if rerun_available():
             ego = take.ego_camera
@@ -328,6 +328,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 _scene_points(context, settings, summary),
                 _body_meshes(body_model),
                 [(stretch.start, stretch_text(stretch, list(take.exo_names))) for stretch in stretches],
+                RecordingViews(list(take.exo_names), stills, arrays.keypoints, quality.view_error_px, quality.flags.any(axis=2)),
             )
             files["recording"] = "recording.rrd"
         else:
