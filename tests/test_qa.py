@@ -143,6 +143,9 @@ def test_report_rows_name_the_injected_camera_with_value_threshold_and_a_labelle
             thumbnail = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
             shown = min(GREYS, key=lambda name: abs(GREYS[name] - float(np.median(thumbnail))))
             assert shown == image["data-camera"], (shown, image["data-camera"])
+            label = thumbnail[-18:-3, 4:60]  # the burnt-in "camera  frame N": bright text on a dark box
+            grey = GREYS[shown]
+            assert (label < 0.5 * grey).mean() > 0.5 and (label > 220).any(), (shown, np.percentile(label, [10, 50, 90]))
             if expected is not None:
                 assert image["data-camera"] == expected
             # metrics.json holds the same stretch with the same evidence
