@@ -540,6 +540,7 @@ def test_recording_loads_back(rendered):
         assert rows[f"/views/{camera.name}/image"] == min(stills, FRAMES) and rows[f"/views/{camera.name}/detections"] == min(stills, FRAMES)
         assert all(f"/errors/{camera.name}/{part}" in rows for part in PART_NAMES)
     assert all(rows[f"/flags/{part}"] == FRAMES for part in PART_NAMES)
+    assert rows[f"/views/{take.ego.name}/image"] == min(stills, FRAMES)
     lines = {line.split()[0]: line for line in summary.splitlines() if "timelines=['frame']" in line}
     assert "EncodedImage" in lines[f"/views/{take.exo_cameras[0].name}/image"] and "Points2D" in lines[f"/views/{take.exo_cameras[0].name}/detections"]
     assert "Scalars" in lines[f"/flags/{PART_NAMES[0]}"]

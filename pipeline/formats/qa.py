@@ -26,8 +26,9 @@ from pipeline.atomic import atomic_save_npz, atomic_write_text
 
 
 def write_metrics(path: str | os.PathLike, metrics: dict) -> None:
-    """``metrics.json`` (one space indent; finite numbers only: NaN is written as null upstream)."""
-    atomic_write_text(path, json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    """``metrics.json`` (one space indent; :func:`fitting.quality.take_metrics` writes
+    values it could not measure as null)."""
+    atomic_write_text(path, json.dumps(metrics, indent=1) + "\n")
 
 
 def write_flags(path: str | os.PathLike, quality: QualityFlags, camera_names: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ the annotation context),
 fitted body's meshes at the frames the body model stage wrote), ``flag_log`` (a text
 log entry at each flagged stretch's first frame: part, frames, the culprit camera, each
 reason's value and threshold; :func:`fitting.quality.stretch_text`); per exo view
-``views/<cam>/image`` (the overlay stills, as the videos draw them) and
+``views/<cam>/image`` (the overlay stills, as the videos draw them; the ego view's too) and
 ``views/<cam>/detections`` (the 2D detections, cyan as in the videos, on the stills'
 pixels); time series ``errors/<cam>/<part>`` (the view's median inlier residual, px)
 and ``flags/<part>`` (1 where the part is flagged, red as the videos' flag boxes). A
@@ -37,7 +37,8 @@ _PART_SERIES = {"body": (240, 240, 240), "left_hand": (255, 80, 255), "right_han
 
 @dataclass(frozen=True)
 class RecordingViews:
-    """The recording's per-view content: ``names (views,)``; ``stills``: view -> ``[(frame,
+    """The recording's per-view content: ``names (views,)`` the exo views; ``stills``: view
+    (exo or ego) -> ``[(frame,
     jpeg bytes, scale from full-resolution pixels)]``; ``keypoints (views, frames, 59, 3)``
     px; ``view_error_px (views, frames, parts)``; ``part_flagged (frames, parts)`` bool."""
 
@@ -46,6 +47,11 @@ class RecordingViews:
     keypoints: np.ndarray | None = None
     view_error_px: np.ndarray | None = None
     part_flagged: np.ndarray | None = None
+
+    @property
+    def all_names(self) -> list[str]:
+        """The exo views, then the other views with stills (the ego view)."""
+        return list(self.names) + sorted(set(self.stills) - set(self.names))
 
 
 def rerun_available() -> bool:
@@ -97,7 +103,7 @@ def write_recording(
     # two takes of one name opened together would mix); the take is the recording's name.
     recording = rr.RecordingStream("egoexo_pose_gt", recording_id=uuid.uuid4(), send_properties=False)
     rr.set_log_time_enabled(False, recording=recording)  # only the frame timeline
-    recording.save(str(temporary), default_blueprint=_blueprint(views.names if views is not None else []))
+    recording.save(str(temporary), default_blueprint=_blueprint(views.all_names if views is not None else []))
     recording.send_recording_name(take_name)
     recording.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
     recording.log(
@@ -190,13 +196,13 @@ def _send_views(recording, views: RecordingViews) -> None:
 
     from fitting.quality import PART_NAMES
 
-    for v, name in enumerate(views.names):
+    for v, name in enumerate(views.all_names):
         stills = views.stills.get(name, [])
         if stills:
             frames = np.array([frame for frame, _, _ in stills])
             at = [rr.TimeColumn("frame", sequence=frames)]
             recording.send_columns(f"views/{name}/image", indexes=at, columns=rr.EncodedImage.columns(blob=[jpeg for _, jpeg, _ in stills], media_type=["image/jpeg"] * len(stills)))
-            if views.keypoints is not None:
+            if views.keypoints is not None and v < len(views.names):
                 scales = np.array([scale for _, _, scale in stills])
                 points = views.keypoints[v, frames, :, :2] * scales[:, None, None]  # (stills, 59, 2) on the stills' pixels
                 seen = np.isfinite(points).all(axis=-1)
@@ -205,7 +211,7 @@ def _send_views(recording, views: RecordingViews) -> None:
                     columns=rr.Points2D.columns(positions=points[seen].astype(np.float32), colors=np.tile(np.array(_DETECTED, np.uint8), (int(seen.sum()), 1)),
                                                 keypoint_ids=np.nonzero(seen)[1].astype(np.uint16)).partition(seen.sum(axis=1)),
                 )  # fmt: skip
-        if views.view_error_px is not None:
+        if views.view_error_px is not None and v < len(views.names):
             frames = np.arange(views.view_error_px.shape[1])
             for p, part in enumerate(PART_NAMES):
                 entity = f"errors/{name}/{part}"
