@@ -178,6 +178,32 @@ def test_metrics_list_exactly_the_flagged_frames_per_part_and_reason(faulty):
             assert (named.count(FAULT_CAMERAS[reason]) >= 0.9 * len(inside)) if FAULT_CAMERAS[reason] else set(named) == {None}
 
 
+def test_report_without_overlay_videos_finds_stretches_without_errors(faulty):
+    """qa.overlay_videos=false: no player videos; a row click still highlights it, the
+    arrow keys do nothing harmful, no console error."""
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
+    report, _ = faulty
+    errors = []
+    with sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto((Path(report.output) / "qa" / "report.html").as_uri())
+            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
+            assert page.locator("video.review").count() == 0 and page.locator("img.legend").count() == 1
+            row = page.locator("tr.stretch").nth(1)
+            row.locator("td").first.click()
+            page.keyboard.press("ArrowRight")
+            highlighted = "highlight" in (row.get_attribute("class") or "")
+        finally:
+            browser.close()
+    assert highlighted and errors == []
+
+
 def test_the_offset_camera_is_named(faulty):
     _, stored = faulty
     view_flagged = stored["view_flagged"][:, 40:60, 0]
