@@ -31,7 +31,18 @@ from pathlib import Path
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, LabelArrays, QualityThresholds, flag_stretches, quality_flags, stretch_culprits, stretch_summary, stretch_text, take_headline, take_metrics
+from fitting.quality import (
+    PART_NAMES,
+    LabelArrays,
+    QualityThresholds,
+    flag_stretches,
+    quality_flags,
+    stretch_culprits,
+    stretch_summary,
+    stretch_text,
+    take_headline,
+    take_metrics,
+)
 from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.qa import write_flags, write_metrics
