@@ -3,6 +3,7 @@ real browser, a 3D recording, the report command and the batch report."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -181,26 +182,14 @@ def test_metrics_list_exactly_the_flagged_frames_per_part_and_reason(faulty):
 def test_report_without_overlay_videos_finds_stretches_without_errors(faulty):
     """qa.overlay_videos=false: no player videos; a row click still highlights it, the
     arrow keys do nothing harmful, no console error."""
-    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
-    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
     report, _ = faulty
     errors = []
-    with sync_playwright() as playwright:
-        browser = _browser(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto((Path(report.output) / "qa" / "report.html").as_uri())
-            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
-            assert page.locator("video.review").count() == 0 and page.locator("img.legend").count() == 1
-            row = page.locator("tr.stretch").nth(1)
-            row.locator("td").first.click()
-            page.keyboard.press("ArrowRight")
-            highlighted = "highlight" in (row.get_attribute("class") or "")
-        finally:
-            browser.close()
+    with _report_page(Path(report.output) / "qa" / "report.html", {"width": 1400, "height": 1000}, errors) as page:
+        assert page.locator("video.review").count() == 0 and page.locator("img.legend").count() == 1
+        row = page.locator("tr.stretch").nth(1)
+        row.locator("td").first.click()
+        page.keyboard.press("ArrowRight")
+        highlighted = "highlight" in (row.get_attribute("class") or "")
     assert highlighted and errors == []
 
 
@@ -430,11 +419,30 @@ def test_report_opens_in_a_real_browser_with_every_plot_drawn(rendered):
     assert plotted["slider"] == FRAMES
 
 
-def _browser(playwright):
-    return playwright.chromium.launch(
-        executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    )
+@contextlib.contextmanager
+def _report_page(page_file, viewport: dict, errors: list, requests: list | None = None):
+    """The report open in headless Chromium, its plots drawn; console errors and page errors
+    go to ``errors``, requested URLs to ``requests`` (skipped without chromium or playwright)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport=viewport)
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            if requests is not None:
+                page.on("request", lambda request: requests.append(request.url))
+            page.goto(Path(page_file).as_uri())
+            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
+            yield page
+        finally:
+            browser.close()
 
 
 def _shown_frames(page) -> dict[str, int]:
@@ -478,47 +486,34 @@ def test_review_player_lands_on_the_stretch_first_frame_and_steps_frame_by_frame
     """Clicking a stretch's row (or its timeline cell) shows the stretch's first frame in
     every view, paused (the frame code drawn in each overlay equals the stretch's start);
     the arrow keys step one frame; nothing autoplays, nothing is fetched, no console error."""
-    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it where apt-get is available)")
-    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) drives the browser").sync_playwright
     take, _, qa = rendered
     errors, requests = [], []
-    with sync_playwright() as playwright:
-        browser = _browser(playwright)
-        try:
-            page = browser.new_page(viewport={"width": 2100, "height": 1200})
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto((qa / "report.html").as_uri())
-            page.wait_for_function("document.querySelectorAll('.plot-container').length >= 5", timeout=30000)
-            page.add_style_tag(content="#player { position: static; } #player video { width: auto; height: auto; max-width: none; }")
-            views = page.evaluate("Array.from(document.querySelectorAll('video.review')).map(v => v.dataset.view)")
-            rows = page.locator("tr.stretch")
-            results = []
-            for index in range(min(rows.count(), 3)):
-                row = rows.nth(index)
-                start = int(row.get_attribute("data-start"))
-                row.locator("td").first.click()
-                landed = _shown_frames(page)
-                page.keyboard.press("ArrowRight")
-                forward = _shown_frames(page)
-                page.keyboard.press("ArrowLeft")
-                page.keyboard.press("ArrowLeft")
-                back = _shown_frames(page)
-                results.append((start, landed, forward, back))
-            first = rows.first
-            clicked, part = int(first.get_attribute("data-start")), first.get_attribute("data-part")
-            page.evaluate("seekFrame(0)")
-            _shown_frames(page)
-            # A click on the timeline cell of the stretch's first frame, as plotly reports it.
-            page.evaluate(f"document.getElementById('plot-timeline').emit('plotly_click', {{points: [{{x: {clicked}, y: '{part}: x', data: {{x: [0, 1, 2]}}}}]}})")
-            from_timeline = _shown_frames(page)
-            paused = page.evaluate("Array.from(document.querySelectorAll('video.review')).every(v => v.paused && !v.autoplay)")
-            page.wait_for_timeout(500)
-            still = _shown_frames(page)  # half a second later: still there (no playing on)
-        finally:
-            browser.close()
+    with _report_page(qa / "report.html", {"width": 2100, "height": 1200}, errors, requests) as page:
+        page.add_style_tag(content="#player { position: static; } #player video { width: auto; height: auto; max-width: none; }")
+        views = page.evaluate("Array.from(document.querySelectorAll('video.review')).map(v => v.dataset.view)")
+        rows = page.locator("tr.stretch")
+        results = []
+        for index in range(min(rows.count(), 3)):
+            row = rows.nth(index)
+            start = int(row.get_attribute("data-start"))
+            row.locator("td").first.click()
+            landed = _shown_frames(page)
+            page.keyboard.press("ArrowRight")
+            forward = _shown_frames(page)
+            page.keyboard.press("ArrowLeft")
+            page.keyboard.press("ArrowLeft")
+            back = _shown_frames(page)
+            results.append((start, landed, forward, back))
+        first = rows.first
+        clicked, part = int(first.get_attribute("data-start")), first.get_attribute("data-part")
+        page.evaluate("seekFrame(0)")
+        _shown_frames(page)
+        # A click on the timeline cell of the stretch's first frame, as plotly reports it.
+        page.evaluate(f"document.getElementById('plot-timeline').emit('plotly_click', {{points: [{{x: {clicked}, y: '{part}: x', data: {{x: [0, 1, 2]}}}}]}})")
+        from_timeline = _shown_frames(page)
+        paused = page.evaluate("Array.from(document.querySelectorAll('video.review')).every(v => v.paused && !v.autoplay)")
+        page.wait_for_timeout(500)
+        still = _shown_frames(page)  # half a second later: still there (no playing on)
     print(f"\nreview player: views {views}; (start, landed, +1, -1): {results}; timeline -> {from_timeline}")
     assert views == [camera.name for camera in take.exo_cameras] + [take.ego.name]
     assert results
