@@ -1,12 +1,13 @@
 """``OUT/batch_summary.json`` and ``OUT/batch_report.html``: every take under ``OUT``
-ranked by label quality, linked to its report.
+ranked by label quality, worst first, linked to its report.
 
 Rebuilt from what is on disk, so they cover every take output in ``OUT`` (a folder
 with ``run.json``), not just the last ``run``: each take's ``qa`` summary
-(``quality_score``: the share of frame and part labels without any flag, the flagged
-frames, the cameras offset for the whole take) and its frame count; a take whose QA
-has no output, or that failed in the run being recorded, is listed last with its
-reason. ``run`` (:func:`pipeline.runner.run_batch`) writes them after its takes, and
+(``quality_score``: the share of frame and part labels without any flag, the same per
+part, the flagged frames, the reason flagging the most labels, the camera that is the
+culprit of the most flagged frames, the cameras offset for the whole take) and its
+frame count; a take whose QA has no output, or that failed in the run being recorded,
+is listed first with its reason (it needs a look before any other). ``run`` (:func:`pipeline.runner.run_batch`) writes them after its takes, and
 ``report`` after rescoring one. The page is plain HTML and CSS, no script: it opens
 anywhere.
 """
@@ -37,6 +38,11 @@ def _stored_entry(folder: Path, out_root: Path) -> dict:
         "quality_score": summary.get("quality_score"),
         "flagged_frames": summary.get("flagged_frames"),
         "cameras_offset": summary.get("cameras_offset", []),
+        "quality_by_part": summary.get("label_quality_percent_by_part", {}),
+        "top_reason": summary.get("top_reason"),
+        "top_reason_labels": summary.get("top_reason_labels"),
+        "culprit_camera": summary.get("culprit_camera"),
+        "culprit_camera_frames": summary.get("culprit_camera_frames"),
         "frames": refine.manifest.get("summary", {}).get("frames") if refine is not None else None,
         "report": os.path.relpath(page, out_root) if qa is not None and page.is_file() else None,
         "error": None if qa is not None else "no QA output (the take's stages have not all finished)",
@@ -45,9 +51,10 @@ def _stored_entry(folder: Path, out_root: Path) -> dict:
 
 def ranking(out_root: Path, reports: list[dict] = ()) -> list[dict]:
     """One entry per take under ``out_root`` and per take of ``reports`` (this run's take
-    reports, as dicts), best quality first: take, ok, quality_score, flagged_frames,
-    cameras_offset, frames, report (relative path), error. A take that failed in
-    ``reports`` is failed here, whatever older outputs it has."""
+    reports, as dicts), worst first (failed takes, then the lowest quality_score): take,
+    ok, quality_score, flagged_frames, cameras_offset, quality_by_part, top_reason (and
+    its labels), culprit_camera (and its frames), frames, report (relative path), error.
+    A take that failed in ``reports`` is failed here, whatever older outputs it has."""
     out_root = Path(out_root)
     entries = {}
     if out_root.is_dir():
@@ -56,8 +63,9 @@ def ranking(out_root: Path, reports: list[dict] = ()) -> list[dict]:
     for report in reports:
         if not report["ok"]:
             entries[report["take"]] = {"take": report["take"], "ok": False, "quality_score": None, "flagged_frames": None, "cameras_offset": [],
-                                       "frames": None, "report": None, "error": report["error"]}  # fmt: skip
-    return sorted(entries.values(), key=lambda entry: (entry["quality_score"] is None, -(entry["quality_score"] or 0.0), entry["take"]))
+                                       "quality_by_part": {}, "top_reason": None, "top_reason_labels": None, "culprit_camera": None,
+                                       "culprit_camera_frames": None, "frames": None, "report": None, "error": report["error"]}  # fmt: skip
+    return sorted(entries.values(), key=lambda entry: (entry["quality_score"] is not None, entry["quality_score"] or 0.0, entry["take"]))
 
 
 def write_batch_files(out_root: Path, reports: list[dict] | None = None) -> dict:
@@ -77,26 +85,40 @@ def write_batch_files(out_root: Path, reports: list[dict] | None = None) -> dict
     return summary
 
 
+def _percent(value) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
 def write_batch_report(out_root: Path, entries: list[dict]) -> Path:
+    """The batch page: ``entries`` in their order (worst first), a column per part."""
+    parts = sorted({part for entry in entries for part in entry.get("quality_by_part") or {}}, key=lambda part: (part != "body", part))
     rows = []
     for rank, entry in enumerate(entries, 1):
         name = html.escape(entry["take"])
         link = f"<a href='{html.escape(entry['report'])}'>{name}</a>" if entry["report"] else name
-        score = "-" if entry["quality_score"] is None else f"{entry['quality_score']:.1f} %"
         status = "ok" if entry["ok"] else f"FAILED: {html.escape(entry['error'] or '')}"
         if entry.get("cameras_offset"):
             status += f"; camera(s) offset: {html.escape(', '.join(entry['cameras_offset']))}"
+        by_part = entry.get("quality_by_part") or {}
+        reason = f"{html.escape(entry['top_reason'])} ({entry.get('top_reason_labels')} labels)" if entry.get("top_reason") else "-"
+        camera = f"{html.escape(entry['culprit_camera'])} ({entry.get('culprit_camera_frames')} frames)" if entry.get("culprit_camera") else "-"
         rows.append(
-            f"<tr><td>{rank}</td><td class='left'>{link}</td><td>{score}</td><td>{entry['flagged_frames'] if entry['flagged_frames'] is not None else '-'}</td>"
+            f"<tr class='take' data-take='{name}'><td>{rank}</td><td class='left'>{link}</td><td>{_percent(entry['quality_score'])}</td>"
+            + "".join(f"<td>{_percent(by_part.get(part))}</td>" for part in parts)
+            + f"<td>{entry['flagged_frames'] if entry['flagged_frames'] is not None else '-'}</td><td class='left'>{reason}</td><td class='left'>{camera}</td>"
             f"<td>{entry['frames'] if entry['frames'] is not None else '-'}</td><td class='left'>{status}</td></tr>"
         )
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Batch report</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px}table{border-collapse:collapse}"
+        "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f4f4f4}.left{text-align:left}"
         "</style></head><body><h1>Batch report</h1>"
-        f"<p>{len(entries)} take(s), {sum(not e['ok'] for e in entries)} failed; ranked by the share of frame and part labels without any QA flag.</p>"
-        "<table><tr><th>rank</th><th class='left'>take</th><th>labels without flag</th><th>flagged frames</th><th>frames</th>"
+        f"<p>{len(entries)} take(s), {sum(not e['ok'] for e in entries)} failed; worst first: failed takes, then by the share of frame and "
+        "part labels without any QA flag. Top reason: the reason flagging the most frame and part labels; camera: the culprit camera of the "
+        "most flagged frames (the one that tripped the most checks in each stretch).</p>"
+        "<table><tr><th>rank</th><th class='left'>take</th><th>labels without flag</th>"
+        + "".join(f"<th>{html.escape(part)}</th>" for part in parts)
+        + "<th>flagged frames</th><th class='left'>top reason</th><th class='left'>camera</th><th>frames</th>"
         f"<th class='left'>status</th></tr>{''.join(rows)}</table></body></html>\n"
     )
     return atomic_write_text(Path(out_root) / REPORT_FILE, page)

@@ -274,7 +274,6 @@ class QaConfig:
     overlay_videos: bool
     overlay_frames: str | None = field(metadata=_FRAME_RANGE)
     overlay_max_width: int = field(metadata=_range(64, 8192))
-    error_good_px: float = field(metadata=_range(0.0))
     error_bad_px: float = field(metadata=_range(0.0, low_open=True))
     report: bool
     report_thumbnails: int = field(metadata=_range(0, 1000))
@@ -282,12 +281,16 @@ class QaConfig:
     report_max_rows: int = field(metadata=_range(1))
     recording: bool
     recording_max_points: int = field(metadata=_range(0))
+    recording_images: int = field(metadata=_range(0, 100000))
     scene_max_inv_dist_std: float = field(metadata=_range(0.0, low_open=True))
     scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
 
     def __post_init__(self):
-        if not self.error_good_px < self.error_bad_px:
-            raise ConfigError(f"key 'qa.error_good_px' ({self.error_good_px}) must be below 'qa.error_bad_px' ({self.error_bad_px})")
+        if not self.flags.reprojection_error_px < self.error_bad_px:
+            raise ConfigError(
+                f"key 'qa.flags.reprojection_error_px' ({self.flags.reprojection_error_px}) must be below 'qa.error_bad_px' ({self.error_bad_px}): "
+                "the overlays' colour ramp runs from the one to the other"
+            )
 
 
 @dataclass(frozen=True)
@@ -461,12 +464,49 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+# Keys of settings stored by earlier versions (``OUT/<take>/run.json``) that moved or went
+# away: `report` on an older output reads them under their new names (or drops them).
+MOVED_KEYS = {
+    "detect.mmdet_config": "detect.mmpose.det_config",
+    "detect.mmdet_checkpoint": "detect.mmpose.det_checkpoint",
+    "detect.mmpose_config": "detect.mmpose.pose_config",
+    "detect.mmpose_checkpoint": "detect.mmpose.pose_checkpoint",
+    "detect.device": "detect.mmpose.device",
+    "detect.mmpose_batch_size": "detect.mmpose.batch_size",
+    "detect.min_box_score": "detect.mmpose.min_box_score",
+    "fit_body_model.anny_cache_dir": "fit_body_model.anny.cache_dir",
+}
+REMOVED_KEYS = {"qa.error_good_px": "the overlay colour ramp starts at qa.flags.reprojection_error_px"}
+
+
+def migrate_stored_settings(stored: dict) -> dict:
+    """``stored`` (nested settings of an earlier run) with :data:`MOVED_KEYS` under their new
+    names and :data:`REMOVED_KEYS` left out; a copy, the original untouched."""
+    migrated = {section: dict(values) if isinstance(values, dict) else values for section, values in stored.items()}
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".", 1)
+        values = migrated.get(section)
+        if isinstance(values, dict) and key in values and not isinstance(values[key], dict):
+            value = values.pop(key)
+            target = migrated
+            *parents, leaf = new.split(".")
+            for parent in parents:
+                target[parent] = dict(target.get(parent, {}))
+                target = target[parent]
+            target[leaf] = value
+    for old in REMOVED_KEYS:
+        section, key = old.split(".", 1)
+        if isinstance(migrated.get(section), dict):
+            migrated[section].pop(key, None)
+    return migrated
+
+
 def load_config(
     path: str | Path | None = None, overrides: typing.Iterable[str] = (), base: dict | None = None
 ) -> PipelineConfig:
     """Defaults (or the stored settings ``base`` of an earlier run, e.g. ``OUT/<take>/run.json``),
     then the preset ``path`` (if any), then ``section.key=value`` overrides."""
-    values = _read_yaml(DEFAULT_CONFIG) if base is None else _merge(_read_yaml(DEFAULT_CONFIG), base, "stored settings")
+    values = _read_yaml(DEFAULT_CONFIG) if base is None else _merge(_read_yaml(DEFAULT_CONFIG), migrate_stored_settings(base), "stored settings")
     if path is not None:
         values = _merge(values, _read_yaml(Path(path)), str(path))
     for text in overrides:

@@ -352,7 +352,7 @@ def run_batch(
     the cluster of ``batch.ray_address``), else one after another in this process. One
     progress display covers the batch (:class:`pipeline.progress.BatchProgress`).
     Writes ``out_root/batch_summary.json`` (this run's take reports, with the error of
-    failed ones, and every take under ``out_root`` ranked by QA quality) and
+    failed ones, and every take under ``out_root`` ranked by QA quality, worst first) and
     ``out_root/batch_report.html`` (:func:`pipeline.batch_report.write_batch_files`).
     """
     take_dirs = list(take_dirs)

@@ -6,13 +6,21 @@ pose), ``world/ego_path`` (its trajectory), ``world/skeleton`` (59 joints per fr
 coloured by quality: green fine, orange gap-filled, red in a flagged part; edges from
 the annotation context),
 ``world/scene`` (the take's semidense points, when given), ``world/body_model`` (the
-fitted body's meshes at the frames the body model stage wrote). Written columnar, 500
+fitted body's meshes at the frames the body model stage wrote), ``flag_log`` (a text
+log entry at each flagged stretch's first frame: part, frames, the culprit camera, each
+reason's value and threshold; :func:`fitting.quality.stretch_text`); per exo view
+``views/<cam>/image`` (the overlay stills, as the videos draw them; the ego view's too) and
+``views/<cam>/detections`` (the 2D detections, cyan as in the videos, on the stills'
+pixels); time series ``errors/<cam>/<part>`` (the view's median inlier residual, px)
+and ``flags/<part>`` (1 where the part is flagged, red as the videos' flag boxes). A
+blueprint opens the 3D view beside the views, the series and the flag log. Written columnar, 500
 frames per send: no Python loop over frames (one log per mesh file).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +31,27 @@ _GOOD = (40, 200, 80)
 _FILLED = (255, 150, 0)
 _FLAGGED = (230, 40, 40)
 _FRAMES_PER_SEND = 500  # skeleton frames per columnar send (memory per send, not per take)
+_DETECTED = (0, 230, 255)  # as the overlays draw the 2D detections
+_PART_SERIES = {"body": (240, 240, 240), "left_hand": (255, 80, 255), "right_hand": (255, 160, 40)}  # as the ego overlay's parts
+
+
+@dataclass(frozen=True)
+class RecordingViews:
+    """The recording's per-view content: ``names (views,)`` the exo views; ``stills``: view
+    (exo or ego) -> ``[(frame,
+    jpeg bytes, scale from full-resolution pixels)]``; ``keypoints (views, frames, 59, 3)``
+    px; ``view_error_px (views, frames, parts)``; ``part_flagged (frames, parts)`` bool."""
+
+    names: list[str]
+    stills: dict[str, list[tuple[int, bytes, float]]] = field(default_factory=dict)
+    keypoints: np.ndarray | None = None
+    view_error_px: np.ndarray | None = None
+    part_flagged: np.ndarray | None = None
+
+    @property
+    def all_names(self) -> list[str]:
+        """The exo views, then the other views with stills (the ego view)."""
+        return list(self.names) + sorted(set(self.stills) - set(self.names))
 
 
 def rerun_available() -> bool:
@@ -57,11 +86,15 @@ def write_recording(
     ego_size: tuple[int, int] | None = None,
     scene: np.ndarray | None = None,
     meshes: list[tuple[int, Path]] = (),
+    flag_log: list[tuple[int, str]] = (),
+    views: RecordingViews | None = None,
 ) -> Path:
     """Write the recording: ``points (frames, 59, 3)`` metres, ``colours (frames, 59, 3)``,
     static exo cameras, the ego camera's world-to-camera ``ego_R (frames, 3, 3)`` /
     ``ego_t (frames, 3)`` (NaN without a pose), scene points ``(N, 3)``, body model meshes
-    ``(frame, .glb / .ply file)`` (``world/body_model``, at their frames)."""
+    ``(frame, .glb / .ply file)`` (``world/body_model``, at their frames), ``flag_log``
+    ``(frame, text)`` entries (``flag_log``), ``views``: stills, 2D detections and time
+    series per view (:class:`RecordingViews`)."""
     import rerun as rr
 
     path = Path(path)
@@ -70,7 +103,7 @@ def write_recording(
     # two takes of one name opened together would mix); the take is the recording's name.
     recording = rr.RecordingStream("egoexo_pose_gt", recording_id=uuid.uuid4(), send_properties=False)
     rr.set_log_time_enabled(False, recording=recording)  # only the frame timeline
-    recording.save(str(temporary))
+    recording.save(str(temporary), default_blueprint=_blueprint(views.all_names if views is not None else []))
     recording.send_recording_name(take_name)
     recording.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
     recording.log(
@@ -124,9 +157,71 @@ def write_recording(
             recording.set_time("frame", sequence=frame)
             recording.log("world/body_model", rr.Mesh3D(vertex_positions=np.asarray(mesh.vertices, np.float32), triangle_indices=np.asarray(mesh.faces, np.uint32), albedo_factor=(200, 170, 150, 160)))
         recording.reset_time()
+    if flag_log:
+        at, texts = zip(*sorted(flag_log))
+        recording.send_columns("flag_log", indexes=[rr.TimeColumn("frame", sequence=np.asarray(at))], columns=rr.TextLog.columns(text=list(texts), level=["WARN"] * len(texts)))
+    if views is not None:
+        _send_views(recording, views)
     if scene is not None and len(scene):
         recording.log("world/scene", rr.Points3D(scene.astype(np.float32), radii=0.005, colors=(160, 160, 160)), static=True)
     recording.flush()
     del recording
     temporary.replace(path)
     return path
+
+
+def _blueprint(names: list[str]):
+    """The 3D view beside the exo views' stills, the error and flag series and the flag log."""
+    import rerun.blueprint as rrb
+
+    side = [rrb.Grid(*[rrb.Spatial2DView(origin=f"views/{name}", name=name) for name in names])] if names else []
+    return rrb.Blueprint(
+        rrb.Horizontal(
+            rrb.Spatial3DView(origin="world", name="3D"),
+            rrb.Vertical(
+                *side,
+                rrb.TimeSeriesView(origin="errors", name="median residual per view and part (px)"),
+                rrb.TimeSeriesView(origin="flags", name="flagged parts"),
+                rrb.TextLogView(origin="flag_log", name="flagged stretches"),
+            ),
+            column_shares=[3, 2],
+        ),
+        collapse_panels=False,
+    )
+
+
+def _send_views(recording, views: RecordingViews) -> None:
+    """Stills, 2D detections (at the stills' frames, on their pixels) and time series, columnar."""
+    import rerun as rr
+
+    from fitting.quality import PART_NAMES
+
+    for v, name in enumerate(views.all_names):
+        stills = views.stills.get(name, [])
+        if stills:
+            frames = np.array([frame for frame, _, _ in stills])
+            at = [rr.TimeColumn("frame", sequence=frames)]
+            recording.send_columns(f"views/{name}/image", indexes=at, columns=rr.EncodedImage.columns(blob=[jpeg for _, jpeg, _ in stills], media_type=["image/jpeg"] * len(stills)))
+            if views.keypoints is not None and v < len(views.names):
+                scales = np.array([scale for _, _, scale in stills])
+                points = views.keypoints[v, frames, :, :2] * scales[:, None, None]  # (stills, 59, 2) on the stills' pixels
+                seen = np.isfinite(points).all(axis=-1)
+                recording.send_columns(
+                    f"views/{name}/detections", indexes=at,
+                    columns=rr.Points2D.columns(positions=points[seen].astype(np.float32), colors=np.tile(np.array(_DETECTED, np.uint8), (int(seen.sum()), 1)),
+                                                keypoint_ids=np.nonzero(seen)[1].astype(np.uint16)).partition(seen.sum(axis=1)),
+                )  # fmt: skip
+        if views.view_error_px is not None and v < len(views.names):
+            frames = np.arange(views.view_error_px.shape[1])
+            for p, part in enumerate(PART_NAMES):
+                entity = f"errors/{name}/{part}"
+                recording.log(entity, rr.SeriesLines(colors=[_PART_SERIES[part]], names=[f"{name} {part}"]), static=True)
+                values = views.view_error_px[v, :, p]
+                keep = np.isfinite(values)
+                recording.send_columns(entity, indexes=[rr.TimeColumn("frame", sequence=frames[keep])], columns=rr.Scalars.columns(scalars=values[keep].astype(np.float64)))
+    if views.part_flagged is not None:
+        frames = np.arange(views.part_flagged.shape[0])
+        for p, part in enumerate(PART_NAMES):
+            entity = f"flags/{part}"
+            recording.log(entity, rr.SeriesLines(colors=[(230, 40, 40)], names=[f"{part} flagged"]), static=True)
+            recording.send_columns(entity, indexes=[rr.TimeColumn("frame", sequence=frames)], columns=rr.Scalars.columns(scalars=views.part_flagged[:, p].astype(np.float64)))

@@ -5,9 +5,10 @@ Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz``, ``refine/joint
 
 - ``metrics.json``: the take's quality summary (:func:`fitting.quality.take_metrics`,
   plus the ego camera's pose coverage), which a batch ranks by ``quality_score``;
-- ``flags.npz``: ``flags (frames, parts, reasons)`` bool with ``parts`` and ``reasons``
-  names, ``view_error_px`` / ``view_shift_px`` / ``view_flagged (views, frames, parts)``,
-  ``score (frames, parts)`` (:func:`fitting.quality.quality_flags`);
+- ``flags.npz``: the flags per frame, part and reason with their evidence (value,
+  threshold, camera; :func:`fitting.quality.quality_flags`), both written by
+  :mod:`pipeline.formats.qa`; ``metrics.json`` lists every flagged frame per part and
+  reason with its evidence and every flagged stretch with its culprit camera;
 - ``report.html``: the take report (:mod:`stages.qa.report`);
 - ``overlay_<camera>.mp4`` per view and ``overlay_mosaic.mp4`` (:mod:`stages.qa.overlay`);
 - ``recording.rrd``: a 3D recording, when rerun-sdk is installed (:mod:`stages.qa.recording`).
@@ -30,9 +31,21 @@ from pathlib import Path
 import numpy as np
 
 from fitting import skeleton
-from fitting.quality import PART_NAMES, REASONS, LabelArrays, QualityThresholds, flag_stretches, quality_flags, take_metrics
-from pipeline.atomic import atomic_save_npz, atomic_write_text
+from fitting.quality import (
+    PART_NAMES,
+    LabelArrays,
+    QualityThresholds,
+    flag_stretches,
+    quality_flags,
+    stretch_culprits,
+    stretch_summary,
+    stretch_text,
+    take_headline,
+    take_metrics,
+)
+from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
+from pipeline.formats.qa import write_flags, write_metrics
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from triangulation.visibility import VISIBLE
 
@@ -108,7 +121,7 @@ def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
     return arrays, projections
 
 
-def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dict, quality, settings: dict):
+def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dict, quality, stretches):
     from stages.qa.overlay import OverlayInputs
 
     take = context.take
@@ -128,9 +141,8 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
         ego_video=None if ego is None else take.videos.get(ego.name),
         ego_pixels=ego_pixels,
         ego_visible=ego_visible,
-        flags=quality.flags,
-        view_flagged=quality.view_flagged,
-        view_error=quality.view_error_px,
+        quality=quality,
+        culprits=stretch_culprits(stretches, arrays.points.shape[0]),
     )
 
 
@@ -150,7 +162,8 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         fps=take.fps,
         metrics=metrics,
         camera_names=list(take.exo_names),
-        flags=quality.flags,
+        quality=quality,
+        points=arrays.points,
         present=np.isfinite(arrays.points).all(axis=-1),
         filled=arrays.filled,
         num_views=arrays.num_views,
@@ -164,6 +177,7 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         overlay_sets=[(tuple(entry["frames"]), entry["files"]) for entry in overlay_sets],
         max_columns=settings["report_max_columns"],
         max_rows=settings["report_max_rows"],
+        ramp_px=(settings["flags"]["reprojection_error_px"], settings["error_bad_px"]),
     )
 
 
@@ -198,10 +212,10 @@ def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], w
     return kept
 
 
-def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, settings: dict, wanted: list[tuple[int, int]]):
+def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, stretches, settings: dict, wanted: list[tuple[int, int, int]]):
     """Draw the overlay videos of ``qa.overlay_frames`` (the whole take, or a range written
     under its own names beside the overlays kept from the last run) and the report's
-    thumbnails: ``(overlay sets, thumbnails, summary)``; a set is ``{frames: [start, stop],
+    thumbnails: ``(overlay sets, thumbnails, stills for the recording, summary)``; a set is ``{frames: [start, stop],
     files: {view: file name}, drawn_with}``."""
     from stages.qa.overlay import render_overlays
 
@@ -211,7 +225,7 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
     suffix = "" if whole else f"_frames{frame_range[0]}-{frame_range[1]}"
     key = _drawing_key(context, settings)
     overlays = render_overlays(
-        _overlay_inputs(context, arrays, projections, quality, settings),
+        _overlay_inputs(context, arrays, projections, quality, stretches),
         context.work if settings["overlay_videos"] else None,
         frame_range,
         context.take.fps,
@@ -230,7 +244,7 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
         "views_without_video": overlays.views_without_video,
         "video_decode_errors": overlays.decode_errors,
     }
-    return sets, overlays.thumbnails, summary
+    return sets, overlays.thumbnails, overlays.stills, summary
 
 
 def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.ndarray | None:
@@ -281,31 +295,24 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         fit = body_model.manifest.get("summary", {})
         metrics["body_model"] = {key: fit.get(key) for key in ("model", "mean_error_mm", "median_error_mm", "joint_mean_error_mm")}
     stretches = flag_stretches(quality)
+    metrics["stretches"] = [stretch_summary(stretch, list(take.exo_names)) for stretch in stretches]
     files = {"metrics": "metrics.json", "flags": "flags.npz"}
-    atomic_write_text(context.work / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-    atomic_save_npz(
-        context.work / "flags.npz",
-        flags=quality.flags,
-        parts=np.array(PART_NAMES),
-        reasons=np.array(REASONS),
-        view_error_px=quality.view_error_px.astype(np.float32),
-        view_shift_px=quality.view_shift_px.astype(np.float32),
-        view_flagged=quality.view_flagged,
-        score=quality.score.astype(np.float32),
-        camera_names=np.array(take.exo_names),
-    )
+    write_metrics(context.work / "metrics.json", metrics)
+    write_flags(context.work / "flags.npz", quality, take.exo_names)
     summary = {
         "quality_score": metrics["quality_score"],
         "flagged_frames": metrics["flagged_frames"],
         "flagged_frames_by_part": {part: metrics["parts"][part]["flagged_frames"] for part in PART_NAMES},
+        "label_quality_percent_by_part": {part: metrics["parts"][part]["label_quality_percent"] for part in PART_NAMES},
+        **take_headline(quality, stretches, list(take.exo_names)),
         "cameras_offset": metrics["cameras_offset"],
         "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
     }
-    wanted = [(stretch.worst_frame, stretch.part) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
-    overlay_sets, thumbnails = [], {}
+    wanted = [(stretch.worst_frame, stretch.part, stretch.view) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
+    overlay_sets, thumbnails, stills = [], {}, {}
     if settings["overlay_videos"] or wanted:
-        overlay_sets, thumbnails, overlay_summary = _overlays(context, arrays, projections, quality, settings, wanted)
+        overlay_sets, thumbnails, stills, overlay_summary = _overlays(context, arrays, projections, quality, stretches, settings, wanted)
         summary.update(overlay_summary)
         files.update({Path(name).stem: name for entry in overlay_sets for name in entry["files"].values()})
     if settings["report"]:
@@ -315,7 +322,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
     if settings["recording"]:
-        from stages.qa.recording import joint_colours, rerun_available, write_recording
+        from stages.qa.recording import RecordingViews, joint_colours, rerun_available, write_recording
 
         if rerun_available():
             ego = take.ego_camera
@@ -331,6 +338,8 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 None if ego is None else ego.image_size,
                 _scene_points(context, settings, summary),
                 _body_meshes(body_model),
+                [(stretch.start, stretch_text(stretch, list(take.exo_names))) for stretch in stretches],
+                RecordingViews(list(take.exo_names), stills, arrays.keypoints, quality.view_error_px, quality.flags.any(axis=2)),
             )
             files["recording"] = "recording.rrd"
         else:
@@ -351,7 +360,7 @@ STAGE = StageSpec(
     inputs=("detect", "triangulate", "refine", "project_ego"),
     optional_inputs=("fit_body_model",),
     config_sections=("qa",),
-    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "triangulation/visibility.py") + TAKE_CODE,
+    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "pipeline/formats/qa.py", "triangulation/visibility.py") + TAKE_CODE,
     reads_take_files=True,
     writes=("metrics", "flags", "report?", "recording?", "overlay_*"),
     run=run_stage,

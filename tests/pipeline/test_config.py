@@ -37,7 +37,7 @@ def test_defaults_load_and_every_setting_is_documented_with_a_unit():
         ("detect.backend=magic", "key 'detect.backend' must be one of ['mediapipe', 'mmpose', 'precomputed']"),
         ("detect.openpose_layout=BODY_99", "key 'detect.openpose_layout' must be one of"),
         ("noequals", "expected section.key=value"),
-        ("qa.error_good_px=20", "key 'qa.error_good_px' (20.0) must be below 'qa.error_bad_px' (15.0)"),
+        ("qa.flags.reprojection_error_px=20", "key 'qa.flags.reprojection_error_px' (20.0) must be below 'qa.error_bad_px' (15.0)"),
     ],
 )
 def test_bad_overrides_are_refused_naming_the_key(override, message):
@@ -98,3 +98,23 @@ def test_report_frames_errors_name_the_option(tmp_path, capsys):
         main(["report", str(tmp_path), "--frames", "5"])
     error = capsys.readouterr().err
     assert "--frames" in error and "START:STOP" in error and "qa.overlay_frames" not in error
+
+
+def test_settings_stored_by_an_earlier_version_load_under_their_new_names():
+    """`report` on an older output: its run.json's moved keys are read where they went,
+    removed ones dropped."""
+    import dataclasses
+
+    from pipeline.config import load_config
+
+    stored = dataclasses.asdict(load_config())
+    mmpose = stored["detect"].pop("mmpose")
+    stored["detect"].update(mmpose_config="/models/pose.py", mmdet_config=None, mmpose_checkpoint=None, mmdet_checkpoint=None,
+                            device="cuda:0", mmpose_batch_size=4, min_box_score=mmpose["min_box_score"])  # fmt: skip
+    stored["fit_body_model"].pop("anny")
+    stored["fit_body_model"]["anny_cache_dir"] = "/cache/anny"
+    stored["qa"]["error_good_px"] = 3.0
+    config = load_config(base=stored)
+    assert config.detect.mmpose.pose_config == "/models/pose.py" and config.detect.mmpose.device == "cuda:0"
+    assert config.detect.mmpose.batch_size == 4 and config.fit_body_model.anny.cache_dir == "/cache/anny"
+    assert "error_good_px" not in config.section("qa")
