@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-mmpose setup-bodymodel demo test browser bench clean
+.PHONY: setup setup-mmpose setup-bodymodel demo test lint format browser bench clean
 
 setup: $(STAMP)
 
@@ -47,7 +47,16 @@ browser:
 		  { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }; } && \
 		echo "installed chromium"; } || echo "chromium not available: the QA report's browser tests will skip"
 
-test: $(STAMP) browser
+# ruff (lint, then the format check; configuration in pyproject.toml), then the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Rewrites the sources in the project's format (what `make lint` checks).
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

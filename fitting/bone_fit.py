@@ -710,7 +710,7 @@ def fit_tracks(
     most_iterations, all_converged = 0, True
     seen_total = np.zeros(num_bones)
     sample = [windows[i] for i in np.unique(np.linspace(0, len(windows) - 1, min(length_windows, len(windows))).round().astype(int))]
-    for free_pass in ([True] if len(windows) == 1 else [True, False]):  # free lengths; then fixed take-wide ones
+    for free_pass in [True] if len(windows) == 1 else [True, False]:  # free lengths; then fixed take-wide ones
         blended = np.zeros_like(x_current)
         weight = np.zeros((frames, num_joints))
         length_sum, seen_total = np.zeros(num_bones), np.zeros(num_bones)

@@ -414,7 +414,10 @@ def take_metrics(arrays: LabelArrays, quality: QualityFlags, camera_names: list[
     for v, name in enumerate(camera_names):  # one view at a time: temporaries of one view's size
         errors = np.where(arrays.inliers[v], arrays.reprojection_error[v].astype(np.float64), np.nan)  # (frames, 59)
         seen = np.isfinite(errors).any()
-        metrics["reprojection_error_px"][name] = {"mean": _round(np.nanmean(errors)) if seen else None, "median": _round(np.nanmedian(errors)) if seen else None}
+        metrics["reprojection_error_px"][name] = {
+            "mean": _round(np.nanmean(errors)) if seen else None,
+            "median": _round(np.nanmedian(errors)) if seen else None,
+        }
         metrics["reprojection_error_px_by_camera_and_joint"][name] = dict(zip(skeleton.JOINT_NAMES, (_round(value, 2) for value in _nanmedian(errors, axis=0))))
     metrics["camera_offset_px"] = {
         name: {part: _round(quality.camera_offset_px[v, p], 2) for p, part in enumerate(PART_NAMES)} for v, name in enumerate(camera_names)
@@ -494,14 +497,23 @@ def _stretch_evidence(quality: QualityFlags, p: int, start: int, stop: int, view
             k = VIEW_REASONS.index(reason)
             ratio = quality.view_ratio(view, slice(start, stop), p)[:, k]
             at = int(np.argmax(ratio))
-            item = ReasonEvidence(reason, len(frames), start + at, float(quality.view_value[view, start + at, p, k]), float(quality.view_threshold[view, start + at, p, k]), view)
+            item = ReasonEvidence(
+                reason, len(frames), start + at, float(quality.view_value[view, start + at, p, k]), float(quality.view_threshold[view, start + at, p, k]), view
+            )
         else:
             values = quality.value[start:stop, p, r].astype(np.float64)[frames]
             thresholds = quality.threshold[start:stop, p, r].astype(np.float64)[frames]
             with np.errstate(invalid="ignore", divide="ignore"):
                 excess = values / thresholds if REASON_TESTS[reason].comparison != "<" else thresholds / values
             at = int(frames[np.argmax(np.nan_to_num(excess, nan=0.0, posinf=1e9))])
-            item = ReasonEvidence(reason, len(frames), start + at, float(quality.value[start + at, p, r]), float(quality.threshold[start + at, p, r]), int(quality.camera[start + at, p, r]))
+            item = ReasonEvidence(
+                reason,
+                len(frames),
+                start + at,
+                float(quality.value[start + at, p, r]),
+                float(quality.threshold[start + at, p, r]),
+                int(quality.camera[start + at, p, r]),
+            )
         evidence.append(item)
     return tuple(sorted(evidence, key=lambda item: (-item.frames, REASONS.index(item.reason))))
 
@@ -599,6 +611,7 @@ def stretch_text(stretch: FlagStretch, camera_names: list[str]) -> str:
 def stretch_summary(stretch: FlagStretch, camera_names: list[str]) -> dict:
     """A stretch as JSON: part, first and last frame, culprit camera (None: no view reason),
     the frame it is shown at, and each reason's frames and evidence."""
+
     def name(view: int):
         return camera_names[view] if view >= 0 else None
 
@@ -609,7 +622,14 @@ def stretch_summary(stretch: FlagStretch, camera_names: list[str]) -> dict:
         "camera": name(stretch.view),
         "shown_frame": stretch.worst_frame,
         "reasons": [
-            {"reason": item.reason, "frames": item.frames, "frame": item.frame, "value": _round(item.value, 4), "threshold": _round(item.threshold, 4), "camera": name(item.view)}
+            {
+                "reason": item.reason,
+                "frames": item.frames,
+                "frame": item.frame,
+                "value": _round(item.value, 4),
+                "threshold": _round(item.threshold, 4),
+                "camera": name(item.view),
+            }
             for item in stretch.evidence
         ],
     }

@@ -47,9 +47,7 @@ RELEASED_NAMES: tuple[str, ...] = RELEASED_BODY_NAMES + LEFT_HAND_JOINT_NAMES + 
 
 # Unique names of the 59 joints inside this project: the hand wrists are
 # "left_hand_wrist" / "right_hand_wrist", everything else as released.
-JOINT_NAMES: tuple[str, ...] = BODY_JOINT_NAMES + tuple(
-    name.replace("_wrist", "_hand_wrist") for name in LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES
-)
+JOINT_NAMES: tuple[str, ...] = BODY_JOINT_NAMES + tuple(name.replace("_wrist", "_hand_wrist") for name in LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES)
 
 NUM_BODY_JOINTS = 17
 NUM_HAND_JOINTS = 21
@@ -74,9 +72,7 @@ BODY_BONES: tuple[tuple[int, int], ...] = (
 
 # Hand bones on hand-local indices (0 = wrist): 5 fingers x 4 segments = 20 bones.
 HAND_BONES_LOCAL: tuple[tuple[int, int], ...] = tuple(
-    (0 if segment == 0 else 1 + 4 * finger + segment - 1, 1 + 4 * finger + segment)
-    for finger in range(5)
-    for segment in range(4)
+    (0 if segment == 0 else 1 + 4 * finger + segment - 1, 1 + 4 * finger + segment) for finger in range(5) for segment in range(4)
 )
 
 LEFT_HAND_BONES = tuple((LEFT_HAND.start + a, LEFT_HAND.start + b) for a, b in HAND_BONES_LOCAL)

@@ -101,9 +101,7 @@ def _local_prediction(points: np.ndarray, half: int) -> tuple[np.ndarray, np.nda
     return np.where(enough, symmetric, everything), enough
 
 
-def median_outliers(
-    points: np.ndarray, *, window_frames: int, scale_factor: float, min_deviation_m: float
-) -> np.ndarray:
+def median_outliers(points: np.ndarray, *, window_frames: int, scale_factor: float, min_deviation_m: float) -> np.ndarray:
     """``(frames, joints)`` bool: spikes, samples far from the robust prediction of their neighbours.
 
     A sample is an outlier when its distance to :func:`local_prediction` over
@@ -180,9 +178,7 @@ def velocity_outliers(points: np.ndarray, fps: float, *, max_speed_m_s: float, m
     return suspect & has_before & has_after & short & (np.nan_to_num(deviation) > max_speed_m_s / fps)
 
 
-def bone_length_outliers(
-    points: np.ndarray, bones, *, scale_factor: float, min_deviation_ratio: float
-) -> np.ndarray:
+def bone_length_outliers(points: np.ndarray, bones, *, scale_factor: float, min_deviation_ratio: float) -> np.ndarray:
     """``(frames, joints)`` bool: joints whose bones have implausible lengths in that frame.
 
     A bone length is bad when it differs from the bone's median over the take by more
@@ -256,9 +252,7 @@ def gap_mask(
     return fill
 
 
-def fill_gaps(
-    points: np.ndarray, max_gap_frames: int, max_step_m: float | None = None, anchor: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def fill_gaps(points: np.ndarray, max_gap_frames: int, max_step_m: float | None = None, anchor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of interior gaps of at most ``max_gap_frames`` frames (and, with
     ``max_step_m``, only slow ones: :func:`gap_mask`).
 
@@ -391,13 +385,9 @@ def clean_tracks(
     )
     kept = np.where(outliers[..., None], np.nan, points)
     if len(bones):
-        outliers |= bone_length_outliers(
-            kept, bones, scale_factor=bone_scale_factor, min_deviation_ratio=bone_min_deviation_ratio
-        )
+        outliers |= bone_length_outliers(kept, bones, scale_factor=bone_scale_factor, min_deviation_ratio=bone_min_deviation_ratio)
         kept = np.where(outliers[..., None], np.nan, points)
     max_step = None if max_gap_speed_m_s is None else max_gap_speed_m_s / fps
     filled_points, filled = fill_gaps(kept, max_gap_frames, max_step, gap_anchor)
-    smoothed = smooth(
-        filled_points, fps, method=smoother, cutoff_hz=cutoff_hz, order=order, window_frames=window_frames, polyorder=polyorder
-    )
+    smoothed = smooth(filled_points, fps, method=smoother, cutoff_hz=cutoff_hz, order=order, window_frames=window_frames, polyorder=polyorder)
     return CleanTracks(points=smoothed, outliers=outliers & _present(points), filled=filled)

@@ -501,9 +501,7 @@ def migrate_stored_settings(stored: dict) -> dict:
     return migrated
 
 
-def load_config(
-    path: str | Path | None = None, overrides: typing.Iterable[str] = (), base: dict | None = None
-) -> PipelineConfig:
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), base: dict | None = None) -> PipelineConfig:
     """Defaults (or the stored settings ``base`` of an earlier run, e.g. ``OUT/<take>/run.json``),
     then the preset ``path`` (if any), then ``section.key=value`` overrides."""
     values = _read_yaml(DEFAULT_CONFIG) if base is None else _merge(_read_yaml(DEFAULT_CONFIG), migrate_stored_settings(base), "stored settings")

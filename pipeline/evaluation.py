@@ -78,9 +78,7 @@ def evaluate_arrays(predicted: np.ndarray, truth: np.ndarray, fps: float, true_b
             "bone_length_cv_percent": 100.0 * _nanmean(metrics.bone_length_variation(predicted[:, joints], local_bones)),
             "jitter_m_s2": metrics.jitter(predicted[:, joints], fps),
             "truth_jitter_m_s2": metrics.jitter(truth[:, joints], fps),
-            "per_joint_mpjpe_mm": {
-                JOINT_NAMES[j]: _nanmean(errors[:, j]) for j in range(joints.start, joints.stop)
-            },
+            "per_joint_mpjpe_mm": {JOINT_NAMES[j]: _nanmean(errors[:, j]) for j in range(joints.start, joints.stop)},
         }
         if true_bone_lengths is not None:
             index = [BONES.index(bone) for bone in bones]
@@ -117,7 +115,11 @@ def _ego_errors(projections: dict, truth_2d: dict, truth_camera: dict) -> dict:
         both = (projections[codes_key][:frames] == VISIBLE) & truth_2d[truth_visible][:frames]
         errors = np.linalg.norm(projections[pixels_key][:frames] - truth_2d[truth_pixels][:frames], axis=-1)
         report[f"{frame_name}_2d_error_px"] = {
-            part: {"mean": _nanmean(errors[:, joints][both[:, joints]]), "median": _nanmedian(errors[:, joints][both[:, joints]]), "joints": int(both[:, joints].sum())}
+            part: {
+                "mean": _nanmean(errors[:, joints][both[:, joints]]),
+                "median": _nanmedian(errors[:, joints][both[:, joints]]),
+                "joints": int(both[:, joints].sum()),
+            }
             for part, joints in PARTS.items()
         }
     return report
@@ -246,10 +248,7 @@ def format_report(report: dict) -> str:
             f"rotation max {ego['camera_rotation_error_deg']['max']:.2e} deg"
         )
         for frame_name in ("raw_fisheye", "undistorted"):
-            cells = ", ".join(
-                f"{part} {entry['median']:.1f}" if entry["joints"] else f"{part} -"
-                for part, entry in ego[f"{frame_name}_2d_error_px"].items()
-            )
+            cells = ", ".join(f"{part} {entry['median']:.1f}" if entry["joints"] else f"{part} -" for part, entry in ego[f"{frame_name}_2d_error_px"].items())
             lines.append(f"ego-view 2D error of the labels, {frame_name.replace('_', ' ')} (median px): {cells}")
     worst = sorted(
         ((value, name) for entry in report["parts"].values() for name, value in entry["per_joint_mpjpe_mm"].items() if np.isfinite(value)),

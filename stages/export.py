@@ -91,8 +91,7 @@ def views_2d(projections: dict[str, np.ndarray], observed: np.ndarray, exo_frame
     ``observed (frames, 59)`` (not gap-filled)."""
     pixels, visibility = EXO_FRAME_KEYS[exo_frame]
     views = [
-        View2D(str(name), projections[pixels][v], (projections[visibility][v] == VISIBLE) & observed)
-        for v, name in enumerate(projections["exo_camera_names"])
+        View2D(str(name), projections[pixels][v], (projections[visibility][v] == VISIBLE) & observed) for v, name in enumerate(projections["exo_camera_names"])
     ]
     if "ego_camera_name" in projections:
         views.append(
@@ -118,7 +117,9 @@ def ego_camera(projections: dict[str, np.ndarray]) -> MovingCamera | None:
     )
 
 
-def exported_frames(camera: MovingCamera | None, num_frames: int, frames_without_ego_pose: str, take_name: str, summary: dict) -> tuple[np.ndarray, MovingCamera | None]:
+def exported_frames(
+    camera: MovingCamera | None, num_frames: int, frames_without_ego_pose: str, take_name: str, summary: dict
+) -> tuple[np.ndarray, MovingCamera | None]:
     """``(frames,)`` bool: the frames written, and the ego camera to export (None: none,
     or no pose in any frame). Records what was done in ``summary``."""
     frames = np.ones(num_frames, dtype=bool)
@@ -303,7 +304,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         write_json_document(context.work / name, calibration, indent=1, allow_nan=True)
         files["aria_calibration"] = name
     if settings["benchmark_files"]:
-        write_json_items(context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True)
+        write_json_items(
+            context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True
+        )
         files["body_benchmark"] = "body_benchmark_gt.json"
         scenario = body_evaluation_scenario(take.name)
         summary["body_benchmark_scenario"] = scenario or f"none: the take name {take.name!r} names no scenario, the public body evaluation stops on it"
@@ -336,7 +339,8 @@ STAGE = StageSpec(
     name="export",
     inputs=("refine", "project_ego"),
     config_sections=("export",),
-    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py", "pipeline/formats/arrays.py", "triangulation/visibility.py") + TAKE_CODE,
+    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py", "pipeline/formats/arrays.py", "triangulation/visibility.py")
+    + TAKE_CODE,
     reads_take_files=False,
     writes=("body", "hand", "camera_pose?", "aria_calibration?", "body_benchmark?", "hand_benchmark?", "trc?"),
     run=run_stage,

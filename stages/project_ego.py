@@ -147,7 +147,10 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "frames": int(points.shape[0]),
         "exo": {name: float(np.mean(exo_codes[v][reconstructed] == VISIBLE)) if reconstructed.any() else 0.0 for v, name in enumerate(take.exo_names)},
         "exo_undistorted": {
-            name: {"rule": rules[name], "visible": float(np.mean(undistorted["exo_undistorted_visibility"][v][reconstructed] == VISIBLE)) if reconstructed.any() else 0.0}
+            name: {
+                "rule": rules[name],
+                "visible": float(np.mean(undistorted["exo_undistorted_visibility"][v][reconstructed] == VISIBLE)) if reconstructed.any() else 0.0,
+            }
             for v, name in enumerate(take.exo_names)
         },
     }

@@ -232,9 +232,7 @@ def fit(cameras, keypoints, start, use, lengths, fps, settings: dict, scales: di
     return points, bone_lengths, max(body.iterations, hands.iterations), body.converged and hands.converged
 
 
-def refine(
-    cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, inliers: np.ndarray, fps: float, settings: dict, map_windows=None
-) -> Refined:
+def refine(cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, inliers: np.ndarray, fps: float, settings: dict, map_windows=None) -> Refined:
     """Refine triangulated ``points (frames, 59, 3)`` (with their ``inliers (views, frames, 59)``)
     of ``keypoints (views, frames, 59, 3)`` seen by ``cameras``; ``settings``: the ``refine``
     config section. Pure: arrays in, arrays out."""
@@ -242,9 +240,7 @@ def refine(
     outliers, smoothing, fit_settings = settings["outliers"], settings["smoothing"], settings["fit"]
     start, rejected, _ = clean(points, fps, outliers, smoothing)
     raw = np.where(rejected[..., None], np.nan, points)
-    lengths = lag_product_bone_lengths(
-        raw, skeleton.BONES, trim=fit_settings["length_trim"], min_pairs=fit_settings["length_min_frame_pairs"]
-    )
+    lengths = lag_product_bone_lengths(raw, skeleton.BONES, trim=fit_settings["length_trim"], min_pairs=fit_settings["length_min_frame_pairs"])
     trusted = np.asarray(inliers, dtype=bool) & ~rejected[None]
     use = select_observations(cameras, keypoints, start, trusted, fit_settings)
     if fit_settings["enabled"]:

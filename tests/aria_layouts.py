@@ -61,9 +61,17 @@ def camera(label: str, params: list, seed: int, *, kb3: bool = False, time_offse
 def imu(label: str) -> dict:
     """One ``ImuCalibrations`` entry (identity rectification, our own biases)."""
     return {
-        "Accelerometer": {"Bias": {"Name": "Constant", "Offset": [0.02, -0.01, 0.03]}, "Model": {"Name": "UpperTriagonalLinear", "RectificationMatrix": np.eye(3).tolist()}, "TimeOffsetSec_Device_Accel": 0.001},
+        "Accelerometer": {
+            "Bias": {"Name": "Constant", "Offset": [0.02, -0.01, 0.03]},
+            "Model": {"Name": "UpperTriagonalLinear", "RectificationMatrix": np.eye(3).tolist()},
+            "TimeOffsetSec_Device_Accel": 0.001,
+        },
         "Calibrated": True,
-        "Gyroscope": {"Bias": {"Name": "Constant", "Offset": [0.001, 0.002, -0.001]}, "Model": {"Name": "Linear", "RectificationMatrix": np.eye(3).tolist()}, "TimeOffsetSec_Device_Gyro": 0.002},
+        "Gyroscope": {
+            "Bias": {"Name": "Constant", "Offset": [0.001, 0.002, -0.001]},
+            "Model": {"Name": "Linear", "RectificationMatrix": np.eye(3).tolist()},
+            "TimeOffsetSec_Device_Gyro": 0.002,
+        },
         "Label": label,
         "SerialNumber": "",
         "T_Device_Imu": {"Translation": [0.0, 0.0, -0.006], "UnitQuaternion": _quaternion(99)},

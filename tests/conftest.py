@@ -60,10 +60,7 @@ def pose2sim_openpose(pose2sim_balancing):
 
     cameras = read_toml_calibration(pose2sim_balancing / "Calib_qualisys.toml")
     keypoints = np.stack(
-        [
-            read_openpose_folder(pose2sim_balancing / "pose-associated" / f"cam{v + 1:02d}_json", 100, layout="BODY_25B")
-            for v in range(len(cameras))
-        ]
+        [read_openpose_folder(pose2sim_balancing / "pose-associated" / f"cam{v + 1:02d}_json", 100, layout="BODY_25B") for v in range(len(cameras))]
     )
     return cameras, keypoints
 

@@ -80,7 +80,9 @@ def _frame_keypoints(entry: dict, aria: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(kpts_2d, dtype=np.float32), np.array(kpts_3d, dtype=np.float32)
 
 
-def prepare_hands(annotation: dict, camera_pose: dict, mask: np.ndarray, aria: str = "aria01", reprojection_px: float = 30, min_valid: int = 10, padding: float = 20) -> dict:
+def prepare_hands(
+    annotation: dict, camera_pose: dict, mask: np.ndarray, aria: str = "aria01", reprojection_px: float = 30, min_valid: int = 10, padding: float = 20
+) -> dict:
     """load_take_raw_data for one take ("auto" annotations, train/val boxes): {frame: entry}."""
     frames = {}
     for frame, entries in annotation.items():
@@ -122,7 +124,9 @@ def prepare_hands(annotation: dict, camera_pose: dict, mask: np.ndarray, aria: s
                 )
                 out.update({f"{side}_hand_3d": kept, f"{side}_hand_2d": annotated, f"{side}_hand_bbox": box, f"{side}_hand_valid_3d": valid})
             else:
-                out.update({f"{side}_hand_3d": np.array([]), f"{side}_hand_2d": np.array([]), f"{side}_hand_bbox": np.array([]), f"{side}_hand_valid_3d": np.array([])})
+                out.update(
+                    {f"{side}_hand_3d": np.array([]), f"{side}_hand_2d": np.array([]), f"{side}_hand_bbox": np.array([]), f"{side}_hand_valid_3d": np.array([])}
+                )
         if any_valid:
             frames[frame] = out
     return frames
@@ -132,7 +136,16 @@ def compare_hand_benchmark(ours: dict, public: dict) -> dict:
     """Our hand benchmark frames against the public preparation's: joints we mark valid
     that it rejects (and the hands they are in), joints it keeps that we do not, hands
     kept by one only, the largest box difference (pixels) and 3D difference (metres)."""
-    report = {"ours_valid_rejected": 0, "hands_with_rejected": 0, "public_valid_not_ours": 0, "hands_only_ours": 0, "hands_only_public": 0, "hands_both": 0, "max_box_px": 0.0, "max_3d_m": 0.0}
+    report = {
+        "ours_valid_rejected": 0,
+        "hands_with_rejected": 0,
+        "public_valid_not_ours": 0,
+        "hands_only_ours": 0,
+        "hands_only_public": 0,
+        "hands_both": 0,
+        "max_box_px": 0.0,
+        "max_3d_m": 0.0,
+    }
     for frame in sorted(set(ours) | set(public), key=int):
         for side in HAND_ORDER:
             a = np.array(ours[frame][f"{side}_hand_valid_3d"], dtype=bool) if frame in ours else np.array([])

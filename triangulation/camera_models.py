@@ -46,9 +46,7 @@ class CameraModelError(ValueError):
 def _as_param_vector(name: str, values, lengths: tuple[int, ...]) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size not in lengths:
-        raise CameraModelError(
-            f"field '{name}' must have {' or '.join(map(str, lengths))} values, got {array.size}"
-        )
+        raise CameraModelError(f"field '{name}' must have {' or '.join(map(str, lengths))} values, got {array.size}")
     if not np.all(np.isfinite(array)):
         raise CameraModelError(f"field '{name}' contains NaN or infinite values: {array.tolist()}")
     return array
@@ -182,9 +180,7 @@ class PinholeModel(_IntrinsicMatrix):
         pixels = np.asarray(pixels, dtype=np.float64)
         target = (pixels - (self.cx, self.cy)) / (self.fx, self.fy)
         if np.any(self.distortion != 0):
-            target = _newton_2d(
-                target, lambda xy: self._distort(xy, with_jacobian=True), start=target
-            )
+            target = _newton_2d(target, lambda xy: self._distort(xy, with_jacobian=True), start=target)
         rays = np.concatenate([target, np.ones(target.shape[:-1] + (1,))], axis=-1)
         return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
 
@@ -410,9 +406,7 @@ def make_camera_model(model: str, matrix, distortion=()) -> CameraModel:
     if not np.all(np.isfinite(matrix)):
         raise CameraModelError("field 'matrix' contains NaN or infinite values")
     if abs(matrix[0, 1]) > 1e-9 or np.any(np.abs(matrix[2] - (0, 0, 1)) > 1e-9) or abs(matrix[1, 0]) > 1e-9:
-        raise CameraModelError(
-            f"field 'matrix' must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got {matrix.tolist()}"
-        )
+        raise CameraModelError(f"field 'matrix' must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got {matrix.tolist()}")
     fx, fy, cx, cy = matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2]
     if model == "pinhole":
         return PinholeModel(fx, fy, cx, cy, distortion)

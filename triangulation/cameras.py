@@ -115,9 +115,7 @@ def rotation_from_rodrigues(rotation_vector: np.ndarray) -> np.ndarray:
     axis = rotation_vector / safe[..., None]
     kx, ky, kz = axis[..., 0], axis[..., 1], axis[..., 2]
     zero = np.zeros_like(kx)
-    cross = np.stack(
-        [np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1), np.stack([-ky, kx, zero], -1)], -2
-    )
+    cross = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1), np.stack([-ky, kx, zero], -1)], -2)
     sin = np.sin(angle)[..., None, None]
     cos = np.cos(angle)[..., None, None]
     rotation = np.eye(3) + sin * cross + (1 - cos) * (cross @ cross)

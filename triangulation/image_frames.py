@@ -44,11 +44,7 @@ class ImageFrameMatch:
         if self.kind == FRAME_SAME:
             return f"{sizes}: the same image"
         if self.kind == FRAME_EDGES:
-            changes = [
-                f"{abs(delta)} {what} {'fewer' if delta < 0 else 'more'}"
-                for delta, what in ((vw - cw, "columns"), (vh - ch, "rows"))
-                if delta
-            ]
+            changes = [f"{abs(delta)} {what} {'fewer' if delta < 0 else 'more'}" for delta, what in ((vw - cw, "columns"), (vh - ch, "rows")) if delta]
             return (
                 f"{sizes}: {' and '.join(changes)} in the video, taken as the same image cropped or padded at its "
                 "right/bottom edges (pixel coordinates and principal point unchanged)"
@@ -66,9 +62,7 @@ class ImageFrameMatch:
         }
 
 
-def match_image_frame(
-    calibration_size: tuple[int, int], video_size: tuple[int, int], max_edge_px: int, allow_scale: bool
-) -> ImageFrameMatch | None:
+def match_image_frame(calibration_size: tuple[int, int], video_size: tuple[int, int], max_edge_px: int, allow_scale: bool) -> ImageFrameMatch | None:
     """How ``video_size`` relates to ``calibration_size`` (both (width, height) px), or None.
 
     ``max_edge_px``: the most rows or columns a codec crops or pads at an edge (0: sizes

@@ -231,9 +231,7 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     # Component-major (6 or 3, V, N): every entry of the pair sums is a contiguous (P, N) array.
     weighted_ata = (weight * ata).astype(np.float32)  # (6, V, N)
     weighted_atb = (weight * atb).astype(np.float32)
-    x, y, z = _solve_3x3_components(
-        [entry[i] + entry[j] for entry in weighted_ata], [-(entry[i] + entry[j]) for entry in weighted_atb]
-    )  # each (P, N)
+    x, y, z = _solve_3x3_components([entry[i] + entry[j] for entry in weighted_ata], [-(entry[i] + entry[j]) for entry in weighted_atb])  # each (P, N)
     valid = observed[i] & observed[j] & np.isfinite(x) & np.isfinite(y) & np.isfinite(z)  # (P, N)
     # Per point: the model rows of every view (N, V, 3, 4) and the hypotheses (N, 4, P).
     model = np.empty((num_points, num_views, 3, 4), dtype=np.float32)

@@ -89,9 +89,7 @@ def _codes(points_world: np.ndarray, points_cam: np.ndarray, min_depth: float) -
     return codes
 
 
-def project_with_visibility(
-    camera: Camera | MovingCamera, points_world: np.ndarray, min_depth: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def project_with_visibility(camera: Camera | MovingCamera, points_world: np.ndarray, min_depth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Pixels ``(..., 2)`` and visibility codes ``(...)`` int8 of world points in ``camera``.
 
     ``points_world``: ``(..., 3)`` metres for a static camera, ``(frames, ..., 3)`` for a

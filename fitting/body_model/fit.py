@@ -228,9 +228,7 @@ def single_thread():
         torch.set_num_threads(threads)
 
 
-def fit_body_model(
-    model: BodyModel, targets: np.ndarray, weights: np.ndarray, fps: float, settings: FitSettings
-) -> BodyFit:
+def fit_body_model(model: BodyModel, targets: np.ndarray, weights: np.ndarray, fps: float, settings: FitSettings) -> BodyFit:
     """Fit ``model`` to ``targets (F, 59, 3)`` m (NaN: missing) with data ``weights (F, 59)``
     (see :func:`joint_weights`) at ``fps`` frames per second (one torch thread)."""
     with single_thread():

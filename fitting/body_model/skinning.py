@@ -43,4 +43,3 @@ def skin_points(moments: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor
     moved by the bones' rest-to-posed transforms ``transforms (F, K, 4, 4)`` (or ``(F, K, 3, 4)``)."""
     pattern = "fkij,pjk->fpi" if moments.dim() == 3 else "fkij,fpjk->fpi"
     return torch.einsum(pattern, transforms[..., :3, :], moments)
-

@@ -103,10 +103,13 @@ def run(frames: int = 20, hand_frames: int = 60) -> dict:
         decode = time.perf_counter() - start
 
         _, mp_pose, mp_hands = _mediapipe()
-        pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False,
-                            min_detection_confidence=settings["min_person_confidence"])
-        hands = mp_hands.Hands(static_image_mode=True, max_num_hands=2, model_complexity=settings["hand_model_complexity"],
-                               min_detection_confidence=settings["min_hand_confidence"])
+        pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False, min_detection_confidence=settings["min_person_confidence"])
+        hands = mp_hands.Hands(
+            static_image_mode=True,
+            max_num_hands=2,
+            model_complexity=settings["hand_model_complexity"],
+            min_detection_confidence=settings["min_hand_confidence"],
+        )
         landmarks = hand_landmark_model(settings["hand_model_complexity"])
         models = {"pose": pose, "hands": hands, "hand_landmarks": landmarks}
 

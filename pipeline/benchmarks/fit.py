@@ -31,7 +31,9 @@ from triangulation.triangulate import triangulate
 
 def _part_errors(points: np.ndarray, reference: np.ndarray) -> dict:
     distance = np.linalg.norm(points - reference, axis=-1)
-    return {part: (float(1000.0 * np.nanmean(distance[:, joints])) if np.isfinite(distance[:, joints]).any() else None) for part, joints in skeleton.PARTS.items()}
+    return {
+        part: (float(1000.0 * np.nanmean(distance[:, joints])) if np.isfinite(distance[:, joints]).any() else None) for part, joints in skeleton.PARTS.items()
+    }
 
 
 def run(frames: int = 150, views: int = 5, backend: str = "anny", seed: int = 11) -> dict:

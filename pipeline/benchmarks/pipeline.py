@@ -92,9 +92,7 @@ def _tree_pss_mb(root: int) -> float:
 
 def _run_child(take: Path, out: Path, overrides: list[str]) -> dict:
     """One take through every stage in a fresh process; its report and peak memory."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(take), str(out), *overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", _CHILD, str(take), str(out), *overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
 
     def sample() -> None:
@@ -221,7 +219,9 @@ def format_table(report: dict) -> str:
                 f"{row['stage_seconds'][stage]:>6.1f} ({100 * row['stage_share'][stage]:>2.0f}%)" if stage in row["stage_seconds"] else f"{'-':>12}"
                 for stage in stages
             )
-            lines.append(f"{row['run']:<22} {row['frames']:>7} {row['seconds']:>8.1f} {cells} {row['peak_process_mb']:>12.0f} / {row['peak_tree_mb'] or 0:>6.0f}")
+            lines.append(
+                f"{row['run']:<22} {row['frames']:>7} {row['seconds']:>8.1f} {cells} {row['peak_process_mb']:>12.0f} / {row['peak_tree_mb'] or 0:>6.0f}"
+            )
         lines.append("")
     for row in report["rendered"]:
         detect = row["detect"]

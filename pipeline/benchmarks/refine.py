@@ -88,9 +88,7 @@ def _peer_input(keypoints: np.ndarray, points: np.ndarray, min_confidence: float
     return pixels, scores, start
 
 
-def run(
-    frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: int | None = None, repeats: int = 2, seed: int = 11
-) -> dict:
+def run(frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: int | None = None, repeats: int = 2, seed: int = 11) -> dict:
     """Run the benchmark and return a JSON-ready dict; the peer's frames start at
     ``peer_start`` (default: centred in the take, away from its ends)."""
     from stages.refine import refine
@@ -107,9 +105,7 @@ def run(
 
     refine(cameras, keypoints[:, :20], raw.points[:20], raw.inliers[:, :20], fps, settings)  # warm-up (imports)
     full, full_seconds, full_cpu = _timed(lambda: refine(cameras, keypoints, raw.points, raw.inliers, fps, settings), repeats)
-    alone, alone_seconds, alone_cpu = _timed(
-        lambda: refine(cameras, keypoints[:, subset], raw.points[subset], raw.inliers[:, subset], fps, settings), repeats
-    )
+    alone, alone_seconds, alone_cpu = _timed(lambda: refine(cameras, keypoints[:, subset], raw.points[subset], raw.inliers[:, subset], fps, settings), repeats)
     methods = {
         "triangulation": {"seconds_per_frame": None, "frames": peer_frames, "parts": _part_scores(raw.points[subset], truth[subset])},
         "ours_whole_take": {

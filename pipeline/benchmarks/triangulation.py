@@ -91,9 +91,7 @@ def run(frames: int = 400, views: int = 5, peer_ransac_points: int = 60, repeats
         group.triangulate(pixels[:, :10])  # warm-up: JIT compilation
         results["aniposelib_triangulate"], _ = _measure(lambda: group.triangulate(pixels), flat_truth, repeats)
         subset = min(peer_ransac_points, pixels.shape[1])
-        results["aniposelib_triangulate_ransac"], _ = _measure(
-            lambda: group.triangulate_ransac(pixels[:, :subset], min_cams=2)[0], flat_truth[:subset], 1
-        )
+        results["aniposelib_triangulate_ransac"], _ = _measure(lambda: group.triangulate_ransac(pixels[:, :subset], min_cams=2)[0], flat_truth[:subset], 1)
         # Our RANSAC's error on the very points the peer's RANSAC had (its speed is the full run's).
         on_subset = _result(ours["ours_ransac"][:subset], flat_truth[:subset], results["ours_ransac"].seconds)
         results["ours_ransac_on_peer_ransac_points"] = dataclasses.replace(

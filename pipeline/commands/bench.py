@@ -40,12 +40,8 @@ def register(subparsers) -> None:
         default=60,
         help="points given to aniposelib's slow RANSAC (its rate is measured on these; default 60)",
     )
-    parser.add_argument(
-        "--peer-frames", type=int, default=20, help="refine: frames given to aniposelib's slow optim_points (default 20)"
-    )
-    parser.add_argument(
-        "--peer-start", type=int, default=None, help="refine: first of the peer's frames (default: centred in the take)"
-    )
+    parser.add_argument("--peer-frames", type=int, default=20, help="refine: frames given to aniposelib's slow optim_points (default 20)")
+    parser.add_argument("--peer-start", type=int, default=None, help="refine: first of the peer's frames (default: centred in the take)")
     parser.add_argument(
         "--backend",
         choices=("anny", "smplx", "mediapipe", "mmpose"),
@@ -57,7 +53,11 @@ def register(subparsers) -> None:
         "--batch-sizes", type=int, nargs="+", default=[1, 4, 8], help="detect --backend mmpose: detect.mmpose.batch_size values to time (default 1 4 8)"
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="detect --backend mmpose: settings (e.g. detect.mmpose.pose_config=..., detect.mmpose.device=cuda:0)",
     )
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")

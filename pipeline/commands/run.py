@@ -29,9 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output root: results go to OUT/<take name>/<stage>/")
     parser.add_argument("--from", dest="force_from", choices=STAGE_NAMES, help="recompute this stage and all after it")
     parser.add_argument("--until", choices=STAGE_NAMES, help="stop after this stage")
-    parser.add_argument(
-        "--parallel-takes", type=int, metavar="N", help="takes at the same time on Ray (batch.parallel_takes)"
-    )
+    parser.add_argument("--parallel-takes", type=int, metavar="N", help="takes at the same time on Ray (batch.parallel_takes)")
     parser.add_argument(
         "--ray-address",
         metavar="ADDRESS",

@@ -48,9 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=_non_negative_int, default=defaults.seed, help=f"random seed {_DEFAULTS_NOTE}")
     parser.add_argument("--frames", type=_positive_int, default=defaults.num_frames, help=f"frames {_DEFAULTS_NOTE}")
     parser.add_argument("--fps", type=_positive_float, default=defaults.fps, help=f"frames per second {_DEFAULTS_NOTE}")
-    parser.add_argument(
-        "--exo-cameras", type=_positive_int, default=rig.num_exo, help=f"static exo cameras {_DEFAULTS_NOTE}"
-    )
+    parser.add_argument("--exo-cameras", type=_positive_int, default=rig.num_exo, help=f"static exo cameras {_DEFAULTS_NOTE}")
     parser.add_argument(
         "--render",
         action=argparse.BooleanOptionalAction,
@@ -63,12 +61,8 @@ def register(subparsers) -> None:
         help="also write camera_pose.json (the processed poses a released take has); by default the take has "
         "only the raw Aria inputs of a new take (trajectory, calibration, timesync)",
     )
-    parser.add_argument(
-        "--width", type=_positive_int, default=rig.exo_image_size[0], help=f"exo image width, pixels {_DEFAULTS_NOTE}"
-    )
-    parser.add_argument(
-        "--height", type=_positive_int, default=rig.exo_image_size[1], help=f"exo image height, pixels {_DEFAULTS_NOTE}"
-    )
+    parser.add_argument("--width", type=_positive_int, default=rig.exo_image_size[0], help=f"exo image width, pixels {_DEFAULTS_NOTE}")
+    parser.add_argument("--height", type=_positive_int, default=rig.exo_image_size[1], help=f"exo image height, pixels {_DEFAULTS_NOTE}")
     parser.set_defaults(func=run)
 
 

@@ -157,7 +157,9 @@ def read_closed_loop_trajectory(path: PathLike, *, quaternion_tolerance: float) 
     steps = np.diff(timestamps)
     if np.any(steps <= 0):
         row = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise AriaFormatError(f"{path}: line {row + 2}: field 'tracking_timestamp_us' does not increase ({int(timestamps[row - 1])} then {int(timestamps[row])})")
+        raise AriaFormatError(
+            f"{path}: line {row + 2}: field 'tracking_timestamp_us' does not increase ({int(timestamps[row - 1])} then {int(timestamps[row])})"
+        )
     quaternions = values[:, 4:8]
     norms = np.linalg.norm(quaternions, axis=1)
     off = np.abs(norms - 1.0) > quaternion_tolerance
@@ -274,9 +276,7 @@ class AriaCameraCalibration:
         if rule is None:
             scale, offset = new_w / old_w, (0.0, 0.0)
             if abs(scale - new_h / old_h) > 1e-9:
-                raise AriaFormatError(
-                    f"{self.source}: camera '{self.label}': cannot rescale {old_w}x{old_h} to {new_w}x{new_h} (aspect ratio changes)"
-                )
+                raise AriaFormatError(f"{self.source}: camera '{self.label}': cannot rescale {old_w}x{old_h} to {new_w}x{new_h} (aspect ratio changes)")
         else:
             scale, offset = rule
         m = self.model
@@ -368,7 +368,9 @@ class _Generation:
     basis: str
 
 
-def _camera_from_json(where: str, entry: dict, image_size: tuple[int, int] | None, generation: _Generation, quaternion_tolerance: float) -> AriaCameraCalibration:
+def _camera_from_json(
+    where: str, entry: dict, image_size: tuple[int, int] | None, generation: _Generation, quaternion_tolerance: float
+) -> AriaCameraCalibration:
     label = entry["Label"]  # a string (checked by _camera_entry)
     where = f"{where}: camera '{label}'"
     projection = _field(where, entry, "Projection")
@@ -744,9 +746,7 @@ def ego_camera_from_aria(
     get no pose (NaN) and their status.
     """
     query_us = np.asarray(frame_timestamps_ns, dtype=np.float64) / 1000.0
-    poses = interpolate_poses(
-        trajectory.timestamps_us.astype(np.float64), trajectory.quaternions, trajectory.translations, query_us, max_gap_s * 1e6
-    )
+    poses = interpolate_poses(trajectory.timestamps_us.astype(np.float64), trajectory.quaternions, trajectory.translations, query_us, max_gap_s * 1e6)
     R_world_camera, t_world_camera = compose(poses.R, poses.t, calibration.R_device_camera, calibration.t_device_camera)
     R, t = invert(R_world_camera, t_world_camera)
     camera = MovingCamera(name, calibration.model, R, t, calibration.image_size, calibration.field_of_view)
@@ -800,7 +800,9 @@ def write_semidense_points(path: PathLike, points: np.ndarray, inv_dist_std: np.
     lines = [",".join(SEMIDENSE_COLUMNS)]
     lines += [
         f"{uid},{graph_uid},{x!r},{y!r},{z!r},{a!r},{b!r}"
-        for uid, ((x, y, z), a, b) in enumerate(zip(np.asarray(points, dtype=float).tolist(), np.asarray(inv_dist_std, dtype=float).tolist(), np.asarray(dist_std, dtype=float).tolist()))
+        for uid, ((x, y, z), a, b) in enumerate(
+            zip(np.asarray(points, dtype=float).tolist(), np.asarray(inv_dist_std, dtype=float).tolist(), np.asarray(dist_std, dtype=float).tolist())
+        )
     ]
     data = ("\n".join(lines) + "\n").encode("utf-8")
     return atomic_write_bytes(path, gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)

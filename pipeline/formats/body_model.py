@@ -116,9 +116,7 @@ def load_anny(cache_dir: str | None = None):
 
         from fitting.body_model.anny_model import AnnyBodyModel
     except ImportError as error:
-        raise ImportError(
-            f"fit_body_model.backend 'anny' needs the bodymodel extra (torch, anny): run `make setup-bodymodel` ({error})"
-        ) from error
+        raise ImportError(f"fit_body_model.backend 'anny' needs the bodymodel extra (torch, anny): run `make setup-bodymodel` ({error})") from error
     if cache_dir is not None:
         anny.paths.set_anny_cache_path(cache_dir)
     # Linear blend skinning in torch: no Warp kernels to compile (the fit skins its own points).

@@ -94,9 +94,7 @@ def _numbers(camera: str, field: str, value, shape: tuple[int, ...] | None = Non
     except ValueError:
         array = np.asarray(None)  # ragged nested lists
     if array.dtype.kind not in "iuf":
-        raise CalibrationError(
-            f"camera '{camera}': field '{field}' must contain only numbers, got {reprlib.repr(value)}"
-        )
+        raise CalibrationError(f"camera '{camera}': field '{field}' must contain only numbers, got {reprlib.repr(value)}")
     array = array.astype(np.float64)
     if shape is not None and array.shape != shape:
         raise CalibrationError(f"camera '{camera}': field '{field}' must have shape {shape}, got {array.shape}")
@@ -194,11 +192,7 @@ def read_toml_calibration(path: PathLike) -> list[Camera]:
                 document = tomllib.load(stream)
         except tomllib.TOMLDecodeError as error:
             raise CalibrationError(f"not a valid TOML file: {error}") from None
-        cameras = [
-            _camera_from_toml(key, table)
-            for key, table in document.items()
-            if key not in _TOML_NON_CAMERA_TABLES and isinstance(table, dict)
-        ]
+        cameras = [_camera_from_toml(key, table) for key, table in document.items() if key not in _TOML_NON_CAMERA_TABLES and isinstance(table, dict)]
         if not cameras:
             raise CalibrationError("no camera table found")
         _check_unique_names(camera.name for camera in cameras)
@@ -234,10 +228,7 @@ def _toml_table(camera: Camera) -> list[str]:
     elif isinstance(camera.model, FisheyeModel):
         distortion = camera.model.distortion
     else:
-        raise CalibrationError(
-            f"camera '{camera.name}': field 'model' is {camera.model.name}; "
-            "an anipose TOML holds pinhole or fisheye only"
-        )
+        raise CalibrationError(f"camera '{camera.name}': field 'model' is {camera.model.name}; an anipose TOML holds pinhole or fisheye only")
     if camera.image_size is None:
         raise CalibrationError(f"camera '{camera.name}': field 'image_size' is unknown; the TOML needs 'size'")
     values = {
@@ -326,16 +317,10 @@ def _camera_from_gopro_row(row: Mapping[str, str], line: int) -> Camera:
         raise CalibrationError(f"line {line}: field 'cam_uid' is empty")
     intrinsics_type = (row.get("intrinsics_type") or "").strip()
     if intrinsics_type != KANNALA_BRANDT_TYPE:
-        raise CalibrationError(
-            f"camera '{name}': field 'intrinsics_type' is {intrinsics_type!r}, "
-            f"only {KANNALA_BRANDT_TYPE!r} is supported"
-        )
+        raise CalibrationError(f"camera '{name}': field 'intrinsics_type' is {intrinsics_type!r}, only {KANNALA_BRANDT_TYPE!r} is supported")
     quaternion = _row_numbers(name, row, _GOPRO_QUATERNION)
     if abs(np.linalg.norm(quaternion) - 1.0) > _QUATERNION_NORM_TOLERANCE:
-        raise CalibrationError(
-            f"camera '{name}': field '{'/'.join(_GOPRO_QUATERNION)}' is not a unit quaternion "
-            f"(norm {np.linalg.norm(quaternion):.6g})"
-        )
+        raise CalibrationError(f"camera '{name}': field '{'/'.join(_GOPRO_QUATERNION)}' is not a unit quaternion (norm {np.linalg.norm(quaternion):.6g})")
     rotation_world_cam = rotation_from_quaternion(quaternion)
     translation_world_cam = _row_numbers(name, row, _GOPRO_TRANSLATION)
     intrinsics = _row_numbers(name, row, _GOPRO_INTRINSICS)
@@ -393,8 +378,7 @@ def _gopro_row(camera: Camera, graph_uid: str, start_frame_idx: int | None, end_
     camera = _static_camera(camera, "gopro_calibs.csv")
     if not isinstance(camera.model, FisheyeModel):
         raise CalibrationError(
-            f"camera '{camera.name}': field 'model' is {camera.model.name}; gopro_calibs.csv holds fisheye "
-            f"({KANNALA_BRANDT_TYPE}) cameras only"
+            f"camera '{camera.name}': field 'model' is {camera.model.name}; gopro_calibs.csv holds fisheye ({KANNALA_BRANDT_TYPE}) cameras only"
         )
     if camera.image_size is None:
         raise CalibrationError(f"camera '{camera.name}': field 'image_size' is unknown; gopro_calibs.csv needs it")
@@ -469,9 +453,7 @@ def _json_intrinsics(name: str, entry: Mapping) -> tuple[CameraModel, tuple[int,
     """Model and image size of one camera entry (our extension keys are optional)."""
     model = entry.get("camera_model", "pinhole")
     if model not in CAMERA_MODEL_NAMES:
-        raise CalibrationError(
-            f"camera '{name}': field 'camera_model' must be one of {CAMERA_MODEL_NAMES}, got {model!r}"
-        )
+        raise CalibrationError(f"camera '{name}': field 'camera_model' must be one of {CAMERA_MODEL_NAMES}, got {model!r}")
     matrix = _numbers(name, "camera_intrinsics", _required(name, entry, "camera_intrinsics"), (3, 3))
     distortion = _numbers(name, "distortion_coeffs", entry.get("distortion_coeffs", []))
     size = entry.get("image_size")
@@ -546,9 +528,7 @@ def read_camera_pose_json(path: PathLike) -> tuple[list[Camera], MovingCamera | 
             if name == "metadata":
                 continue
             if not isinstance(entry, dict):
-                raise CalibrationError(
-                    f"camera '{name}': must be an object with 'camera_intrinsics' and 'camera_extrinsics'"
-                )
+                raise CalibrationError(f"camera '{name}': must be an object with 'camera_intrinsics' and 'camera_extrinsics'")
             extrinsics = _required(name, entry, "camera_extrinsics")
             if isinstance(extrinsics, dict):
                 ego.append(_moving_camera_from_json(name, entry, extrinsics))
@@ -649,9 +629,7 @@ def _import_pycolmap():
     try:
         import pycolmap
     except ImportError as error:
-        raise ImportError(
-            "reading a COLMAP reconstruction needs pycolmap: pip install 'egoexo-pose-gt[colmap]'"
-        ) from error
+        raise ImportError("reading a COLMAP reconstruction needs pycolmap: pip install 'egoexo-pose-gt[colmap]'") from error
     return pycolmap
 
 
@@ -662,16 +640,12 @@ def _colmap_intrinsics(image_name: str, camera) -> tuple[str, np.ndarray, np.nda
     """Our model name, K and distortion vector of a pycolmap camera."""
     model_name = getattr(camera.model, "name", str(camera.model))
     if model_name not in _COLMAP_MODELS:
-        raise CalibrationError(
-            f"camera '{image_name}': field 'model' is COLMAP {model_name}, supported: {', '.join(_COLMAP_MODELS)}"
-        )
+        raise CalibrationError(f"camera '{image_name}': field 'model' is COLMAP {model_name}, supported: {', '.join(_COLMAP_MODELS)}")
     model, intrinsic_indices, distortion_indices = _COLMAP_MODELS[model_name]
     params = _numbers(image_name, "params", camera.params)
     expected = 1 + max(intrinsic_indices + distortion_indices)
     if params.shape != (expected,):
-        raise CalibrationError(
-            f"camera '{image_name}': field 'params' of {model_name} must have {expected} values, got {params.size}"
-        )
+        raise CalibrationError(f"camera '{image_name}': field 'params' of {model_name} must have {expected} values, got {params.size}")
     distortion = params[list(distortion_indices)]
     if model == "pinhole" and 0 < distortion.size < 4:
         distortion = np.concatenate([distortion, np.zeros(4 - distortion.size)])  # k1 [k2] -> k1 k2 p1 p2
@@ -750,7 +724,6 @@ def read_calibration(path: PathLike) -> list[Camera]:
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise CalibrationError(
-            f"{path}: unknown calibration format {path.suffix!r} (expected .toml, gopro_calibs .csv, "
-            "camera_pose .json or a COLMAP model folder)"
+            f"{path}: unknown calibration format {path.suffix!r} (expected .toml, gopro_calibs .csv, camera_pose .json or a COLMAP model folder)"
         )
     return reader(path)

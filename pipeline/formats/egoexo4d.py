@@ -72,14 +72,10 @@ def _joint_key(name: str) -> str:
 
 
 BODY_INDEX = {name: index for index, name in enumerate(BODY_JOINT_NAMES)}
-HAND_INDEX = {
-    name: NUM_JOINTS - 42 + index for index, name in enumerate(LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES)
-}
+HAND_INDEX = {name: NUM_JOINTS - 42 + index for index, name in enumerate(LEFT_HAND_JOINT_NAMES + RIGHT_HAND_JOINT_NAMES)}
 
 
-def read_egoexo4d_annotation(
-    path: str | Path, camera_names: list[str], num_frames: int, part: str, out: np.ndarray | None = None
-) -> np.ndarray:
+def read_egoexo4d_annotation(path: str | Path, camera_names: list[str], num_frames: int, part: str, out: np.ndarray | None = None) -> np.ndarray:
     """Fill ``(views, frames, 59, 3)`` float32 from one annotation file of ``part`` ("body" or "hand")."""
     path = Path(path)
     index = BODY_INDEX if part == "body" else HAND_INDEX
@@ -120,9 +116,7 @@ def read_egoexo4d_annotation(
                     try:
                         x, y = float(value["x"]), float(value["y"])
                     except (TypeError, KeyError, ValueError):
-                        raise AnnotationFormatError(
-                            f"{path}: frame {frame}: field 'annotation2D.{camera}.{joint}' needs numbers x and y"
-                        ) from None
+                        raise AnnotationFormatError(f"{path}: frame {frame}: field 'annotation2D.{camera}.{joint}' needs numbers x and y") from None
                     out[v, frame, j] = (x, y, 1.0)
     return out
 
@@ -162,9 +156,7 @@ def annotation_entries(
     for frame in np.flatnonzero(present_mask.any(axis=1)).tolist():
         present = np.flatnonzero(present_mask[frame]).tolist()
         xyz, counts = points[frame, joints].tolist(), num_views[frame, joints].astype(int).tolist()
-        annotation_3d = {
-            names[k]: {"x": xyz[k][0], "y": xyz[k][1], "z": xyz[k][2], "num_views_for_3d": counts[k]} for k in present
-        }
+        annotation_3d = {names[k]: {"x": xyz[k][0], "y": xyz[k][1], "z": xyz[k][2], "num_views_for_3d": counts[k]} for k in present}
         annotation_2d = {}
         for view in views:
             shown = np.flatnonzero(view.visible[frame, joints] & present_mask[frame]).tolist()

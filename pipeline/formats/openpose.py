@@ -132,10 +132,7 @@ def openpose_text(keypoints: np.ndarray) -> str:
     keypoints = np.asarray(keypoints, dtype=np.float32)
     people = keypoints[None] if keypoints.ndim == 2 else keypoints
     if people.ndim != 3 or people.shape[1:] != (skeleton.NUM_JOINTS, 3):
-        raise ValueError(
-            f"keypoints must have shape ({skeleton.NUM_JOINTS}, 3) or (people, {skeleton.NUM_JOINTS}, 3), "
-            f"got {keypoints.shape}"
-        )
+        raise ValueError(f"keypoints must have shape ({skeleton.NUM_JOINTS}, 3) or (people, {skeleton.NUM_JOINTS}, 3), got {keypoints.shape}")
     present = np.any(np.all(np.isfinite(people), axis=-1), axis=-1)
     texts = [_person_text(person) for person in people[present]]  # one JSON object per person
     return f'{{"version": {OPENPOSE_VERSION}, "people": [{", ".join(texts)}]}}\n'
@@ -200,9 +197,7 @@ def _keypoint_array(path: Path, field: str, values, allowed: tuple[int, ...] | N
         raise OpenPoseFormatError(f"{path}: field '{field}' must be a list of numbers")
     points = points.astype(np.float64)
     if len(values) % 3:
-        raise OpenPoseFormatError(
-            f"{path}: field '{field}' must hold x, y, confidence triples, got {len(values)} numbers"
-        )
+        raise OpenPoseFormatError(f"{path}: field '{field}' must hold x, y, confidence triples, got {len(values)} numbers")
     count = len(values) // 3
     if allowed is not None and count not in allowed:
         expected = " or ".join(str(3 * n) for n in allowed)
@@ -216,16 +211,12 @@ def _keypoint_array(path: Path, field: str, values, allowed: tuple[int, ...] | N
 def _body_layout(path: Path, field: str, count: int, layout: str | None) -> str:
     if layout is not None:
         if count != LAYOUT_POINTS[layout]:
-            raise OpenPoseFormatError(
-                f"{path}: field '{field}' has {count} keypoints, layout {layout} has {LAYOUT_POINTS[layout]}"
-            )
+            raise OpenPoseFormatError(f"{path}: field '{field}' has {count} keypoints, layout {layout} has {LAYOUT_POINTS[layout]}")
         return layout
     if count == 25:
         raise OpenPoseFormatError(f"{path}: field '{field}' has 25 keypoints: BODY_25 or BODY_25B, pass the layout")
     if count not in _INFERRED:
-        raise OpenPoseFormatError(
-            f"{path}: field '{field}' has {count} keypoints, expected one of {sorted(set(LAYOUT_POINTS.values()))}"
-        )
+        raise OpenPoseFormatError(f"{path}: field '{field}' has {count} keypoints, expected one of {sorted(set(LAYOUT_POINTS.values()))}")
     return _INFERRED[count]
 
 
@@ -351,9 +342,7 @@ def _read_files(files: dict[int, Path], read, errors: list[dict] | None) -> dict
     return result
 
 
-def read_openpose_folder(
-    folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None
-) -> np.ndarray:
+def read_openpose_folder(folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None) -> np.ndarray:
     """``(frames, 59, 3)`` float32 keypoints (``people[0]`` of each file) of a folder of per-frame OpenPose files.
 
     ``num_frames`` None: up to the largest frame number found; frames without a file
@@ -368,9 +357,7 @@ def read_openpose_folder(
     return result
 
 
-def read_openpose_people_folder(
-    folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None
-) -> np.ndarray:
+def read_openpose_people_folder(folder: PathLike, num_frames: int | None = None, layout: str | None = None, errors: list[dict] | None = None) -> np.ndarray:
     """``(frames, people, 59, 3)`` float32 keypoints of every person of every file of a folder.
 
     ``people`` is the largest number of people in one file (at least 1); a frame's

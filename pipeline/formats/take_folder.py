@@ -198,9 +198,7 @@ def _timing_from_files(exo_names, videos: dict[str, Path], keypoints: dict[str, 
     return None, (max(counts) if counts and max(counts) > 0 else None)
 
 
-def cameras_in_video_frames(
-    cameras, videos: dict[str, Path], calibration: Path, settings: dict
-) -> tuple[tuple[Camera, ...], dict[str, ImageFrameMatch]]:
+def cameras_in_video_frames(cameras, videos: dict[str, Path], calibration: Path, settings: dict) -> tuple[tuple[Camera, ...], dict[str, ImageFrameMatch]]:
     """Each camera with a video, in the video's pixel frame, and what was assumed where
     the sizes differ (:func:`triangulation.image_frames.match_image_frame`, settings
     ``take.max_video_edge_px`` and ``take.allow_scaled_video``).
@@ -492,9 +490,7 @@ def _read_rig(root: Path, toml_path: Path, settings: dict) -> Take:
     cameras = tuple(read_toml_calibration(toml_path))
     names = tuple(camera.name for camera in cameras)
     videos = {**_videos_in(root), **_videos_in(root / "videos")}
-    json_folders = {
-        path.name[: -len("_json")]: path for path in sorted(root.rglob("*_json")) if path.is_dir()
-    }
+    json_folders = {path.name[: -len("_json")]: path for path in sorted(root.rglob("*_json")) if path.is_dir()}
     videos, keypoints = _match(names, videos), _match(names, json_folders)
     cameras, video_frames = cameras_in_video_frames(cameras, videos, toml_path, settings)
     fps, num_frames = _timing_from_files(names, videos, keypoints)
@@ -538,7 +534,4 @@ def read_take(path: str | Path, settings: dict | None = None) -> Take:
     calibration = find_rig_calibration(root)
     if calibration is not None:
         return _read_rig(root, calibration, settings)
-    raise TakeError(
-        f"{root}: not a take folder: no {CAMERA_POSE_JSON}, {GOPRO_CALIBS_CSV} or calibration .toml "
-        "(beside the videos or in calibration/)"
-    )
+    raise TakeError(f"{root}: not a take folder: no {CAMERA_POSE_JSON}, {GOPRO_CALIBS_CSV} or calibration .toml (beside the videos or in calibration/)")

@@ -208,9 +208,7 @@ def iter_frames_lockstep(
             raise LockstepDecodeError(message)
         logger.warning("%s; frames %d-%d of this view are marked missing", message, frame, stop - 1)
         if errors is not None:
-            errors.append(
-                {"camera": names[v], "file": str(paths[v]), "first_frame": int(frame), "frames_missing": int(stop - frame), "reason": reason}
-            )
+            errors.append({"camera": names[v], "file": str(paths[v]), "first_frame": int(frame), "frames_missing": int(stop - frame), "reason": reason})
         alive[v] = False
         streams[v].close()
 
@@ -275,9 +273,7 @@ def _decode(container, path: Path, start: int, stop: int | None) -> Iterator[tup
                 if expected is None and index > start:
                     raise VideoDecodeError(path, start, f"the seek landed on frame {index}, after frame {start}")
                 if expected is not None and index > expected and index > start:
-                    raise VideoDecodeError(
-                        path, max(expected, start), f"frame indices jump from {expected} to {index} (missing frames)"
-                    )
+                    raise VideoDecodeError(path, max(expected, start), f"frame indices jump from {expected} to {index} (missing frames)")
                 expected = index + 1
                 if index < start:
                     continue
@@ -290,9 +286,7 @@ def _decode(container, path: Path, start: int, stop: int | None) -> Iterator[tup
     next_index = start if expected is None else max(expected, start)
     end = stop if stop is not None else declared
     if end and next_index < end:
-        raise VideoDecodeError(
-            path, next_index, f"the stream ends early (decoded up to frame {next_index}, expected {end} frames)"
-        )
+        raise VideoDecodeError(path, next_index, f"the stream ends early (decoded up to frame {next_index}, expected {end} frames)")
 
 
 class VideoWriter:
@@ -350,9 +344,7 @@ class VideoWriter:
         self._temporary: Path | None = None
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}"
-        )
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}")
         os.close(handle)
         self._temporary = Path(temporary)
         if self.width is not None and self.height is not None:
@@ -391,10 +383,7 @@ class VideoWriter:
         if self._stream is None:
             self._open_stream(frame.shape[1], frame.shape[0])
         if frame.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"{self.path}: frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]}, "
-                f"expected {self.width}x{self.height}"
-            )
+            raise ValueError(f"{self.path}: frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]}, expected {self.width}x{self.height}")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         video_frame.pts = self.frames_written
         video_frame.time_base = self._time_base

@@ -231,9 +231,7 @@ def smootherstep(x: np.ndarray) -> np.ndarray:
     return x * x * x * (x * (6.0 * x - 15.0) + 10.0)
 
 
-def smooth_noise(
-    rng: np.random.Generator, times: np.ndarray, peak: float, frequency_hz: tuple[float, float], components: int = 3
-) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, times: np.ndarray, peak: float, frequency_hz: tuple[float, float], components: int = 3) -> np.ndarray:
     """Sum of ``components`` sinusoids ``(frames,)`` bounded by ``peak`` (same unit), frequencies in Hz."""
     frequencies = rng.uniform(*frequency_hz, size=components)
     phases = rng.uniform(0, 2 * np.pi, size=components)
@@ -305,9 +303,7 @@ _FLEXION_LIMITS = (
 _ABDUCTION_LIMITS = (-20.0, 25.0)
 
 
-def hand_pose_sequence(
-    rng: np.random.Generator, times: np.ndarray, config: MotionConfig, total: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def hand_pose_sequence(rng: np.random.Generator, times: np.ndarray, config: MotionConfig, total: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Finger angles over time: flexion ``(frames, 5, 3)`` and abduction ``(frames, 5)``, radians.
 
     A keyframe every ``hand_pose_interval_s`` picks a named pose (jittered); the hand
@@ -424,22 +420,16 @@ class _ArmAngles:
     wrist_deviation: np.ndarray
 
 
-def _arm_angles(
-    rng: np.random.Generator, times: np.ndarray, config: MotionConfig, swing_deg: np.ndarray, hold: np.ndarray, total: float
-) -> _ArmAngles:
+def _arm_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConfig, swing_deg: np.ndarray, hold: np.ndarray, total: float) -> _ArmAngles:
     """One arm: hanging with the gait's swing ``swing_deg (frames,)``, blended into holding
     (envelope ``hold``), then into its own gesturing and reaching episodes."""
     postures = {
-        name: {
-            angle: mean + smooth_noise(rng, times, peak, _POSTURE_FREQUENCY_HZ) for angle, (mean, peak) in table.items()
-        }
+        name: {angle: mean + smooth_noise(rng, times, peak, _POSTURE_FREQUENCY_HZ) for angle, (mean, peak) in table.items()}
         for name, table in _ARM_POSTURES.items()
     }
     postures["hanging"]["flexion"] = postures["hanging"]["flexion"] + swing_deg
     postures["hanging"]["elbow"] = postures["hanging"]["elbow"] + 0.4 * np.abs(swing_deg)
-    reach, reach_flexion = episodes(
-        rng, times, config.reach_rate_hz, config.reach_duration_s, config.episode_ramp_s, config.reach_flexion_deg, total
-    )
+    reach, reach_flexion = episodes(rng, times, config.reach_rate_hz, config.reach_duration_s, config.episode_ramp_s, config.reach_flexion_deg, total)
     postures["reaching"]["flexion"] = postures["reaching"]["flexion"] + reach_flexion
     gesture, _ = episodes(rng, times, config.gesture_rate_hz, config.gesture_duration_s, config.episode_ramp_s, total=total)
     angles = {}
@@ -498,9 +488,7 @@ def _integral_at(times: np.ndarray, grid: np.ndarray, rate: np.ndarray) -> np.nd
     return spline(times) - spline(0.0)
 
 
-def _walking_path(
-    rng: np.random.Generator, times: np.ndarray, grid: np.ndarray, speed_grid: np.ndarray, config: MotionConfig
-) -> tuple[np.ndarray, np.ndarray]:
+def _walking_path(rng: np.random.Generator, times: np.ndarray, grid: np.ndarray, speed_grid: np.ndarray, config: MotionConfig) -> tuple[np.ndarray, np.ndarray]:
     """Pelvis floor position ``(frames, 2)`` (metres) and walking direction ``(frames,)`` (radians).
 
     The path is an ellipse (random semi-axes, orientation, direction) with a small
@@ -544,9 +532,7 @@ def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConf
     # Activities: envelopes in [0, 1]; ``squat`` mixes a stoop (0) and a squat (1).
     bend, squat = episodes(rng, both, config.bend_rate_hz, config.bend_duration_s, config.episode_ramp_s, (0.0, 1.0), total)
     hold, _ = episodes(rng, both, config.hold_rate_hz, config.hold_duration_s, config.episode_ramp_s, total=total)
-    walking = np.clip(
-        config.walk_intensity_mean + smooth_noise(rng, both, config.walk_intensity_variation, (0.03, 0.12)), 0.1, 1.0
-    )
+    walking = np.clip(config.walk_intensity_mean + smooth_noise(rng, both, config.walk_intensity_variation, (0.03, 0.12)), 0.1, 1.0)
     walking *= (1.0 - config.bend_slowdown * bend) * (1.0 - config.hold_slowdown * hold)  # 0..1, 1 = full speed
     ground, heading = _walking_path(rng, times, grid, config.walk_speed_m_s * walking[count:], config)
     bend, squat, hold, walking_grid, walking = bend[:count], squat[:count], hold[:count], walking[count:], walking[:count]
@@ -555,10 +541,7 @@ def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConf
     cycles = _integral_at(times, grid, config.stride_frequency_hz * np.sqrt(walking_grid))
     phase = 2 * np.pi * cycles + rng.uniform(0, 2 * np.pi)
     hip_swing = config.hip_swing_deg * walking * np.sin(phase)  # left leg; the right one is opposite
-    knee_swing = {
-        left: config.knee_swing_deg * walking * ((1 + np.cos(phase + 0.3 + (0 if left else np.pi))) / 2) ** 3
-        for left in (True, False)
-    }
+    knee_swing = {left: config.knee_swing_deg * walking * ((1 + np.cos(phase + 0.3 + (0 if left else np.pi))) / 2) ** 3 for left in (True, False)}
     stoop, crouch = bend * (1 - squat), bend * squat
 
     def noise(peak, frequency=(0.1, 0.4)):
@@ -579,18 +562,10 @@ def _body_angles(rng: np.random.Generator, times: np.ndarray, config: MotionConf
         roll=deg(noise(3.0, (0.1, 0.5)) + 2.0 * walking * np.sin(2 * phase)),
         pelvis_pitch=deg(pelvis_pitch),
         trunk_flexion=deg(trunk_flexion),
-        hip_flexion={
-            left: deg((1 if left else -1) * hip_swing + config.squat_hip_deg * crouch) for left in (True, False)
-        },
+        hip_flexion={left: deg((1 if left else -1) * hip_swing + config.squat_hip_deg * crouch) for left in (True, False)},
         hip_abduction={left: deg(4.0 + noise(3.0) + 10.0 * crouch) for left in (True, False)},
-        knee={
-            left: deg(3.0 + knee_swing[left] + config.squat_knee_deg * crouch + config.stoop_knee_deg * stoop)
-            for left in (True, False)
-        },
-        arms={
-            left: _arm_angles(rng, times, config, (-1 if left else 1) * config.arm_swing_ratio * hip_swing, hold, total)
-            for left in (True, False)
-        },
+        knee={left: deg(3.0 + knee_swing[left] + config.squat_knee_deg * crouch + config.stoop_knee_deg * stoop) for left in (True, False)},
+        arms={left: _arm_angles(rng, times, config, (-1 if left else 1) * config.arm_swing_ratio * hip_swing, hold, total) for left in (True, False)},
         fingers={left: hand_pose_sequence(rng, times, config, total) for left in (True, False)},
         head_yaw=deg(smooth_noise(rng, times, config.head_yaw_deg, (0.04, 0.35), components=4)),
         head_pitch=deg(head_pitch),
@@ -707,9 +682,7 @@ def _motion_at(seed: int, times: np.ndarray, total: float, config: MotionConfig)
     return shape, np.concatenate(joints), np.concatenate(rotations), np.concatenate(eyes)
 
 
-def simulate_motion(
-    num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig(), sample_times: np.ndarray | None = None
-) -> Motion:
+def simulate_motion(num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig(), sample_times: np.ndarray | None = None) -> Motion:
     """Simulate one person for ``num_frames`` frames at ``fps`` (deterministic per ``seed``).
 
     ``sample_times`` (seconds, any, e.g. a 1 kHz trajectory around the take): the head
@@ -727,7 +700,5 @@ def simulate_motion(
         for start in range(0, sample_times.size, _CHUNK_SAMPLES):
             _, _, rotation, position = _motion_at(seed, sample_times[start : start + _CHUNK_SAMPLES], total, config)
             head_only.append((rotation, position))
-        samples = HeadSamples(
-            sample_times, np.concatenate([r for r, _ in head_only]), np.concatenate([p for _, p in head_only])
-        )
+        samples = HeadSamples(sample_times, np.concatenate([r for r, _ in head_only]), np.concatenate([p for _, p in head_only]))
     return Motion(joints, skeleton.bone_lengths(joints[0]), head_rotation, eyes, float(fps), shape, samples)

@@ -149,9 +149,7 @@ def _visibility(points_cam: np.ndarray, pixels: np.ndarray, image_size, min_dept
     return visible
 
 
-def project_views(
-    joints: np.ndarray, cameras: list[Camera], min_depth_m: float = DetectorConfig.min_depth_m
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def project_views(joints: np.ndarray, cameras: list[Camera], min_depth_m: float = DetectorConfig.min_depth_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True projections into static cameras.
 
     ``joints (frames, J, 3)`` metres -> ``pixels (views, frames, J, 2)`` float64,
@@ -159,18 +157,11 @@ def project_views(
     """
     points_cam = np.stack([camera.world_to_camera(joints) for camera in cameras])
     pixels = np.stack([camera.model.project(points) for camera, points in zip(cameras, points_cam)])
-    in_image = np.stack(
-        [
-            _visibility(points, pix, camera.image_size, min_depth_m)
-            for camera, points, pix in zip(cameras, points_cam, pixels)
-        ]
-    )
+    in_image = np.stack([_visibility(points, pix, camera.image_size, min_depth_m) for camera, points, pix in zip(cameras, points_cam, pixels)])
     return pixels, in_image, points_cam[..., 2]
 
 
-def project_moving(
-    joints: np.ndarray, camera: MovingCamera, min_depth_m: float = DetectorConfig.min_depth_m
-) -> tuple[np.ndarray, np.ndarray]:
+def project_moving(joints: np.ndarray, camera: MovingCamera, min_depth_m: float = DetectorConfig.min_depth_m) -> tuple[np.ndarray, np.ndarray]:
     """True projections into the moving (ego) camera: ``pixels (frames, J, 2)``, ``in_image (frames, J)``."""
     points_cam = camera.world_to_camera(joints)
     pixels = camera.model.project(points_cam)
@@ -241,9 +232,7 @@ def occlusion(joints: np.ndarray, cameras: list[Camera], config: DetectorConfig 
 # --------------------------------------------------------------------------------------
 
 
-def bursts(
-    rng: np.random.Generator, shape: tuple[int, ...], start_probability: float, mean_frames: float
-) -> np.ndarray:
+def bursts(rng: np.random.Generator, shape: tuple[int, ...], start_probability: float, mean_frames: float) -> np.ndarray:
     """Boolean ``shape`` (last axis = frames): bursts starting with ``start_probability`` per frame,
     geometric lengths with mean ``mean_frames``."""
     frames = np.arange(shape[-1])
@@ -282,9 +271,7 @@ def simulate_detections(
     is_hand = np.arange(joints) >= skeleton.NUM_BODY_JOINTS
     occluded = occluded & in_image
 
-    sigma = (config.sigma_px + config.sigma_per_m_px * np.clip(depth, 0.0, None)) * np.where(
-        is_hand, config.hand_sigma_factor, 1.0
-    )
+    sigma = (config.sigma_px + config.sigma_per_m_px * np.clip(depth, 0.0, None)) * np.where(is_hand, config.hand_sigma_factor, 1.0)
     sigma = sigma * np.where(occluded, config.occluded_sigma_factor, 1.0)
 
     # Misses.
@@ -340,9 +327,7 @@ def simulate_detections(
     )
 
 
-def simulate_observations(
-    joints: np.ndarray, cameras: list[Camera], seed: int, config: DetectorConfig = DetectorConfig()
-) -> Observations:
+def simulate_observations(joints: np.ndarray, cameras: list[Camera], seed: int, config: DetectorConfig = DetectorConfig()) -> Observations:
     """Detector output for every camera from true joints ``(frames, 59, 3)`` (metres); deterministic per ``seed``."""
     rng = np.random.default_rng([seed, 3])  # stream 3: detector
     pixels, in_image, depth = project_views(joints, cameras, config.min_depth_m)

@@ -266,7 +266,9 @@ class Room:
         walls = [(self.x0, None), (self.x1, None), (None, self.y0), (None, self.y1)]
         for index, (fixed_x, fixed_y) in enumerate(walls, 1):
             on = surface == index
-            points[on] = np.stack([np.full(on.sum(), fixed_x) if fixed_x is not None else x[on], np.full(on.sum(), fixed_y) if fixed_y is not None else y[on], z[on]], axis=1)
+            points[on] = np.stack(
+                [np.full(on.sum(), fixed_x) if fixed_x is not None else x[on], np.full(on.sum(), fixed_y) if fixed_y is not None else y[on], z[on]], axis=1
+            )
         return points[surface >= 0]
 
     def shade(self, origin: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -915,9 +917,7 @@ class CameraRenderer:
     renders without it.
     """
 
-    def __init__(
-        self, camera: Camera | MovingCamera, room: Room, seed: int = 0, camera_index: int = 0, noise: bool = True
-    ) -> None:
+    def __init__(self, camera: Camera | MovingCamera, room: Room, seed: int = 0, camera_index: int = 0, noise: bool = True) -> None:
         if camera.image_size is None:
             raise ValueError(f"camera '{camera.name}': image_size is needed to render")
         self.camera = camera
@@ -1119,12 +1119,7 @@ def render_take_videos(
 
     with contextlib.ExitStack() as stack:
         writers = [
-            stack.enter_context(
-                VideoWriter(
-                    out_dir / f"{camera.name}.mp4", fps, width=camera.image_size[0], height=camera.image_size[1]
-                )
-            )
-            for camera in cameras
+            stack.enter_context(VideoWriter(out_dir / f"{camera.name}.mp4", fps, width=camera.image_size[0], height=camera.image_size[1])) for camera in cameras
         ]
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers)) if workers > 1 else None
         exo = len(exo_cameras)

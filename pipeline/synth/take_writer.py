@@ -259,7 +259,9 @@ def _write_aria_inputs(take: SynthTake, take_dir: Path) -> None:
     points = scene_points(take.motion.joints, take.exo_cameras, config.seed, SCENE_POINT_COUNT)
     rng = np.random.default_rng([config.seed, 5])  # stream 5: scene point noise
     distance_std = rng.uniform(0.001, 0.008, len(points))
-    write_semidense_points(take_dir / SEMIDENSE_POINTS_CSV, points + rng.normal(0.0, distance_std[:, None] / 2, points.shape), distance_std / 4.0, distance_std, GRAPH_UID)
+    write_semidense_points(
+        take_dir / SEMIDENSE_POINTS_CSV, points + rng.normal(0.0, distance_std[:, None] / 2, points.shape), distance_std / 4.0, distance_std, GRAPH_UID
+    )
 
 
 def _corruption_summary(observations: Observations) -> dict[str, float]:
@@ -309,9 +311,7 @@ def write_take(take: SynthTake, take_dir: str | Path) -> dict:
         joint_names=np.array(skeleton.JOINT_NAMES),
         bones=np.array(skeleton.BONES, dtype=np.int64),
     )
-    atomic_save_npz(
-        take_dir / JOINTS_2D_NPZ, camera_names=names, pixels=take.pixels, in_image=take.in_image, image_size=sizes
-    )
+    atomic_save_npz(take_dir / JOINTS_2D_NPZ, camera_names=names, pixels=take.pixels, in_image=take.in_image, image_size=sizes)
     atomic_save_npz(
         take_dir / EGO_2D_NPZ,
         camera_name=np.array(take.ego.name),
@@ -386,9 +386,7 @@ def synthesize_take(take_dir: str | Path, config: SynthConfig = SynthConfig(), r
         from pipeline.synth.render import HAND_VISIBLE_SHARE, render_take_videos
 
         visible = render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed)
-        hand_visible = np.stack(
-            [visible[..., part].mean(axis=-1) >= HAND_VISIBLE_SHARE for part in (skeleton.LEFT_HAND, skeleton.RIGHT_HAND)], axis=-1
-        )
+        hand_visible = np.stack([visible[..., part].mean(axis=-1) >= HAND_VISIBLE_SHARE for part in (skeleton.LEFT_HAND, skeleton.RIGHT_HAND)], axis=-1)
         atomic_save_npz(
             take_dir / VISIBILITY_NPZ,
             camera_names=np.array([camera.name for camera in take.exo_cameras]),

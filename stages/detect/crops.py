@@ -111,9 +111,7 @@ def extract(image: np.ndarray, crop: Crop | RotatedCrop) -> np.ndarray:
         right, bottom = min(int(np.ceil(x1)) + factor, image.shape[1]), min(int(np.ceil(y1)) + factor, image.shape[0])
         if right - left >= factor and bottom - top >= factor:
             region = image[top:bottom, left:right]
-            small = cv2.resize(
-                region, ((right - left) // factor, (bottom - top) // factor), interpolation=cv2.INTER_AREA
-            )
+            small = cv2.resize(region, ((right - left) // factor, (bottom - top) // factor), interpolation=cv2.INTER_AREA)
             # Pixel centres: x = factor * (x_small + 0.5) - 0.5 + left
             origin = np.array([left, top]) + 0.5 * factor - 0.5
             shrunk = np.hstack([factor * matrix[:, :2], (matrix[:, 2] + matrix[:, :2] @ origin)[:, None]])

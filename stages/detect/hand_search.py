@@ -244,7 +244,7 @@ class HandTracker:
 
         if region is not None:
             step = settings["hand_retry_scale_step"]
-            for scale in ((1.0 / step, step) if step > 1.0 else ()):
+            for scale in (1.0 / step, step) if step > 1.0 else ():
                 hand = accept(self._look(v, image, region.scaled(scale), body_2d, side, arm), region)
                 if hand is not None:
                     return hand
@@ -310,7 +310,7 @@ class HandTracker:
         state = self.sides[side]
         if hand_3d is not None and np.all(np.isfinite(hand_3d[list(regions.PALM_POINTS)])):
             state.hand_3d, state.age = hand_3d, 0
-            state.elbow, state.wrist = (arm if arm is not None else (None, None))
+            state.elbow, state.wrist = arm if arm is not None else (None, None)
             if state.elbow is not None and not np.all(np.isfinite(state.elbow)):
                 state.elbow = None
         else:

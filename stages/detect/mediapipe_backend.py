@@ -92,9 +92,7 @@ def _mediapipe():
         from mediapipe.python.solutions import hands as mp_hands
         from mediapipe.python.solutions import pose as mp_pose
     except ImportError as error:
-        raise ImportError(
-            f"detect backend 'mediapipe' needs mediapipe 0.10.14 (make setup installs it): {error}"
-        ) from error
+        raise ImportError(f"detect backend 'mediapipe' needs mediapipe 0.10.14 (make setup installs it): {error}") from error
     return Path(mediapipe.__file__).parent, mp_pose, mp_hands
 
 
@@ -120,8 +118,7 @@ def check_model_files(root: Path, hand_complexity: int) -> list[Path]:
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path}: MediaPipe model file missing from the installed wheel (mediapipe 0.10.14 ships it); "
-                "nothing is downloaded at run time"
+                f"{path}: MediaPipe model file missing from the installed wheel (mediapipe 0.10.14 ships it); nothing is downloaded at run time"
             )
     return paths
 
@@ -186,9 +183,7 @@ class MediaPipeDetector:
         result = self._hands.process(crop)
         if not result.multi_hand_landmarks:
             return np.zeros((0, NUM_HAND_JOINTS, 3))
-        return np.array(
-            [[(lm.x * crop.shape[1] - 0.5, lm.y * crop.shape[0] - 0.5, 0.0) for lm in hand.landmark] for hand in result.multi_hand_landmarks]
-        )
+        return np.array([[(lm.x * crop.shape[1] - 0.5, lm.y * crop.shape[0] - 0.5, 0.0) for lm in hand.landmark] for hand in result.multi_hand_landmarks])
 
     def hand_landmarks_in_crop(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
         """``(21, 2)`` x, y (crop pixels) of the hand landmark model on a 224 x 224 crop, and its presence score."""

@@ -121,10 +121,7 @@ class MMPoseDetector:
         self.pose_model = init_model(pose_config, pose_checkpoint, device=self.device)
         count = int(self.pose_model.dataset_meta.get("num_keypoints", 0))
         if count != NUM_WHOLEBODY:
-            raise ValueError(
-                f"{pose_config}: detect.mmpose.pose_config must be a COCO-WholeBody model ({NUM_WHOLEBODY} keypoints), "
-                f"it has {count}"
-            )
+            raise ValueError(f"{pose_config}: detect.mmpose.pose_config must be a COCO-WholeBody model ({NUM_WHOLEBODY} keypoints), it has {count}")
         init_default_scope(self.pose_model.cfg.get("default_scope", "mmpose"))
         self._pose_pipeline = Compose(self.pose_model.cfg.test_dataloader.dataset.pipeline)
         self.det_model = None

@@ -70,9 +70,7 @@ def person_boxes(bodies: np.ndarray, min_confidence: float) -> np.ndarray:
     return boxes
 
 
-def agreement(
-    reference: np.ndarray, bodies: np.ndarray, min_confidence: float, threshold_px: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def agreement(reference: np.ndarray, bodies: np.ndarray, min_confidence: float, threshold_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How well each of ``bodies (P, 17, 3)`` matches ``reference (17, 2)`` pixels (NaN: unknown
     joint), or each body its own row of ``reference (P, 17, 2)``.
 
@@ -84,9 +82,7 @@ def agreement(
     reference = np.asarray(reference, dtype=np.float64)
     bodies = np.asarray(bodies, dtype=np.float64)
     versions = np.stack([bodies, bodies[:, _BODY_SWAP]])  # (2, P, 17, 3)
-    confident = (
-        np.isfinite(versions[..., 2]) & (versions[..., 2] >= min_confidence) & np.all(np.isfinite(reference), axis=-1)
-    )
+    confident = np.isfinite(versions[..., 2]) & (versions[..., 2] >= min_confidence) & np.all(np.isfinite(reference), axis=-1)
     distance = np.where(confident, np.linalg.norm(versions[..., :2] - reference, axis=-1), np.nan)
     good = np.sum(confident & (distance <= threshold_px), axis=-1)
     total = confident.sum(axis=-1)
@@ -196,9 +192,7 @@ def _members(cameras, frame: _Frame, joints_3d: np.ndarray, settings: dict) -> n
     """``(views,)`` the person of each view that agrees with ``joints_3d (17, 3)`` best, -1 for none."""
     members = np.full(len(cameras), -1)
     for v in np.flatnonzero(frame.present.any(axis=1)):  # a few views
-        good, total, error = agreement(
-            _projected(cameras[v], joints_3d), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"]
-        )
+        good, total, error = agreement(_projected(cameras[v], joints_3d), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
         best = best_agreeing(good, total, error)
         members[v] = -1 if best is None else best
     return members
@@ -218,9 +212,7 @@ def rig_centre(cameras: list[Camera]) -> np.ndarray | None:
     return np.linalg.solve(matrix, np.einsum("vij,vj->i", across, centres))
 
 
-def seed_choices(
-    cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, int]], settings: dict, centre: np.ndarray | None
-) -> np.ndarray:
+def seed_choices(cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, int]], settings: dict, centre: np.ndarray | None) -> np.ndarray:
     """``(views,)`` chosen person per view (-1: none) without any prior: a multi-view seed.
 
     Every pair of people seen in two views is triangulated into a 3D body hypothesis
@@ -263,9 +255,7 @@ def _check_views(cameras, frame: _Frame, settings: dict, counts: dict) -> np.nda
     for v, camera in enumerate(cameras):  # a few views
         if not frame.present[v].any():
             continue
-        good, total, error = agreement(
-            _projected(camera, points), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"]
-        )
+        good, total, error = agreement(_projected(camera, points), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
         current = frame.chosen[v]
         if current >= 0 and (total[current] < 2 or agrees(good, total)[current]):
             continue  # agrees, or too little in common to judge
@@ -332,9 +322,7 @@ def _first_discontinuity(cameras, bodies, chosen, points, start_prior, settings)
     return int(np.argmax(disagree)) if disagree.any() else None
 
 
-def select_single_people(
-    cameras: list[Camera], bodies: np.ndarray, settings: dict, heads: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def select_single_people(cameras: list[Camera], bodies: np.ndarray, settings: dict, heads: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The multi-view check of :func:`select_wearer` for frames with at most one person per
     view, all frames at once: ``bodies (views, N, 17, 3)`` (NaN: no one in the view),
     ``heads (N, 3)`` ego camera centres or None.
@@ -366,9 +354,7 @@ def select_single_people(
     return chosen, points, dropped
 
 
-def select_wearer(
-    cameras: list[Camera], people: np.ndarray, settings: dict, ego_centres: np.ndarray | None = None
-) -> tuple[np.ndarray, dict]:
+def select_wearer(cameras: list[Camera], people: np.ndarray, settings: dict, ego_centres: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """The camera wearer's keypoints among the people of every view and frame.
 
     ``people``: float32 ``(views, frames, P, 59, 3)`` x, y (pixels), confidence, NaN =

@@ -51,16 +51,9 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     names = list(take.exo_names)
     selection = None
     if settings["precomputed_format"] == "egoexo4d":
-        files = {
-            part: settings[f"egoexo4d_{part}_annotation"]
-            for part in ("body", "hand")
-            if settings[f"egoexo4d_{part}_annotation"]
-        }
+        files = {part: settings[f"egoexo4d_{part}_annotation"] for part in ("body", "hand") if settings[f"egoexo4d_{part}_annotation"]}
         if not files:
-            raise ValueError(
-                "detect.precomputed_format 'egoexo4d' needs detect.egoexo4d_body_annotation and/or "
-                "detect.egoexo4d_hand_annotation"
-            )
+            raise ValueError("detect.precomputed_format 'egoexo4d' needs detect.egoexo4d_body_annotation and/or detect.egoexo4d_hand_annotation")
         if not take.num_frames:
             raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
         keypoints = np.full((len(names), take.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)

@@ -30,8 +30,7 @@ logger = logging.getLogger(__name__)
 def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: list[dict], settings: dict) -> dict:
     """Counts a person can check: detection rates per view and part, ROI sources, decode errors."""
     found = {
-        part: np.isfinite(keypoints[:, :, joints, 0]).any(axis=2)
-        for part, joints in (("body", BODY), ("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))
+        part: np.isfinite(keypoints[:, :, joints, 0]).any(axis=2) for part, joints in (("body", BODY), ("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))
     }
     per_view = {}
     for v, name in enumerate(camera_names):
@@ -66,9 +65,7 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
     }
 
 
-def detect_take(
-    take, settings: dict, frame_range: tuple[int, int] | None = None, chunks: Path | None = None, report=None
-) -> tuple[np.ndarray, dict]:
+def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
     """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
 
     ``frame_range`` (start, stop): only those frames (the array still covers them only).
@@ -154,7 +151,8 @@ STAGE = StageSpec(
     name="detect",
     inputs=(),
     config_sections=("detect",),
-    code=("stages/detect", "pipeline/formats/egoexo4d.py", "pipeline/formats/arrays.py", "triangulation/triangulate.py", "triangulation/visibility.py") + TAKE_CODE,
+    code=("stages/detect", "pipeline/formats/egoexo4d.py", "pipeline/formats/arrays.py", "triangulation/triangulate.py", "triangulation/visibility.py")
+    + TAKE_CODE,
     reads_take_files=True,
     writes=("keypoints_2d",),
     run=run,

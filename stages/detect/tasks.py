@@ -47,9 +47,7 @@ class DetectTask:
     ego_centres: np.ndarray | None  # (stop - start, 3) world, NaN where unknown
 
 
-def lockstep_frames(
-    task: DetectTask, on_decode_error: str, errors: list[dict]
-) -> Iterator[tuple[int, list[np.ndarray | None]]]:
+def lockstep_frames(task: DetectTask, on_decode_error: str, errors: list[dict]) -> Iterator[tuple[int, list[np.ndarray | None]]]:
     """Yield ``(frame, images)`` for every frame of the task, one decoded image per camera.
 
     A view whose video fails from frame ``k`` on yields None for frames ``>= k`` (and
@@ -70,9 +68,7 @@ def run_task(detector, task: DetectTask, settings: dict, progress=None) -> tuple
 
     errors: list[dict] = []
     frames = lockstep_frames(task, settings["on_decode_error"], errors)
-    keypoints, summary = detect_frames(
-        detector, list(task.cameras), frames, task.start, task.stop, settings, task.ego_centres, progress
-    )
+    keypoints, summary = detect_frames(detector, list(task.cameras), frames, task.start, task.stop, settings, task.ego_centres, progress)
     summary["decode_errors"] = errors
     return keypoints, summary
 
@@ -190,8 +186,7 @@ def exo_videos(take) -> list[Path]:
     missing = [name for name in take.exo_names if name not in take.videos]
     if missing:
         raise FileNotFoundError(
-            f"take '{take.name}' ({take.root}): no video for camera(s) {', '.join(missing)} "
-            f"(looked for <camera>.mp4/.avi/.mov/.mkv in the take's video folder)"
+            f"take '{take.name}' ({take.root}): no video for camera(s) {', '.join(missing)} (looked for <camera>.mp4/.avi/.mov/.mkv in the take's video folder)"
         )
     return [take.videos[name] for name in take.exo_names]
 

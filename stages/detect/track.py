@@ -166,16 +166,12 @@ def detect_frames(
         chosen = [v for v in range(views) if boxes[v] is not None]
         for v, found in zip(chosen, detect_views(detector, [images[v] for v in chosen], [boxes[v] for v in chosen])):
             keypoints[v, row] = found
-        pose_3d, pose_age = _update_prior(
-            detector, cameras, images, keypoints[:, row], settings, pose_3d, pose_age, redetected, swapped
-        )
+        pose_3d, pose_age = _update_prior(detector, cameras, images, keypoints[:, row], settings, pose_3d, pose_age, redetected, swapped)
         if hand_tracker is not None:
             hand_tracker.find(images, keypoints[:, row], pose_3d if pose_age == 0 else None)
         for v, state in enumerate(states):
             body_box = (
-                prior.box_from_keypoints(keypoints[v, row, BODY], _image_size(cameras[v], images[v]), 0.0, min_confidence)
-                if images[v] is not None
-                else None
+                prior.box_from_keypoints(keypoints[v, row, BODY], _image_size(cameras[v], images[v]), 0.0, min_confidence) if images[v] is not None else None
             )
             if body_box is not None:
                 state.box, state.age = body_box, 0

@@ -327,7 +327,17 @@ def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: i
         if v < exo_count:
             tripped = inputs.quality.view_tripped[v, frame]  # (parts, view reasons)
             flagged = {p: [VIEW_REASONS[k] for k in np.flatnonzero(tripped[p])] for p in np.flatnonzero(tripped.any(axis=1))}
-            canvas = draw_exo(small, inputs.exo_pixels[v, frame], inputs.exo_visible[v, frame], inputs.errors[v, frame], inputs.keypoints[v, frame], scale, start, bad, flagged)
+            canvas = draw_exo(
+                small,
+                inputs.exo_pixels[v, frame],
+                inputs.exo_visible[v, frame],
+                inputs.errors[v, frame],
+                inputs.keypoints[v, frame],
+                scale,
+                start,
+                bad,
+                flagged,
+            )
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # a joint no exo view saw: NaN, drawn grey
@@ -394,7 +404,9 @@ def _cut_thumbnails(inputs: OverlayInputs, drawn: list, frame: int, wanted: list
             result.thumbnails[(frame, part, view)] = (_jpeg(image), name)
 
 
-def _write_videos(inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: dict, suffix: str, wanted: dict, result: OverlayResult) -> None:
+def _write_videos(
+    inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: dict, suffix: str, wanted: dict, result: OverlayResult
+) -> None:
     """The streaming pass of :func:`render_overlays` (one decoded frame per view at a time)."""
     names, paths = _views(inputs)
     aspect = None  # of the mosaic's cells: the first view decoded

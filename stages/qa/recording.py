@@ -109,7 +109,13 @@ def write_recording(
     recording.log(
         "world/skeleton",
         rr.AnnotationContext(
-            [rr.ClassDescription(info=rr.AnnotationInfo(id=0, label="wearer"), keypoint_annotations=[rr.AnnotationInfo(id=j, label=name) for j, name in enumerate(skeleton.JOINT_NAMES)], keypoint_connections=list(skeleton.DRAW_EDGES))]
+            [
+                rr.ClassDescription(
+                    info=rr.AnnotationInfo(id=0, label="wearer"),
+                    keypoint_annotations=[rr.AnnotationInfo(id=j, label=name) for j, name in enumerate(skeleton.JOINT_NAMES)],
+                    keypoint_connections=list(skeleton.DRAW_EDGES),
+                )
+            ]
         ),
         static=True,
     )
@@ -117,7 +123,16 @@ def write_recording(
         entity = f"world/exo/{camera.name}"
         recording.log(entity, rr.Transform3D(translation=camera.center, mat3x3=camera.R.T), static=True)
         if camera.image_size is not None:
-            recording.log(entity, rr.Pinhole(focal_length=[camera.model.fx, camera.model.fy], principal_point=[camera.model.cx, camera.model.cy], width=camera.image_size[0], height=camera.image_size[1]), static=True)
+            recording.log(
+                entity,
+                rr.Pinhole(
+                    focal_length=[camera.model.fx, camera.model.fy],
+                    principal_point=[camera.model.cx, camera.model.cy],
+                    width=camera.image_size[0],
+                    height=camera.image_size[1],
+                ),
+                static=True,
+            )
     frames = np.arange(points.shape[0])
     for first in range(0, len(frames), _FRAMES_PER_SEND):  # columnar, a block of frames at a time: bounded temporaries
         block = slice(first, first + _FRAMES_PER_SEND)
@@ -143,10 +158,18 @@ def write_recording(
             matrix = np.array([[ego_model.fx, 0.0, ego_model.cx], [0.0, ego_model.fy, ego_model.cy], [0.0, 0.0, 1.0]])
             count = int(posed.sum())
             recording.send_columns(
-                "world/ego", indexes=at_posed, columns=rr.Pinhole.columns(image_from_camera=np.repeat(matrix[None], count, axis=0), resolution=np.tile(np.asarray(ego_size, float), (count, 1)))
+                "world/ego",
+                indexes=at_posed,
+                columns=rr.Pinhole.columns(
+                    image_from_camera=np.repeat(matrix[None], count, axis=0), resolution=np.tile(np.asarray(ego_size, float), (count, 1))
+                ),
             )
         if not posed.all():  # frames without a pose show no ego camera, not the last pose
-            recording.send_columns("world/ego", indexes=[rr.TimeColumn("frame", sequence=frames[~posed])], columns=rr.Clear.columns(is_recursive=np.ones(int((~posed).sum()), bool)))
+            recording.send_columns(
+                "world/ego",
+                indexes=[rr.TimeColumn("frame", sequence=frames[~posed])],
+                columns=rr.Clear.columns(is_recursive=np.ones(int((~posed).sum()), bool)),
+            )
         if len(centres) > 1:
             recording.log("world/ego_path", rr.LineStrips3D([centres]), static=True)
     if meshes:
@@ -155,11 +178,20 @@ def write_recording(
         for frame, mesh_path in meshes:  # the frames the body model stage wrote meshes for
             mesh = trimesh.load(mesh_path, force="mesh", process=False)
             recording.set_time("frame", sequence=frame)
-            recording.log("world/body_model", rr.Mesh3D(vertex_positions=np.asarray(mesh.vertices, np.float32), triangle_indices=np.asarray(mesh.faces, np.uint32), albedo_factor=(200, 170, 150, 160)))
+            recording.log(
+                "world/body_model",
+                rr.Mesh3D(
+                    vertex_positions=np.asarray(mesh.vertices, np.float32),
+                    triangle_indices=np.asarray(mesh.faces, np.uint32),
+                    albedo_factor=(200, 170, 150, 160),
+                ),
+            )
         recording.reset_time()
     if flag_log:
         at, texts = zip(*sorted(flag_log))
-        recording.send_columns("flag_log", indexes=[rr.TimeColumn("frame", sequence=np.asarray(at))], columns=rr.TextLog.columns(text=list(texts), level=["WARN"] * len(texts)))
+        recording.send_columns(
+            "flag_log", indexes=[rr.TimeColumn("frame", sequence=np.asarray(at))], columns=rr.TextLog.columns(text=list(texts), level=["WARN"] * len(texts))
+        )
     if views is not None:
         _send_views(recording, views)
     if scene is not None and len(scene):
@@ -201,7 +233,11 @@ def _send_views(recording, views: RecordingViews) -> None:
         if stills:
             frames = np.array([frame for frame, _, _ in stills])
             at = [rr.TimeColumn("frame", sequence=frames)]
-            recording.send_columns(f"views/{name}/image", indexes=at, columns=rr.EncodedImage.columns(blob=[jpeg for _, jpeg, _ in stills], media_type=["image/jpeg"] * len(stills)))
+            recording.send_columns(
+                f"views/{name}/image",
+                indexes=at,
+                columns=rr.EncodedImage.columns(blob=[jpeg for _, jpeg, _ in stills], media_type=["image/jpeg"] * len(stills)),
+            )
             if views.keypoints is not None and v < len(views.names):
                 scales = np.array([scale for _, _, scale in stills])
                 points = views.keypoints[v, frames, :, :2] * scales[:, None, None]  # (stills, 59, 2) on the stills' pixels
@@ -218,10 +254,14 @@ def _send_views(recording, views: RecordingViews) -> None:
                 recording.log(entity, rr.SeriesLines(colors=[_PART_SERIES[part]], names=[f"{name} {part}"]), static=True)
                 values = views.view_error_px[v, :, p]
                 keep = np.isfinite(values)
-                recording.send_columns(entity, indexes=[rr.TimeColumn("frame", sequence=frames[keep])], columns=rr.Scalars.columns(scalars=values[keep].astype(np.float64)))
+                recording.send_columns(
+                    entity, indexes=[rr.TimeColumn("frame", sequence=frames[keep])], columns=rr.Scalars.columns(scalars=values[keep].astype(np.float64))
+                )
     if views.part_flagged is not None:
         frames = np.arange(views.part_flagged.shape[0])
         for p, part in enumerate(PART_NAMES):
             entity = f"flags/{part}"
             recording.log(entity, rr.SeriesLines(colors=[(230, 40, 40)], names=[f"{part} flagged"]), static=True)
-            recording.send_columns(entity, indexes=[rr.TimeColumn("frame", sequence=frames)], columns=rr.Scalars.columns(scalars=views.part_flagged[:, p].astype(np.float64)))
+            recording.send_columns(
+                entity, indexes=[rr.TimeColumn("frame", sequence=frames)], columns=rr.Scalars.columns(scalars=views.part_flagged[:, p].astype(np.float64))
+            )

@@ -206,7 +206,14 @@ def timeline_rows(data: ReportData) -> list[tuple[str, np.ndarray, np.ndarray, n
             if reason in VIEW_REASONS:
                 k = VIEW_REASONS.index(reason)
                 for v in np.flatnonzero(quality.view_tripped[:, :, p, k].any(axis=1)):
-                    rows.append((f"{part}: {reason} · {data.camera_names[v]}", quality.view_tripped[v, :, p, k], quality.view_value[v, :, p, k], quality.view_threshold[v, :, p, k]))
+                    rows.append(
+                        (
+                            f"{part}: {reason} · {data.camera_names[v]}",
+                            quality.view_tripped[v, :, p, k],
+                            quality.view_value[v, :, p, k],
+                            quality.view_threshold[v, :, p, k],
+                        )
+                    )
             else:
                 rows.append((f"{part}: {reason}", quality.flags[:, p, r], quality.value[:, p, r], quality.threshold[:, p, r]))
     return rows
@@ -440,7 +447,8 @@ def summary_html(data: ReportData) -> str:
         worst = sorted(((value, name) for name, value in (fit.get("joint_mean_error_mm") or {}).items() if value is not None), reverse=True)[:5]
         fit_html = (
             f"<table><tr><th class='left'>body model ({html.escape(str(fit['model']))}) fitted joints to labels, mean mm</th>"
-            + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr><tr><th class='left'>mean</th>{cells}</tr></table>"
+            + "".join(f"<th>{part}</th>" for part in PART_NAMES)
+            + f"</tr><tr><th class='left'>mean</th>{cells}</tr></table>"
             + (f"<p>Worst fitted joints: {html.escape(', '.join(f'{name} {value:.1f} mm' for value, name in worst))}.</p>" if worst else "")
         )
     ego = metrics.get("ego")
@@ -514,7 +522,11 @@ def _legend_html(data: ReportData) -> str:
     from stages.qa.overlay import legend_image
 
     ok, png = cv2.imencode(".png", cv2.cvtColor(legend_image(420, *data.ramp_px), cv2.COLOR_RGB2BGR))
-    return f"<figure><img class='legend' alt='overlay legend' src='data:image/png;base64,{base64.b64encode(png.tobytes()).decode()}'><figcaption>legend</figcaption></figure>" if ok else ""
+    return (
+        f"<figure><img class='legend' alt='overlay legend' src='data:image/png;base64,{base64.b64encode(png.tobytes()).decode()}'><figcaption>legend</figcaption></figure>"
+        if ok
+        else ""
+    )
 
 
 def _review_json(data: ReportData) -> str:

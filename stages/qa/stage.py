@@ -151,9 +151,7 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
 
     take = context.take
     bones = np.asarray(skeleton.BONES)
-    trajectory = {
-        label: arrays.points[:, [skeleton.JOINT_NAMES.index(name) for name in names]].mean(axis=1) for label, names in _TRAJECTORY_JOINTS.items()
-    }
+    trajectory = {label: arrays.points[:, [skeleton.JOINT_NAMES.index(name) for name in names]].mean(axis=1) for label, names in _TRAJECTORY_JOINTS.items()}
     ego_path = None
     if "ego_R" in projections:
         ego_path = -np.einsum("fji,fj->fi", projections["ego_R"], projections["ego_t"])
@@ -201,7 +199,7 @@ def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], w
     settings over other frames, linked into ``work`` (a range drawn by ``report --frames``
     does not replace the whole take's overlays, nor other ranges)."""
     kept = []
-    for entry in ([] if previous is None else previous.manifest.get("summary", {}).get("overlay_sets", [])):
+    for entry in [] if previous is None else previous.manifest.get("summary", {}).get("overlay_sets", []):
         if entry.get("drawn_with") != drawing_key or tuple(entry["frames"]) == tuple(frames_now):
             continue
         sources = [previous.folder / name for name in entry["files"].values()]
@@ -235,7 +233,13 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
     )
     sets = []
     if overlays.files:
-        sets.append({"frames": list(frame_range), "files": {name[len("overlay_") : len(name) - len(suffix)]: path.name for name, path in overlays.files.items()}, "drawn_with": key})
+        sets.append(
+            {
+                "frames": list(frame_range),
+                "files": {name[len("overlay_") : len(name) - len(suffix)]: path.name for name, path in overlays.files.items()},
+                "drawn_with": key,
+            }
+        )
     if settings["overlay_videos"] and not whole:
         sets += kept_overlay_sets(context.previous, key, frame_range, context.work)
     summary = {
@@ -360,7 +364,8 @@ STAGE = StageSpec(
     inputs=("detect", "triangulate", "refine", "project_ego"),
     optional_inputs=("fit_body_model",),
     config_sections=("qa",),
-    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "pipeline/formats/qa.py", "triangulation/visibility.py") + TAKE_CODE,
+    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "pipeline/formats/qa.py", "triangulation/visibility.py")
+    + TAKE_CODE,
     reads_take_files=True,
     writes=("metrics", "flags", "report?", "recording?", "overlay_*"),
     run=run_stage,

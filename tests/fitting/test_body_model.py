@@ -27,8 +27,8 @@ def test_default_pipeline_is_unaffected_and_imports_no_torch(tmp_path):
         from pipeline import runner
         from pipeline.config import load_config
         from pipeline.synth.take_writer import SynthConfig, synthesize_take
-        synthesize_take({str(tmp_path / 'take')!r}, SynthConfig(seed=3, num_frames=8), render=False)
-        report = runner.run_take({str(tmp_path / 'take')!r}, {str(tmp_path / 'out')!r}, load_config(overrides=["detect.backend=precomputed"]))
+        synthesize_take({str(tmp_path / "take")!r}, SynthConfig(seed=3, num_frames=8), render=False)
+        report = runner.run_take({str(tmp_path / "take")!r}, {str(tmp_path / "out")!r}, load_config(overrides=["detect.backend=precomputed"]))
         print(report.ran)
         assert "fit_body_model" not in report.ran
         assert "torch" not in sys.modules, "torch was imported"

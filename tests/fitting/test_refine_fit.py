@@ -167,9 +167,7 @@ def _tiny_block(loss):
     observations = np.concatenate([pixels, rng.uniform(0.5, 1.0, (3, frames, joints, 1))], axis=-1)
     support = np.ones((frames, joints), dtype=bool)
     support[2, 1] = False  # not an unknown: no column may touch it
-    weights = bone_fit._Weights(
-        pixel_sigma_px=3.0, loss=loss, loss_scale_px=5.0, acceleration_sigma=np.full(joints, 5.0), fps=30.0, anchor_sigma_m=0.01
-    )
+    weights = bone_fit._Weights(pixel_sigma_px=3.0, loss=loss, loss_scale_px=5.0, acceleration_sigma=np.full(joints, 5.0), fps=30.0, anchor_sigma_m=0.01)
     anchors = np.full((frames, joints, 3), np.nan)
     anchors[:, 0] = truth[:, 0] + 0.01
     use = np.ones((3, frames, joints), dtype=bool)
@@ -276,9 +274,7 @@ def test_length_correction_equals_the_bone_by_bone_sweep_bit_for_bit():
     rng = np.random.default_rng(3)
     frames, joints = 8, 21
     support = rng.random((frames, joints)) > 0.1
-    weights = bone_fit._Weights(
-        pixel_sigma_px=3.0, loss="cauchy", loss_scale_px=5.0, acceleration_sigma=np.full(joints, 5.0), fps=30.0, anchor_sigma_m=0.01
-    )
+    weights = bone_fit._Weights(pixel_sigma_px=3.0, loss="cauchy", loss_scale_px=5.0, acceleration_sigma=np.full(joints, 5.0), fps=30.0, anchor_sigma_m=0.01)
     bones = skeleton.HAND_BONES_LOCAL
     scale = np.full(len(bones), 100.0)
     observations = np.zeros((1, frames, joints, 3))

@@ -124,7 +124,9 @@ def test_the_fit_on_ray_gives_the_same_points_and_changing_the_executor_reruns_n
     finally:
         ray.shutdown()
     assert here.ok and on_ray.ok, (here.error, on_ray.error)
-    summaries = {name: json.loads((Path(report.output) / "refine" / "manifest.json").read_text())["summary"] for name, report in (("here", here), ("ray", on_ray))}
+    summaries = {
+        name: json.loads((Path(report.output) / "refine" / "manifest.json").read_text())["summary"] for name, report in (("here", here), ("ray", on_ray))
+    }
     assert (summaries["here"]["executor"], summaries["ray"]["executor"]) == ("inprocess", "ray")
     same = (Path(report.output) / "refine" / "joints_3d.npz" for report in (here, on_ray))
     assert next(same).read_bytes() == next(same).read_bytes()  # bit for bit
@@ -231,9 +233,7 @@ def test_a_batch_survives_losing_a_worker_node(two_node_cluster, tmp_path):
         takes.append(tmp_path / "takes" / f"take_{seed}")
         synthesize_take(takes[-1], SynthConfig(seed=seed, num_frames=120), render=False)
     out = tmp_path / "out"
-    config = load_config(
-        overrides=["detect.backend=precomputed", "batch.parallel_takes=2", f"batch.ray_address={cluster.address}", "batch.ray_retries=2"]
-    )
+    config = load_config(overrides=["detect.backend=precomputed", "batch.parallel_takes=2", f"batch.ray_address={cluster.address}", "batch.ray_retries=2"])
     result: dict = {}
     batch = threading.Thread(target=lambda: result.update(reports=runner.run_batch(takes, out, config)))
     batch.start()

@@ -346,7 +346,7 @@ def test_render_hook_receives_the_take(tmp_path, monkeypatch):
     visible[2, 3, skeleton.RIGHT_HAND.start : skeleton.RIGHT_HAND.start + 10] = True  # 10 of 21: not seen
     monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args) or visible)
     take = synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=True)
-    (take_dir, joints, exo, ego, fps, seed), = calls
+    ((take_dir, joints, exo, ego, fps, seed),) = calls
     assert take_dir == tmp_path / "rendered" and fps == 30.0 and seed == 4
     np.testing.assert_array_equal(joints, take.motion.joints)
     assert [c.name for c in exo] == ["cam01", "cam02", "cam03", "cam04"] and ego.name == "aria01"

@@ -43,7 +43,10 @@ def run(tmp_path_factory):
     (take_dir / "take.json").write_text(json.dumps(meta))
     report = runner.run_take(take_dir, root / "out", load_config(overrides=PRECOMPUTED))
     out = root / "out" / report.take
-    files = {name: json.loads((out / "export" / f"{name}.json").read_text()) for name in ("body_annotation", "hand_annotation", "camera_pose", "body_benchmark_gt", "hand_benchmark_gt")}
+    files = {
+        name: json.loads((out / "export" / f"{name}.json").read_text())
+        for name in ("body_annotation", "hand_annotation", "camera_pose", "body_benchmark_gt", "hand_benchmark_gt")
+    }
     truth = {name: load_npz(take_dir / "gt" / f"{name}.npz") for name in ("joints_3d", "ego_camera")}
     return report, out, files, load_npz(out / "refine" / "joints_3d.npz"), truth, take_dir
 
@@ -235,7 +238,7 @@ def test_camera_pose_has_what_the_loaders_need(run):
 def test_body_benchmark_scores_our_labels_against_the_truth(run):
     _, _, files, joints, truth, _ = run
     gt_file = files["body_benchmark_gt"]
-    (uid, take), = gt_file.items()
+    ((uid, take),) = gt_file.items()
     prediction = {uid: {"take_name": take["take_name"], "body": {frame: truth["joints_3d"]["joints_3d"][int(frame), :17].tolist() for frame in take["body"]}}}
     score_cm, count = public_body_mpjpe_cm(gt_file, prediction)
     observed = np.isfinite(joints["points"][:, :17]).all(axis=-1) & ~joints["filled"][:, :17]
@@ -253,7 +256,7 @@ def test_body_benchmark_scores_our_labels_against_the_truth(run):
 def test_hand_benchmark_scores_our_labels_against_the_truth(run):
     _, _, files, joints, truth, _ = run
     gt_file = files["hand_benchmark_gt"]
-    (uid, frames), = gt_file.items()
+    ((uid, frames),) = gt_file.items()
     R, t = truth["ego_camera"]["R"], truth["ego_camera"]["t"]
     world = truth["joints_3d"]["joints_3d"]
     camera = np.einsum("fij,fkj->fki", R, world) + t[:, None]
@@ -685,14 +688,16 @@ def test_exo_2d_are_in_the_undistorted_frame_opencv_makes(run):
         criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-15)
         opencv = cv2.fisheye.undistortPoints(raw[seen].reshape(-1, 1, 2), K, D, R=np.eye(3), P=new_K, criteria=criteria).reshape(-1, 2)
         ours = project_exo_undistorted([camera], points, 0.8)[0]["exo_undistorted_pixels"][0][seen]
-        ours64 = (np.einsum("ij,...j->...i", new_K, camera.world_to_camera(points)[seen]))
+        ours64 = np.einsum("ij,...j->...i", new_K, camera.world_to_camera(points)[seen])
         ours64 = ours64[:, :2] / ours64[:, 2:]
         assert np.abs(ours64 - opencv).max() < 1e-6
         worst = max(worst, float(np.abs(ours64 - opencv).max()))
         np.testing.assert_allclose(ours, opencv, atol=1e-3)  # the stored arrays are float32
         np.testing.assert_array_equal(saved["exo_undistorted_pixels"][v], arrays["exo_undistorted_pixels"][v])
         differences.append(np.linalg.norm(raw[seen] - opencv, axis=-1))
-    print(f"\nexo 2D vs OpenCV undistortPoints: max {worst:.1e} px; undistorted vs raw fisheye: mean {np.mean(np.concatenate(differences)):.1f} px, max {np.max(np.concatenate(differences)):.1f} px")
+    print(
+        f"\nexo 2D vs OpenCV undistortPoints: max {worst:.1e} px; undistorted vs raw fisheye: mean {np.mean(np.concatenate(differences)):.1f} px, max {np.max(np.concatenate(differences)):.1f} px"
+    )
 
 
 def test_camera_pose_exo_entries_project_the_3d_onto_the_exo_2d(run):

@@ -100,9 +100,7 @@ def test_pinhole_equals_cv2_project_points(n_coefficients):
 
 def test_fisheye_equals_cv2_fisheye_project_points():
     points = rays_within(np.radians(80))
-    expected, _ = cv2.fisheye.projectPoints(
-        points[:, None, :], np.zeros(3), np.zeros(3), FISHEYE.matrix, FISHEYE.distortion
-    )
+    expected, _ = cv2.fisheye.projectPoints(points[:, None, :], np.zeros(3), np.zeros(3), FISHEYE.matrix, FISHEYE.distortion)
     np.testing.assert_allclose(FISHEYE.project(points), expected.reshape(-1, 2), rtol=0, atol=1e-6)
 
 
@@ -110,9 +108,7 @@ def aria_calibration():
     calibration = pytest.importorskip("projectaria_tools.core.calibration")
     from projectaria_tools.core.sophus import SE3
 
-    return calibration.CameraCalibration(
-        "rgb", calibration.CameraModelType.FISHEYE624, ARIA_PARAMS, SE3(), *ARIA_SIZE, None, np.pi, "", 0.0, None
-    )
+    return calibration.CameraCalibration("rgb", calibration.CameraModelType.FISHEYE624, ARIA_PARAMS, SE3(), *ARIA_SIZE, None, np.pi, "", 0.0, None)
 
 
 def test_fisheye624_equals_projectaria_project():

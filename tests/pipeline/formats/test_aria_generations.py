@@ -159,7 +159,10 @@ def test_what_cannot_be_read_exactly_is_refused_by_file_and_field(tmp_path):
     unknown = factory_calibration(GEN2)
     unknown["DeviceClassInfo"]["DeviceClass"] = "Granola"
     path = _write(tmp_path / "unknown.json", unknown)
-    with pytest.raises(aria.AriaFormatError, match=r"unknown\.json: camera 'camera-rgb': no 'ConfigData' and field 'DeviceClassInfo.DeviceClass' 'Granola' is no Aria generation"):
+    with pytest.raises(
+        aria.AriaFormatError,
+        match=r"unknown\.json: camera 'camera-rgb': no 'ConfigData' and field 'DeviceClassInfo.DeviceClass' 'Granola' is no Aria generation",
+    ):
         aria.read_device_calibration(path, "camera-rgb", **TOLERANCE)
     del unknown["DeviceClassInfo"]
     path = _write(tmp_path / "no_class.json", unknown)
@@ -168,7 +171,10 @@ def test_what_cannot_be_read_exactly_is_refused_by_file_and_field(tmp_path):
     mislabelled = factory_calibration(GEN1)
     mislabelled["CameraCalibrations"][0]["Label"] = "slam-front-left"  # a Gen2 label in a Gen1 (Aria) file
     path = _write(tmp_path / "mislabelled.json", mislabelled)
-    with pytest.raises(aria.AriaFormatError, match=r"camera 'slam-front-left': no 'ConfigData' and no Gen1 camera of this label \(read as Gen1 by field 'DeviceClassInfo.DeviceClass' 'Aria'; Gen1 labels: camera-et-left"):
+    with pytest.raises(
+        aria.AriaFormatError,
+        match=r"camera 'slam-front-left': no 'ConfigData' and no Gen1 camera of this label \(read as Gen1 by field 'DeviceClassInfo.DeviceClass' 'Aria'; Gen1 labels: camera-et-left",
+    ):
         aria.read_device_calibration(path, "slam-front-left", **TOLERANCE)
 
 
@@ -189,7 +195,9 @@ def test_a_camera_with_its_own_config_data_reads_exactly_whatever_the_class(tmp_
     ours = aria.read_device_calibration(path, "camera-rgb", **TOLERANCE)
     assert ours.generation is None and ours.image_size == (2880, 2880) and ours.field_of_view == reference.field_of_view
     assert ours.rescaled((720, 720)).image_size == (720, 720)  # no rule of any generation: a plain scale
-    with pytest.raises(aria.AriaFormatError, match=r"granola\.json: camera 'camera-rgb': cannot rescale 2880x2880 to 1408x1408: the file names no device generation.*Gen1"):
+    with pytest.raises(
+        aria.AriaFormatError, match=r"granola\.json: camera 'camera-rgb': cannot rescale 2880x2880 to 1408x1408: the file names no device generation.*Gen1"
+    ):
         ours.rescaled((1408, 1408))
 
 
@@ -243,7 +251,9 @@ def test_online_calibration_generation_from_labels_where_the_camera_count_mislea
     mixed = online_calibration_line(GEN2, 5_000_000, image_sizes=False)
     mixed["CameraCalibrations"][0]["Label"] = "camera-slam-left"
     path = _write_lines(tmp_path / "mixed.jsonl", [mixed])
-    with pytest.raises(aria.AriaFormatError, match=r"mixed\.jsonl: line 1: field 'CameraCalibrations' mixes Gen1 and Gen2 camera labels \(camera-slam-left, slam-front-right"):
+    with pytest.raises(
+        aria.AriaFormatError, match=r"mixed\.jsonl: line 1: field 'CameraCalibrations' mixes Gen1 and Gen2 camera labels \(camera-slam-left, slam-front-right"
+    ):
         aria.read_online_calibrations(path, "camera-rgb", **TOLERANCE)
 
 

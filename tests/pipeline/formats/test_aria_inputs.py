@@ -622,7 +622,9 @@ def test_timesync_rows_follow_the_setting_on_a_hand_written_table(tmp_path):
     np.testing.assert_array_equal(after, tutorial)
     np.testing.assert_array_equal(at, released)
     assert aria.timesync_aria_cameras(path) == ["aria01"]
-    with pytest.raises(aria.AriaFormatError, match=r"rows 5\.\.8 \(timesync_start_idx \+ 1 \.\. timesync_end_idx - 1, take.timesync_first_row after_start_idx\) run past"):
+    with pytest.raises(
+        aria.AriaFormatError, match=r"rows 5\.\.8 \(timesync_start_idx \+ 1 \.\. timesync_end_idx - 1, take.timesync_first_row after_start_idx\) run past"
+    ):
         aria.read_timesync_timestamps(path, "aria01", 4, 9, first_row="after_start_idx")  # rows 5..8 of 7
     np.testing.assert_array_equal(aria.read_timesync_timestamps(path, "aria01", 4, 8, first_row="start_idx"), [1133333333, 1166666667, 1200000000])
     with pytest.raises(aria.AriaFormatError, match=r"rows 5\.\.7 .* run past its 7 data rows"):
@@ -638,7 +640,9 @@ def test_the_timesync_setting_reaches_the_take_and_the_summaries(take_dir, tmp_p
     after = read_take(take_dir, TAKE_SETTINGS)
     at = read_take(take_dir, {**TAKE_SETTINGS, "timesync_first_row": "start_idx"})
     assert after.ego_poses.timesync_first_row == "after_start_idx" and at.ego_poses.timesync_first_row == "start_idx"
-    rows = aria.read_timesync_timestamps(take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"] - 1, meta["timesync_end_idx"], first_row="after_start_idx")
+    rows = aria.read_timesync_timestamps(
+        take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"] - 1, meta["timesync_end_idx"], first_row="after_start_idx"
+    )
     np.testing.assert_array_equal(at.ego_poses.timestamps_ns, rows[: len(at.ego_poses.timestamps_ns)])
     np.testing.assert_array_equal(at.ego_poses.timestamps_ns[1:], after.ego_poses.timestamps_ns[:-1])  # one row earlier
     with pytest.raises(ValueError, match="take.timesync_first_row"):

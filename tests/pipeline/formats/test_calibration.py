@@ -469,9 +469,7 @@ def write_colmap(folder: Path, cameras: list[tuple[str, list[float]]], image_fol
     pycolmap = pytest.importorskip("pycolmap")
     reconstruction = pycolmap.Reconstruction()
     for index, (model, params) in enumerate(cameras, start=1):
-        reconstruction.add_camera_with_trivial_rig(
-            pycolmap.Camera(model=model, width=1920, height=1080, params=params, camera_id=index)
-        )
+        reconstruction.add_camera_with_trivial_rig(pycolmap.Camera(model=model, width=1920, height=1080, params=params, camera_id=index))
         R, t = look_at((3.5 * np.cos(index), 3.5 * np.sin(index), 1.0 + 0.1 * index))
         image = pycolmap.Image(name=f"{image_folder}view_{index}.jpg", camera_id=index, image_id=index)
         reconstruction.add_image_with_trivial_frame(image, pycolmap.Rigid3d(pycolmap.Rotation3d(R), t))

@@ -68,8 +68,9 @@ def test_evaluation_metrics_on_known_errors():
     truth = rng.normal(size=(30, 59, 3))
     predicted = truth + np.array([0.01, 0.0, 0.0])  # 10 mm everywhere
     predicted[:, 40:] = np.nan  # part of the right hand missing
-    report = evaluate_arrays(predicted, truth, fps=30.0, true_bone_lengths=np.linalg.norm(
-        truth[0, [b for _, b in BONES]] - truth[0, [a for a, _ in BONES]], axis=-1))
+    report = evaluate_arrays(
+        predicted, truth, fps=30.0, true_bone_lengths=np.linalg.norm(truth[0, [b for _, b in BONES]] - truth[0, [a for a, _ in BONES]], axis=-1)
+    )
     body = report["parts"]["body"]
     assert body["mpjpe_mm"] == pytest.approx(10.0) and body["pa_mpjpe_mm"] < 1e-6
     assert body["completeness"] == 1.0

@@ -108,9 +108,7 @@ def test_select_recovers_the_wearer_and_first_does_not(crowded_take, ego_prior):
         joints = np.load(folder / "gt" / "joints_3d.npz")["joints_3d"][0, BODY]
         centre = rig_centre(list(take.exo_cameras))
         distance = np.linalg.norm(joints.mean(axis=0) - centre)
-        assert distance < 0.5 and distance < min(
-            np.linalg.norm(triangulated_mean(take, others[:, 0, b]) - centre) for b in range(others.shape[2])
-        )
+        assert distance < 0.5 and distance < min(np.linalg.norm(triangulated_mean(take, others[:, 0, b]) - centre) for b in range(others.shape[2]))
     keypoints, summary = detect(folder, f"detect.ego_prior={ego_prior}")
     rate = recovered(keypoints, expected).mean()
     first, _ = detect(folder, f"detect.ego_prior={ego_prior}", "detect.precomputed_person=first")

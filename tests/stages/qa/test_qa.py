@@ -454,8 +454,7 @@ def _shown_frames(page) -> dict[str, int]:
     from stages.qa.overlay import FRAME_CODE_BITS, FRAME_CODE_BLOCK, read_frame_code
 
     page.wait_for_function(
-        "Array.from(document.querySelectorAll('video.review')).filter(v => v.offsetParent !== null)"
-        ".every(v => v.readyState >= 2 && !v.seeking && v.paused)",
+        "Array.from(document.querySelectorAll('video.review')).filter(v => v.offsetParent !== null).every(v => v.readyState >= 2 && !v.seeking && v.paused)",
         timeout=20000,
     )
     boxes = page.evaluate(
@@ -595,7 +594,9 @@ def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
     names = {path.name for path in qa.iterdir()}
     assert {"overlay_mosaic.mp4", "overlay_mosaic_frames12-20.mp4", f"overlay_cam01_frames{flagged.min()}-{flagged.min() + 4}.mp4"} <= names
     manifest = json.loads((qa / "manifest.json").read_text())
-    assert sorted(tuple(entry["frames"]) for entry in manifest["summary"]["overlay_sets"]) == sorted([(0, FRAMES), (12, 20), (int(flagged.min()), int(flagged.min()) + 4)])
+    assert sorted(tuple(entry["frames"]) for entry in manifest["summary"]["overlay_sets"]) == sorted(
+        [(0, FRAMES), (12, 20), (int(flagged.min()), int(flagged.min()) + 4)]
+    )
 
 
 def test_batch_report_ranks_the_takes(rendered, tmp_path):
