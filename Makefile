@@ -35,6 +35,8 @@ setup-mmpose: $(STAMP)
 	else $(PY) -c "import mmcv.ops" || { echo "mmcv 2.1.0 with ops is needed: see docs/DEPENDENCIES.md"; exit 1; }; fi
 	$(PY) -m pip install --quiet --no-deps -r requirements-mmpose-nodeps.txt
 	$(PY) -m pip install --quiet --no-build-isolation --no-binary xtcocotools xtcocotools
+	@if $(PY) -m pip show opencv-python >/dev/null 2>&1; then \
+		echo "opencv-python was installed beside opencv-python-headless (two OpenCVs in one cv2 folder): see docs/DEPENDENCIES.md"; exit 1; fi
 
 demo: $(STAMP)
 	$(PY) run_pipeline.py demo
