@@ -38,8 +38,8 @@ def _part_errors(points: np.ndarray, reference: np.ndarray) -> dict:
 
 def run(frames: int = 150, views: int = 5, backend: str = "anny", seed: int = 11) -> dict:
     """Run the benchmark and return a JSON-ready dict."""
+    from fitting.refine import refine
     from stages.fit_body_model import fit_settings, load_body_model
-    from stages.refine import refine
 
     config = load_config()
     synth = SynthConfig(seed=seed, num_frames=frames, rig=RigConfig(num_exo=views))

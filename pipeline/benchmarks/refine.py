@@ -91,7 +91,7 @@ def _peer_input(keypoints: np.ndarray, points: np.ndarray, min_confidence: float
 def run(frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: int | None = None, repeats: int = 2, seed: int = 11) -> dict:
     """Run the benchmark and return a JSON-ready dict; the peer's frames start at
     ``peer_start`` (default: centred in the take, away from its ends)."""
-    from stages.refine import refine
+    from fitting.refine import refine
 
     config = load_config()
     settings = config.section("refine")

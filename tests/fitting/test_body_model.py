@@ -96,7 +96,7 @@ def test_model_points_equal_the_smplx_forward_pass(model_folder, model_type):
 @pytest.fixture(scope="module")
 def refined_take():
     """A synthetic take's refined joints (what the stage reads) and its truth."""
-    from stages.refine import refine
+    from fitting.refine import refine
     from triangulation.triangulate import triangulate
 
     config = load_config()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from fitting import bone_fit, skeleton
+from fitting.refine import refine
 from pipeline.config import load_config
 from pipeline.evaluation import evaluate_arrays
 from pipeline.synth.take_writer import SynthConfig, generate_take
-from stages.refine import refine
 from triangulation.synthetic import ring_of_cameras
 from triangulation.triangulate import triangulate
 

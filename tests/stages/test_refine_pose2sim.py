@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fitting.metrics import bone_length_variation
+from fitting.refine import refine
 from fitting.skeleton import BODY, BODY_BONES, LEFT_HAND, RIGHT_HAND
 from pipeline.config import load_config
-from stages.refine import refine
 from triangulation.triangulate import triangulate
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
