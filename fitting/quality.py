@@ -50,7 +50,7 @@ Pure numpy on arrays (no files). Parts follow :data:`fitting.skeleton.PARTS`.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -111,26 +111,35 @@ REASON_TESTS: dict[str, ReasonTest] = {
 }
 
 
+def _bounds(low=None, high=None, *, low_open: bool = False) -> dict:
+    """A field's accepted range, read by the settings loader (``pipeline.config``)."""
+    return {"low": low, "high": high, "low_open": low_open}
+
+
 @dataclass(frozen=True)
 class QualityThresholds:
-    """The thresholds of :func:`quality_flags` (units in the names; shares in [0, 1])."""
+    """The thresholds of :func:`quality_flags` (units in the names; shares in [0, 1]).
 
-    min_views: int
-    joint_share: float
-    reprojection_error_px: float
-    reprojection_error_mads: float
-    shift_px: float
-    shift_factor: float
-    shift_z: float
-    shift_noise_floor_px: float
-    camera_offset_px: float
-    min_joints_per_view: int
-    outlier_share: float
-    bone_deviation: float
-    correction_mm: float
-    hand_wrist_mm: float
-    min_reconstructed_share: float
-    min_confidence: float
+    It is also the schema of the ``qa.flags`` settings (configs/default.yaml explains
+    each): the loader checks each value against its field's range.
+    """
+
+    min_views: int = field(metadata=_bounds(1))
+    joint_share: float = field(metadata=_bounds(0.0, 1.0))
+    reprojection_error_px: float = field(metadata=_bounds(0.0))
+    reprojection_error_mads: float = field(metadata=_bounds(0.0))
+    shift_px: float = field(metadata=_bounds(0.0))
+    shift_factor: float = field(metadata=_bounds(1.0))
+    shift_z: float = field(metadata=_bounds(0.0))
+    shift_noise_floor_px: float = field(metadata=_bounds(0.0, low_open=True))
+    camera_offset_px: float = field(metadata=_bounds(0.0, low_open=True))
+    min_joints_per_view: int = field(metadata=_bounds(1))
+    outlier_share: float = field(metadata=_bounds(0.0, 1.0, low_open=True))
+    bone_deviation: float = field(metadata=_bounds(0.0, low_open=True))
+    correction_mm: float = field(metadata=_bounds(0.0, low_open=True))
+    hand_wrist_mm: float = field(metadata=_bounds(0.0, low_open=True))
+    min_reconstructed_share: float = field(metadata=_bounds(0.0, 1.0))
+    min_confidence: float = field(metadata=_bounds(0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from fitting.quality import QualityThresholds
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
@@ -249,28 +251,8 @@ _FRAME_RANGE = {"check": frame_range_error, "hint": "quote it: YAML reads an unq
 
 
 @dataclass(frozen=True)
-class QaFlagsConfig:
-    min_views: int = field(metadata=_range(1))
-    joint_share: float = field(metadata=_range(0.0, 1.0))
-    reprojection_error_px: float = field(metadata=_range(0.0))
-    reprojection_error_mads: float = field(metadata=_range(0.0))
-    shift_px: float = field(metadata=_range(0.0))
-    shift_factor: float = field(metadata=_range(1.0))
-    shift_z: float = field(metadata=_range(0.0))
-    shift_noise_floor_px: float = field(metadata=_range(0.0, low_open=True))
-    camera_offset_px: float = field(metadata=_range(0.0, low_open=True))
-    min_joints_per_view: int = field(metadata=_range(1))
-    outlier_share: float = field(metadata=_range(0.0, 1.0, low_open=True))
-    bone_deviation: float = field(metadata=_range(0.0, low_open=True))
-    correction_mm: float = field(metadata=_range(0.0, low_open=True))
-    hand_wrist_mm: float = field(metadata=_range(0.0, low_open=True))
-    min_reconstructed_share: float = field(metadata=_range(0.0, 1.0))
-    min_confidence: float = field(metadata=_range(0.0, 1.0))
-
-
-@dataclass(frozen=True)
 class QaConfig:
-    flags: QaFlagsConfig
+    flags: QualityThresholds  # the schema of the flags is the library's own
     overlay_videos: bool
     overlay_frames: str | None = field(metadata=_FRAME_RANGE)
     overlay_max_width: int = field(metadata=_range(64, 8192))
