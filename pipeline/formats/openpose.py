@@ -15,7 +15,7 @@ keypoint whose confidence is 0 (or not finite) is missing. An empty ``people`` l
 an empty person or a missing frame file is a frame with every joint missing. When a
 file lists several people, :func:`read_openpose_folder` reads ``people[0]`` and
 :func:`read_openpose_people_folder` reads them all, ``(frames, people, 59, 3)``, for
-:mod:`stages.detect.people` to choose the camera wearer.
+:mod:`detection.people` to choose the camera wearer.
 
 Body layouts of ``pose_keypoints_2d`` (:data:`BODY_LAYOUTS`): ``COCO_17``,
 ``COCO_18`` (OpenPose's COCO model, with a neck), ``BODY_25``, ``BODY_25B`` and

@@ -2,17 +2,17 @@
 
 - :mod:`stages.detect.backend`: the detector interface and the factory (``mediapipe``,
   ``mmpose``).
-- :mod:`stages.detect.track`: the loop over frames in lockstep across views: regions of
+- :mod:`detection.track`: the loop over frames in lockstep across views: regions of
   interest from a 3D prior (ego camera, previous 3D body, previous 2D box, seed).
-- :mod:`stages.detect.prior`, :mod:`stages.detect.crops`, :mod:`stages.detect.hands`:
+- :mod:`detection.prior`, :mod:`detection.crops`, :mod:`detection.hands`:
   ROI boxes, square and turned crops and the way back, forearms and palm-detection crops.
-- :mod:`stages.detect.hand_search`, :mod:`stages.detect.hand_regions`: each hand searched
+- :mod:`detection.hand_search`, :mod:`detection.hand_regions`: each hand searched
   per view in regions from every prior (previous 3D hand, forearm, the other views' 3D
-  hand, retries); :mod:`stages.detect.hand_quality`: each view's hand checked against
+  hand, retries); :mod:`detection.hand_quality`: each view's hand checked against
   the other views and the take's bone lengths.
-- :mod:`stages.detect.people`: the camera wearer among several people of precomputed
+- :mod:`detection.people`: the camera wearer among several people of precomputed
   files, with the same priors and a multi-view check.
-- :mod:`stages.detect.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.
+- :mod:`detection.keypoint_maps`: BlazePose-33 and COCO-WholeBody-133 -> 59 joints.
 
 Inputs are in memory (frame iterators, cameras, arrays, the ``detect`` settings); the
 file side: :mod:`stages.detect.stage` (the stage), :mod:`stages.detect.tasks` (videos, tasks,

@@ -25,39 +25,15 @@ settings in ``configs/default.yaml`` (docs/ARCHITECTURE.md shows the file list).
 
 A detector whose hands come from a separate hand model also implements
 :class:`HandModel`: then ``detect`` gives the body only and the detect loop searches
-each hand in regions from every prior it has (:mod:`stages.detect.hand_search`).
+each hand in regions from every prior it has (:mod:`detection.hand_search`).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Protocol
 
-import numpy as np
-
-
-class Detector(Protocol):
-    name: str
-
-    def person_boxes(self, image: np.ndarray) -> np.ndarray: ...
-
-    def detect(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
-
-    def close(self) -> None: ...
-
-
-class HandModel(Protocol):
-    """A hand landmark model that can be pointed at a region (``mediapipe``)."""
-
-    def hand_in_region(self, image: np.ndarray, crop) -> np.ndarray:
-        """``(21, 3)`` x, y (full-image pixels), presence score of the hand in a turned
-        square (:class:`stages.detect.crops.RotatedCrop`)."""
-        ...
-
-    def hands_in_box(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """``(N, 21, 3)`` x, y (full-image pixels), 0 of the hands a hand detector finds around ``box``."""
-        ...
+from detection.interface import Detector, HandModel, detect_views, hand_model  # noqa: F401 - the backends' interface, re-exported
 
 
 @dataclass(frozen=True)
@@ -112,23 +88,6 @@ def backend_entry(settings: dict) -> BackendEntry:
     if name not in BACKENDS:
         raise ValueError(f"detect.backend {name!r} is not registered (backends: {', '.join(BACKENDS)})")
     return BACKENDS[name]
-
-
-def detect_views(detector, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[np.ndarray]:
-    """``detect(image, box)`` for each pair, as one batch where the detector batches."""
-    if not images:
-        return []
-    batch = getattr(detector, "detect_batch", None)
-    if batch is not None:
-        return batch(images, boxes)
-    return [detector.detect(image, box) for image, box in zip(images, boxes)]
-
-
-def hand_model(detector) -> HandModel | None:
-    """The detector as a :class:`HandModel` when it is one and its hand models are loaded, else None."""
-    if hasattr(detector, "hand_in_region") and hasattr(detector, "hands_in_box") and detector.settings["detect_hands"]:
-        return detector
-    return None
 
 
 def make_detector(settings: dict) -> Detector:

@@ -10,10 +10,10 @@ wheel (MediaPipe would download them): they are refused here, never fetched.
   static-image mode (each frame on its own: the crop already follows the subject);
   landmarks come back to full-image pixels. Confidence is BlazePose's per-landmark
   visibility. Landmarks outside the image are missing. Hands are not part of it: the
-  detect loop finds them (:mod:`stages.detect.hand_search`) with the two hand calls
+  detect loop finds them (:mod:`detection.hand_search`) with the two hand calls
   below.
 - ``hand_in_region(image, crop)``: the hand landmark model alone on a turned square
-  (:class:`stages.detect.crops.RotatedCrop`, 224 pixels, the model's input), as
+  (:class:`detection.crops.RotatedCrop`, 224 pixels, the model's input), as
   MediaPipe's own tracking runs it on the region of the previous frame's landmarks: a
   graph of MediaPipe's calculators (image to tensor, inference, landmarks) that also
   returns the model's hand-presence score (the legacy Hands solution keeps it inside).
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.crops import RotatedCrop, box_iou, extract, square_around
+from detection.keypoint_maps import NUM_BLAZEPOSE, blazepose_to_coco, empty_keypoints
 from fitting.skeleton import BODY, NUM_HAND_JOINTS
 from stages.detect.backend import ModelResources
-from stages.detect.crops import RotatedCrop, box_iou, extract, square_around
-from stages.detect.keypoint_maps import NUM_BLAZEPOSE, blazepose_to_coco, empty_keypoints
 
 # Model files the solutions below load, relative to the mediapipe package.
 POSE_MODELS = ("modules/pose_detection/pose_detection.tflite", "modules/pose_landmark/pose_landmark_full.tflite")
@@ -240,7 +240,7 @@ class MediaPipeDetector:
         result[BODY] = body
         return result
 
-    # -- hand model interface (stages.detect.hand_search) -------------------------------
+    # -- hand model interface (detection.hand_search) -------------------------------
 
     def hand_in_region(self, image: np.ndarray, crop: RotatedCrop) -> np.ndarray:
         """``(21, 3)`` float64 x, y (full-image pixels) of the hand in ``crop`` and, in every

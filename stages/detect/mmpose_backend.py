@@ -10,7 +10,7 @@ person detector is used and the region of interest itself is the person box.
   ``detect.mmpose.min_box_score``.
 - ``detect(image, roi)``: the person box that overlaps the ROI most (IoU), or the ROI
   when no box overlaps it; the whole-body model's 133 keypoints on that box -> body 17
-  + left hand 21 + right hand 21 (:func:`stages.detect.keypoint_maps.wholebody_to_joints`),
+  + left hand 21 + right hand 21 (:func:`detection.keypoint_maps.wholebody_to_joints`),
   with the model's keypoint scores as confidences. Keypoints outside the image are
   missing.
 - ``detect_batch(images, rois)``: the same for every view of a frame at once: the
@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.crops import box_iou
+from detection.keypoint_maps import NUM_WHOLEBODY, empty_keypoints, wholebody_to_joints
 from stages.detect.backend import ModelResources
-from stages.detect.crops import box_iou
-from stages.detect.keypoint_maps import NUM_WHOLEBODY, empty_keypoints, wholebody_to_joints
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
   ``hand_left/right_keypoints_2d``). Values are taken as written; a keypoint with
   confidence 0, an empty ``people`` list and a frame without a file are NaN. Of a
   file's people, ``precomputed_person: select`` takes the camera wearer
-  (:mod:`stages.detect.people`: 3D prior, ego camera, 2D continuity, multi-view check),
+  (:mod:`detection.people`: 3D prior, ego camera, 2D continuity, multi-view check),
   ``first`` takes ``people[0]``.
 - ``precomputed_format: egoexo4d``: Ego-Exo4D annotation JSON files (the body and/or
   hand file, ``egoexo4d_body_annotation`` / ``egoexo4d_hand_annotation``, paths relative
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.prior import ego_centres
 from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.formats.egoexo4d import read_egoexo4d_annotation, release_exo_undistorted_camera
 from pipeline.formats.openpose import openpose_files, read_openpose_folder, read_openpose_people_folder
 from stages.detect.backend import ModelResources
-from stages.detect.prior import ego_centres
 from triangulation.visibility import rectified_to_raw
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, d
 
     ``precomputed_person: first``: ``people[0]`` of every file (selection summary None);
     ``select``: the camera wearer chosen among every file's people
-    (:func:`stages.detect.people.select_wearer`, with the take's cameras and ego camera).
+    (:func:`detection.people.select_wearer`, with the take's cameras and ego camera).
     """
     names, layout = list(take.exo_names), settings["openpose_layout"]
     first = settings["precomputed_person"] == "first"
@@ -132,7 +132,7 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, d
     folders = [keypoints for keypoints, _, _ in read]
     if first:
         return np.stack(folders).astype(np.float32), None, files
-    from stages.detect.people import select_wearer
+    from detection.people import select_wearer
 
     frames, width = max(len(people) for people in folders), max(people.shape[1] for people in folders)
     people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.hand_quality import check_hands
 from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from pipeline.formats.video import video_info
 from stages.base import TAKE_CODE, StageContext, StageSpec
 from stages.detect.backend import backend_entry
-from stages.detect.hand_quality import check_hands
 from stages.detect.tasks import plan_tasks, run_tasks
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     ``chunks``: a folder where finished tasks are kept across killed runs (resume);
     ``report(frames)``: progress of the model backends.
     With ``hand_quality``, hands that the other views or the take's bone lengths
-    contradict are dropped per view (:mod:`stages.detect.hand_quality`).
+    contradict are dropped per view (:mod:`detection.hand_quality`).
     """
     keypoints, summary = _detect(take, settings, frame_range, chunks, report)
     if settings["hand_quality"] and len(take.exo_cameras) >= 2:
@@ -151,7 +151,14 @@ STAGE = StageSpec(
     name="detect",
     inputs=(),
     config_sections=("detect",),
-    code=("stages/detect", "pipeline/formats/egoexo4d.py", "pipeline/formats/arrays.py", "triangulation/triangulate.py", "triangulation/visibility.py")
+    code=(
+        "stages/detect",
+        "detection",
+        "pipeline/formats/egoexo4d.py",
+        "pipeline/formats/arrays.py",
+        "triangulation/triangulate.py",
+        "triangulation/visibility.py",
+    )
     + TAKE_CODE,
     reads_take_files=True,
     writes=("keypoints_2d",),

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from detection.prior import ego_centres
 from pipeline.formats.arrays import load_detect_chunk, save_detect_chunk
 from pipeline.formats.video import LockstepDecodeError, VideoDecodeError, iter_frames_lockstep, video_info
-from stages.detect.prior import ego_centres
 from triangulation.cameras import Camera
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def lockstep_frames(task: DetectTask, on_decode_error: str, errors: list[dict]) 
 
 def run_task(detector, task: DetectTask, settings: dict, progress=None) -> tuple[np.ndarray, dict]:
     """Detect one task with a loaded detector: keypoints ``(views, stop - start, 59, 3)`` and a summary."""
-    from stages.detect.track import detect_frames
+    from detection.track import detect_frames
 
     errors: list[dict] = []
     frames = lockstep_frames(task, settings["on_decode_error"], errors)

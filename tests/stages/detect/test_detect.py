@@ -6,17 +6,17 @@ import shutil
 import numpy as np
 import pytest
 
+from detection import hands
+from detection.crops import Crop, extract, square_around
+from detection.keypoint_maps import BLAZEPOSE_TO_COCO, blazepose_to_coco, wholebody_to_joints
+from detection.prior import box_from_head, seed_box
+from detection.track import mirror
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from pipeline.config import load_config
 from pipeline.formats.openpose import openpose_files
 from pipeline.formats.take_folder import read_take
-from stages.detect import hands
-from stages.detect.crops import Crop, extract, square_around
-from stages.detect.keypoint_maps import BLAZEPOSE_TO_COCO, blazepose_to_coco, wholebody_to_joints
-from stages.detect.prior import box_from_head, seed_box
 from stages.detect.stage import detect_take
 from stages.detect.tasks import DetectVideoError
-from stages.detect.track import mirror
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 

@@ -1,6 +1,6 @@
 """The embedded detector (MediaPipe) on the real Pose2Sim capture: bystanders in view.
 
-Runs the detect stage's own loop (:func:`stages.detect.track.detect_frames`) on every
+Runs the detect stage's own loop (:func:`detection.track.detect_frames`) on every
 5th frame of the 100 (20 frames x 4 views, streamed from the videos), triangulates the
 detections and compares with Pose2Sim's reference TRC (a peer's triangulation of
 OpenPose BODY_25B, not marker ground truth) on the 13 joints both share.
@@ -33,8 +33,8 @@ def every_nth_frame(videos, stop, step):
 
 @pytest.fixture(scope="module")
 def detections(pose2sim_balancing):
+    from detection.track import detect_frames
     from stages.detect.backend import make_detector
-    from stages.detect.track import detect_frames
 
     take = read_take(pose2sim_balancing)  # the cameras in their videos' pixel frames (two are 1080 wide)
     cameras = list(take.exo_cameras)

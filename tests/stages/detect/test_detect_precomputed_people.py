@@ -10,14 +10,14 @@ rows (or nothing where the wearer is absent); ``first`` (``people[0]``) must not
 import numpy as np
 import pytest
 
+from detection.people import agreement, rig_centre, select_wearer
+from detection.track import triangulate_body
 from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.config import load_config
 from pipeline.formats.openpose import openpose_file_name, read_openpose_people, write_openpose_frame
 from pipeline.formats.take_folder import read_take
 from pipeline.synth.take_writer import SynthConfig, synthesize_take
-from stages.detect.people import agreement, rig_centre, select_wearer
 from stages.detect.stage import detect_take
-from stages.detect.track import triangulate_body
 
 FRAMES = 60
 ABSENT_ONE_VIEW = (0, range(20, 26))  # view 0: only bystanders in these frames
@@ -77,7 +77,7 @@ def triangulated_mean(take, bodies: np.ndarray) -> np.ndarray:
 
 
 def detect(folder, *overrides):
-    # Rows as chosen: the later per-view hand check (stages/detect/hand_quality.py) is off.
+    # Rows as chosen: the later per-view hand check (detection/hand_quality.py) is off.
     settings = load_config(overrides=["detect.backend=precomputed", "detect.hand_quality=false", *overrides]).section("detect")
     return detect_take(read_take(folder), settings)
 

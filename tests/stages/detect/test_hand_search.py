@@ -1,4 +1,4 @@
-"""Hand regions from every source (stages/detect/hand_search.py) with the embedded detector on a rendered take.
+"""Hand regions from every source (detection/hand_search.py) with the embedded detector on a rendered take.
 
 Each source is switched on alone beside the wrist crop (the body wrist's forearm region,
 and palm detection around the wrist, what the detector had before): it must find hands

@@ -1,10 +1,10 @@
-"""Hand regions (stages/detect/hand_regions.py) and turned crops (stages/detect/crops.py): geometry only."""
+"""Hand regions (detection/hand_regions.py) and turned crops (detection/crops.py): geometry only."""
 
 import numpy as np
 import pytest
 
-from stages.detect import hand_regions as regions
-from stages.detect.crops import RotatedCrop, extract
+from detection import hand_regions as regions
+from detection.crops import RotatedCrop, extract
 from triangulation.cameras import make_camera
 
 

@@ -7,14 +7,14 @@ fifth of the body box's longer side.
 
 A hand's side is never read from a model's left/right label (MediaPipe's assume a
 mirrored image and are often wrong on small hands): it is the side of the body wrist
-the hand was searched at (:mod:`stages.detect.hand_search`).
+the hand was searched at (:mod:`detection.hand_search`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from stages.detect.crops import box_of_points
+from detection.crops import box_of_points
 
 SIDES = ("left", "right")
 WRIST = {"left": 9, "right": 10}

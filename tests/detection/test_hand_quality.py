@@ -1,12 +1,12 @@
-"""Per-view hand quality over a take (stages/detect/hand_quality.py) on true projections of a synthetic take."""
+"""Per-view hand quality over a take (detection/hand_quality.py) on true projections of a synthetic take."""
 
 import numpy as np
 import pytest
 
+from detection.hand_quality import check_hands
 from fitting.skeleton import LEFT_HAND, RIGHT_HAND
 from pipeline.config import load_config
 from pipeline.synth.take_writer import SynthConfig, generate_take
-from stages.detect.hand_quality import check_hands
 
 FRAMES = 50
 

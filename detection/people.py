@@ -3,7 +3,7 @@
 A precomputed file (OpenPose JSON) may list several people (bystanders, or the same
 people in another order from frame to frame). :func:`select_wearer` picks, per view
 and frame, the row of ``people (views, frames, people, 59, 3)`` that is the camera
-wearer, with the priors of the model backends' loop (:mod:`stages.detect.track`), in
+wearer, with the priors of the model backends' loop (:mod:`detection.track`), in
 this order:
 
 1. ``pose``: the previous frame's 3D body (triangulated from this selection's own
@@ -48,9 +48,9 @@ from collections import Counter
 
 import numpy as np
 
+from detection import prior
+from detection.track import HEAD, ego_head, head_near_ego, pose_prior_usable, triangulate_body
 from fitting.skeleton import BODY, NUM_BODY_JOINTS, NUM_JOINTS, left_right_swap_index
-from stages.detect import prior
-from stages.detect.track import HEAD, ego_head, head_near_ego, pose_prior_usable, triangulate_body
 from triangulation.cameras import Camera
 
 _BODY_SWAP = left_right_swap_index()[:NUM_BODY_JOINTS]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.detect.crops import box_of_points, clip_box
+from detection.crops import box_of_points, clip_box
 from triangulation.cameras import Camera, MovingCamera
 
 UP_AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1)}

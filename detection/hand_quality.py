@@ -7,7 +7,7 @@ before triangulation). Per hand (left, right), vectorised over views, frames and
    together (RANSAC over views, threshold ``hand_agreement_fraction`` of the take's
    median hand region side). A view's hand agrees when at least ``hand_min_agreement``
    of its joints reproject within ``hand_agreement_fraction`` of its own hand's region
-   side (:func:`stages.detect.hand_regions.palm_boxes`). Where another view also sees the
+   side (:func:`detection.hand_regions.palm_boxes`). Where another view also sees the
    hand, a hand that does not agree is dropped (two views that disagree both lose it:
    which one is right cannot be told; two views can only disagree across their epipolar
    lines). A hand no other view sees is kept as it is.
@@ -32,8 +32,8 @@ import warnings
 
 import numpy as np
 
+from detection.hand_regions import palm_boxes
 from fitting.skeleton import HAND_BONES_LOCAL, LEFT_HAND, RIGHT_HAND
-from stages.detect.hand_regions import palm_boxes
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
 

@@ -1,14 +1,14 @@
 """Finding both hands of the camera wearer in every view of one frame, from every prior there is.
 
 Runs after the frame's body is detected in every view and triangulated
-(:mod:`stages.detect.track`). Per hand (its side is the side of the 3D body's wrist,
+(:mod:`detection.track`). Per hand (its side is the side of the 3D body's wrist,
 never the model's left/right label), each view tries hand regions
-(:mod:`stages.detect.hand_regions`) with a :class:`stages.detect.backend.HandModel`
+(:mod:`detection.hand_regions`) with a :class:`stages.detect.backend.HandModel`
 until one gives a hand:
 
 1. ``track``: the previous frame's 3D hand (triangulated from these detections),
    carried along with the forearm from its old position to this frame's 3D body
-   (:func:`stages.detect.hand_regions.move_hand`) and projected; without a 3D hand,
+   (:func:`detection.hand_regions.move_hand`) and projected; without a 3D hand,
    the view's own previous 2D hand;
 2. ``wrist``: the forearm of the 3D body (projected; its length at the wrist's depth
    sizes the region), else of the view's 2D body. A hand found here is looked at once
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detection import hand_regions as regions
+from detection.hand_regions import HandRegion
+from detection.hands import ELBOW, SIDES, WRIST, forearms, hand_box
 from fitting.skeleton import LEFT_HAND, NUM_HAND_JOINTS, RIGHT_HAND
-from stages.detect import hand_regions as regions
-from stages.detect.hand_regions import HandRegion
-from stages.detect.hands import ELBOW, SIDES, WRIST, forearms, hand_box
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
 

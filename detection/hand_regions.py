@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.detect.crops import RotatedCrop
+from detection.crops import RotatedCrop
 from triangulation.cameras import Camera
 
 # Hand-local indices of the points MediaPipe's tracking boxes: wrist, thumb 1-3, and

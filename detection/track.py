@@ -19,7 +19,7 @@ of its confident joints are inliers) is first tried mirrored (left <-> right: Bl
 often mirrors a body seen from behind), then detected again with the ROI of the new 3D
 body (a bystander picked by a seed); the version that agrees best is kept. Then, with
 a detector that has a separate hand model, both hands are searched in every view
-(:mod:`stages.detect.hand_search`) with this frame's 3D body.
+(:mod:`detection.hand_search`) with this frame's 3D body.
 
 Inputs are in memory (frames, cameras, ego centres, settings); nothing here reads
 files.
@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from detection import prior
+from detection.hand_search import HandTracker
+from detection.interface import Detector, detect_views, hand_model
+from detection.keypoint_maps import empty_keypoints
 from fitting.skeleton import BODY, LEFT_HAND, NUM_BODY_JOINTS, RIGHT_HAND, left_right_swap_index
-from stages.detect import prior
-from stages.detect.backend import Detector, detect_views, hand_model
-from stages.detect.hand_search import HandTracker
-from stages.detect.keypoint_maps import empty_keypoints
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
 
