@@ -1,29 +1,9 @@
 """Stage ``refine``: per-frame triangulation -> smooth tracks with constant bone lengths.
 
-The file side of :func:`fitting.refine.refine` (pure). Steps, per part (body, left hand, right hand) where they are independent:
-
-1. Temporal cleaning of the triangulated tracks (:func:`fitting.temporal.clean_tracks`):
-   bursts reached by implausibly fast jumps, spikes off the running median and joints
-   whose every bone has an implausible length are rejected; interior gaps up to
-   ``max_gap_s`` (hands: ``hand_max_gap_s``, and only where the hand and its body wrist
-   moved slower than ``hand_max_gap_speed_m_s``) are filled; the tracks are smoothed. This is the start of the fit
-   and, with ``fit.enabled: false``, the result.
-2. Bone lengths of the person from the take (:func:`fitting.bone_lengths.lag_product_bone_lengths`
-   on the cleaned, unsmoothed tracks: free of the noise bias), the prior of the fit.
-3. Observations for the fit: confident ones that triangulation kept as inliers of a
-   sample not rejected in step 1, or that lie within ``gate_px`` of the cleaned track.
-4. Spatio-temporal least squares (:func:`fitting.bone_fit.fit_tracks`): the body first,
-   then both hands, each hand wrist held to the fitted body wrist (the same anatomical
-   point seen by two detectors; the body's is the better observed one), with
-   ``wrist_tie_mm`` as its standard deviation.
-5. Quality per joint as triangulation gives it: pixel errors in every view, inlier
-   views (used by the fit and within ``gate_px``), views used, confidence.
-
-A joint with no support (never seen, a hand absent from the take, a gap longer or
-faster than allowed) stays NaN; a filled joint stays marked in ``filled``.
-
-Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz`` and the take's exo
-cameras; config section ``refine``; writes ``joints_3d.npz`` (the triangulation's keys
+The file side of :func:`fitting.refine.refine` (pure; its docstring lists the steps):
+reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz`` and the take's exo
+cameras; config sections ``refine`` and ``batch`` (the cluster the fit's windows may run
+on, :func:`pipeline.executor.choose`); writes ``joints_3d.npz`` (the triangulation's keys
 plus ``bone_lengths``, ``outliers``, ``filled``).
 """
 
