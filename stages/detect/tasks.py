@@ -151,6 +151,21 @@ def choose_executor(settings: dict, tasks: int, start_ray: bool = False):
     )  # fmt: skip
 
 
+def actors_that_fit(cpus: int, gpus: int, needs) -> tuple[int, int]:
+    """(CPUs each actor asks for, actors the cluster holds at once) for model instances of
+    ``needs`` (:class:`stages.detect.backend.ModelResources`) on ``cpus`` CPUs and ``gpus``
+    GPUs. An actor asking for more CPUs than there are would never start; actors beyond
+    the GPUs would wait forever for one (an actor pool hands them tasks all the same), so
+    a GPU model gets one actor per GPU it needs, and none without a GPU: that is refused."""
+    per_model = min(needs.cpus, cpus)
+    fit = max(1, cpus // per_model)
+    if needs.gpus:
+        if gpus < needs.gpus:
+            raise RuntimeError(f"detect: the model needs {needs.gpus} GPU(s) per instance (detect.mmpose.device), Ray's cluster has {gpus}")
+        fit = min(fit, gpus // needs.gpus)
+    return per_model, fit
+
+
 def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, workers: int, done) -> int:
     """The tasks on ``workers`` Ray actors (each loads the model once); every finished task
     goes to ``done(index, result)`` as it arrives. A lost worker's task is retried and its
@@ -165,10 +180,9 @@ def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, worke
 
     needs = backend_entry(settings).model_resources(settings)
     cpus = cluster_cpus(ray)
-    per_model = min(needs.cpus, cpus)  # an actor asking for more would never start
-    fit = max(1, cpus // per_model)
+    per_model, fit = actors_that_fit(cpus, int(ray.cluster_resources().get("GPU", 0)), needs)
     if workers > fit:
-        logger.warning("detect: %d actor(s) asked, Ray has %d CPU(s) for %d of %d CPU(s) each: using %d", workers, cpus, fit, per_model, fit)
+        logger.warning("detect: %d actor(s) asked, Ray's cluster holds %d of %s each: using %d", workers, fit, needs, fit)
     retries = int(settings["ray_retries"])
     actor = ray.remote(num_cpus=per_model, num_gpus=needs.gpus, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
     actors = max(1, min(workers, fit, len(tasks)))

@@ -295,3 +295,16 @@ def test_a_terminal_gets_one_line_redrawn_in_place():
     text = stream.getvalue()
     assert text.count("\r\033[K") == 3 and text.endswith("\n") and text.count("\n") == 1
     assert "takes 1/1" in text.splitlines()[-1]
+
+
+def test_gpu_model_actors_are_bounded_by_the_gpus():
+    """Actors beyond the GPUs would wait forever for one: one actor per GPU, and a GPU
+    model on a cluster without one is refused."""
+    from stages.detect.backend import ModelResources
+    from stages.detect.tasks import actors_that_fit
+
+    assert actors_that_fit(16, 2, ModelResources(1, 1)) == (1, 2)
+    assert actors_that_fit(16, 0, ModelResources(1)) == (1, 16)
+    assert actors_that_fit(2, 0, ModelResources(4)) == (2, 1)  # never more CPUs than there are
+    with pytest.raises(RuntimeError, match="GPU"):
+        actors_that_fit(16, 0, ModelResources(1, 1))
