@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from detection.hand_regions import palm_boxes
+from detection.settings import DetectionSettings
 from fitting.skeleton import HAND_BONES_LOCAL, LEFT_HAND, RIGHT_HAND
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
@@ -58,17 +59,17 @@ def _bone_deviation(points: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return np.nanmedian(np.abs(measured / lengths - 1.0), axis=1)
 
 
-def check_hand(cameras: list[Camera], hands: np.ndarray, settings: dict) -> tuple[np.ndarray, dict]:
+def check_hand(cameras: list[Camera], hands: np.ndarray, settings: DetectionSettings) -> tuple[np.ndarray, dict]:
     """One hand's keypoints ``(views, frames, 21, 3)`` after the checks of the module, and counts."""
     hands = np.asarray(hands, dtype=np.float64).copy()
-    fraction, min_share = settings["hand_agreement_fraction"], settings["hand_min_agreement"]
+    fraction, min_share = settings.hand_agreement_fraction, settings.hand_min_agreement
     present = np.isfinite(hands[..., 0])  # (V, F, 21)
     seen = present.any(axis=-1)  # (V, F)
     counts = {"seen": int(seen.sum()), "dropped_disagreeing": 0, "dropped_bone_lengths": 0, "confirmed": 0}
     if seen.sum(axis=0).max(initial=0) < 2:
         return hands, counts
     _, sides, _ = palm_boxes(hands[..., :2])  # (V, F) pixels, NaN without a palm
-    take_threshold = fraction * float(np.nanmedian(sides)) if np.isfinite(sides).any() else settings["hand_crop_min_px"]
+    take_threshold = fraction * float(np.nanmedian(sides)) if np.isfinite(sides).any() else settings.hand_crop_min_px
     sides = np.where(np.isfinite(sides), sides, take_threshold / fraction)
     _, errors, _ = _triangulate(cameras, hands, take_threshold)
     inlier = np.nan_to_num(errors, nan=np.inf) <= fraction * sides[..., None]  # (V, F, 21)
@@ -87,7 +88,7 @@ def check_hand(cameras: list[Camera], hands: np.ndarray, settings: dict) -> tupl
             warnings.simplefilter("ignore", RuntimeWarning)
             lengths = np.nanmedian(measured, axis=0)
         deviation = _bone_deviation(points, lengths)
-        bad = np.flatnonzero(np.nan_to_num(deviation) > settings["hand_bone_tolerance"])
+        bad = np.flatnonzero(np.nan_to_num(deviation) > settings.hand_bone_tolerance)
         if bad.size:
             views = hands.shape[0]
             without = np.full((views, bad.size), np.inf)
@@ -99,7 +100,7 @@ def check_hand(cameras: list[Camera], hands: np.ndarray, settings: dict) -> tupl
                 usable = np.isfinite(hands[v, bad][:, 0, 0]) & (remaining >= 2)
                 without[v] = np.where(usable, np.nan_to_num(_bone_deviation(left_out, lengths), nan=np.inf), np.inf)
             best = np.argmin(without, axis=0)
-            fixed = without[best, np.arange(bad.size)] <= settings["hand_bone_tolerance"]
+            fixed = without[best, np.arange(bad.size)] <= settings.hand_bone_tolerance
             drop_bones = np.zeros_like(seen)
             drop_bones[best[fixed], bad[fixed]] = True
             drop_bones[:, bad[~fixed]] = np.isfinite(hands[:, bad[~fixed]][..., 0]).any(axis=-1)
@@ -107,14 +108,14 @@ def check_hand(cameras: list[Camera], hands: np.ndarray, settings: dict) -> tupl
             hands[drop_bones] = np.nan
             agree &= ~drop_bones
     confirmed = agree[..., None] & inlier & np.isfinite(hands[..., 0])
-    raised = confirmed & (np.nan_to_num(hands[..., 2]) < settings["hand_confirmed_confidence"])
-    hands[..., 2] = np.where(raised, settings["hand_confirmed_confidence"], hands[..., 2])
+    raised = confirmed & (np.nan_to_num(hands[..., 2]) < settings.hand_confirmed_confidence)
+    hands[..., 2] = np.where(raised, settings.hand_confirmed_confidence, hands[..., 2])
     counts["confirmed"] = int(agree.sum())
     counts["hands_with_confidence_raised"] = int(raised.any(axis=-1).sum())
     return hands, counts
 
 
-def check_hands(cameras: list[Camera], keypoints: np.ndarray, settings: dict) -> tuple[np.ndarray, dict]:
+def check_hands(cameras: list[Camera], keypoints: np.ndarray, settings: DetectionSettings) -> tuple[np.ndarray, dict]:
     """Keypoints ``(views, frames, 59, 3)`` with both hands checked (:func:`check_hand`), and
     per-hand counts: hands seen (views x frames), dropped for disagreeing, dropped for bone
     lengths, confirmed by another view."""

@@ -41,6 +41,7 @@ import numpy as np
 from detection import hand_regions as regions
 from detection.hand_regions import HandRegion
 from detection.hands import ELBOW, SIDES, WRIST, forearms, hand_box
+from detection.settings import DetectionSettings
 from fitting.skeleton import LEFT_HAND, NUM_HAND_JOINTS, RIGHT_HAND
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
@@ -69,7 +70,7 @@ class HandTracker:
     dropped for disagreeing.
     """
 
-    def __init__(self, model, cameras: list[Camera], settings: dict) -> None:
+    def __init__(self, model, cameras: list[Camera], settings: DetectionSettings) -> None:
         self.model = model
         self.cameras = cameras
         self.settings = settings
@@ -98,7 +99,7 @@ class HandTracker:
             if image is not None:
                 self._first_pass(v, side, image, keypoints[v], arm, predicted, hands, used, sources)
         hand_3d, agree = self._consensus(hands, used)
-        if hand_3d is not None and self.settings["hand_multiview"]:
+        if hand_3d is not None and self.settings.hand_multiview:
             for v, image in enumerate(images):
                 if image is not None and not agree[v]:
                     self._multiview_pass(v, side, image, keypoints[v], arm, hand_3d, hands, used, sources)
@@ -126,7 +127,7 @@ class HandTracker:
         for source, region in self._first_regions(v, side, image, body_2d, arm, predicted):
             used[v] = region
             hand = self._look(v, image, region, body_2d, side, arm)
-            if hand is not None and source == "wrist" and self.settings["hand_refit"]:
+            if hand is not None and source == "wrist" and self.settings.hand_refit:
                 refit = self._points_region(hand)
                 again = self._look(v, image, refit, body_2d, side, arm) if refit is not None else None
                 if again is not None:
@@ -158,30 +159,30 @@ class HandTracker:
     def _predicted_hand(self, side: str, arm) -> np.ndarray | None:
         """The previous 3D hand carried to this frame's forearm, or None."""
         state = self.sides[side]
-        if state.hand_3d is None or state.age > self.settings["hand_track_max_age"]:
+        if state.hand_3d is None or state.age > self.settings.hand_track_max_age:
             return None
         if arm is None or state.wrist is None:
             return state.hand_3d
         return regions.move_hand(state.hand_3d, state.elbow, state.wrist, arm[0], arm[1])
 
     def _points_region(self, points: np.ndarray) -> HandRegion | None:
-        return regions.region_from_points(points[:, :2], self.settings["hand_region_scale"], self.settings["hand_region_shift"])
+        return regions.region_from_points(points[:, :2], self.settings.hand_region_scale, self.settings.hand_region_shift)
 
     def _hand_3d_region(self, v: int, hand_3d: np.ndarray) -> HandRegion | None:
-        return regions.project_hand_region(self.cameras[v], hand_3d, self.settings["hand_region_scale"], self.settings["hand_region_shift"])
+        return regions.project_hand_region(self.cameras[v], hand_3d, self.settings.hand_region_scale, self.settings.hand_region_shift)
 
     def _track_region(self, v: int, side: str, predicted) -> HandRegion | None:
         """The previous 3D hand carried to this frame, else this view's previous 2D hand."""
         state = self.sides[side]
         if predicted is not None:
             return self._hand_3d_region(v, predicted)
-        if v in state.hands_2d and state.ages_2d[v] <= self.settings["hand_track_max_age"]:
+        if v in state.hands_2d and state.ages_2d[v] <= self.settings.hand_track_max_age:
             return self._points_region(state.hands_2d[v])
         return None
 
     def _first_regions(self, v: int, side: str, image, body_2d, arm, predicted):
         width, height = image.shape[1], image.shape[0]
-        region = self._track_region(v, side, predicted) if self.settings["hand_track"] else None
+        region = self._track_region(v, side, predicted) if self.settings.hand_track else None
         if region is not None and region.inside(width, height):
             yield "track", region
         region = self._arm_region(v, side, body_2d, arm)
@@ -190,17 +191,17 @@ class HandTracker:
 
     def _arm_region(self, v: int, side: str, body_2d, arm) -> HandRegion | None:
         settings = self.settings
-        offset, scale, min_side = settings["hand_arm_offset"], settings["hand_arm_scale"], settings["hand_crop_min_px"]
+        offset, scale, min_side = settings.hand_arm_offset, settings.hand_arm_scale, settings.hand_crop_min_px
         if arm is not None:
             region = regions.project_arm_region(self.cameras[v], arm[0], arm[1], offset, scale, min_side)
             if region is not None:
                 return region
-        forearm = forearms(np.asarray(body_2d[:17], dtype=np.float64), settings["min_keypoint_confidence"])[side]
+        forearm = forearms(np.asarray(body_2d[:17], dtype=np.float64), settings.min_keypoint_confidence)[side]
         if forearm is None:
             return None
         wrist, length = forearm
         elbow = body_2d[ELBOW[side]]
-        elbow = elbow[:2] if np.isfinite(elbow[2]) and elbow[2] >= settings["min_keypoint_confidence"] else None
+        elbow = elbow[:2] if np.isfinite(elbow[2]) and elbow[2] >= settings.min_keypoint_confidence else None
         return regions.region_from_arm(wrist, elbow, length, offset, scale, min_side)
 
     def _expected_wrist(self, v: int, side: str, body_2d, arm) -> tuple[np.ndarray, float] | None:
@@ -209,7 +210,7 @@ class HandTracker:
             density = regions.pixels_per_metre(self.cameras[v], arm[1])
             if np.isfinite(density):
                 return self.cameras[v].project(arm[1]), float(np.linalg.norm(arm[1] - arm[0])) * density
-        return forearms(np.asarray(body_2d[:17], dtype=np.float64), self.settings["min_keypoint_confidence"])[side]
+        return forearms(np.asarray(body_2d[:17], dtype=np.float64), self.settings.min_keypoint_confidence)[side]
 
     # -- the model -------------------------------------------------------------------------
 
@@ -221,7 +222,7 @@ class HandTracker:
 
     def _plausible(self, v: int, hand: np.ndarray, body_2d, side: str, arm) -> bool:
         settings = self.settings
-        if not np.all(np.isfinite(hand[:, :2])) or hand[0, 2] < settings["min_hand_presence"]:
+        if not np.all(np.isfinite(hand[:, :2])) or hand[0, 2] < settings.min_hand_presence:
             return False
         expected = self._expected_wrist(v, side, body_2d, arm)
         if expected is None:
@@ -229,7 +230,7 @@ class HandTracker:
         wrist, length = expected
         if not np.isfinite(length) or length <= 0:
             return True
-        return bool(np.linalg.norm(hand[0, :2] - wrist) <= settings["hand_max_distance"] * length)
+        return bool(np.linalg.norm(hand[0, :2] - wrist) <= settings.hand_max_distance * length)
 
     def _retry(self, v: int, image, region: HandRegion | None, body_2d, side: str, arm, hand_3d) -> np.ndarray | None:
         """Other scales and the mirror image of the last region, then palm detection at the wrist."""
@@ -243,20 +244,20 @@ class HandTracker:
             return hand
 
         if region is not None:
-            step = settings["hand_retry_scale_step"]
+            step = settings.hand_retry_scale_step
             for scale in (1.0 / step, step) if step > 1.0 else ():
                 hand = accept(self._look(v, image, region.scaled(scale), body_2d, side, arm), region)
                 if hand is not None:
                     return hand
-            if settings["hand_retry_mirrored"]:
+            if settings.hand_retry_mirrored:
                 hand = accept(self._look(v, image, region, body_2d, side, arm, mirrored=True), region)
                 if hand is not None:
                     return hand
-        if not settings["hand_palm_search"]:
+        if not settings.hand_palm_search:
             return None
         box = hand_box(
-            np.asarray(body_2d[:17], dtype=np.float64), side, settings["min_keypoint_confidence"],
-            settings["hand_crop_offset"], settings["hand_crop_scale"], settings["hand_crop_min_px"],
+            np.asarray(body_2d[:17], dtype=np.float64), side, settings.min_keypoint_confidence,
+            settings.hand_crop_offset, settings.hand_crop_scale, settings.hand_crop_min_px,
         )  # fmt: skip
         if box is None:
             return None
@@ -274,15 +275,15 @@ class HandTracker:
     # -- agreement ---------------------------------------------------------------------------
 
     def _threshold(self, region: HandRegion | None) -> float:
-        side = region.side if region is not None else self.settings["hand_crop_min_px"]
-        return self.settings["hand_agreement_fraction"] * side
+        side = region.side if region is not None else self.settings.hand_crop_min_px
+        return self.settings.hand_agreement_fraction * side
 
     def _agrees(self, v: int, hand: np.ndarray, hand_3d: np.ndarray, region: HandRegion | None) -> bool:
         known = np.all(np.isfinite(hand_3d), axis=1)
         if known.sum() < 3 or not bool(np.all(self.cameras[v].in_front(hand_3d[known]))):
             return False
         error = np.linalg.norm(self.cameras[v].project(hand_3d[known]) - hand[known, :2], axis=1)
-        return bool((error <= self._threshold(region)).mean() >= self.settings["hand_min_agreement"])
+        return bool((error <= self._threshold(region)).mean() >= self.settings.hand_min_agreement)
 
     def _consensus(self, hands: np.ndarray, used: dict[int, HandRegion]):
         """The 3D hand ``(21, 3)`` of the views' hands (None with fewer than two views
@@ -293,7 +294,7 @@ class HandTracker:
         if found.sum() < 2:
             return None, agree
         sides = [used[v].side for v in np.flatnonzero(found) if v in used]
-        threshold = self.settings["hand_agreement_fraction"] * (float(np.median(sides)) if sides else self.settings["hand_crop_min_px"])
+        threshold = self.settings.hand_agreement_fraction * (float(np.median(sides)) if sides else self.settings.hand_crop_min_px)
         observed = hands.copy()
         observed[..., 2] = np.where(found[:, None], 1.0, np.nan)
         result = triangulate(
@@ -303,7 +304,7 @@ class HandTracker:
         points, inliers = result.points[0], result.inliers[:, 0]
         if not np.any(np.isfinite(points[list(regions.PALM_POINTS), 0])):
             return None, agree
-        agree = found & (inliers.mean(axis=1) >= self.settings["hand_min_agreement"])
+        agree = found & (inliers.mean(axis=1) >= self.settings.hand_min_agreement)
         return points, agree
 
     def _remember(self, side: str, hands: np.ndarray, hand_3d: np.ndarray | None, arm) -> None:

@@ -59,6 +59,6 @@ def detect_views(detector, images: list[np.ndarray], boxes: list[np.ndarray]) ->
 
 def hand_model(detector) -> HandModel | None:
     """The detector as a :class:`HandModel` when it is one and its hand models are loaded, else None."""
-    if hasattr(detector, "hand_in_region") and hasattr(detector, "hands_in_box") and detector.settings["detect_hands"]:
+    if hasattr(detector, "hand_in_region") and hasattr(detector, "hands_in_box") and detector.settings.detect_hands:
         return detector
     return None

@@ -49,6 +49,7 @@ from collections import Counter
 import numpy as np
 
 from detection import prior
+from detection.settings import DetectionSettings
 from detection.track import HEAD, ego_head, head_near_ego, pose_prior_usable, triangulate_body
 from fitting.skeleton import BODY, NUM_BODY_JOINTS, NUM_JOINTS, left_right_swap_index
 from triangulation.cameras import Camera
@@ -174,7 +175,7 @@ class _Frame:
 
 def _first_choice(v, frame, reference_3d, head, track, size, camera, settings, up) -> tuple[int | None, str]:
     """(person index or None, source) for view ``v`` from the first prior available."""
-    min_confidence, threshold = settings["min_keypoint_confidence"], settings["prior_threshold_px"]
+    min_confidence, threshold = settings.min_keypoint_confidence, settings.prior_threshold_px
     bodies = frame.bodies[v]
     if reference_3d is not None:
         reference = _projected(camera, reference_3d)
@@ -188,11 +189,11 @@ def _first_choice(v, frame, reference_3d, head, track, size, camera, settings, u
     return prior.seed_index(frame.boxes[v], size), "seed"
 
 
-def _members(cameras, frame: _Frame, joints_3d: np.ndarray, settings: dict) -> np.ndarray:
+def _members(cameras, frame: _Frame, joints_3d: np.ndarray, settings: DetectionSettings) -> np.ndarray:
     """``(views,)`` the person of each view that agrees with ``joints_3d (17, 3)`` best, -1 for none."""
     members = np.full(len(cameras), -1)
     for v in np.flatnonzero(frame.present.any(axis=1)):  # a few views
-        good, total, error = agreement(_projected(cameras[v], joints_3d), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
+        good, total, error = agreement(_projected(cameras[v], joints_3d), frame.bodies[v], settings.min_keypoint_confidence, settings.prior_threshold_px)
         best = best_agreeing(good, total, error)
         members[v] = -1 if best is None else best
     return members
@@ -212,7 +213,7 @@ def rig_centre(cameras: list[Camera]) -> np.ndarray | None:
     return np.linalg.solve(matrix, np.einsum("vij,vj->i", across, centres))
 
 
-def seed_choices(cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, int]], settings: dict, centre: np.ndarray | None) -> np.ndarray:
+def seed_choices(cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, int]], settings: DetectionSettings, centre: np.ndarray | None) -> np.ndarray:
     """``(views,)`` chosen person per view (-1: none) without any prior: a multi-view seed.
 
     Every pair of people seen in two views is triangulated into a 3D body hypothesis
@@ -234,7 +235,7 @@ def seed_choices(cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, in
         pairs = np.array(list(itertools.product(np.flatnonzero(frame.present[a]), np.flatnonzero(frame.present[b]))))
         bodies = np.stack([frame.bodies[a, pairs[:, 0]], frame.bodies[b, pairs[:, 1]]])  # (2, hypotheses, 17, 3)
         points, _ = triangulate_body([cameras[a], cameras[b]], bodies, settings)
-        for joints_3d in points[np.isfinite(points[..., 0]).sum(axis=1) >= settings["prior_min_joints"]]:
+        for joints_3d in points[np.isfinite(points[..., 0]).sum(axis=1) >= settings.prior_min_joints]:
             members = _members(cameras, frame, joints_3d, settings)
             key = (int(np.count_nonzero(members >= 0)), -float(np.linalg.norm(np.nanmean(joints_3d, axis=0) - centre)))
             if key > best_key:
@@ -242,20 +243,20 @@ def seed_choices(cameras: list[Camera], frame: _Frame, sizes: list[tuple[int, in
     return best
 
 
-def _check_views(cameras, frame: _Frame, settings: dict, counts: dict) -> np.ndarray | None:
+def _check_views(cameras, frame: _Frame, settings: DetectionSettings, counts: dict) -> np.ndarray | None:
     """The frame's 3D body ``(17, 3)`` after every view's choice was checked against it, or None.
 
     A view whose chosen person disagrees gets the person that agrees best (the same
     person may be kept when too few of its joints can be compared), or no one.
     """
     points, _ = triangulate_body(cameras, frame.chosen_bodies(), settings)
-    if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
+    if np.isfinite(points[:, 0]).sum() < settings.prior_min_joints:
         return None
     changed = False
     for v, camera in enumerate(cameras):  # a few views
         if not frame.present[v].any():
             continue
-        good, total, error = agreement(_projected(camera, points), frame.bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
+        good, total, error = agreement(_projected(camera, points), frame.bodies[v], settings.min_keypoint_confidence, settings.prior_threshold_px)
         current = frame.chosen[v]
         if current >= 0 and (total[current] < 2 or agrees(good, total)[current]):
             continue  # agrees, or too little in common to judge
@@ -267,7 +268,7 @@ def _check_views(cameras, frame: _Frame, settings: dict, counts: dict) -> np.nda
             changed = True
     if changed:
         points, _ = triangulate_body(cameras, frame.chosen_bodies(), settings)
-        if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
+        if np.isfinite(points[:, 0]).sum() < settings.prior_min_joints:
             return None
     return points
 
@@ -288,7 +289,7 @@ def _projected_frames(camera: Camera, points: np.ndarray) -> np.ndarray:
     return np.where(camera.in_front(points)[..., None], camera.project(points), np.nan)
 
 
-def _head_far_from_ego(points: np.ndarray, heads: np.ndarray, settings: dict) -> np.ndarray:
+def _head_far_from_ego(points: np.ndarray, heads: np.ndarray, settings: DetectionSettings) -> np.ndarray:
     """``(N,)`` bool: the 3D body's head (mean of its known head joints) is farther than
     ``ego_head_radius_m`` from the ego camera centre ``heads (N, 3)`` (False where unknown)."""
     head_joints = points[:, HEAD]
@@ -296,7 +297,7 @@ def _head_far_from_ego(points: np.ndarray, heads: np.ndarray, settings: dict) ->
     count = known.sum(axis=1)
     mean = np.where(known[..., None], head_joints, 0.0).sum(axis=1) / np.maximum(count, 1)[:, None]
     with np.errstate(invalid="ignore"):
-        far = np.linalg.norm(mean - heads, axis=-1) > settings["ego_head_radius_m"]
+        far = np.linalg.norm(mean - heads, axis=-1) > settings.ego_head_radius_m
     return far & (count > 0) & np.isfinite(heads).all(axis=-1)
 
 
@@ -310,19 +311,21 @@ def _first_discontinuity(cameras, bodies, chosen, points, start_prior, settings)
     last = np.maximum.accumulate(np.where(valid, index, -1))  # last valid frame at or before each frame
     previous = np.concatenate([[-1], last[:-1]])
     reference = np.full_like(points, np.nan)
-    usable = (previous >= 0) & (index - previous <= settings["prior_max_age"] + 1)
+    usable = (previous >= 0) & (index - previous <= settings.prior_max_age + 1)
     reference[usable] = points[previous[usable]]
     if start_prior is not None:
         reference[~usable & (previous < 0)] = start_prior
     known = np.isfinite(reference).all(axis=-1).sum(axis=1) >= 2
     disagree = np.zeros(frames, dtype=bool)
     for v, camera in enumerate(cameras):  # a few views
-        good, total, _ = agreement(_projected_frames(camera, reference), bodies[v], settings["min_keypoint_confidence"], settings["prior_threshold_px"])
+        good, total, _ = agreement(_projected_frames(camera, reference), bodies[v], settings.min_keypoint_confidence, settings.prior_threshold_px)
         disagree |= chosen[v] & known & (total >= 2) & ~agrees(good, total)
     return int(np.argmax(disagree)) if disagree.any() else None
 
 
-def select_single_people(cameras: list[Camera], bodies: np.ndarray, settings: dict, heads: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def select_single_people(
+    cameras: list[Camera], bodies: np.ndarray, settings: DetectionSettings, heads: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The multi-view check of :func:`select_wearer` for frames with at most one person per
     view, all frames at once: ``bodies (views, N, 17, 3)`` (NaN: no one in the view),
     ``heads (N, 3)`` ego camera centres or None.
@@ -331,11 +334,11 @@ def select_single_people(cameras: list[Camera], bodies: np.ndarray, settings: di
     the checked 3D bodies (NaN rows where too few joints) and ``dropped (N,)`` (a body
     seen consistently whose head is not at the ego camera: no one is chosen).
     """
-    min_confidence, threshold = settings["min_keypoint_confidence"], settings["prior_threshold_px"]
+    min_confidence, threshold = settings.min_keypoint_confidence, settings.prior_threshold_px
     present = np.isfinite(person_boxes(bodies.reshape(-1, NUM_BODY_JOINTS, 3), min_confidence)).all(axis=-1).reshape(bodies.shape[:2])
     chosen = present.copy()
     points, _ = triangulate_body(cameras, bodies, settings)
-    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings["prior_min_joints"]
+    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings.prior_min_joints
     if len(cameras) >= 2:
         for v, camera in enumerate(cameras):  # a few views
             good, total, _ = agreement(_projected_frames(camera, points), bodies[v], min_confidence, threshold)
@@ -344,17 +347,17 @@ def select_single_people(cameras: list[Camera], bodies: np.ndarray, settings: di
         if changed.any():
             kept = np.where(chosen[:, changed, None, None], bodies[:, changed], np.nan)
             points[changed] = triangulate_body(cameras, kept, settings)[0]
-    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings["prior_min_joints"]
+    enough = np.isfinite(points[..., 0]).sum(axis=1) >= settings.prior_min_joints
     points[~enough] = np.nan
     dropped = np.zeros(len(points), dtype=bool)
-    if heads is not None and settings["ego_prior"]:
+    if heads is not None and settings.ego_prior:
         dropped = enough & _head_far_from_ego(points, heads, settings)
         chosen[:, dropped] = False
         points[dropped] = np.nan
     return chosen, points, dropped
 
 
-def select_wearer(cameras: list[Camera], people: np.ndarray, settings: dict, ego_centres: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def select_wearer(cameras: list[Camera], people: np.ndarray, settings: DetectionSettings, ego_centres: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """The camera wearer's keypoints among the people of every view and frame.
 
     ``people``: float32 ``(views, frames, P, 59, 3)`` x, y (pixels), confidence, NaN =
@@ -375,7 +378,7 @@ def select_wearer(cameras: list[Camera], people: np.ndarray, settings: dict, ego
         raise ValueError(f"{len(cameras)} cameras for {views} views of people")
     if ego_centres is not None and len(ego_centres) < num_frames:
         raise ValueError(f"ego_centres has {len(ego_centres)} frames, the people {num_frames}")
-    up = np.asarray(prior.UP_AXES[settings["world_up"]], dtype=np.float64)
+    up = np.asarray(prior.UP_AXES[settings.world_up], dtype=np.float64)
     sizes = _image_sizes(cameras, people)
     centre = rig_centre(cameras)
     result = np.full((views, num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
@@ -384,17 +387,17 @@ def select_wearer(cameras: list[Camera], people: np.ndarray, settings: dict, ego
     tracks: list[np.ndarray | None] = [None] * views  # each view's last chosen body (17, 3)
     track_age = np.zeros(views, dtype=np.int64)
     pose_3d, pose_age, dropped = None, 0, 0
-    single = _single_person_frames(people, settings["min_keypoint_confidence"])
+    single = _single_person_frames(people, settings.min_keypoint_confidence)
     f = 0
     while f < num_frames:
         if single[f]:  # a run of frames with at most one person per view: all at once
             stop = f + int(np.argmin(single[f:])) if not single[f:].all() else num_frames
-            index = np.argmax(_present(people[:, f:stop], settings["min_keypoint_confidence"]), axis=2)  # (views, run)
+            index = np.argmax(_present(people[:, f:stop], settings.min_keypoint_confidence), axis=2)  # (views, run)
             run = np.arange(f, stop)
             rows = np.take_along_axis(people[:, f:stop], index[:, :, None, None, None], axis=2)[:, :, 0]  # (views, run, 59, 3)
             heads = None if ego_centres is None else ego_centres[f:stop]
             chosen, points, run_dropped = select_single_people(cameras, rows[:, :, BODY].astype(np.float64), settings, heads)
-            start_prior = pose_3d if pose_3d is not None and pose_age < settings["prior_max_age"] else None
+            start_prior = pose_3d if pose_3d is not None and pose_age < settings.prior_max_age else None
             broken = _first_discontinuity(cameras, rows[:, :, BODY].astype(np.float64), chosen, points, start_prior, settings)
             if broken is not None:  # a frame whose people disagree with the previous 3D body: choose there
                 single[f + broken] = False
@@ -422,13 +425,13 @@ def select_wearer(cameras: list[Camera], people: np.ndarray, settings: dict, ego
                     track_age[v] += stop - f
             f = stop
             continue
-        frame = _Frame(people[:, f], settings["min_keypoint_confidence"])
+        frame = _Frame(people[:, f], settings.min_keypoint_confidence)
         head = ego_head(ego_centres, f, settings)
         reference_3d = pose_3d if pose_prior_usable(pose_3d, pose_age, head, settings) else None
         counts["with_people"] += frame.present.any(axis=1)
         counts["several_people"] += frame.present.sum(axis=1) > 1
         seen = np.flatnonzero(frame.present.any(axis=1))
-        tracked = [tracks[v] if track_age[v] <= settings["prior_max_age"] else None for v in range(views)]
+        tracked = [tracks[v] if track_age[v] <= settings.prior_max_age else None for v in range(views)]
         if reference_3d is None and head is None and all(tracked[v] is None for v in seen):
             frame.chosen[:] = seed_choices(cameras, frame, sizes, settings, centre)
             for v in seen:

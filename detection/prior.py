@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from detection.crops import box_of_points, clip_box
+from detection.settings import DetectionSettings
 from triangulation.cameras import Camera, MovingCamera
 
 UP_AXES = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1)}
@@ -53,16 +54,16 @@ def box_from_head(
     return _projected_box(camera, cylinder_points(head, up, above, below, radius), image_size)
 
 
-def ego_box(camera: Camera, head: np.ndarray, image_size: tuple[int, int], up: np.ndarray, settings: dict) -> np.ndarray | None:
+def ego_box(camera: Camera, head: np.ndarray, image_size: tuple[int, int], up: np.ndarray, settings: DetectionSettings) -> np.ndarray | None:
     """:func:`box_from_head` with the cylinder of the ``detect`` settings (``ego_box_*``)."""
     return box_from_head(
         camera,
         head,
         image_size,
         up,
-        settings["ego_box_above_m"],
-        settings["ego_box_below_m"],
-        settings["ego_box_radius_m"],
+        settings.ego_box_above_m,
+        settings.ego_box_below_m,
+        settings.ego_box_radius_m,
     )
 
 

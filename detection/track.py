@@ -38,6 +38,7 @@ from detection import prior
 from detection.hand_search import HandTracker
 from detection.interface import Detector, detect_views, hand_model
 from detection.keypoint_maps import empty_keypoints
+from detection.settings import DetectionSettings
 from fitting.skeleton import BODY, LEFT_HAND, NUM_BODY_JOINTS, RIGHT_HAND, left_right_swap_index
 from triangulation.cameras import Camera
 from triangulation.triangulate import triangulate
@@ -72,29 +73,29 @@ def _agreement(camera: Camera, body: np.ndarray, joints_3d: np.ndarray, min_conf
     return int((error <= threshold).sum()), int(confident.sum())
 
 
-def ego_head(ego_centres: np.ndarray | None, row: int, settings: dict) -> np.ndarray | None:
+def ego_head(ego_centres: np.ndarray | None, row: int, settings: DetectionSettings) -> np.ndarray | None:
     """The ego camera centre ``(3,)`` (m, world) of row ``row`` of ``ego_centres (frames, 3)``, or None.
 
     None without ego centres, with ``ego_prior`` off or where the centre is unknown (NaN).
     """
-    if ego_centres is None or not settings["ego_prior"] or not np.all(np.isfinite(ego_centres[row])):
+    if ego_centres is None or not settings.ego_prior or not np.all(np.isfinite(ego_centres[row])):
         return None
     return ego_centres[row]
 
 
-def head_near_ego(joints_3d: np.ndarray, head: np.ndarray, settings: dict) -> bool | None:
+def head_near_ego(joints_3d: np.ndarray, head: np.ndarray, settings: DetectionSettings) -> bool | None:
     """Whether the 3D body's head ``(17, 3)`` (mean of its known head joints) is within
     ``ego_head_radius_m`` of the ego camera centre ``head (3,)``; None when no head joint is known."""
     head_joints = joints_3d[HEAD][np.all(np.isfinite(joints_3d[HEAD]), axis=1)]
     if len(head_joints) == 0:
         return None
-    return bool(np.linalg.norm(head_joints.mean(axis=0) - head) <= settings["ego_head_radius_m"])
+    return bool(np.linalg.norm(head_joints.mean(axis=0) - head) <= settings.ego_head_radius_m)
 
 
-def pose_prior_usable(pose_3d: np.ndarray | None, pose_age: int, head: np.ndarray | None, settings: dict) -> bool:
+def pose_prior_usable(pose_3d: np.ndarray | None, pose_age: int, head: np.ndarray | None, settings: DetectionSettings) -> bool:
     """The previous 3D body ``(17, 3)`` is a usable prior: recent enough (``prior_max_age``)
     and, with an ego camera centre ``head``, its head is near it (``ego_head_radius_m``)."""
-    if pose_3d is None or pose_age > settings["prior_max_age"]:
+    if pose_3d is None or pose_age > settings.prior_max_age:
         return False
     return head is None or bool(head_near_ego(pose_3d, head, settings))
 
@@ -105,7 +106,7 @@ def detect_frames(
     frames: Iterable[tuple[int, list[np.ndarray | None]]],
     start: int,
     stop: int,
-    settings: dict,
+    settings: DetectionSettings,
     ego_centres: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
@@ -121,8 +122,8 @@ def detect_frames(
     """
     views, count = len(cameras), stop - start
     keypoints = empty_keypoints(views, count)
-    up = np.asarray(prior.UP_AXES[settings["world_up"]], dtype=np.float64)
-    min_confidence = settings["min_keypoint_confidence"]
+    up = np.asarray(prior.UP_AXES[settings.world_up], dtype=np.float64)
+    min_confidence = settings.min_keypoint_confidence
     states = [_ViewState() for _ in cameras]
     sources: list[Counter] = [Counter() for _ in cameras]
     frames_seen = np.zeros(views, dtype=np.int64)
@@ -148,15 +149,15 @@ def detect_frames(
             size = _image_size(camera, image)
             box, source = None, None
             if use_pose:
-                box, source = prior.box_from_pose(camera, pose_3d, size, settings["pose_box_margin"]), "pose"
+                box, source = prior.box_from_pose(camera, pose_3d, size, settings.pose_box_margin), "pose"
             if box is None and head is not None:
                 box, source = prior.ego_box(camera, head, size, up, settings), "ego"
                 if box is None:  # the wearer is not in this view
                     sources[v]["out_of_view"] += 1
                     continue
             state = states[v]
-            if box is None and state.box is not None and state.age <= settings["prior_max_age"]:
-                box, source = prior.grow(state.box, settings["pose_box_margin"], size), "track"
+            if box is None and state.box is not None and state.age <= settings.prior_max_age:
+                box, source = prior.grow(state.box, settings.pose_box_margin, size), "track"
             if box is None:
                 box = prior.seed_box(detector.person_boxes(image), size)
                 box, source = (box if box is not None else np.array([0.0, 0.0, size[0] - 1.0, size[1] - 1.0])), "seed"
@@ -204,7 +205,7 @@ def detect_frames(
     return keypoints, summary
 
 
-def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
+def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: DetectionSettings):
     """(3D body (17, 3) m, inlier mask (views, 17)) from the 2D bodies ``(views, 17, 3)`` px of one frame
     (RANSAC over views with ``prior_threshold_px``; NaN rows: joints seen in fewer than two views).
 
@@ -214,10 +215,10 @@ def triangulate_body(cameras: list[Camera], bodies: np.ndarray, settings: dict):
     result = triangulate(
         cameras,
         (bodies[:, None] if single else bodies).astype(np.float64),
-        min_confidence=settings["min_keypoint_confidence"],
+        min_confidence=settings.min_keypoint_confidence,
         min_views=2,
         ransac=True,
-        threshold_px=settings["prior_threshold_px"],
+        threshold_px=settings.prior_threshold_px,
         refine_iterations=0,
         min_ray_angle_deg=0.0,
     )
@@ -233,39 +234,39 @@ def _update_prior(detector, cameras, images, frame_keypoints, settings, pose_3d,
     """Triangulate this frame's bodies (re-detecting views that disagree); returns the new prior and its age."""
     if len(cameras) < 2:
         return pose_3d, pose_age + 1
-    min_confidence = settings["min_keypoint_confidence"]
+    min_confidence = settings.min_keypoint_confidence
     points, inliers = triangulate_body(cameras, frame_keypoints[:, BODY], settings)
-    if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
+    if np.isfinite(points[:, 0]).sum() < settings.prior_min_joints:
         return pose_3d, pose_age + 1
     changed = False
     for v, camera in enumerate(cameras):
         if images[v] is None:
             continue
-        good, total = _agreement(camera, frame_keypoints[v, BODY], points, min_confidence, settings["prior_threshold_px"])
+        good, total = _agreement(camera, frame_keypoints[v, BODY], points, min_confidence, settings.prior_threshold_px)
         if total and good * 2 >= total:
             continue
         # A body seen from behind is often reported mirrored (left <-> right).
         mirrored = mirror(frame_keypoints[v])
-        good_mirrored, _ = _agreement(camera, mirrored[BODY], points, min_confidence, settings["prior_threshold_px"])
+        good_mirrored, _ = _agreement(camera, mirrored[BODY], points, min_confidence, settings.prior_threshold_px)
         if good_mirrored * 2 >= total and good_mirrored > good:
             frame_keypoints[v] = mirrored
             swapped[v] += 1
             changed = True
             continue
-        if settings["redetect_inconsistent"]:
+        if settings.redetect_inconsistent:
             size = _image_size(camera, images[v])
-            box = prior.box_from_pose(camera, points, size, settings["pose_box_margin"])
+            box = prior.box_from_pose(camera, points, size, settings.pose_box_margin)
             if box is None:
                 continue
             again = detector.detect(images[v], box)
             redetected[v] += 1
-            good_again, _ = _agreement(camera, again[BODY], points, min_confidence, settings["prior_threshold_px"])
+            good_again, _ = _agreement(camera, again[BODY], points, min_confidence, settings.prior_threshold_px)
             if good_again > good:
                 frame_keypoints[v] = again
                 changed = True
     if changed:
         points, _ = triangulate_body(cameras, frame_keypoints[:, BODY], settings)
-        if np.isfinite(points[:, 0]).sum() < settings["prior_min_joints"]:
+        if np.isfinite(points[:, 0]).sum() < settings.prior_min_joints:
             return pose_3d, pose_age + 1
     assert points.shape == (NUM_BODY_JOINTS, 3)
     return points, 0

@@ -56,6 +56,7 @@ import numpy as np
 
 from fitting import skeleton
 from fitting.metrics import bone_length_variation
+from triangulation.schema import bounds
 
 REASONS: tuple[str, ...] = (
     "too_few_views",
@@ -111,11 +112,6 @@ REASON_TESTS: dict[str, ReasonTest] = {
 }
 
 
-def _bounds(low=None, high=None, *, low_open: bool = False) -> dict:
-    """A field's accepted range, read by the settings loader (``pipeline.config``)."""
-    return {"low": low, "high": high, "low_open": low_open}
-
-
 @dataclass(frozen=True)
 class QualityThresholds:
     """The thresholds of :func:`quality_flags` (units in the names; shares in [0, 1]).
@@ -124,22 +120,22 @@ class QualityThresholds:
     each): the loader checks each value against its field's range.
     """
 
-    min_views: int = field(metadata=_bounds(1))
-    joint_share: float = field(metadata=_bounds(0.0, 1.0))
-    reprojection_error_px: float = field(metadata=_bounds(0.0))
-    reprojection_error_mads: float = field(metadata=_bounds(0.0))
-    shift_px: float = field(metadata=_bounds(0.0))
-    shift_factor: float = field(metadata=_bounds(1.0))
-    shift_z: float = field(metadata=_bounds(0.0))
-    shift_noise_floor_px: float = field(metadata=_bounds(0.0, low_open=True))
-    camera_offset_px: float = field(metadata=_bounds(0.0, low_open=True))
-    min_joints_per_view: int = field(metadata=_bounds(1))
-    outlier_share: float = field(metadata=_bounds(0.0, 1.0, low_open=True))
-    bone_deviation: float = field(metadata=_bounds(0.0, low_open=True))
-    correction_mm: float = field(metadata=_bounds(0.0, low_open=True))
-    hand_wrist_mm: float = field(metadata=_bounds(0.0, low_open=True))
-    min_reconstructed_share: float = field(metadata=_bounds(0.0, 1.0))
-    min_confidence: float = field(metadata=_bounds(0.0, 1.0))
+    min_views: int = field(metadata=bounds(1))
+    joint_share: float = field(metadata=bounds(0.0, 1.0))
+    reprojection_error_px: float = field(metadata=bounds(0.0))
+    reprojection_error_mads: float = field(metadata=bounds(0.0))
+    shift_px: float = field(metadata=bounds(0.0))
+    shift_factor: float = field(metadata=bounds(1.0))
+    shift_z: float = field(metadata=bounds(0.0))
+    shift_noise_floor_px: float = field(metadata=bounds(0.0, low_open=True))
+    camera_offset_px: float = field(metadata=bounds(0.0, low_open=True))
+    min_joints_per_view: int = field(metadata=bounds(1))
+    outlier_share: float = field(metadata=bounds(0.0, 1.0, low_open=True))
+    bone_deviation: float = field(metadata=bounds(0.0, low_open=True))
+    correction_mm: float = field(metadata=bounds(0.0, low_open=True))
+    hand_wrist_mm: float = field(metadata=bounds(0.0, low_open=True))
+    min_reconstructed_share: float = field(metadata=bounds(0.0, 1.0))
+    min_confidence: float = field(metadata=bounds(0.0, 1.0))
 
 
 @dataclass(frozen=True)

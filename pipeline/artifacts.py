@@ -41,7 +41,7 @@ def source_fingerprint(paths: tuple[str, ...]) -> str:
         root = PROJECT_ROOT / relative
         files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
         for path in files:
-            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -19,7 +19,12 @@ from typing import Any, Literal
 
 import yaml
 
+from detection.settings import DetectionSettings
+from fitting.body_model.settings import FitSettings
 from fitting.quality import QualityThresholds
+from fitting.refine import RefineSettings
+from triangulation.schema import bounds
+from triangulation.triangulate import TriangulationSettings
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -29,10 +34,6 @@ class ConfigError(ValueError):
     """Invalid configuration; the message names the file and the key."""
 
 
-def _range(low=None, high=None, *, low_open: bool = False) -> dict:
-    return {"low": low, "high": high, "low_open": low_open}
-
-
 @dataclass(frozen=True)
 class DetectMMPoseConfig:
     det_config: str | None
@@ -40,8 +41,8 @@ class DetectMMPoseConfig:
     pose_config: str | None
     pose_checkpoint: str | None
     device: str
-    batch_size: int = field(metadata=_range(1, 1024))
-    min_box_score: float = field(metadata=_range(0.0, 1.0))
+    batch_size: int = field(metadata=bounds(1, 1024))
+    min_box_score: float = field(metadata=bounds(0.0, 1.0))
 
     def __post_init__(self):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
@@ -49,7 +50,7 @@ class DetectMMPoseConfig:
 
 
 @dataclass(frozen=True)
-class DetectConfig:
+class DetectConfig(DetectionSettings):
     backend: Literal["mediapipe", "mmpose", "precomputed"]
     # precomputed
     precomputed_format: Literal["openpose", "egoexo4d"]
@@ -58,61 +59,28 @@ class DetectConfig:
     egoexo4d_body_annotation: str | None
     egoexo4d_hand_annotation: str | None
     egoexo4d_exo_2d_frame: Literal["undistorted", "raw"]
-    egoexo4d_undistorted_balance: float = field(metadata=_range(0.0, 1.0))
-    read_workers: int = field(metadata=_range(0))
+    egoexo4d_undistorted_balance: float = field(metadata=bounds(0.0, 1.0))
+    read_workers: int = field(metadata=bounds(0))
     on_bad_file: Literal["fail", "mark_missing"]
     missing_camera: Literal["fail", "exclude"]
     # work split and video decoding
     executor: Literal["auto", "inprocess", "ray"]
-    num_workers: int = field(metadata=_range(0))
-    cpus_per_model: int = field(metadata=_range(1))
-    ray_retries: int = field(metadata=_range(0))
+    num_workers: int = field(metadata=bounds(0))
+    cpus_per_model: int = field(metadata=bounds(1))
+    ray_retries: int = field(metadata=bounds(0))
     ray_address: str | None
-    frames_per_task: int = field(metadata=_range(1))
+    frames_per_task: int = field(metadata=bounds(1))
     on_decode_error: Literal["fail", "mark_missing"]
     # subject selection
-    ego_prior: bool
-    world_up: Literal["+x", "-x", "+y", "-y", "+z", "-z"]
-    ego_box_above_m: float = field(metadata=_range(0.0))
-    ego_box_below_m: float = field(metadata=_range(0.0))
-    ego_box_radius_m: float = field(metadata=_range(0.0, low_open=True))
-    ego_head_radius_m: float = field(metadata=_range(0.0, low_open=True))
-    pose_box_margin: float = field(metadata=_range(0.0, 2.0))
-    prior_threshold_px: float = field(metadata=_range(0.0, low_open=True))
-    prior_min_joints: int = field(metadata=_range(2, 17))
-    prior_max_age: int = field(metadata=_range(0))
-    redetect_inconsistent: bool
-    seed_image_size: int = field(metadata=_range(64))
-    min_keypoint_confidence: float = field(metadata=_range(0.0, 1.0))
+    seed_image_size: int = field(metadata=bounds(64))
     # body and hand models
-    body_crop_margin: float = field(metadata=_range(0.0, 2.0))
-    body_crop_size: int = field(metadata=_range(64, 2048))
-    min_person_confidence: float = field(metadata=_range(0.0, 1.0))
-    detect_hands: bool
-    hand_model_complexity: int = field(metadata=_range(0, 1))
-    hand_region_scale: float = field(metadata=_range(0.5, 5.0))
-    hand_region_shift: float = field(metadata=_range(-1.0, 1.0))
-    hand_arm_offset: float = field(metadata=_range(-1.0, 2.0))
-    hand_arm_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
-    hand_track: bool
-    hand_multiview: bool
-    hand_refit: bool
-    min_hand_presence: float = field(metadata=_range(0.0, 1.0))
-    hand_max_distance: float = field(metadata=_range(0.0, low_open=True))
-    hand_track_max_age: int = field(metadata=_range(0))
-    hand_agreement_fraction: float = field(metadata=_range(0.0, 2.0, low_open=True))
-    hand_min_agreement: float = field(metadata=_range(0.0, 1.0))
-    hand_retry_scale_step: float = field(metadata=_range(1.0, 4.0))
-    hand_retry_mirrored: bool
-    hand_palm_search: bool
+    body_crop_margin: float = field(metadata=bounds(0.0, 2.0))
+    body_crop_size: int = field(metadata=bounds(64, 2048))
+    min_person_confidence: float = field(metadata=bounds(0.0, 1.0))
+    hand_model_complexity: int = field(metadata=bounds(0, 1))
     hand_quality: bool
-    hand_bone_tolerance: float = field(metadata=_range(0.0, low_open=True))
-    hand_confirmed_confidence: float = field(metadata=_range(0.0, 1.0))
-    min_hand_confidence: float = field(metadata=_range(0.0, 1.0))
-    hand_crop_size: int = field(metadata=_range(64, 1024))
-    hand_crop_offset: float = field(metadata=_range(-1.0, 2.0))
-    hand_crop_scale: float = field(metadata=_range(0.0, 10.0, low_open=True))
-    hand_crop_min_px: float = field(metadata=_range(1.0))
+    min_hand_confidence: float = field(metadata=bounds(0.0, 1.0))
+    hand_crop_size: int = field(metadata=bounds(64, 1024))
     # the mmpose backend's own settings (stages/detect/backend.py's registry names them)
     mmpose: DetectMMPoseConfig
 
@@ -120,8 +88,8 @@ class DetectConfig:
 @dataclass(frozen=True)
 class TakeConfig:
     ego_pose_prefer: Literal["aria_mps", "camera_pose"]
-    max_trajectory_gap_s: float = field(metadata=_range(0.0, low_open=True))
-    max_quaternion_norm_error: float = field(metadata=_range(0.0, 0.5, low_open=True))
+    max_trajectory_gap_s: float = field(metadata=bounds(0.0, low_open=True))
+    max_quaternion_norm_error: float = field(metadata=bounds(0.0, 0.5, low_open=True))
     aria_camera_label: str
     trajectory_csv: str
     online_calibration_jsonl: str
@@ -132,17 +100,17 @@ class TakeConfig:
     frame_timestamps_csv: str
     semidense_points_csv: str
     ego_video_orientation: Literal["auto", "calibration", "rotated_cw90"]
-    max_video_edge_px: int = field(metadata=_range(0, 64))
+    max_video_edge_px: int = field(metadata=bounds(0, 64))
     allow_scaled_video: bool
 
 
 @dataclass(frozen=True)
 class ProjectEgoConfig:
-    undistorted_width: int = field(metadata=_range(16, 8192))
-    undistorted_height: int = field(metadata=_range(16, 8192))
-    undistorted_focal_px: float = field(metadata=_range(0.0, low_open=True))
-    min_depth_m: float = field(metadata=_range(0.0))
-    exo_undistorted_balance: float = field(metadata=_range(0.0, 1.0))
+    undistorted_width: int = field(metadata=bounds(16, 8192))
+    undistorted_height: int = field(metadata=bounds(16, 8192))
+    undistorted_focal_px: float = field(metadata=bounds(0.0, low_open=True))
+    min_depth_m: float = field(metadata=bounds(0.0))
+    exo_undistorted_balance: float = field(metadata=bounds(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -152,84 +120,17 @@ class ExportConfig:
     frames_without_ego_pose: Literal["omit", "keep"]
     release_split: Literal["train", "val", "test"] | None
     benchmark_files: bool
-    benchmark_min_hand_joints: int = field(metadata=_range(1, 21))
-    benchmark_hand_bbox_padding_px: float = field(metadata=_range(0.0))
-    benchmark_hand_reprojection_px: float = field(metadata=_range(0.0))
-    body_evaluation_min_clip_len: int = field(metadata=_range(1))
+    benchmark_min_hand_joints: int = field(metadata=bounds(1, 21))
+    benchmark_hand_bbox_padding_px: float = field(metadata=bounds(0.0))
+    benchmark_hand_reprojection_px: float = field(metadata=bounds(0.0))
+    body_evaluation_min_clip_len: int = field(metadata=bounds(1))
     exo_2d_frame: Literal["undistorted", "raw"]
 
 
 @dataclass(frozen=True)
-class TriangulationConfig:
-    min_confidence: float = field(metadata=_range(0.0, 1.0))
-    min_views: int = field(metadata=_range(2))
-    ransac: bool
-    threshold_px: float = field(metadata=_range(0.0, low_open=True))
-    refine_iterations: int = field(metadata=_range(0))
-    huber_px: float = field(metadata=_range(0.0, low_open=True))
-    min_ray_angle_deg: float = field(metadata=_range(0.0, 90.0))
-
-
-_POSITIVE = _range(0.0, low_open=True)
-
-
-@dataclass(frozen=True)
-class RefineOutliersConfig:
-    max_speed_m_s: float = field(metadata=_POSITIVE)
-    max_burst_s: float = field(metadata=_range(0.0))
-    median_window_s: float = field(metadata=_POSITIVE)
-    median_scale_factor: float = field(metadata=_POSITIVE)
-    body_min_deviation_mm: float = field(metadata=_range(0.0))
-    hand_min_deviation_mm: float = field(metadata=_range(0.0))
-    bone_scale_factor: float = field(metadata=_POSITIVE)
-    bone_min_deviation: float = field(metadata=_range(0.0))
-
-
-@dataclass(frozen=True)
-class RefineSmoothingConfig:
-    max_gap_s: float = field(metadata=_range(0.0))
-    hand_max_gap_s: float = field(metadata=_range(0.0))
-    hand_max_gap_speed_m_s: float = field(metadata=_POSITIVE)
-    method: Literal["butterworth", "savgol", "none"]
-    body_cutoff_hz: float = field(metadata=_POSITIVE)
-    hand_cutoff_hz: float = field(metadata=_POSITIVE)
-    butterworth_order: int = field(metadata=_range(2))
-    savgol_window_s: float = field(metadata=_POSITIVE)
-    savgol_polyorder: int = field(metadata=_range(0))
-
-
-@dataclass(frozen=True)
-class RefineFitConfig:
-    enabled: bool
-    min_confidence: float = field(metadata=_range(0.0, 1.0))
-    gate_px: float = field(metadata=_POSITIVE)
-    pixel_sigma_px: float = field(metadata=_POSITIVE)
-    loss: Literal["cauchy", "huber"]
-    loss_scale: float = field(metadata=_POSITIVE)
-    min_loss_scale_px: float = field(metadata=_POSITIVE)
-    body_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
-    hand_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
-    bone_sigma_percent: float = field(metadata=_POSITIVE)
-    length_trim: float = field(metadata=_range(0.0, 0.45))
-    length_min_frame_pairs: int = field(metadata=_range(1))
-    body_length_prior_mm: float | None = field(metadata=_POSITIVE)
-    hand_length_prior_mm: float | None = field(metadata=_POSITIVE)
-    symmetry_sigma_percent: float | None = field(metadata=_POSITIVE)
-    wrist_tie_mm: float | None = field(metadata=_POSITIVE)
-    max_iterations: int = field(metadata=_range(1))
-    tolerance: float = field(metadata=_POSITIVE)
-    chunk_frames: int = field(metadata=_range(10))
-    overlap_frames: int = field(metadata=_range(0))
-    length_windows: int = field(metadata=_range(1))
-
-
-@dataclass(frozen=True)
-class RefineConfig:
+class RefineConfig(RefineSettings):  # the library's settings, and how the stage runs
     executor: Literal["auto", "inprocess", "ray"]
-    ray_min_frames: int = field(metadata=_range(0))
-    outliers: RefineOutliersConfig
-    smoothing: RefineSmoothingConfig
-    fit: RefineFitConfig
+    ray_min_frames: int = field(metadata=bounds(0))
 
 
 def frame_range_error(text: str) -> str | None:
@@ -255,17 +156,17 @@ class QaConfig:
     flags: QualityThresholds  # the schema of the flags is the library's own
     overlay_videos: bool
     overlay_frames: str | None = field(metadata=_FRAME_RANGE)
-    overlay_max_width: int = field(metadata=_range(64, 8192))
-    error_bad_px: float = field(metadata=_range(0.0, low_open=True))
+    overlay_max_width: int = field(metadata=bounds(64, 8192))
+    error_bad_px: float = field(metadata=bounds(0.0, low_open=True))
     report: bool
-    report_thumbnails: int = field(metadata=_range(0, 1000))
-    report_max_columns: int = field(metadata=_range(10, 100000))
-    report_max_rows: int = field(metadata=_range(1))
+    report_thumbnails: int = field(metadata=bounds(0, 1000))
+    report_max_columns: int = field(metadata=bounds(10, 100000))
+    report_max_rows: int = field(metadata=bounds(1))
     recording: bool
-    recording_max_points: int = field(metadata=_range(0))
-    recording_images: int = field(metadata=_range(0, 100000))
-    scene_max_inv_dist_std: float = field(metadata=_range(0.0, low_open=True))
-    scene_max_dist_std: float = field(metadata=_range(0.0, low_open=True))
+    recording_max_points: int = field(metadata=bounds(0))
+    recording_images: int = field(metadata=bounds(0, 100000))
+    scene_max_inv_dist_std: float = field(metadata=bounds(0.0, low_open=True))
+    scene_max_dist_std: float = field(metadata=bounds(0.0, low_open=True))
 
     def __post_init__(self):
         if not self.flags.reprojection_error_px < self.error_bad_px:
@@ -285,48 +186,34 @@ class FitBodyModelSmplxConfig:
     model_type: Literal["smplx", "smplh", "smpl"]
     model_path: str | None
     gender: Literal["neutral", "male", "female"]
-    num_betas: int = field(metadata=_range(1, 300))
+    num_betas: int = field(metadata=bounds(1, 300))
 
 
 @dataclass(frozen=True)
-class FitBodyModelConfig:
+class FitBodyModelConfig(FitSettings):
     enabled: bool
     backend: Literal["anny", "smplx"]
     anny: FitBodyModelAnnyConfig
     smplx: FitBodyModelSmplxConfig
-    body_sigma_mm: float = field(metadata=_POSITIVE)
-    hand_sigma_mm: float = field(metadata=_POSITIVE)
-    robust_scale: float = field(metadata=_POSITIVE)
-    filled_weight: float = field(metadata=_range(0.0, 1.0))
-    body_pose_sigma_rad: float = field(metadata=_POSITIVE)
-    hand_pose_sigma_rad: float = field(metadata=_POSITIVE)
-    shape_sigma: float = field(metadata=_POSITIVE)
-    pose_acceleration_sigma_rad_s2: float = field(metadata=_POSITIVE)
-    rotation_acceleration_sigma_rad_s2: float = field(metadata=_POSITIVE)
-    translation_acceleration_sigma_m_s2: float = field(metadata=_POSITIVE)
-    shape_frames: int = field(metadata=_range(1))
-    shape_iterations: int = field(metadata=_range(1))
-    window_frames: int = field(metadata=_range(2))
-    window_iterations: int = field(metadata=_range(1))
     mesh_format: Literal["none", "glb", "ply"]
-    mesh_first_frame: int = field(metadata=_range(0))
-    mesh_last_frame: int | None = field(metadata=_range(0))
-    mesh_every: int = field(metadata=_range(1))
+    mesh_first_frame: int = field(metadata=bounds(0))
+    mesh_last_frame: int | None = field(metadata=bounds(0))
+    mesh_every: int = field(metadata=bounds(1))
 
 
 @dataclass(frozen=True)
 class BatchConfig:
-    parallel_takes: int = field(metadata=_range(1))
+    parallel_takes: int = field(metadata=bounds(1))
     ray_address: str | None
-    ray_retries: int = field(metadata=_range(0))
-    blas_threads: int = field(metadata=_range(0))
+    ray_retries: int = field(metadata=bounds(0))
+    blas_threads: int = field(metadata=bounds(0))
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    frames: int = field(metadata=_range(1))
-    exo_cameras: int = field(metadata=_range(2))
-    seed: int = field(metadata=_range(0))
+    frames: int = field(metadata=bounds(1))
+    exo_cameras: int = field(metadata=bounds(2))
+    seed: int = field(metadata=bounds(0))
     render: bool
     output: str
 
@@ -335,7 +222,7 @@ class DemoConfig:
 class PipelineConfig:
     take: TakeConfig
     detect: DetectConfig
-    triangulation: TriangulationConfig
+    triangulation: TriangulationSettings
     refine: RefineConfig
     fit_body_model: FitBodyModelConfig
     project_ego: ProjectEgoConfig

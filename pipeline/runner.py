@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import inspect
 import json
 import logging
 import pkgutil
@@ -28,11 +29,12 @@ import stages
 from pipeline.artifacts import RUN_FILE, ArtifactStore, StageRecord, file_fingerprint, fingerprint, source_fingerprint
 from pipeline.atomic import atomic_write_text
 from pipeline.batch_report import write_batch_files
+from pipeline.code_graph import CodeGraph, read_code_graph
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take, read_take, take_name
 from pipeline.progress import BatchProgress
 from pipeline.ray_support import current_node, ensure_ray
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
 
 logger = logging.getLogger(__name__)
 
@@ -102,25 +104,37 @@ class TakeReport:
     ray_node: str | None = None  # the Ray node that ran the take (a batch on Ray)
 
 
-def _take_fingerprint(take: Take, settings: dict, with_files: bool) -> str:
+TAKE_READER = "pipeline.formats.take_folder"  # the module that turns a take folder into a Take
+
+
+def stage_code(graph: CodeGraph, spec: StageSpec) -> tuple[str, ...]:
+    """The source files that define ``spec``'s result: what the module of its ``run`` and its
+    ``runtime_modules`` import, directly or not (:mod:`pipeline.code_graph`)."""
+    module = spec.run.__module__
+    if module not in graph.paths:  # a stage defined outside the project's packages
+        graph = graph.with_module(module, Path(inspect.getsourcefile(spec.run)))
+    return graph.code_paths((module, *spec.runtime_modules))
+
+
+def _take_fingerprint(take: Take, settings: dict, with_files: bool, graph: CodeGraph) -> str:
     """The take's calibration and ego inputs (and with ``with_files`` its videos and 2D
-    keypoint folders), and the settings it was read with."""
+    keypoint folders), the settings it was read with and the code that read it."""
     paths = list(take.input_files)
     if with_files:
         paths += list(take.keypoints_2d.values()) + list(take.videos.values())
         paths += [take.scene_points] if take.scene_points is not None else []
-    return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(TAKE_CODE)})
+    return fingerprint({"files": file_fingerprint(paths), "settings": settings, "readers": source_fingerprint(graph.code_paths((TAKE_READER,)))})
 
 
-def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, records: dict[str, StageRecord]) -> str:
+def _stage_fingerprint(spec: StageSpec, take: Take, config: PipelineConfig, records: dict[str, StageRecord], graph: CodeGraph) -> str:
     take_settings = config.section("take")
     return fingerprint(
         {
             "stage": spec.name,
-            "code": source_fingerprint(spec.code),
+            "code": source_fingerprint(stage_code(graph, spec)),
             "settings": spec.result_settings(config),
             "inputs": {name: records[name].fingerprint for name in spec.inputs + spec.optional_inputs if name in records},
-            "take": _take_fingerprint(take, take_settings, spec.reads_take_files),
+            "take": _take_fingerprint(take, take_settings, spec.reads_take_files, graph),
         }
     )
 
@@ -175,7 +189,7 @@ def run_take(
     if force_from is not None and force_from not in STAGE_NAMES:
         raise ValueError(f"unknown stage {force_from!r} (stages: {', '.join(STAGE_NAMES)})")
     start = time.perf_counter()
-    take = read_take(take_dir, config.section("take"))
+    take = read_take(take_dir, config.take)
     store = ArtifactStore(Path(out_root) / take.name)
     store.remove_leftovers()
     node = current_node()
@@ -202,6 +216,7 @@ def blas_threads(config: PipelineConfig):
 def _run_stages(take: Take, config: PipelineConfig, store: ArtifactStore, report: TakeReport, force_from, until, progress) -> None:
     forced = False
     records: dict[str, StageRecord] = {}
+    graph = read_code_graph()
     for spec in STAGES:
         forced = forced or spec.name == force_from
         if not spec.is_enabled(config):
@@ -209,7 +224,7 @@ def _run_stages(take: Take, config: PipelineConfig, store: ArtifactStore, report
             if spec.name == until:
                 break
             continue
-        stage_fingerprint = _stage_fingerprint(spec, take, config, records)
+        stage_fingerprint = _stage_fingerprint(spec, take, config, records, graph)
         if not forced and store.is_current(spec.name, stage_fingerprint):
             records[spec.name] = store.record(spec.name)
             report.skipped.append(spec.name)
@@ -252,10 +267,10 @@ def rerun_stage(take_output: str | Path, stage: str, overrides: list[str] = ()) 
         optional = next(stage for stage in STAGES if stage.name == name)
         if optional.is_enabled(config) and (record := store.record(name)) is not None:
             records[name] = record
-    take = read_take(stored["take_dir"], config.section("take"))
+    take = read_take(stored["take_dir"], config.take)
     store.remove_leftovers()
     with blas_threads(config):
-        record, seconds = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records))
+        record, seconds = _run_stage(spec, take, config, store, records, _stage_fingerprint(spec, take, config, records, read_code_graph()))
     report = TakeReport(take=take.name, output=str(store.root), ran=[stage], summaries={stage: record.manifest.get("summary", {})})
     report.stage_seconds[stage] = seconds
     report.seconds = time.perf_counter() - start
@@ -309,7 +324,7 @@ def cpus_per_take(config: PipelineConfig) -> int:
     busy (its detection runs in-process inside the take's task; 1 to read 2D files)."""
     from stages.detect.backend import backend_entry
 
-    settings = config.section("detect")
+    settings = config.detect
     return backend_entry(settings).model_resources(settings).cpus
 
 

@@ -1,9 +1,9 @@
 """What every stage declares, and what it gets when it runs.
 
 A stage module defines one :class:`StageSpec` named ``STAGE``: its name, the stages it
-reads, the config sections its result depends on, the source paths that define its
-result (its code version), whether the take's frame files (videos, 2D keypoint
-folders) are inputs, the files it writes, and ``run(context)``, the stage's file side:
+reads, the config sections its result depends on, whether the take's frame files
+(videos, 2D keypoint folders) are inputs, the files it writes, and ``run(context)``, the
+stage's file side:
 it loads its inputs (``context.inputs[stage].path(name)``), calls the pure libraries
 and writes its files into ``context.work``. :mod:`pipeline.runner` only orders the
 stages, fingerprints them and moves finished folders into place.
@@ -18,24 +18,6 @@ from pathlib import Path
 from pipeline.artifacts import StageRecord
 from pipeline.config import PipelineConfig
 from pipeline.formats.take_folder import Take
-
-# The code that turns a take folder into the ``Take`` every stage gets (readers of the
-# take's files and what they import): part of every stage's ``code``, so a change to
-# how cameras or frames are read re-runs every stage.
-TAKE_CODE = (
-    "pipeline/formats/take_folder.py",
-    "pipeline/formats/aria.py",
-    "pipeline/formats/aria_devices.py",
-    "pipeline/formats/aria_vrs.py",
-    "pipeline/formats/calibration.py",
-    "pipeline/formats/openpose.py",
-    "pipeline/formats/video.py",
-    "triangulation/cameras.py",
-    "triangulation/camera_models.py",
-    "triangulation/image_frames.py",
-    "triangulation/poses.py",
-    "fitting/skeleton.py",
-)
 
 
 @dataclass(frozen=True)
@@ -56,21 +38,22 @@ class StageContext:
     previous: StageRecord | None = None  # the stage's own last finished output (files it may keep)
     sections: tuple[str, ...] | None = None  # the config sections the stage declares (None: any)
 
-    def settings(self, section: str) -> dict:
-        """The settings of ``section``; a section the stage does not declare is refused
-        (its result would depend on settings its fingerprint leaves out)."""
+    def settings(self, section: str):
+        """The typed settings of ``section`` (its dataclass in :mod:`pipeline.config`, e.g.
+        ``RefineConfig``); a section the stage does not declare is refused (its result would
+        depend on settings its fingerprint leaves out)."""
         if self.sections is not None and section not in self.sections:
             raise KeyError(f"a stage read the settings section {section!r} it does not declare (config_sections: {', '.join(self.sections)})")
-        return self.config.section(section)
+        return getattr(self.config, section)
 
 
 @dataclass(frozen=True)
 class StageSpec:
     """One stage: what it reads, which settings and code define its result, what it writes.
 
-    ``code``: the source paths (files or folders) whose change re-runs the stage: every
-    project module it imports, directly or not, including :data:`TAKE_CODE`
-    (``tests/pipeline/test_architecture.py`` checks this).
+    Its code version is not declared: :mod:`pipeline.code_graph` reads it from the imports
+    of the module that defines ``run``, directly or not, and of ``runtime_modules`` (modules
+    it imports by name at run time, e.g. a registry's entries).
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name
     ending in ``?`` is optional (written only under some settings, e.g. the TRC file), one
     ending in ``*`` a family of optional names with that prefix (one overlay per camera).
@@ -88,13 +71,13 @@ class StageSpec:
     name: str
     inputs: tuple[str, ...]
     config_sections: tuple[str, ...]
-    code: tuple[str, ...]
     reads_take_files: bool
     writes: tuple[str, ...]
     run: Callable[[StageContext], tuple[dict[str, str], dict]]
     enabled_by: str | None = None
     optional_inputs: tuple[str, ...] = ()
     execution_keys: tuple[str, ...] = ()
+    runtime_modules: tuple[str, ...] = ()
 
     def result_settings(self, config: PipelineConfig) -> dict:
         """The settings of its config sections that define its result (``execution_keys`` left out)."""

@@ -62,7 +62,7 @@ from pipeline.formats.egoexo4d import (
     write_json_items,
 )
 from pipeline.formats.trc import write_trc
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
 from triangulation.camera_models import Fisheye624Model, PinholeModel, distortion_vector
 from triangulation.cameras import CalibrationError, Camera, MovingCamera
 from triangulation.visibility import VISIBLE, inside_field_of_view, inside_image
@@ -257,21 +257,21 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     settings = context.settings("export")
     joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "filled"))
-    exo_frame = settings["exo_2d_frame"]
+    exo_frame = settings.exo_2d_frame
     projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_camera_names",) + EXO_FRAME_KEYS[exo_frame])
     points, filled = joints["points"], joints["filled"].astype(bool)
     uid = str(take.metadata.get("take_uid", take.name))
-    names = annotation_file_names(settings["release_split"], uid)
+    names = annotation_file_names(settings.release_split, uid)
     summary = {
-        "filled_joints": settings["filled_joints"],
-        "frames_without_ego_pose": settings["frames_without_ego_pose"],
+        "filled_joints": settings.filled_joints,
+        "frames_without_ego_pose": settings.frames_without_ego_pose,
         "exo_2d_frame": exo_frame,
         # The timesync row convention the ego frame times were read with (take.timesync_first_row).
         "timesync_first_row": take.ego_poses.timesync_first_row if take.ego_poses is not None else None,
     }
-    frames, camera = exported_frames(ego_camera(projections), points.shape[0], settings["frames_without_ego_pose"], take.name, summary)
+    frames, camera = exported_frames(ego_camera(projections), points.shape[0], settings.frames_without_ego_pose, take.name, summary)
     num_views = np.where(filled, 0, joints["num_views"])  # a gap-filled joint was seen by no view
-    exported = exported_joints(points, filled, settings["filled_joints"]) & frames[:, None]
+    exported = exported_joints(points, filled, settings.filled_joints) & frames[:, None]
     observed = np.isfinite(points).all(axis=-1) & ~filled & frames[:, None]
     views = views_2d(projections, observed, exo_frame)
     files = {}
@@ -284,9 +284,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
             "gap_filled_written": int((exported & filled)[:, indices].sum()),
             "gap_filled_left_out": int((~exported & filled & np.isfinite(points).all(axis=-1))[:, indices].sum()),
         }
-    for folder in release_listed_folders(settings["release_split"]):
+    for folder in release_listed_folders(settings.release_split):
         (context.work / folder).mkdir(parents=True, exist_ok=True)  # listed by the public loaders even when empty
-    if camera is not None or settings["release_split"] is None:
+    if camera is not None or settings.release_split is None:
         exo_cameras = exported_exo_cameras(take, projections, exo_frame)
         try:
             document = camera_pose_document(exo_cameras, camera, {"take_name": take.name, "take_uid": uid})
@@ -303,7 +303,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         name = hand_preparation_calibration_name(take.name)
         write_json_document(context.work / name, calibration, indent=1, allow_nan=True)
         files["aria_calibration"] = name
-    if settings["benchmark_files"]:
+    if settings.benchmark_files:
         write_json_items(
             context.work / "body_benchmark_gt.json", body_benchmark_frames(points, observed), benchmark_envelope(uid, take.name, "body"), allow_nan=True
         )
@@ -311,7 +311,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         scenario = body_evaluation_scenario(take.name)
         summary["body_benchmark_scenario"] = scenario or f"none: the take name {take.name!r} names no scenario, the public body evaluation stops on it"
         body_gt_frames = np.flatnonzero((observed[:, BODY]).any(axis=1))
-        summary["body_evaluation"] = body_evaluation_summary(body_gt_frames, settings["body_evaluation_min_clip_len"])
+        summary["body_evaluation"] = body_evaluation_summary(body_gt_frames, settings.body_evaluation_min_clip_len)
         if "warning" in summary["body_evaluation"]:
             logger.warning("%s: export: body benchmark: %s", take.name, summary["body_evaluation"]["warning"])
         if camera is not None:
@@ -321,15 +321,15 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
                 tuple(int(v) for v in projections["ego_undistorted_size"]),
                 take.name,
                 uid,
-                settings["benchmark_min_hand_joints"],
-                settings["benchmark_hand_bbox_padding_px"],
-                settings["benchmark_hand_reprojection_px"],
+                settings.benchmark_min_hand_joints,
+                settings.benchmark_hand_bbox_padding_px,
+                settings.benchmark_hand_reprojection_px,
             )
             count = write_json_items(context.work / "hand_benchmark_gt.json", hands, benchmark_envelope(uid), allow_nan=True)
             files["hand_benchmark"] = "hand_benchmark_gt.json"
             summary["hand_benchmark_frames"] = count
-            summary["hand_benchmark_joints"] = hand_checks_summary(inputs, exported, settings["benchmark_hand_reprojection_px"])
-    if settings["trc"]:
+            summary["hand_benchmark_joints"] = hand_checks_summary(inputs, exported, settings.benchmark_hand_reprojection_px)
+    if settings.trc:
         write_trc(context.work / "joints_3d.trc", points, list(JOINT_NAMES), take.fps)
         files["trc"] = "joints_3d.trc"
     return files, summary
@@ -339,8 +339,6 @@ STAGE = StageSpec(
     name="export",
     inputs=("refine", "project_ego"),
     config_sections=("export",),
-    code=("stages/export.py", "pipeline/formats/egoexo4d.py", "pipeline/formats/trc.py", "pipeline/formats/arrays.py", "triangulation/visibility.py")
-    + TAKE_CODE,
     reads_take_files=False,
     writes=("body", "hand", "camera_pose?", "aria_calibration?", "body_benchmark?", "hand_benchmark?", "trc?"),
     run=run_stage,

@@ -16,6 +16,8 @@ per joint (mm), its speed and the fitted shape, for QA.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from fitting import skeleton
@@ -29,7 +31,10 @@ from pipeline.formats.body_model import (
     write_mesh,
     write_mesh_index,
 )
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
+
+if TYPE_CHECKING:
+    from pipeline.config import FitBodyModelConfig
 
 MESH_CHUNK_FRAMES = 16  # meshes are posed this many frames at a time (bounds memory)
 
@@ -39,23 +44,15 @@ MESH_CHUNK_FRAMES = 16  # meshes are posed this many frames at a time (bounds me
 # (its model class in fitting/body_model/), one line here, and its settings in
 # configs/default.yaml and pipeline/config.py.
 BODY_MODELS = {
-    "anny": lambda options: load_anny(options["cache_dir"]),
-    "smplx": lambda options: load_smpl_family(options["model_type"], options["model_path"], options["gender"], options["num_betas"]),
+    "anny": lambda options: load_anny(options.cache_dir),
+    "smplx": lambda options: load_smpl_family(options.model_type, options.model_path, options.gender, options.num_betas),
 }
 
 
-def load_body_model(settings: dict):
+def load_body_model(settings: FitBodyModelConfig):
     """The configured model (imports torch and the backend)."""
-    name = settings["backend"]
-    return BODY_MODELS[name](settings[name])
-
-
-def fit_settings(settings: dict):
-    """:class:`fitting.body_model.fit.FitSettings` from the config section (mm -> m)."""
-    from fitting.body_model.fit import FitSettings
-
-    values = {name: settings[name] for name in FitSettings.__dataclass_fields__ if name in settings}
-    return FitSettings(body_sigma_m=settings["body_sigma_mm"] / 1000.0, hand_sigma_m=settings["hand_sigma_mm"] / 1000.0, **values)
+    name = settings.backend
+    return BODY_MODELS[name](getattr(settings, name))
 
 
 def _mean_mm(values: np.ndarray) -> float | None:
@@ -82,15 +79,15 @@ def summarize(fit, model, frames: int) -> dict:
     }
 
 
-def write_meshes(context: StageContext, model, fit, settings: dict) -> tuple[str, int]:
+def write_meshes(context: StageContext, model, fit, settings: FitBodyModelConfig) -> tuple[str, int]:
     """Meshes of the requested frames into ``meshes/``; returns the index file's name and the count."""
     import torch
     from scipy.spatial.transform import Rotation
 
     count = fit.pose.shape[0]
-    last = count - 1 if settings["mesh_last_frame"] is None else min(settings["mesh_last_frame"], count - 1)
-    frames = list(range(settings["mesh_first_frame"], last + 1, settings["mesh_every"]))
-    file_format = settings["mesh_format"]
+    last = count - 1 if settings.mesh_last_frame is None else min(settings.mesh_last_frame, count - 1)
+    frames = list(range(settings.mesh_first_frame, last + 1, settings.mesh_every))
+    file_format = settings.mesh_format
     shape = torch.as_tensor(fit.shape, dtype=model.dtype)
     files = []
     for begin in range(0, len(frames), MESH_CHUNK_FRAMES):
@@ -113,15 +110,15 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 
     refined = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "confidence", "filled"))
     points = refined["points"]
-    weights = joint_weights(refined["confidence"], refined["filled"], points, settings["filled_weight"])
-    fit = fit_body_model(model, points, weights, context.take.fps, fit_settings(settings))
+    weights = joint_weights(refined["confidence"], refined["filled"], points, settings.filled_weight)
+    fit = fit_body_model(model, points, weights, context.take.fps, settings)  # the section is a FitSettings
     save_body_model_parameters(
         context.work / "body_model.npz", model.name, model.pose_names, fit, model.native_parameters(fit.shape, fit.pose, fit.rotation, fit.translation)
     )
     save_fitted_joints(context.work / "fitted_joints.npz", fit.joints, fit.errors)
     files = {"parameters": "body_model.npz", "fitted_joints": "fitted_joints.npz"}
     summary = summarize(fit, model, points.shape[0])
-    if settings["mesh_format"] != "none":
+    if settings.mesh_format != "none":
         files["meshes"], summary["meshes"] = write_meshes(context, model, fit, settings)
     return files, summary
 
@@ -130,7 +127,6 @@ STAGE = StageSpec(
     name="fit_body_model",
     inputs=("refine",),
     config_sections=("fit_body_model",),
-    code=("fitting", "stages/fit_body_model.py", "pipeline/formats/body_model.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("parameters", "fitted_joints", "meshes?"),
     run=run_stage,

@@ -32,13 +32,14 @@ a pose (and why the others have none) and the share of joints visible per part.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_projections
 from pipeline.formats.egoexo4d import release_exo_undistorted_camera
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.poses import POSE_NO_TIMESTAMP, POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
 from triangulation.visibility import (
@@ -49,6 +50,9 @@ from triangulation.visibility import (
     project_undistorted,
     project_with_visibility,
 )
+
+if TYPE_CHECKING:
+    from pipeline.config import ProjectEgoConfig
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +87,12 @@ def project_exo_undistorted(cameras: list[Camera], points: np.ndarray, balance: 
     return arrays, {camera.name: rule for camera, (_, _, rule) in zip(cameras, targets)}
 
 
-def project_ego(camera: MovingCamera, points: np.ndarray, settings: dict) -> dict[str, np.ndarray]:
+def project_ego(camera: MovingCamera, points: np.ndarray, settings: ProjectEgoConfig) -> dict[str, np.ndarray]:
     """The ego arrays of ``projections.npz`` for ``points (frames, 59, 3)`` (metres, world)."""
     camera = ego_for_frames(camera, points.shape[0])
-    size = (int(settings["undistorted_width"]), int(settings["undistorted_height"]))
-    focal = float(settings["undistorted_focal_px"])
-    min_depth = float(settings["min_depth_m"])
+    size = (int(settings.undistorted_width), int(settings.undistorted_height))
+    focal = float(settings.undistorted_focal_px)
+    min_depth = float(settings.min_depth_m)
     pixels, codes = project_with_visibility(camera, points, min_depth)
     undistorted, undistorted_codes = project_undistorted(camera, points, size, focal, min_depth)
     return {
@@ -141,7 +145,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "exo_pixels": exo_pixels.astype(np.float32),
         "exo_visibility": exo_codes,
     }
-    undistorted, rules = project_exo_undistorted(list(take.exo_cameras), points, settings["exo_undistorted_balance"])
+    undistorted, rules = project_exo_undistorted(list(take.exo_cameras), points, settings.exo_undistorted_balance)
     arrays.update(undistorted)
     summary: dict = {
         "frames": int(points.shape[0]),
@@ -192,7 +196,6 @@ STAGE = StageSpec(
     name="project_ego",
     inputs=("refine",),
     config_sections=("project_ego",),
-    code=("stages/project_ego.py", "triangulation/visibility.py", "pipeline/formats/arrays.py", "pipeline/formats/egoexo4d.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("projections",),
     run=run_stage,

@@ -12,28 +12,32 @@ from __future__ import annotations
 import dataclasses
 import logging
 from functools import partial
+from typing import TYPE_CHECKING
 
 from fitting.refine import refine, summarize
 from pipeline.config import BatchConfig
 from pipeline.executor import choose
 from pipeline.formats.arrays import load_arrays, save_joints_3d
 from pipeline.ray_support import ray_map
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
+
+if TYPE_CHECKING:
+    from pipeline.config import RefineConfig
 
 logger = logging.getLogger(__name__)
 
 
-def choose_executor(settings: dict, frames: int, ray_address: str | None, start_ray: bool = False):
+def choose_executor(settings: RefineConfig, frames: int, ray_address: str | None, start_ray: bool = False):
     """Where the fit's windows of a take of ``frames`` frames run under ``refine.executor``
     (:func:`pipeline.executor.choose`: one-CPU tasks; ``auto`` stays in-process without a
     fit or below ``ray_min_frames``); ``start_ray`` as there."""
     stay = None
-    if not settings["fit"]["enabled"]:
+    if not settings.fit.enabled:
         stay = "refine.fit.enabled is false"
-    elif frames < settings["ray_min_frames"]:
-        stay = f"{frames} frames, fewer than refine.ray_min_frames ({settings['ray_min_frames']})"
+    elif frames < settings.ray_min_frames:
+        stay = f"{frames} frames, fewer than refine.ray_min_frames ({settings.ray_min_frames})"
     return choose(
-        settings["executor"], "refine.executor", pieces=frames, cpus_per_worker=1, address=ray_address,
+        settings.executor, "refine.executor", pieces=frames, cpus_per_worker=1, address=ray_address,
         worker="window tasks", stay_inprocess=stay, context=f"{frames} frames, ", start_ray=start_ray,
     )  # fmt: skip
 
@@ -43,7 +47,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     joints = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points", "inliers", "reprojection_error"))
     cameras = list(context.take.exo_cameras)
     settings = context.settings("refine")
-    address = context.settings("batch")["ray_address"]
+    address = context.settings("batch").ray_address
     choice = choose_executor(settings, joints["points"].shape[0], address, start_ray=True)
     executor, reason = choice.kind, choice.reason
     logger.info("refine: the fit's windows %s (%s)", "as Ray tasks" if executor == "ray" else "in-process", reason)
@@ -66,7 +70,6 @@ STAGE = StageSpec(
     name="refine",
     inputs=("detect", "triangulate"),
     config_sections=("refine", "batch"),  # batch: the cluster its windows may run on
-    code=("fitting", "stages/refine.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,

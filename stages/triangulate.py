@@ -6,23 +6,25 @@ Reads ``detect/keypoints_2d.npz`` and the take's exo cameras; config section
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_joints_3d
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
 from triangulation.cameras import Camera
-from triangulation.triangulate import Triangulation, triangulate
+from triangulation.triangulate import Triangulation, TriangulationSettings, triangulate
 
 
-def run(cameras: list[Camera], keypoints: np.ndarray, settings: dict) -> tuple[Triangulation, dict]:
-    """Triangulate ``keypoints (views, frames, 59, 3)``; ``settings``: the ``triangulation`` config section.
+def run(cameras: list[Camera], keypoints: np.ndarray, settings: TriangulationSettings) -> tuple[Triangulation, dict]:
+    """Triangulate ``keypoints (views, frames, 59, 3)`` with the ``triangulation`` settings.
 
     Returns the result and a summary with counts a person can check (per body part:
     fraction of joints x frames reconstructed, mean views used, mean inlier
     reprojection error in pixels, and the share of observations rejected as outliers).
     """
-    result = triangulate(cameras, keypoints, **settings)
+    result = triangulate(cameras, keypoints, **dataclasses.asdict(settings))
     observed = np.isfinite(result.reprojection_error)
     summary = {
         "frames": int(keypoints.shape[1]),
@@ -53,7 +55,6 @@ STAGE = StageSpec(
     name="triangulate",
     inputs=("detect",),
     config_sections=("triangulation",),
-    code=("triangulation", "stages/triangulate.py", "pipeline/formats/arrays.py") + TAKE_CODE,
     reads_take_files=False,
     writes=("joints_3d",),
     run=run_stage,

@@ -27,12 +27,13 @@ Points with fewer than ``min_views`` inlier views are NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 
 from triangulation.cameras import Camera
+from triangulation.schema import bounds
 
 _CHUNK_POINTS = 4096  # points per vectorised batch: keeps (pairs, views, chunk) arrays in cache
 
@@ -348,6 +349,19 @@ def _refine(
         points = np.where(active[:, None], points + np.nan_to_num(step), points)
     points[~finite] = np.nan
     return points, projected
+
+
+@dataclass(frozen=True)
+class TriangulationSettings:
+    """The keyword arguments of :func:`triangulate` (configs/default.yaml's ``triangulation`` section, whose schema it is)."""
+
+    min_confidence: float = field(metadata=bounds(0.0, 1.0))
+    min_views: int = field(metadata=bounds(2))
+    ransac: bool
+    threshold_px: float = field(metadata=bounds(0.0, low_open=True))
+    refine_iterations: int = field(metadata=bounds(0))
+    huber_px: float = field(metadata=bounds(0.0, low_open=True))
+    min_ray_angle_deg: float = field(metadata=bounds(0.0, 90.0))
 
 
 def triangulate(

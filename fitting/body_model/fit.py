@@ -5,7 +5,7 @@ joint), a global rotation and a translation (world = R model + t). Cost, each te
 its standard deviation (all in :class:`FitSettings`):
 
 - data: per joint, the distance between the model's point and the refined joint,
-  over ``body_sigma_m`` or ``hand_sigma_m``, under a Cauchy loss of scale
+  over ``body_sigma_mm`` or ``hand_sigma_mm``, under a Cauchy loss of scale
   ``robust_scale`` (a joint that disagrees by many sigmas barely pulls), weighted by the
   joint's quality (refine's confidence; ``filled_weight`` for gap-filled samples);
 - priors: pose rotations (body and finger joints have their own sigma, radians) and
@@ -44,28 +44,9 @@ from scipy.spatial.transform import Rotation
 from fitting import skeleton
 from fitting.body_model.base import BodyModel
 from fitting.body_model.rotations import axis_angle_to_matrix
+from fitting.body_model.settings import FitSettings
 
 TORSO = np.array([5, 6, 11, 12])  # shoulders and hips: the rigid core that places each frame
-
-
-@dataclass(frozen=True)
-class FitSettings:
-    """Weights and iteration counts of :func:`fit_body_model` (the config section ``fit_body_model``)."""
-
-    body_sigma_m: float
-    hand_sigma_m: float
-    robust_scale: float
-    filled_weight: float
-    body_pose_sigma_rad: float
-    hand_pose_sigma_rad: float
-    shape_sigma: float
-    pose_acceleration_sigma_rad_s2: float
-    rotation_acceleration_sigma_rad_s2: float
-    translation_acceleration_sigma_m_s2: float
-    shape_frames: int
-    shape_iterations: int
-    window_frames: int
-    window_iterations: int
 
 
 @dataclass(frozen=True)
@@ -249,8 +230,8 @@ def _fit(model: BodyModel, targets: np.ndarray, weights: np.ndarray, fps: float,
     body_joints[HAND_WRISTS] = True
     hand_joints = ~body_joints
     hand_joints[HAND_WRISTS] = True
-    body_sigma = np.full(skeleton.NUM_JOINTS, settings.body_sigma_m)
-    hand_sigma = np.full(skeleton.NUM_JOINTS, settings.hand_sigma_m)
+    body_sigma = np.full(skeleton.NUM_JOINTS, settings.body_sigma_mm / 1000.0)
+    hand_sigma = np.full(skeleton.NUM_JOINTS, settings.hand_sigma_mm / 1000.0)
     body_free, hand_free = ~model.hand_pose, model.hand_pose | model.wrist_pose
 
     # (1) Rigid placement of every frame from the torso.

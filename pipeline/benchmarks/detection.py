@@ -61,7 +61,7 @@ def measure_hands(frames: int, work: Path) -> dict:
     take = read_take(folder)
     config = load_config(overrides=["detect.backend=mediapipe"])
     start = time.perf_counter()
-    keypoints, summary = detect_take(take, config.section("detect"))
+    keypoints, summary = detect_take(take, config.detect)
     seconds = time.perf_counter() - start
     truth = load_npz(folder / JOINTS_2D_NPZ)
     report = evaluate_hands_2d(keypoints, truth["pixels"], load_npz(folder / VISIBILITY_NPZ)["hand_visible"], config.triangulation.min_confidence)
@@ -80,7 +80,7 @@ def run(frames: int = 20, hand_frames: int = 60) -> dict:
     from stages.detect.backend import make_detector
     from stages.detect.mediapipe_backend import _mediapipe, hand_landmark_model
 
-    settings = load_config(overrides=["detect.backend=mediapipe", f"detect.frames_per_task={frames + 2}"]).section("detect")
+    settings = load_config(overrides=["detect.backend=mediapipe", f"detect.frames_per_task={frames + 2}"]).detect
     with tempfile.TemporaryDirectory() as work:
         take, source = _take(frames, Path(work))
         frames = min(frames, take.num_frames - 2)
@@ -103,14 +103,14 @@ def run(frames: int = 20, hand_frames: int = 60) -> dict:
         decode = time.perf_counter() - start
 
         _, mp_pose, mp_hands = _mediapipe()
-        pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False, min_detection_confidence=settings["min_person_confidence"])
+        pose = mp_pose.Pose(static_image_mode=True, model_complexity=1, smooth_landmarks=False, min_detection_confidence=settings.min_person_confidence)
         hands = mp_hands.Hands(
             static_image_mode=True,
             max_num_hands=2,
-            model_complexity=settings["hand_model_complexity"],
-            min_detection_confidence=settings["min_hand_confidence"],
+            model_complexity=settings.hand_model_complexity,
+            min_detection_confidence=settings.min_hand_confidence,
         )
-        landmarks = hand_landmark_model(settings["hand_model_complexity"])
+        landmarks = hand_landmark_model(settings.hand_model_complexity)
         models = {"pose": pose, "hands": hands, "hand_landmarks": landmarks}
 
         def call(kind, image):

@@ -11,6 +11,7 @@ and mmdet are built with random weights: the numbers are speed only, not accurac
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +30,13 @@ def _settings(batch_size: int, overrides: list[str]) -> dict:
     import mmdet
     import mmpose
 
-    settings = load_config(overrides=["detect.backend=mmpose", "detect.mmpose.device=auto", *overrides]).section("detect")
-    options = settings["mmpose"]
-    if not options["pose_config"]:
-        options.update(pose_config=str(Path(mmpose.__file__).parent / POSE_CONFIG), pose_checkpoint=None)
-        if not options["det_config"]:
-            options.update(det_config=str(Path(mmdet.__file__).parent / DET_CONFIG), det_checkpoint=None, min_box_score=0.0)
-    options["batch_size"] = batch_size
-    return settings
+    settings = load_config(overrides=["detect.backend=mmpose", "detect.mmpose.device=auto", *overrides]).detect
+    options = dataclasses.replace(settings.mmpose, batch_size=batch_size)
+    if not options.pose_config:
+        options = dataclasses.replace(options, pose_config=str(Path(mmpose.__file__).parent / POSE_CONFIG), pose_checkpoint=None)
+        if not options.det_config:
+            options = dataclasses.replace(options, det_config=str(Path(mmdet.__file__).parent / DET_CONFIG), det_checkpoint=None, min_box_score=0.0)
+    return dataclasses.replace(settings, mmpose=options)
 
 
 def run(frames: int = 10, batch_sizes: tuple[int, ...] = (1, 4, 8), overrides: list[str] | None = None) -> dict:
@@ -70,9 +70,9 @@ def run(frames: int = 10, batch_sizes: tuple[int, ...] = (1, 4, 8), overrides: l
         "data": source,
         "frames": frames,
         "views": len(take.exo_names),
-        "weights": "given" if settings["mmpose"]["pose_checkpoint"] else "random (speed only)",
-        "pose_config": Path(settings["mmpose"]["pose_config"]).name,
-        "det_config": Path(settings["mmpose"]["det_config"]).name if settings["mmpose"]["det_config"] else None,
+        "weights": "given" if settings.mmpose.pose_checkpoint else "random (speed only)",
+        "pose_config": Path(settings.mmpose.pose_config).name,
+        "det_config": Path(settings.mmpose.det_config).name if settings.mmpose.det_config else None,
         "batches": rows,
         "machine": machine_info(),
     }

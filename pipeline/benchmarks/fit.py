@@ -16,6 +16,7 @@ licensed SMPL-family files and their own installs.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 
@@ -39,27 +40,27 @@ def _part_errors(points: np.ndarray, reference: np.ndarray) -> dict:
 def run(frames: int = 150, views: int = 5, backend: str = "anny", seed: int = 11) -> dict:
     """Run the benchmark and return a JSON-ready dict."""
     from fitting.refine import refine
-    from stages.fit_body_model import fit_settings, load_body_model
+    from stages.fit_body_model import load_body_model
 
     config = load_config()
     synth = SynthConfig(seed=seed, num_frames=frames, rig=RigConfig(num_exo=views))
     take = generate_take(synth)
-    raw = triangulate(take.exo_cameras, take.observations.keypoints, **config.section("triangulation"))
-    refined = refine(take.exo_cameras, take.observations.keypoints, raw.points, raw.inliers, synth.fps, config.section("refine"))
-    settings = config.section("fit_body_model") | {"backend": backend}
+    raw = triangulate(take.exo_cameras, take.observations.keypoints, **dataclasses.asdict(config.triangulation))
+    refined = refine(take.exo_cameras, take.observations.keypoints, raw.points, raw.inliers, synth.fps, config.refine)
+    settings = dataclasses.replace(config.fit_body_model, backend=backend)
     with tempfile.TemporaryDirectory() as folder:
         if backend == "smplx":
             from pipeline.synth.body_model_files import write_smpl_family_model
 
             write_smpl_family_model(folder, "smplx", seed=seed)
-            settings["smplx"] = settings["smplx"] | {"model_path": folder, "model_type": "smplx"}
+            settings = dataclasses.replace(settings, smplx=dataclasses.replace(settings.smplx, model_path=folder, model_type="smplx"))
         begin = time.perf_counter()
         model = load_body_model(settings)
         load_seconds = time.perf_counter() - begin
     from fitting.body_model.fit import fit_body_model, joint_weights
 
-    weights = joint_weights(refined.confidence, refined.filled, refined.points, settings["filled_weight"])
-    fit = fit_body_model(model, refined.points, weights, synth.fps, fit_settings(settings))
+    weights = joint_weights(refined.confidence, refined.filled, refined.points, settings.filled_weight)
+    fit = fit_body_model(model, refined.points, weights, synth.fps, settings)
     return {
         "benchmark": "fit",
         "machine": machine_info(),
@@ -71,7 +72,7 @@ def run(frames: int = 150, views: int = 5, backend: str = "anny", seed: int = 11
         "error_to_refined_mm": _part_errors(fit.joints, refined.points),
         "error_to_truth_mm": _part_errors(fit.joints, take.motion.joints),
         "refined_error_to_truth_mm": _part_errors(refined.points, take.motion.joints),
-        "settings": {name: settings[name] for name in ("shape_frames", "shape_iterations", "window_frames", "window_iterations")},
+        "settings": {name: getattr(settings, name) for name in ("shape_frames", "shape_iterations", "window_frames", "window_iterations")},
     }
 
 

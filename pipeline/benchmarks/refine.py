@@ -23,6 +23,7 @@ of the coefficient of variation over time, %) and completeness.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 import warnings
@@ -94,11 +95,11 @@ def run(frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: in
     from fitting.refine import refine
 
     config = load_config()
-    settings = config.section("refine")
+    settings = config.refine
     synth = SynthConfig(seed=seed, num_frames=frames, rig=RigConfig(num_exo=views))
     take = generate_take(synth)
     cameras, keypoints, truth, fps = take.exo_cameras, take.observations.keypoints, take.motion.joints, synth.fps
-    raw = triangulate(cameras, keypoints, **config.section("triangulation"))
+    raw = triangulate(cameras, keypoints, **dataclasses.asdict(config.triangulation))
     peer_frames = min(peer_frames, frames)
     peer_start = (frames - peer_frames) // 2 if peer_start is None else min(max(peer_start, 0), frames - peer_frames)
     subset = slice(peer_start, peer_start + peer_frames)
@@ -125,7 +126,7 @@ def run(frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: in
     peer_error = None
     try:
         group = aniposelib_group(cameras)
-        pixels, scores, start = _peer_input(keypoints[:, subset], raw.points[subset], settings["fit"]["min_confidence"])
+        pixels, scores, start = _peer_input(keypoints[:, subset], raw.points[subset], settings.fit.min_confidence)
         bones = [list(bone) for bone in skeleton.BONES]
         with warnings.catch_warnings(), _quiet("numba"):
             warnings.simplefilter("ignore")  # numba's object-mode fallback warnings

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 
 from pipeline.commands.run import add_config_arguments, log_reports
+from pipeline.config import DemoConfig
 
 logger = logging.getLogger(__name__)
 
@@ -28,24 +29,24 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _demo_take(folder: Path, settings: dict) -> Path:
+def _demo_take(folder: Path, settings: DemoConfig) -> Path:
     """The demo take folder, generated unless an identical one is already there."""
     from pipeline.atomic import atomic_write_text
     from pipeline.synth.rig import RigConfig
     from pipeline.synth.take_writer import GENERATOR_VERSION, SynthConfig, synthesize_take
 
     config = SynthConfig(
-        seed=settings["seed"],
-        num_frames=settings["frames"],
-        rig=dataclasses.replace(RigConfig(), num_exo=settings["exo_cameras"]),
+        seed=settings.seed,
+        num_frames=settings.frames,
+        rig=dataclasses.replace(RigConfig(), num_exo=settings.exo_cameras),
     )
-    wanted = {key: settings[key] for key in ("seed", "frames", "exo_cameras", "render")}
+    wanted = {key: getattr(settings, key) for key in ("seed", "frames", "exo_cameras", "render")}
     wanted["generator_version"] = GENERATOR_VERSION  # a new generator makes a new take
     marker = folder / "demo_settings.json"
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         logger.info("demo take %s is up to date", folder)
         return folder
-    synthesize_take(folder, config, render=settings["render"])
+    synthesize_take(folder, config, render=settings.render)
     atomic_write_text(marker, json.dumps(wanted) + "\n")
     return folder
 
@@ -57,11 +58,11 @@ def run(args) -> int:
     from stages.detect.backend import backend_entry
 
     config = load_config(args.config, args.overrides)
-    if not config.demo.render and backend_entry(config.section("detect")).kind == "model":
+    if not config.demo.render and backend_entry(config.detect).kind == "model":
         logger.info("demo.render is off: using the simulated detections (detect.backend=precomputed)")
         config = load_config(args.config, [*args.overrides, "detect.backend=precomputed"])
     out = Path(args.out or config.demo.output)
-    take = _demo_take(out / "take", config.section("demo"))
+    take = _demo_take(out / "take", config.demo)
     reports = run_batch([take], out / "results", config)
     status = log_reports(reports)
     if status == 0:

@@ -46,6 +46,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,6 +55,9 @@ from pipeline.formats.aria_vrs import read_vrs_calibration
 from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv, read_gopro_graph_uid, read_toml_calibration
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.image_frames import FRAME_SAME, ImageFrameMatch, camera_in_video_frame, match_image_frame
+
+if TYPE_CHECKING:
+    from pipeline.config import TakeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +202,7 @@ def _timing_from_files(exo_names, videos: dict[str, Path], keypoints: dict[str, 
     return None, (max(counts) if counts and max(counts) > 0 else None)
 
 
-def cameras_in_video_frames(cameras, videos: dict[str, Path], calibration: Path, settings: dict) -> tuple[tuple[Camera, ...], dict[str, ImageFrameMatch]]:
+def cameras_in_video_frames(cameras, videos: dict[str, Path], calibration: Path, settings: TakeConfig) -> tuple[tuple[Camera, ...], dict[str, ImageFrameMatch]]:
     """Each camera with a video, in the video's pixel frame, and what was assumed where
     the sizes differ (:func:`triangulation.image_frames.match_image_frame`, settings
     ``take.max_video_edge_px`` and ``take.allow_scaled_video``).
@@ -220,14 +224,14 @@ def cameras_in_video_frames(cameras, videos: dict[str, Path], calibration: Path,
         except VideoDecodeError:
             adapted.append(camera)
             continue
-        match = match_image_frame(camera.image_size, (info.width, info.height), settings["max_video_edge_px"], settings["allow_scaled_video"])
+        match = match_image_frame(camera.image_size, (info.width, info.height), settings.max_video_edge_px, settings.allow_scaled_video)
         if match is None:
-            (cw, ch), edge = camera.image_size, settings["max_video_edge_px"]
+            (cw, ch), edge = camera.image_size, settings.max_video_edge_px
             raise TakeError(
                 f"{video}: camera '{camera.name}': the video is {info.width}x{info.height}, its calibration "
                 f"({calibration}, field 'image_size') {cw}x{ch}: neither the same image cropped or padded at an edge "
                 f"by at most {edge} px (take.max_video_edge_px) nor "
-                f"{'an exact resize' if settings['allow_scaled_video'] else 'equal (take.allow_scaled_video is off)'}: "
+                f"{'an exact resize' if settings.allow_scaled_video else 'equal (take.allow_scaled_video is off)'}: "
                 "a calibration of another camera or resolution"
             )
         if match.kind != FRAME_SAME:
@@ -244,10 +248,10 @@ def _setting_path(root: Path, template: str, take_name: str) -> Path:
     return root / template.replace("{capture_name}", capture).replace("{take_name}", take_name)
 
 
-def _default_settings() -> dict:
+def _default_settings() -> TakeConfig:
     from pipeline.config import load_config
 
-    return load_config().section("take")
+    return load_config().take
 
 
 # --------------------------------------------------------------------------------------
@@ -263,17 +267,17 @@ class _AriaInputs:
     timesync: bool
 
 
-def _aria_inputs(root: Path, take_name: str, settings: dict) -> _AriaInputs | None:
+def _aria_inputs(root: Path, take_name: str, settings: TakeConfig) -> _AriaInputs | None:
     """The raw Aria input files present in the take (None without a trajectory)."""
-    trajectory = _setting_path(root, settings["trajectory_csv"], take_name)
+    trajectory = _setting_path(root, settings.trajectory_csv, take_name)
     if not trajectory.is_file():
         return None
     calibration = next(
-        (path for key in ("online_calibration_jsonl", "device_calibration_json") if (path := _setting_path(root, settings[key], take_name)).is_file()),
+        (path for key in ("online_calibration_jsonl", "device_calibration_json") if (path := _setting_path(root, getattr(settings, key), take_name)).is_file()),
         None,
     )
-    per_take = _setting_path(root, settings["frame_timestamps_csv"], take_name)
-    timesync = _setting_path(root, settings["timesync_csv"], take_name)
+    per_take = _setting_path(root, settings.frame_timestamps_csv, take_name)
+    timesync = _setting_path(root, settings.timesync_csv, take_name)
     if per_take.is_file():
         return _AriaInputs(trajectory, calibration, per_take, False)
     return _AriaInputs(trajectory, calibration, timesync if timesync.is_file() else None, True)
@@ -289,7 +293,7 @@ def _ego_name(metadata: dict, inputs: _AriaInputs) -> str:
     return DEFAULT_EGO_NAME
 
 
-def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name: str, settings: dict) -> np.ndarray:
+def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name: str, settings: TakeConfig) -> np.ndarray:
     if inputs.timestamps is None:
         raise TakeError(
             f"{root}: raw Aria inputs without frame timestamps: no per-take timestamps CSV and no timesync CSV "
@@ -301,25 +305,27 @@ def _aria_frame_timestamps(root: Path, metadata: dict, inputs: _AriaInputs, name
     indices = [_metadata_number(take_json, metadata, key, int, strict=False) for key in ("timesync_start_idx", "timesync_end_idx")]
     if None in indices:
         raise TakeError(f"{take_json}: fields 'timesync_start_idx' and 'timesync_end_idx' are needed to read {inputs.timestamps}")
-    return aria.read_timesync_timestamps(inputs.timestamps, name, indices[0], indices[1], first_row=settings["timesync_first_row"])
+    return aria.read_timesync_timestamps(inputs.timestamps, name, indices[0], indices[1], first_row=settings.timesync_first_row)
 
 
-def _aria_calibration_file(root: Path, inputs: _AriaInputs, name: str, take_name: str, settings: dict) -> Path:
+def _aria_calibration_file(root: Path, inputs: _AriaInputs, name: str, take_name: str, settings: TakeConfig) -> Path:
     """The calibration to read: the online calibration, else the device calibration JSON,
     else the device calibration inside the Aria recording (VRS, needs projectaria-tools)."""
     if inputs.calibration is not None:
         return inputs.calibration
-    vrs = _setting_path(root, settings["aria_vrs"].replace("{ego_name}", name), take_name)
+    vrs = _setting_path(root, settings.aria_vrs.replace("{ego_name}", name), take_name)
     if vrs.is_file():
         return vrs
     raise TakeError(
-        f"{root}: raw Aria inputs without a camera calibration (looked for {settings['online_calibration_jsonl']}, "
-        f"{settings['device_calibration_json']} and {vrs.relative_to(root) if vrs.is_relative_to(root) else vrs}: settings "
+        f"{root}: raw Aria inputs without a camera calibration (looked for {settings.online_calibration_jsonl}, "
+        f"{settings.device_calibration_json} and {vrs.relative_to(root) if vrs.is_relative_to(root) else vrs}: settings "
         "take.online_calibration_jsonl, take.device_calibration_json, take.aria_vrs)"
     )
 
 
-def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict[str, Path], settings: dict, take_name: str) -> tuple[aria.EgoPoses, Path]:
+def _read_aria_ego(
+    root: Path, metadata: dict, inputs: _AriaInputs, videos: dict[str, Path], settings: TakeConfig, take_name: str
+) -> tuple[aria.EgoPoses, Path]:
     """The ego camera of every frame from the trajectory, calibration and frame timestamps,
     and the calibration file read."""
     from pipeline.formats.video import video_info
@@ -327,9 +333,9 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
     name = _ego_name(metadata, inputs)
     calibration_file = _aria_calibration_file(root, inputs, name, take_name, settings)
     stamps = _aria_frame_timestamps(root, metadata, inputs, name, settings)
-    tolerance = settings["max_quaternion_norm_error"]
+    tolerance = settings.max_quaternion_norm_error
     trajectory = aria.read_closed_loop_trajectory(inputs.trajectory, quaternion_tolerance=tolerance)
-    label = settings["aria_camera_label"]
+    label = settings.aria_camera_label
     if calibration_file.suffix == ".jsonl":
         times, calibrations = aria.read_online_calibrations(calibration_file, label, quaternion_tolerance=tolerance)
         middle = np.nanmedian(stamps) / 1000.0 if np.isfinite(stamps).any() else float(trajectory.timestamps_us[0])
@@ -342,9 +348,9 @@ def _read_aria_ego(root: Path, metadata: dict, inputs: _AriaInputs, videos: dict
     if video is not None:
         info = video_info(video)
         calibration = calibration.rescaled((info.width, info.height))
-    poses = aria.ego_camera_from_aria(name, trajectory, calibration, stamps, settings["max_trajectory_gap_s"])
+    poses = aria.ego_camera_from_aria(name, trajectory, calibration, stamps, settings.max_trajectory_gap_s)
     if inputs.timesync:
-        poses = replace(poses, timesync_first_row=settings["timesync_first_row"])
+        poses = replace(poses, timesync_first_row=settings.timesync_first_row)
     counts = aria.pose_status_counts(poses.status)
     missing = {key: value for key, value in counts.items() if key != "ok" and value}
     if missing:
@@ -370,13 +376,13 @@ def _check_one_world(gopro_csv: Path, trajectory_csv: Path, trajectory_graph_uid
 # --------------------------------------------------------------------------------------
 
 
-def _read_egoexo(root: Path, settings: dict) -> Take:
+def _read_egoexo(root: Path, settings: TakeConfig) -> Take:
     metadata = _read_take_json(root)
     pose_json, gopro_csv = root / CAMERA_POSE_JSON, root / GOPRO_CALIBS_CSV
     ego, json_exo, inputs_used = None, [], []
     take_name = checked_take_name(metadata.get("take_name", root.name), root / TAKE_JSON)
     raw = _aria_inputs(root, take_name, settings)
-    use_raw = raw is not None and (settings["ego_pose_prefer"] == "aria_mps" or not pose_json.is_file())
+    use_raw = raw is not None and (settings.ego_pose_prefer == "aria_mps" or not pose_json.is_file())
     if pose_json.is_file():
         json_exo, json_ego, pose_metadata = read_camera_pose_json(pose_json)
         metadata = {**pose_metadata, **metadata}
@@ -438,8 +444,8 @@ def _read_egoexo(root: Path, settings: dict) -> Take:
         ego_pose_source=None if ego is None else ("aria_mps" if use_raw else "camera_pose_json"),
         ego_poses=ego_poses,
         input_files=tuple(inputs_used) + ((take_json,) if take_json.is_file() else ()),
-        scene_points=scene if (scene := _setting_path(root, settings["semidense_points_csv"], take_name)).is_file() else None,
-        ego_video_orientation=ego_video_orientation(videos.get(ego.name) if ego is not None else None, settings["ego_video_orientation"]),
+        scene_points=scene if (scene := _setting_path(root, settings.semidense_points_csv, take_name)).is_file() else None,
+        ego_video_orientation=ego_video_orientation(videos.get(ego.name) if ego is not None else None, settings.ego_video_orientation),
         video_frames=video_frames,
     )
 
@@ -486,7 +492,7 @@ def find_rig_calibration(root: Path) -> Path | None:
     return None
 
 
-def _read_rig(root: Path, toml_path: Path, settings: dict) -> Take:
+def _read_rig(root: Path, toml_path: Path, settings: TakeConfig) -> Take:
     cameras = tuple(read_toml_calibration(toml_path))
     names = tuple(camera.name for camera in cameras)
     videos = {**_videos_in(root), **_videos_in(root / "videos")}
@@ -520,10 +526,10 @@ def take_name(path: str | Path) -> str:
     return checked_take_name(_read_take_json(root).get("take_name", root.resolve().name), root / TAKE_JSON)
 
 
-def read_take(path: str | Path, settings: dict | None = None) -> Take:
+def read_take(path: str | Path, settings: TakeConfig | None = None) -> Take:
     """Read a take folder in the Ego-Exo4D layout or as an anipose/Pose2Sim rig folder.
 
-    ``settings``: the ``take`` config section (None: the defaults of configs/default.yaml).
+    ``settings``: the ``take`` settings (None: the defaults of configs/default.yaml).
     """
     root = Path(path)
     if not root.is_dir():

@@ -32,8 +32,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from detection.interface import Detector, HandModel, detect_views, hand_model  # noqa: F401 - the backends' interface, re-exported
+
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class BackendEntry:
         """The entry's class or function (its module imported now)."""
         return _attribute(self.code)
 
-    def model_resources(self, settings: dict) -> ModelResources:
+    def model_resources(self, settings: DetectConfig) -> ModelResources:
         return _attribute(self.resources)(settings)
 
 
@@ -82,16 +86,16 @@ BACKENDS = {
 MODEL_BACKENDS = tuple(name for name, entry in BACKENDS.items() if entry.kind == "model")
 
 
-def backend_entry(settings: dict) -> BackendEntry:
-    """The registry entry of ``settings["backend"]`` (the ``detect`` config section)."""
-    name = settings["backend"]
+def backend_entry(settings: DetectConfig) -> BackendEntry:
+    """The registry entry of ``settings.backend`` (the ``detect`` config section)."""
+    name = settings.backend
     if name not in BACKENDS:
         raise ValueError(f"detect.backend {name!r} is not registered (backends: {', '.join(BACKENDS)})")
     return BACKENDS[name]
 
 
-def make_detector(settings: dict) -> Detector:
-    """The detector named by ``settings["backend"]`` (the ``detect`` config section)."""
+def make_detector(settings: DetectConfig) -> Detector:
+    """The detector named by ``settings.backend`` (the ``detect`` config section)."""
     entry = backend_entry(settings)
     if entry.kind != "model":
         raise ValueError(f"detect backend {entry.name!r} is not a model backend (model backends: {', '.join(MODEL_BACKENDS)})")

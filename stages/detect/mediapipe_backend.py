@@ -32,6 +32,7 @@ wrist its region came from (the 3D body's, where known).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from detection.crops import RotatedCrop, box_iou, extract, square_around
 from detection.keypoint_maps import NUM_BLAZEPOSE, blazepose_to_coco, empty_keypoints
 from fitting.skeleton import BODY, NUM_HAND_JOINTS
 from stages.detect.backend import ModelResources
+
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
 
 # Model files the solutions below load, relative to the mediapipe package.
 POSE_MODELS = ("modules/pose_detection/pose_detection.tflite", "modules/pose_landmark/pose_landmark_full.tflite")
@@ -123,39 +127,39 @@ def check_model_files(root: Path, hand_complexity: int) -> list[Path]:
     return paths
 
 
-def resources(settings: dict) -> ModelResources:
+def resources(settings: DetectConfig) -> ModelResources:
     """One model instance: ``detect.cpus_per_model`` CPUs (its graphs run one thread each)."""
-    return ModelResources(int(settings["cpus_per_model"]))
+    return ModelResources(int(settings.cpus_per_model))
 
 
 class MediaPipeDetector:
     name = "mediapipe"
 
-    def __init__(self, settings: dict) -> None:
+    def __init__(self, settings: DetectConfig) -> None:
         root, mp_pose, mp_hands = _mediapipe()
-        complexity = int(settings["hand_model_complexity"])
+        complexity = int(settings.hand_model_complexity)
         if complexity not in HAND_MODELS:
             raise ValueError(f"detect.hand_model_complexity must be 0 or 1, got {complexity}")
         self.model_files = check_model_files(root, complexity)
-        self.settings = dict(settings)
+        self.settings = settings
         self._pose = mp_pose.Pose(
             static_image_mode=True,
             model_complexity=1,
             smooth_landmarks=False,
             enable_segmentation=False,
-            min_detection_confidence=float(settings["min_person_confidence"]),
+            min_detection_confidence=float(settings.min_person_confidence),
         )
         self._hands = (
             mp_hands.Hands(
                 static_image_mode=True,
                 max_num_hands=2,
                 model_complexity=complexity,
-                min_detection_confidence=float(settings["min_hand_confidence"]),
+                min_detection_confidence=float(settings.min_hand_confidence),
             )
-            if settings["detect_hands"]
+            if settings.detect_hands
             else None
         )
-        self._hand_landmarks = hand_landmark_model(complexity) if settings["detect_hands"] else None
+        self._hand_landmarks = hand_landmark_model(complexity) if settings.detect_hands else None
         # When a list, every image given to a model is appended as (model name, image):
         # the benchmark replays them to time the bare models on the same inputs.
         self.record: list | None = None
@@ -211,7 +215,7 @@ class MediaPipeDetector:
             windows.append(np.array([x0, y0, x0 + side - 1.0, y0 + side - 1.0]))
         found = []
         for window in windows:
-            crop = square_around(window, 0.0, self.settings["seed_image_size"])
+            crop = square_around(window, 0.0, self.settings.seed_image_size)
             landmarks = self.pose_landmarks(extract(image, crop))
             if landmarks is None:
                 continue
@@ -229,7 +233,7 @@ class MediaPipeDetector:
         settings = self.settings
         height, width = image.shape[:2]
         result = empty_keypoints()
-        crop = square_around(box, settings["body_crop_margin"], settings["body_crop_size"])
+        crop = square_around(box, settings.body_crop_margin, settings.body_crop_size)
         landmarks = self.pose_landmarks(extract(image, crop))
         if landmarks is None:
             return result
@@ -257,7 +261,7 @@ class MediaPipeDetector:
         the square around ``box`` (upscaled to ``hand_crop_size``)."""
         if self._hands is None:
             raise RuntimeError("detect.detect_hands is false: the hand models are not loaded")
-        crop = square_around(box, 0.0, self.settings["hand_crop_size"])
+        crop = square_around(box, 0.0, self.settings.hand_crop_size)
         points = self.hand_landmarks(extract(image, crop))
         if len(points):
             points[..., :2] = crop.to_image(points[..., :2])

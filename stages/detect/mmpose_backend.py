@@ -34,6 +34,7 @@ import logging
 import sys
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,14 +42,20 @@ from detection.crops import box_iou
 from detection.keypoint_maps import NUM_WHOLEBODY, empty_keypoints, wholebody_to_joints
 from stages.detect.backend import ModelResources
 
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
+
+if TYPE_CHECKING:
+    from pipeline.config import DetectMMPoseConfig
+
 logger = logging.getLogger(__name__)
 
 INSTALL_NOTE = "the mmpose extra is not installed (make setup-mmpose; see docs/DEPENDENCIES.md)"
 
 
-def _existing(settings: dict, key: str, required: bool) -> str | None:
-    """The file ``settings[key]`` of the ``detect.mmpose`` section names, checked."""
-    value = settings[key]
+def _existing(settings: DetectMMPoseConfig, key: str, required: bool) -> str | None:
+    """The file the ``detect.mmpose`` setting ``key`` names, checked."""
+    value = getattr(settings, key)
     if not value:
         if required:
             raise ValueError(f"detect.mmpose.{key} must name a file for the mmpose backend")
@@ -58,12 +65,12 @@ def _existing(settings: dict, key: str, required: bool) -> str | None:
     return str(value)
 
 
-def resources(settings: dict) -> ModelResources:
+def resources(settings: DetectConfig) -> ModelResources:
     """One model instance: a GPU (and one CPU to feed it) on a CUDA device, else
     ``detect.cpus_per_model`` CPUs."""
-    if torch_device(settings["mmpose"]["device"]).startswith("cuda"):
+    if torch_device(settings.mmpose.device).startswith("cuda"):
         return ModelResources(1, 1)
-    return ModelResources(int(settings["cpus_per_model"]))
+    return ModelResources(int(settings.cpus_per_model))
 
 
 def _torchvision_stand_in() -> None:
@@ -99,7 +106,7 @@ def torch_device(setting: str) -> str:
 class MMPoseDetector:
     name = "mmpose"
 
-    def __init__(self, settings: dict) -> None:
+    def __init__(self, settings: DetectConfig) -> None:
         try:
             import mmpose  # noqa: F401
 
@@ -110,9 +117,9 @@ class MMPoseDetector:
             from mmpose.apis import init_model
         except ImportError as error:
             raise ImportError(f"detect backend 'mmpose': {INSTALL_NOTE}: {error}") from error
-        self.settings = dict(settings)
-        options = self.options = dict(settings["mmpose"])
-        self.device = torch_device(options["device"])
+        self.settings = settings
+        options = self.options = settings.mmpose
+        self.device = torch_device(options.device)
         self._torch, self._collate = torch, pseudo_collate
         pose_config = _existing(options, "pose_config", True)
         pose_checkpoint = _existing(options, "pose_checkpoint", False)
@@ -137,7 +144,7 @@ class MMPoseDetector:
             self._det_pipeline = Compose(pipeline)
 
     def _batches(self, items: list) -> list[list]:
-        size = int(self.options["batch_size"])
+        size = int(self.options.batch_size)
         return [items[start : start + size] for start in range(0, len(items), size)]
 
     def _person_boxes_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -155,7 +162,7 @@ class MMPoseDetector:
                 boxes = instances.bboxes.detach().cpu().numpy().astype(np.float64)
                 scores = instances.scores.detach().cpu().numpy().astype(np.float64)
                 labels = instances.labels.detach().cpu().numpy()
-                keep = (labels == 0) & (scores >= self.options["min_box_score"])
+                keep = (labels == 0) & (scores >= self.options.min_box_score)
                 found.append(np.column_stack([boxes[keep], scores[keep]]).reshape(-1, 5))
         return found
 

@@ -28,6 +28,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,20 +39,23 @@ from pipeline.formats.openpose import openpose_files, read_openpose_folder, read
 from stages.detect.backend import ModelResources
 from triangulation.visibility import rectified_to_raw
 
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
+
 logger = logging.getLogger(__name__)
 
 
-def resources(settings: dict) -> ModelResources:
+def resources(settings: DetectConfig) -> ModelResources:
     """Reading files: one CPU (what a batch's take task asks of Ray)."""
     return ModelResources(1)
 
 
-def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
+def read_precomputed(take, settings: DetectConfig) -> tuple[np.ndarray, dict]:
     """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo cameras from files, and a summary."""
     names = list(take.exo_names)
     selection = None
-    if settings["precomputed_format"] == "egoexo4d":
-        files = {part: settings[f"egoexo4d_{part}_annotation"] for part in ("body", "hand") if settings[f"egoexo4d_{part}_annotation"]}
+    if settings.precomputed_format == "egoexo4d":
+        files = {part: getattr(settings, f"egoexo4d_{part}_annotation") for part in ("body", "hand") if getattr(settings, f"egoexo4d_{part}_annotation")}
         if not files:
             raise ValueError("detect.precomputed_format 'egoexo4d' needs detect.egoexo4d_body_annotation and/or detect.egoexo4d_hand_annotation")
         if not take.num_frames:
@@ -59,9 +63,9 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
         keypoints = np.full((len(names), take.num_frames, NUM_JOINTS, 3), np.nan, dtype=np.float32)
         for part, relative in files.items():
             read_egoexo4d_annotation(take.root / relative, names, take.num_frames, part, keypoints)
-        if settings["egoexo4d_exo_2d_frame"] == "undistorted":
+        if settings.egoexo4d_exo_2d_frame == "undistorted":
             for v, camera in enumerate(take.exo_cameras):
-                target, _, _ = release_exo_undistorted_camera(camera, settings["egoexo4d_undistorted_balance"])
+                target, _, _ = release_exo_undistorted_camera(camera, settings.egoexo4d_undistorted_balance)
                 keypoints[v, ..., :2] = rectified_to_raw(camera, target, keypoints[v, ..., :2])
     else:
         keypoints, selection, files = read_openpose_take(take, settings)
@@ -70,7 +74,7 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     detected = np.isfinite(keypoints[..., 0])
     summary = {
         "backend": "precomputed",
-        "format": settings["precomputed_format"],
+        "format": settings.precomputed_format,
         "frames": int(frames),
         "views": len(names),
         "body_detected": float(detected[:, :, BODY].mean()),
@@ -78,10 +82,10 @@ def read_precomputed(take, settings: dict) -> tuple[np.ndarray, dict]:
     }
     if selection is not None:
         summary["person_selection"] = selection
-    if settings["precomputed_format"] == "openpose":
+    if settings.precomputed_format == "openpose":
         summary.update(files)
     else:
-        summary["exo_2d_frame"] = settings["egoexo4d_exo_2d_frame"]
+        summary["exo_2d_frame"] = settings.egoexo4d_exo_2d_frame
     return keypoints, summary
 
 
@@ -103,18 +107,18 @@ def _read_folder(path: Path, num_frames: int | None, layout: str | None, people:
     return keypoints, errors or [], max(openpose_files(path), default=-1) + 1
 
 
-def _read_folders(paths: list, num_frames: int | None, layout: str | None, people: bool, settings: dict) -> list[tuple]:
+def _read_folders(paths: list, num_frames: int | None, layout: str | None, people: bool, settings: DetectConfig) -> list[tuple]:
     """:func:`_read_folder` of every camera, in parallel processes (one folder per task:
     parsing JSON is CPU work that threads would serialise)."""
-    workers = read_workers(settings["read_workers"], len(paths))
-    read = partial(_read_folder, num_frames=num_frames, layout=layout, people=people, tolerant=settings["on_bad_file"] == "mark_missing")
+    workers = read_workers(settings.read_workers, len(paths))
+    read = partial(_read_folder, num_frames=num_frames, layout=layout, people=people, tolerant=settings.on_bad_file == "mark_missing")
     if workers == 1:
         return [read(path) for path in paths]
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(read, paths))
 
 
-def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, dict]:
+def read_openpose_take(take, settings: DetectConfig) -> tuple[np.ndarray, dict | None, dict]:
     """Keypoints ``(views, frames, 59, 3)`` float32 of the take's exo OpenPose folders, the
     selection summary and what the files told (unreadable files, frames per camera).
 
@@ -122,8 +126,8 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, d
     ``select``: the camera wearer chosen among every file's people
     (:func:`detection.people.select_wearer`, with the take's cameras and ego camera).
     """
-    names, layout = list(take.exo_names), settings["openpose_layout"]
-    first = settings["precomputed_person"] == "first"
+    names, layout = list(take.exo_names), settings.openpose_layout
+    first = settings.precomputed_person == "first"
     read = _read_folders([take.keypoints_2d[name] for name in names], take.num_frames, layout, not first, settings)
     unreadable = [{"camera": name, **error} for name, (_, errors, _) in zip(names, read) for error in errors]
     for error in unreadable:
@@ -138,5 +142,5 @@ def read_openpose_take(take, settings: dict) -> tuple[np.ndarray, dict | None, d
     people = np.full((len(names), frames, width) + folders[0].shape[2:], np.nan, dtype=np.float32)
     for v, folder in enumerate(folders):
         people[v, : folder.shape[0], : folder.shape[1]] = folder
-    keypoints, selection = select_wearer(list(take.exo_cameras), people, settings, ego_centres(take.ego_camera, frames) if settings["ego_prior"] else None)
+    keypoints, selection = select_wearer(list(take.exo_cameras), people, settings, ego_centres(take.ego_camera, frames) if settings.ego_prior else None)
     return keypoints, selection, files

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,14 +21,17 @@ from detection.hand_quality import check_hands
 from fitting.skeleton import BODY, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import save_keypoints_2d
 from pipeline.formats.video import video_info
-from stages.base import TAKE_CODE, StageContext, StageSpec
-from stages.detect.backend import backend_entry
+from stages.base import StageContext, StageSpec
+from stages.detect.backend import BACKENDS, backend_entry
 from stages.detect.tasks import plan_tasks, run_tasks
+
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
 
 logger = logging.getLogger(__name__)
 
 
-def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: list[dict], settings: dict) -> dict:
+def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: list[dict], settings: DetectConfig) -> dict:
     """Counts a person can check: detection rates per view and part, ROI sources, decode errors."""
     found = {
         part: np.isfinite(keypoints[:, :, joints, 0]).any(axis=2) for part, joints in (("body", BODY), ("left_hand", LEFT_HAND), ("right_hand", RIGHT_HAND))
@@ -55,7 +59,7 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
             "mirrored": mirrored,
         }
     return {
-        "backend": settings["backend"],
+        "backend": settings.backend,
         "frames": int(keypoints.shape[1]),
         "views": len(camera_names),
         "body_detected": float(np.isfinite(keypoints[:, :, BODY, 0]).mean()),
@@ -65,7 +69,7 @@ def summarize(keypoints: np.ndarray, camera_names: list[str], task_summaries: li
     }
 
 
-def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
+def detect_take(take, settings: DetectConfig, frame_range: tuple[int, int] | None = None, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
     """2D keypoints ``(views, frames, 59, 3)`` float32 of every exo view, and a summary.
 
     ``frame_range`` (start, stop): only those frames (the array still covers them only).
@@ -75,14 +79,14 @@ def detect_take(take, settings: dict, frame_range: tuple[int, int] | None = None
     contradict are dropped per view (:mod:`detection.hand_quality`).
     """
     keypoints, summary = _detect(take, settings, frame_range, chunks, report)
-    if settings["hand_quality"] and len(take.exo_cameras) >= 2:
+    if settings.hand_quality and len(take.exo_cameras) >= 2:
         keypoints, summary["hand_quality"] = check_hands(list(take.exo_cameras), keypoints, settings)
         keypoints = keypoints.astype(np.float32)
         summary["hands_detected"] = float(np.isfinite(keypoints[:, :, 17:, 0]).mean())
     return keypoints, summary
 
 
-def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarray, dict]:
+def _detect(take, settings: DetectConfig, frame_range, chunks, report) -> tuple[np.ndarray, dict]:
     entry = backend_entry(settings)
     if entry.kind == "files":
         return entry.load()(take, settings)
@@ -90,7 +94,7 @@ def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarr
         raise ValueError(f"take '{take.name}' ({take.root}): its number of frames is unknown")
     tasks = plan_tasks(take, settings, take.num_frames, frame_range)
     total = sum(task.stop - task.start for task in tasks)
-    logger.info("detect: backend %s, %d camera(s), %d frames in %d task(s)", settings["backend"], len(take.exo_names), total, len(tasks))
+    logger.info("detect: backend %s, %d camera(s), %d frames in %d task(s)", settings.backend, len(take.exo_names), total, len(tasks))
     results, how = run_tasks(tasks, settings, len(take.exo_names), chunks, report)
     keypoints = np.concatenate([keypoints for keypoints, _ in results], axis=1).astype(np.float32)
     summary = summarize(keypoints, list(take.exo_names), [s for _, s in results], settings)
@@ -105,21 +109,21 @@ def _detect(take, settings: dict, frame_range, chunks, report) -> tuple[np.ndarr
     return keypoints, summary
 
 
-def missing_inputs(take, settings: dict) -> dict[str, str]:
+def missing_inputs(take, settings: DetectConfig) -> dict[str, str]:
     """Exo cameras without the input the backend reads, with the reason (camera -> reason)."""
     if backend_entry(settings).kind == "model":
         return {name: "no video" for name in take.exo_names if name not in take.videos}
-    if settings["precomputed_format"] == "openpose":
+    if settings.precomputed_format == "openpose":
         return {name: "no 2D keypoint folder" for name in take.exo_names if name not in take.keypoints_2d}
     return {}
 
 
-def detect_available(take, settings: dict, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
+def detect_available(take, settings: DetectConfig, chunks: Path | None = None, report=None) -> tuple[np.ndarray, dict]:
     """:func:`detect_take` on the cameras that have their input; the others (``missing_camera:
     exclude``, while two cameras remain) stay in the array as missing views, listed in the
     summary's ``excluded_cameras``; ``fail`` (or fewer than two left) raises naming them."""
     missing = missing_inputs(take, settings)
-    if missing and (settings["missing_camera"] == "fail" or len(take.exo_names) - len(missing) < 2):
+    if missing and (settings.missing_camera == "fail" or len(take.exo_names) - len(missing) < 2):
         details = ", ".join(f"{name} ({reason})" for name, reason in missing.items())
         raise FileNotFoundError(f"take '{take.name}' ({take.root}): camera(s) without input: {details}")
     if not missing:
@@ -151,17 +155,10 @@ STAGE = StageSpec(
     name="detect",
     inputs=(),
     config_sections=("detect",),
-    code=(
-        "stages/detect",
-        "detection",
-        "pipeline/formats/egoexo4d.py",
-        "pipeline/formats/arrays.py",
-        "triangulation/triangulate.py",
-        "triangulation/visibility.py",
-    )
-    + TAKE_CODE,
     reads_take_files=True,
     writes=("keypoints_2d",),
     run=run,
     execution_keys=tuple(f"detect.{key}" for key in ("executor", "num_workers", "cpus_per_model", "ray_retries", "ray_address", "read_workers")),
+    # The backends are imported by name when used: their modules are the stage's code too.
+    runtime_modules=tuple(sorted({path.split(":")[0] for entry in BACKENDS.values() for path in (entry.code, entry.resources)})),
 )

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from detection.prior import ego_centres
 from pipeline.formats.arrays import load_detect_chunk, save_detect_chunk
 from pipeline.formats.video import LockstepDecodeError, VideoDecodeError, iter_frames_lockstep, video_info
 from triangulation.cameras import Camera
+
+if TYPE_CHECKING:
+    from pipeline.config import DetectConfig
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +66,12 @@ def lockstep_frames(task: DetectTask, on_decode_error: str, errors: list[dict]) 
         raise DetectVideoError(str(error)) from error
 
 
-def run_task(detector, task: DetectTask, settings: dict, progress=None) -> tuple[np.ndarray, dict]:
+def run_task(detector, task: DetectTask, settings: DetectConfig, progress=None) -> tuple[np.ndarray, dict]:
     """Detect one task with a loaded detector: keypoints ``(views, stop - start, 59, 3)`` and a summary."""
     from detection.track import detect_frames
 
     errors: list[dict] = []
-    frames = lockstep_frames(task, settings["on_decode_error"], errors)
+    frames = lockstep_frames(task, settings.on_decode_error, errors)
     keypoints, summary = detect_frames(detector, list(task.cameras), frames, task.start, task.stop, settings, task.ego_centres, progress)
     summary["decode_errors"] = errors
     return keypoints, summary
@@ -110,7 +114,7 @@ class _Progress:
         )
 
 
-def _run_inprocess(tasks: list[DetectTask], settings: dict, progress: _Progress, done) -> None:
+def _run_inprocess(tasks: list[DetectTask], settings: DetectConfig, progress: _Progress, done) -> None:
     from stages.detect.backend import make_detector
 
     detector = make_detector(settings)
@@ -126,7 +130,7 @@ def _run_inprocess(tasks: list[DetectTask], settings: dict, progress: _Progress,
 class _DetectWorker:
     """Ray actor body: loads the detector once, then runs tasks."""
 
-    def __init__(self, settings: dict) -> None:
+    def __init__(self, settings: DetectConfig) -> None:
         from stages.detect.backend import make_detector
 
         self.settings = settings
@@ -136,7 +140,7 @@ class _DetectWorker:
         return index, run_task(self.detector, task, self.settings)
 
 
-def choose_executor(settings: dict, tasks: int, start_ray: bool = False):
+def choose_executor(settings: DetectConfig, tasks: int, start_ray: bool = False):
     """Where ``tasks`` tasks run under ``detect.executor`` (:func:`pipeline.executor.choose`:
     one actor per model instance of the backend's resource needs: CPUs, or a GPU);
     ``start_ray``: with ``auto``, fall back to in-process when Ray does not start."""
@@ -145,8 +149,8 @@ def choose_executor(settings: dict, tasks: int, start_ray: bool = False):
 
     needs = backend_entry(settings).model_resources(settings)
     return choose(
-        settings["executor"], "detect.executor", pieces=tasks, cpus_per_worker=needs.cpus,
-        address=settings["ray_address"], worker="model instances", num_workers=int(settings["num_workers"]),
+        settings.executor, "detect.executor", pieces=tasks, cpus_per_worker=needs.cpus,
+        address=settings.ray_address, worker="model instances", num_workers=int(settings.num_workers),
         gpu=needs.gpus > 0, start_ray=start_ray,
     )  # fmt: skip
 
@@ -166,14 +170,14 @@ def actors_that_fit(cpus: int, gpus: int, needs) -> tuple[int, int]:
     return per_model, fit
 
 
-def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, workers: int, done) -> int:
+def _run_ray(tasks: list[DetectTask], settings: DetectConfig, progress: _Progress, workers: int, done) -> int:
     """The tasks on ``workers`` Ray actors (each loads the model once); every finished task
     goes to ``done(index, result)`` as it arrives. A lost worker's task is retried and its
     actor restarted elsewhere (``ray_retries``). Returns the actors used (at most what
     the cluster's CPUs hold)."""
     from pipeline.ray_support import cluster_cpus, ensure_ray
 
-    ray = ensure_ray(settings["ray_address"], None, "detect.executor 'ray'")
+    ray = ensure_ray(settings.ray_address, None, "detect.executor 'ray'")
     from ray.util import ActorPool
 
     from stages.detect.backend import backend_entry
@@ -183,7 +187,7 @@ def _run_ray(tasks: list[DetectTask], settings: dict, progress: _Progress, worke
     per_model, fit = actors_that_fit(cpus, int(ray.cluster_resources().get("GPU", 0)), needs)
     if workers > fit:
         logger.warning("detect: %d actor(s) asked, Ray's cluster holds %d of %s each: using %d", workers, fit, needs, fit)
-    retries = int(settings["ray_retries"])
+    retries = int(settings.ray_retries)
     actor = ray.remote(num_cpus=per_model, num_gpus=needs.gpus, max_restarts=retries, max_task_retries=retries)(_DetectWorker)
     actors = max(1, min(workers, fit, len(tasks)))
     pool = ActorPool([actor.remote(settings) for _ in range(actors)])
@@ -205,7 +209,7 @@ def exo_videos(take) -> list[Path]:
     return [take.videos[name] for name in take.exo_names]
 
 
-def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
+def plan_tasks(take, settings: DetectConfig, num_frames: int, frame_range: tuple[int, int] | None = None) -> list[DetectTask]:
     """Tasks of ``frames_per_task`` frames over all exo cameras for frames ``frame_range`` (default: all)."""
     videos = exo_videos(take)
     for camera, path in zip(take.exo_cameras, videos):
@@ -230,8 +234,8 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
                 num_frames,
             )
     first, last = frame_range if frame_range is not None else (0, num_frames)
-    ego = ego_centres(take.ego_camera, num_frames) if settings["ego_prior"] else None
-    step = int(settings["frames_per_task"])
+    ego = ego_centres(take.ego_camera, num_frames) if settings.ego_prior else None
+    step = int(settings.frames_per_task)
     return [
         DetectTask(
             cameras=tuple(take.exo_cameras),
@@ -244,7 +248,9 @@ def plan_tasks(take, settings: dict, num_frames: int, frame_range: tuple[int, in
     ]
 
 
-def run_tasks(tasks: list[DetectTask], settings: dict, views: int, chunks: Path | None = None, report=None) -> tuple[list[tuple[np.ndarray, dict]], dict]:
+def run_tasks(
+    tasks: list[DetectTask], settings: DetectConfig, views: int, chunks: Path | None = None, report=None
+) -> tuple[list[tuple[np.ndarray, dict]], dict]:
     """Run every task with the chosen executor; results in the order of ``tasks``, and how.
 
     ``chunks``: a folder kept across killed runs; every finished task is saved there

@@ -36,6 +36,7 @@ import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -43,6 +44,9 @@ import numpy as np
 from fitting import skeleton
 from fitting.quality import VIEW_REASONS, QualityFlags, frame_evidence
 from pipeline.formats.video import VideoWriter, iter_frames_lockstep
+
+if TYPE_CHECKING:
+    from pipeline.config import QaConfig
 
 _EDGES = np.asarray(skeleton.DRAW_EDGES)
 _HAND_COLOURS = {"left_hand": (255, 80, 255), "right_hand": (255, 160, 40)}  # RGB
@@ -312,10 +316,10 @@ def _jpeg(image: np.ndarray) -> bytes:
     return data.tobytes() if ok else b""
 
 
-def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: int, settings: dict) -> list[tuple[np.ndarray, float] | None]:
+def _drawn_views(inputs: OverlayInputs, names: list[str], images: list, frame: int, settings: QaConfig) -> list[tuple[np.ndarray, float] | None]:
     """Every view's frame drawn and labelled at most ``overlay_max_width`` wide: ``(canvas,
     scale)``, None for a view without an image."""
-    start, bad, max_width = settings["flags"]["reprojection_error_px"], settings["error_bad_px"], settings["overlay_max_width"]
+    start, bad, max_width = settings.flags.reprojection_error_px, settings.error_bad_px, settings.overlay_max_width
     exo_count = len(inputs.exo_names)
     drawn = []
     for v, image in enumerate(images):
@@ -366,7 +370,7 @@ def render_overlays(
     out_dir: Path | None,
     frame_range: tuple[int, int],
     fps: float,
-    settings: dict,
+    settings: QaConfig,
     thumbnails: list[tuple[int, int, int]],
     suffix: str = "",
 ) -> OverlayResult:
@@ -405,13 +409,13 @@ def _cut_thumbnails(inputs: OverlayInputs, drawn: list, frame: int, wanted: list
 
 
 def _write_videos(
-    inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: dict, suffix: str, wanted: dict, result: OverlayResult
+    inputs: OverlayInputs, out_dir: Path, frame_range: tuple[int, int], fps: float, settings: QaConfig, suffix: str, wanted: dict, result: OverlayResult
 ) -> None:
     """The streaming pass of :func:`render_overlays` (one decoded frame per view at a time)."""
     names, paths = _views(inputs)
     aspect = None  # of the mosaic's cells: the first view decoded
     legend = None
-    wanted_stills = settings["recording_images"] if settings["recording"] else 0
+    wanted_stills = settings.recording_images if settings.recording else 0
     still_step = -(-(frame_range[1] - frame_range[0]) // wanted_stills) if wanted_stills else 0
     errors: list[dict] = []
     with contextlib.ExitStack() as stack:
@@ -438,8 +442,8 @@ def _write_videos(
             tiles = [item[0] if item is not None else np.zeros((2, 2, 3), np.uint8) for item in drawn]
             lines = frame_evidence(inputs.quality, inputs.culprits, frame, inputs.exo_names) if inputs.quality.flags[frame].any() else []
             if legend is None:
-                legend = legend_image(420, settings["flags"]["reprojection_error_px"], settings["error_bad_px"])
-            write("mosaic", mosaic(tiles, frame, lines, 2 * settings["overlay_max_width"], aspect, legend))
+                legend = legend_image(420, settings.flags.reprojection_error_px, settings.error_bad_px)
+            write("mosaic", mosaic(tiles, frame, lines, 2 * settings.overlay_max_width, aspect, legend))
             result.frames += 1
     result.note_decode_errors(errors)
 

@@ -21,12 +21,14 @@ metrics and the report, and its meshes into the recording.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,7 +36,6 @@ from fitting import skeleton
 from fitting.quality import (
     PART_NAMES,
     LabelArrays,
-    QualityThresholds,
     flag_stretches,
     quality_flags,
     stretch_culprits,
@@ -46,8 +47,11 @@ from fitting.quality import (
 from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.qa import write_flags, write_metrics
-from stages.base import TAKE_CODE, StageContext, StageSpec
+from stages.base import StageContext, StageSpec
 from triangulation.visibility import VISIBLE
+
+if TYPE_CHECKING:
+    from pipeline.config import QaConfig
 
 logger = logging.getLogger(__name__)
 
@@ -173,17 +177,17 @@ def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, 
         stretches=stretches,
         thumbnails=thumbnails,
         overlay_sets=[(tuple(entry["frames"]), entry["files"]) for entry in overlay_sets],
-        max_columns=settings["report_max_columns"],
-        max_rows=settings["report_max_rows"],
-        ramp_px=(settings["flags"]["reprojection_error_px"], settings["error_bad_px"]),
+        max_columns=settings.report_max_columns,
+        max_rows=settings.report_max_rows,
+        ramp_px=(settings.flags.reprojection_error_px, settings.error_bad_px),
     )
 
 
-def _drawing_key(context: StageContext, settings: dict) -> str:
+def _drawing_key(context: StageContext, settings: QaConfig) -> str:
     """What overlay videos show depends on: the input stages' results and the qa settings
     (but not which frames are drawn)."""
     drawn_with = {name: record.fingerprint for name, record in sorted(context.inputs.items())}
-    drawn_with["qa"] = {key: value for key, value in settings.items() if key != "overlay_frames"}
+    drawn_with["qa"] = {key: value for key, value in dataclasses.asdict(settings).items() if key != "overlay_frames"}
     return hashlib.sha256(json.dumps(drawn_with, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -210,7 +214,7 @@ def kept_overlay_sets(previous, drawing_key: str, frames_now: tuple[int, int], w
     return kept
 
 
-def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, stretches, settings: dict, wanted: list[tuple[int, int, int]]):
+def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, quality, stretches, settings: QaConfig, wanted: list[tuple[int, int, int]]):
     """Draw the overlay videos of ``qa.overlay_frames`` (the whole take, or a range written
     under its own names beside the overlays kept from the last run) and the report's
     thumbnails: ``(overlay sets, thumbnails, stills for the recording, summary)``; a set is ``{frames: [start, stop],
@@ -218,13 +222,13 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
     from stages.qa.overlay import render_overlays
 
     frames = arrays.points.shape[0]
-    frame_range = parse_frame_range(settings["overlay_frames"], frames)
+    frame_range = parse_frame_range(settings.overlay_frames, frames)
     whole = frame_range == (0, frames)
     suffix = "" if whole else f"_frames{frame_range[0]}-{frame_range[1]}"
     key = _drawing_key(context, settings)
     overlays = render_overlays(
         _overlay_inputs(context, arrays, projections, quality, stretches),
-        context.work if settings["overlay_videos"] else None,
+        context.work if settings.overlay_videos else None,
         frame_range,
         context.take.fps,
         settings,
@@ -240,7 +244,7 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
                 "drawn_with": key,
             }
         )
-    if settings["overlay_videos"] and not whole:
+    if settings.overlay_videos and not whole:
         sets += kept_overlay_sets(context.previous, key, frame_range, context.work)
     summary = {
         "overlay_frames": overlays.frames,
@@ -251,7 +255,7 @@ def _overlays(context: StageContext, arrays: LabelArrays, projections: dict, qua
     return sets, overlays.thumbnails, overlays.stills, summary
 
 
-def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.ndarray | None:
+def _scene_points(context: StageContext, settings: QaConfig, summary: dict) -> np.ndarray | None:
     """The take's scene points for the recording (None: none, or a file that cannot be
     read: only the recording uses it, so QA warns, says so in ``summary`` and goes on)."""
     from pipeline.formats.aria import AriaFormatError, read_semidense_points
@@ -260,13 +264,13 @@ def _scene_points(context: StageContext, settings: dict, summary: dict) -> np.nd
     if path is None:
         return None
     try:
-        points = read_semidense_points(path, settings["scene_max_inv_dist_std"], settings["scene_max_dist_std"])
+        points = read_semidense_points(path, settings.scene_max_inv_dist_std, settings.scene_max_dist_std)
     except (AriaFormatError, OSError) as error:
         logger.warning("%s: qa: scene points left out of the recording: %s", context.take.name, error)
         summary["scene_points"] = f"left out: {error}"
         return None
-    if len(points) > settings["recording_max_points"]:
-        points = points[np.linspace(0, len(points) - 1, settings["recording_max_points"]).astype(int)]
+    if len(points) > settings.recording_max_points:
+        points = points[np.linspace(0, len(points) - 1, settings.recording_max_points).astype(int)]
     return points
 
 
@@ -283,7 +287,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     settings = context.settings("qa")
     arrays, projections = _label_arrays(context)
-    quality = quality_flags(arrays, QualityThresholds(**settings["flags"]))
+    quality = quality_flags(arrays, settings.flags)
     metrics = take_metrics(arrays, quality, list(take.exo_names), take.fps)
     # Exo videos whose size is not their calibration's, and what the take reader assumed.
     metrics["video_frames"] = {name: match.as_dict() for name, match in take.video_frames.items()}
@@ -292,7 +296,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         metrics["ego"] = {key: ego_summary[key] for key in ("camera", "pose_source", "frames_with_pose", "frames_without_pose")}
         problem = raw_video_problem(take.ego_camera)
         metrics["ego"]["video_overlay"] = "not drawn: " + problem if problem else "drawn on the raw video"
-        if problem and (settings["overlay_videos"] or settings["report"]):
+        if problem and (settings.overlay_videos or settings.report):
             logger.warning("%s: qa: the ego overlay is not drawn: %s", take.name, problem)
     body_model = context.inputs.get("fit_body_model")
     if body_model is not None:
@@ -313,19 +317,19 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
     }
-    wanted = [(stretch.worst_frame, stretch.part, stretch.view) for stretch in stretches[: settings["report_thumbnails"]]] if settings["report"] else []
+    wanted = [(stretch.worst_frame, stretch.part, stretch.view) for stretch in stretches[: settings.report_thumbnails]] if settings.report else []
     overlay_sets, thumbnails, stills = [], {}, {}
-    if settings["overlay_videos"] or wanted:
+    if settings.overlay_videos or wanted:
         overlay_sets, thumbnails, stills, overlay_summary = _overlays(context, arrays, projections, quality, stretches, settings, wanted)
         summary.update(overlay_summary)
         files.update({Path(name).stem: name for entry in overlay_sets for name in entry["files"].values()})
-    if settings["report"]:
+    if settings.report:
         from stages.qa.report import render_report
 
         data = _report_data(context, arrays, projections, quality, metrics, stretches, thumbnails, overlay_sets, settings)
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
-    if settings["recording"]:
+    if settings.recording:
         from stages.qa.recording import RecordingViews, joint_colours, rerun_available, write_recording
 
         if rerun_available():
@@ -364,8 +368,6 @@ STAGE = StageSpec(
     inputs=("detect", "triangulate", "refine", "project_ego"),
     optional_inputs=("fit_body_model",),
     config_sections=("qa",),
-    code=("stages/qa", "fitting/quality.py", "fitting/metrics.py", "pipeline/formats/arrays.py", "pipeline/formats/qa.py", "triangulation/visibility.py")
-    + TAKE_CODE,
     reads_take_files=True,
     writes=("metrics", "flags", "report?", "recording?", "overlay_*"),
     run=run_stage,

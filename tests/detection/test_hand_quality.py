@@ -1,5 +1,7 @@
 """Per-view hand quality over a take (detection/hand_quality.py) on true projections of a synthetic take."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def test_true_hands_are_all_kept(scene):
     rng = np.random.default_rng(0)
     noisy = keypoints.copy()
     noisy[..., :2] += rng.normal(0.0, 1.0, noisy[..., :2].shape)
-    checked, summary = check_hands(cameras, noisy, load_config().section("detect"))
+    checked, summary = check_hands(cameras, noisy, load_config().detect)
     np.testing.assert_array_equal(checked, noisy)  # nothing dropped, confidences untouched
     assert summary["left_hand"]["dropped_disagreeing"] == 0 and summary["right_hand"]["dropped_bone_lengths"] == 0
     assert summary["left_hand"]["confirmed"] == summary["left_hand"]["seen"] == len(cameras) * FRAMES
@@ -39,7 +41,7 @@ def test_true_hands_are_all_kept(scene):
 
 def test_hands_the_other_views_contradict_are_dropped(scene):
     cameras, joints, keypoints = scene
-    settings = load_config().section("detect")
+    settings = load_config().detect
     bad = keypoints.copy()
     bad[0, 0:10, LEFT_HAND] = keypoints[0, 0:10, RIGHT_HAND]  # the other hand, in one view
     bad[1, 10:15, LEFT_HAND, :2] += 60.0  # a hand beside the real one
@@ -60,13 +62,13 @@ def test_hands_the_other_views_contradict_are_dropped(scene):
     # Kept hands keep their points; a confirmed joint is used by triangulation, an unconfirmed one keeps its score.
     np.testing.assert_array_equal(checked[:, :, LEFT_HAND][left][..., :2], bad[:, :, LEFT_HAND][left][..., :2])
     assert np.allclose(checked[2, 30:35, LEFT_HAND, 2], 0.1)
-    assert np.allclose(checked[2, 35:45, LEFT_HAND, 2], settings["hand_confirmed_confidence"])
+    assert np.allclose(checked[2, 35:45, LEFT_HAND, 2], settings.hand_confirmed_confidence)
     assert summary["left_hand"]["hands_with_confidence_raised"] == 10
 
 
 def test_hands_whose_bones_do_not_fit_the_take_are_dropped(scene):
     cameras, joints, keypoints = scene
-    settings = dict(load_config().section("detect"), hand_bone_tolerance=0.05)
+    settings = dataclasses.replace(load_config().detect, hand_bone_tolerance=0.05)
     hand = joints[:, LEFT_HAND]
     stretched = hand[:, :1] + 1.3 * (hand - hand[:, :1])  # fingers 30 % too long
     bad = keypoints.copy()

@@ -2,6 +2,7 @@
 the fit on synthetic takes (Anny and generated smplx-layout model files), meshes,
 errors, and the pipeline without it (no torch imported)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -44,12 +45,12 @@ def test_smplx_without_model_files_names_the_files_and_where(tmp_path):
     pytest.importorskip("torch")
     from stages.fit_body_model import load_body_model
 
-    settings = load_config(overrides=["fit_body_model.backend=smplx"]).section("fit_body_model")
+    settings = load_config(overrides=["fit_body_model.backend=smplx"]).fit_body_model
     with pytest.raises(FileNotFoundError) as error:
         load_body_model(settings)
     message = str(error.value)
     assert "SMPLX_NEUTRAL.npz" in message and "smpl-x.is.tue.mpg.de" in message and "fit_body_model.smplx.model_path" in message
-    settings["smplx"] |= {"model_path": str(tmp_path), "model_type": "smplh"}
+    settings = dataclasses.replace(settings, smplx=dataclasses.replace(settings.smplx, model_path=str(tmp_path), model_type="smplh"))
     with pytest.raises(FileNotFoundError, match="SMPLH_NEUTRAL.npz"):
         load_body_model(settings)
 
@@ -103,17 +104,16 @@ def refined_take():
     synth = SynthConfig(seed=SEED, num_frames=60)
     take = generate_take(synth)
     raw = triangulate(take.exo_cameras, take.observations.keypoints, **config.section("triangulation"))
-    refined = refine(take.exo_cameras, take.observations.keypoints, raw.points, raw.inliers, synth.fps, config.section("refine"))
+    refined = refine(take.exo_cameras, take.observations.keypoints, raw.points, raw.inliers, synth.fps, config.refine)
     return refined, take.motion, synth.fps
 
 
 def _fit(model, refined, fps, frames=slice(None)):
     from fitting.body_model.fit import fit_body_model, joint_weights
-    from stages.fit_body_model import fit_settings
 
-    settings = load_config().section("fit_body_model")
-    weights = joint_weights(refined.confidence[frames], refined.filled[frames], refined.points[frames], settings["filled_weight"])
-    return fit_body_model(model, refined.points[frames], weights, fps, fit_settings(settings))
+    settings = load_config().fit_body_model
+    weights = joint_weights(refined.confidence[frames], refined.filled[frames], refined.points[frames], settings.filled_weight)
+    return fit_body_model(model, refined.points[frames], weights, fps, settings)
 
 
 def _part_errors_mm(fit) -> tuple[float, float]:
@@ -266,5 +266,5 @@ def test_every_body_model_backend_has_its_settings_section():
 
     assert set(BODY_MODELS) == set(typing.get_args(typing.get_type_hints(FitBodyModelConfig)["backend"]))
     for name in BODY_MODELS:
-        settings = load_config(overrides=[f"fit_body_model.backend={name}"]).section("fit_body_model")
-        assert isinstance(settings[name], dict)
+        settings = load_config(overrides=[f"fit_body_model.backend={name}"]).fit_body_model
+        assert dataclasses.is_dataclass(getattr(settings, name))

@@ -21,7 +21,7 @@ def run_refine(take, keypoints=None, overrides=()):
     config = load_config(overrides=list(overrides)) if overrides else CONFIG
     keypoints = take.observations.keypoints if keypoints is None else keypoints
     raw = triangulate(take.exo_cameras, keypoints, **config.section("triangulation"))
-    return raw, refine(take.exo_cameras, keypoints, raw.points, raw.inliers, take.config.fps, config.section("refine"))
+    return raw, refine(take.exo_cameras, keypoints, raw.points, raw.inliers, take.config.fps, config.refine)
 
 
 @pytest.fixture(scope="module")

@@ -12,55 +12,22 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
+from pipeline.code_graph import NOT_RESULT_CODE, CodeGraph, read_code_graph
 from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
-PACKAGES = ("pipeline", "stages", "triangulation", "fitting", "detection")
-
-
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _modules() -> dict[str, Path]:
-    return {_module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
-
-
-def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Project modules imported anywhere in the file (module level or inside functions)."""
-    found = set()
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
-    return found
 
 
 @pytest.fixture(scope="module")
-def graph() -> dict[str, set[str]]:
-    modules = _modules()
-    known = set(modules)
-    return {name: _imports(name, path, known) for name, path in modules.items()}
+def code() -> CodeGraph:
+    return read_code_graph(ROOT)
+
+
+@pytest.fixture(scope="module")
+def graph(code) -> dict[str, frozenset[str]]:
+    return code.imports
 
 
 def test_pure_libraries_import_no_files_side(graph):
@@ -123,56 +90,52 @@ def test_every_stage_module_declares_its_stage_and_the_runner_orders_it():
         optional = {s.name for s in STAGES if s.enabled_by}
         assert not set(spec.inputs) & optional, f"{spec.name} requires an optional stage (read it as an optional input)"
         assert set(spec.optional_inputs) <= optional & set(names[:index]), f"{spec.name}: optional inputs must be earlier optional stages"
-        for path in spec.code:
-            assert (ROOT / path).exists(), f"{spec.name}: code path {path} does not exist"
         for key in spec.execution_keys:  # settings of how it runs: they must be its own, and real
             section, name = key.split(".", 1)
             assert section in spec.config_sections and name in load_config().section(section), f"{spec.name}: {key}"
 
 
-# Modules whose code carries no stage result, so a change to them need not re-run a stage:
-# the stage and manifest plumbing, atomic writes, the config schema (the values a stage
-# reads are fingerprinted section by section) and how detect schedules its work on Ray.
-NOT_RESULT_CODE = {"stages/base.py", "pipeline/artifacts.py", "pipeline/atomic.py", "pipeline/config.py", "pipeline/ray_support.py", "pipeline/executor.py"}
+def test_each_stage_code_is_read_from_its_imports(code):
+    """A stage's fingerprint hashes the code its result depends on, read from the imports
+    (no list kept by hand): every module its ``run`` module imports, directly or not, and
+    the registry entries it imports by name; not the plumbing, whose imports (the settings
+    loader's of every schema) are not followed."""
+    from pipeline.runner import STAGES, TAKE_READER, stage_code
 
-
-def _has_code(path: Path) -> bool:
-    """False for a module that is only a docstring (a package's ``__init__``)."""
-    body = ast.parse(path.read_text(encoding="utf-8")).body
-    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
-
-
-def _imported_closure(graph: dict[str, set[str]], start: str, through: set[str] = frozenset()) -> set[str]:
-    """Modules ``start`` imports, directly or not; the imports of ``through`` modules (the
-    plumbing that carries no result, e.g. the settings loader importing the QA flags'
-    schema) are not followed."""
-    seen, stack = set(), [start]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            if node == start or node not in through:
-                stack.extend(graph.get(node, ()))
-    return seen
-
-
-def test_each_stage_code_list_covers_what_it_imports(graph):
-    """A stage's fingerprint hashes its ``code`` paths: a module it uses but does not list
-    could change without re-running it (a stale cache)."""
-    from pipeline.runner import STAGES
-
-    modules = _modules()
-    plumbing = {name for name, path in modules.items() if str(path.relative_to(ROOT)) in NOT_RESULT_CODE}
+    by_name = {spec.name: stage_code(code, spec) for spec in STAGES}
     for spec in STAGES:
-        listed = [ROOT / path for path in spec.code]
-        uncovered = sorted(
-            relative
-            for name in _imported_closure(graph, spec.run.__module__, plumbing)
-            if (relative := str(modules[name].relative_to(ROOT))) not in NOT_RESULT_CODE
-            and _has_code(modules[name])
-            and not any(modules[name] == path or path in modules[name].parents for path in listed)
-        )
-        assert not uncovered, f"stage '{spec.name}': code list misses {uncovered} (imported, directly or not, by {spec.run.__module__})"
+        paths = by_name[spec.name]
+        assert paths == tuple(sorted(set(paths))) and all((ROOT / path).is_file() for path in paths)
+        assert str(code.paths[spec.run.__module__].relative_to(ROOT)) in paths
+        assert not {str(code.paths[name].relative_to(ROOT)) for name in NOT_RESULT_CODE} & set(paths), spec.name
+    # imported directly, through another module, inside a function, and by name (registry)
+    assert {"detection/hand_search.py", "triangulation/visibility.py", "stages/detect/mmpose_backend.py", "stages/detect/precomputed.py"} <= set(
+        by_name["detect"]
+    )
+    assert {"fitting/bone_fit.py", "fitting/banded.py", "triangulation/camera_models.py"} <= set(by_name["refine"])
+    assert "fitting/body_model/fit.py" in by_name["fit_body_model"] and "fitting/body_model/fit.py" not in by_name["refine"]
+    # the settings loader imports every schema; a stage gets only what it uses itself
+    assert "detection/settings.py" not in by_name["triangulate"] and "fitting/refine.py" not in by_name["triangulate"]
+    assert "pipeline/formats/calibration.py" in code.code_paths((TAKE_READER,))
+
+
+def test_a_new_import_two_modules_away_joins_the_stage_code(tmp_path):
+    """The code list follows the imports as they are edited: a module that starts importing
+    another brings it (and its imports) into every stage that reaches it."""
+    import shutil
+
+    for package in ("pipeline", "stages", "triangulation", "fitting", "detection"):
+        shutil.copytree(ROOT / package, tmp_path / package)
+    from pipeline.runner import STAGES, stage_code
+
+    refine = next(spec for spec in STAGES if spec.name == "refine")
+    copy = read_code_graph(tmp_path)
+    before = stage_code(copy, refine)
+    assert "fitting/banded.py" in before  # refine -> fitting.refine -> fitting.bone_fit -> fitting.banded
+    (tmp_path / "fitting" / "banded.py").write_text((tmp_path / "fitting" / "banded.py").read_text() + "\nfrom fitting import metrics  # noqa\n")
+    assert stage_code(read_code_graph(tmp_path), refine) == before
+    (tmp_path / "fitting" / "banded.py").write_text((tmp_path / "fitting" / "banded.py").read_text() + "\nfrom fitting.body_model import fit  # noqa\n")
+    assert "fitting/body_model/fit.py" in stage_code(read_code_graph(tmp_path), refine)
 
 
 def test_the_stage_order_is_computed_from_what_the_stages_read():

@@ -117,4 +117,4 @@ def test_settings_stored_by_an_earlier_version_load_under_their_new_names():
     config = load_config(base=stored)
     assert config.detect.mmpose.pose_config == "/models/pose.py" and config.detect.mmpose.device == "cuda:0"
     assert config.detect.mmpose.batch_size == 4 and config.fit_body_model.anny.cache_dir == "/cache/anny"
-    assert "error_good_px" not in config.section("qa")
+    assert not hasattr(config.qa, "error_good_px")

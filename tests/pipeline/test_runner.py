@@ -129,11 +129,14 @@ def test_takes_run_in_parallel_on_ray_with_the_same_results(take_dir, tmp_path):
 
 
 def test_a_stage_reading_a_settings_section_it_does_not_declare_fails(tmp_path):
-    from pipeline.config import load_config
+    from fitting.refine import RefineSettings, TrackFitSettings
+    from pipeline.config import RefineConfig, load_config
     from stages.base import StageContext
 
     context = StageContext(take=None, config=load_config(), inputs={}, work=tmp_path, sections=("refine",))
-    assert context.settings("refine")["executor"] == "auto"
+    settings = context.settings("refine")  # typed: the section's dataclass, the library's schema inside
+    assert isinstance(settings, RefineConfig) and isinstance(settings, RefineSettings) and isinstance(settings.fit, TrackFitSettings)
+    assert settings.executor == "auto"
     with pytest.raises(KeyError, match="'qa' it does not declare"):
         context.settings("qa")
 

@@ -49,7 +49,7 @@ REPO = REPO_ROOT
 )
 def test_auto_executor_uses_ray_when_the_cpus_hold_several_models(monkeypatch, cpus, overrides, tasks, expected):
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: cpus)
-    settings = load_config(overrides=["detect.backend=mediapipe", *overrides]).section("detect")
+    settings = load_config(overrides=["detect.backend=mediapipe", *overrides]).detect
     choice = choose_executor(settings, tasks)
     executor, workers, reason = choice.kind, choice.workers, choice.reason
     assert (executor, workers) == expected[:2]
@@ -59,7 +59,7 @@ def test_auto_executor_uses_ray_when_the_cpus_hold_several_models(monkeypatch, c
 def test_a_take_inside_a_batch_task_detects_in_process(monkeypatch):
     monkeypatch.setattr("pipeline.ray_support.in_ray_task", lambda: True)
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 64)
-    choice = choose_executor(load_config(overrides=["detect.backend=mediapipe"]).section("detect"), 10)
+    choice = choose_executor(load_config(overrides=["detect.backend=mediapipe"]).detect, 10)
     executor, workers, reason = choice.kind, choice.workers, choice.reason
     assert (executor, workers) == ("inprocess", 1) and "task of a batch" in reason
 
@@ -82,7 +82,7 @@ def test_a_take_inside_a_batch_task_detects_in_process(monkeypatch):
 )
 def test_the_fit_goes_to_ray_for_long_takes_with_cpus_to_share(monkeypatch, cpus, overrides, frames, expected):
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: cpus)
-    choice = refine_stage.choose_executor(load_config(overrides=overrides).section("refine"), frames, None)
+    choice = refine_stage.choose_executor(load_config(overrides=overrides).refine, frames, None)
     executor, reason = choice.kind, choice.reason
     assert executor == expected[0] and expected[1] in reason
 
@@ -90,7 +90,7 @@ def test_the_fit_goes_to_ray_for_long_takes_with_cpus_to_share(monkeypatch, cpus
 def test_a_take_inside_a_batch_task_fits_in_process(monkeypatch):
     monkeypatch.setattr("pipeline.ray_support.in_ray_task", lambda: True)
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 64)
-    choice = refine_stage.choose_executor(load_config().section("refine"), 20000, None)
+    choice = refine_stage.choose_executor(load_config().refine, 20000, None)
     executor, reason = choice.kind, choice.reason
     assert executor == "inprocess" and "task of a batch" in reason
 
@@ -161,7 +161,7 @@ def test_auto_detects_in_process_when_ray_does_not_start(rendered_take, monkeypa
     monkeypatch.setattr("pipeline.ray_support.available_cpus", lambda address: 8)
     monkeypatch.setattr("pipeline.ray_support.ensure_ray", no_ray)
     config = load_config(overrides=["detect.backend=mediapipe", f"detect.frames_per_task={TASK_FRAMES}"])
-    keypoints, summary = detect_take(read_take(rendered_take, config.section("take")), config.section("detect"), (0, 2 * TASK_FRAMES))
+    keypoints, summary = detect_take(read_take(rendered_take, config.take), config.detect, (0, 2 * TASK_FRAMES))
     assert (summary["executor"], summary["workers"], summary["tasks"]) == ("inprocess", 1, 2)
     assert "Ray did not start (ConnectionError: no cluster" in summary["executor_reason"]
     assert keypoints.shape[1] == 2 * TASK_FRAMES and np.isfinite(keypoints[..., 0]).any()

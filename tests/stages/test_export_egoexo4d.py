@@ -542,7 +542,7 @@ def test_export_errors_name_the_output_file_not_the_temporary_folder(run, tmp_pa
     from triangulation.cameras import CalibrationError
 
     _, out, _, _, _, take_dir = run
-    take = read_take(take_dir, load_config().section("take"))
+    take = read_take(take_dir, load_config().take)
     clash = dataclasses.replace(take, exo_cameras=(dataclasses.replace(take.exo_cameras[0], name="aria01"),) + take.exo_cameras[1:])
     store = ArtifactStore(out)
     work = store.begin("export")
@@ -609,7 +609,7 @@ def test_aria_calibration_file_reads_in_projectaria_tools_as_our_ego_camera(run)
     from pipeline.formats.take_folder import read_take
 
     report, out, _, _, _, take_dir = run
-    take = read_take(take_dir, load_config().section("take"))
+    take = read_take(take_dir, load_config().take)
     path = _preparation_calibration(out, take.name)
     assert report.summaries["export"]["hand_preparation_calibration"].startswith("the ego calibration")
     rgb = calibration.device_calibration_from_json(str(path)).get_camera_calib("camera-rgb")
@@ -673,7 +673,7 @@ def test_exo_2d_are_in_the_undistorted_frame_opencv_makes(run):
     from triangulation.visibility import VISIBLE, project_with_visibility
 
     _, out, files, joints, _, take_dir = run
-    take = read_take(take_dir, load_config().section("take"))
+    take = read_take(take_dir, load_config().take)
     points = joints["points"]
     arrays, rules = project_exo_undistorted(list(take.exo_cameras), points, 0.8)
     saved = load_npz(out / "project_ego" / "projections.npz")
@@ -706,7 +706,7 @@ def test_camera_pose_exo_entries_project_the_3d_onto_the_exo_2d(run):
     from pipeline.formats.take_folder import read_take
 
     _, out, files, _, _, take_dir = run
-    take = read_take(take_dir, load_config().section("take"))
+    take = read_take(take_dir, load_config().take)
     checked = 0
     for raw in take.exo_cameras:
         entry = files["camera_pose"][raw.name]
@@ -764,8 +764,8 @@ def test_our_exported_2d_read_back_as_precomputed_are_the_raw_video_pixels(run, 
             "detect.backend=precomputed", "detect.precomputed_format=egoexo4d", f"detect.egoexo4d_exo_2d_frame={frame}",
             f"detect.egoexo4d_body_annotation={export / 'body_annotation.json'}", f"detect.egoexo4d_hand_annotation={export / 'hand_annotation.json'}",
         ]
-    ).section("detect")  # fmt: skip
-    take = read_take(take_dir, load_config().section("take"))
+    ).detect  # fmt: skip
+    take = read_take(take_dir, load_config().take)
     keypoints, summary = read_precomputed(take, settings)
     raw = load_npz(out / "project_ego" / "projections.npz")["exo_pixels"]
     both = np.isfinite(keypoints[..., 0]) & np.isfinite(raw[..., 0])

@@ -39,7 +39,7 @@ def stage_output(tmp_path_factory):
     synthesize_take(take_dir, SynthConfig(seed=11, num_frames=FRAMES), render=False)
     assert not (take_dir / CAMERA_POSE_JSON).exists()
     config = load_config()
-    take = read_take(take_dir, config.section("take"))
+    take = read_take(take_dir, config.take)
     refine = root / "refine"
     atomic_save_npz(refine / "joints_3d.npz", points=load_npz(take_dir / "gt" / "joints_3d.npz")["joints_3d"])
     record = StageRecord(refine, {"files": {"joints_3d": "joints_3d.npz"}, "fingerprint": "truth"})
@@ -157,7 +157,7 @@ def test_take_length_and_timesync_frame_count_disagreeing_is_reported(tmp_path, 
     (take_dir / "take.json").write_text(json.dumps(meta))
     config = load_config()
     with caplog.at_level(logging.WARNING, logger="pipeline.formats.take_folder"):
-        take = read_take(take_dir, config.section("take"))
+        take = read_take(take_dir, config.take)
     warning = next(record.getMessage() for record in caplog.records if "num_frames" in record.getMessage())
     assert str(take_dir / "take.json") in warning and str(take_dir / "timesync.csv") in warning
     assert f"{frames + extra_frames}" in warning and f"{frames} frame times" in warning

@@ -25,7 +25,7 @@ def refined_capture(pose2sim_openpose):
     cameras, keypoints = pose2sim_openpose
     config = load_config()
     raw = triangulate(cameras, keypoints, **config.section("triangulation"))
-    refined = refine(cameras, keypoints, raw.points, raw.inliers, FPS, config.section("refine"))
+    refined = refine(cameras, keypoints, raw.points, raw.inliers, FPS, config.refine)
     return cameras, keypoints, raw, refined, config
 
 

@@ -38,8 +38,8 @@ from triangulation.poses import (
 )
 
 FRAMES = 60
-TAKE_SETTINGS = load_config().section("take")
-TOLERANCE = {"quaternion_tolerance": TAKE_SETTINGS["max_quaternion_norm_error"]}
+TAKE_SETTINGS = load_config().take
+TOLERANCE = {"quaternion_tolerance": TAKE_SETTINGS.max_quaternion_norm_error}
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_sparser_trajectory_shows_the_interpolation_error_grow(tmp_path):
     for hz in (1000.0, 10.0):
         folder = tmp_path / f"take{int(hz)}"
         synthesize_take(folder, SynthConfig(seed=3, num_frames=FRAMES, trajectory_hz=hz), render=False)
-        take = read_take(folder, {**TAKE_SETTINGS, "max_trajectory_gap_s": 0.5})
+        take = read_take(folder, dataclasses.replace(TAKE_SETTINGS, max_trajectory_gap_s=0.5))
         truth = load_npz(folder / "gt" / "ego_camera.npz")
         centres = -np.einsum("fji,fj->fi", truth["R"], truth["t"])
         errors[hz] = np.nanmax(np.linalg.norm(take.ego_camera.centers - centres, axis=1)) * 1000
@@ -290,7 +290,7 @@ def test_frames_without_timestamp_or_in_a_trajectory_gap_get_no_pose(take_dir, t
     assert status[3] == POSE_NO_TIMESTAMP and status[10] == POSE_IN_GAP and status[9] == POSE_IN_GAP
     assert not take.ego_camera.valid_frames[[3, 10]].any() and take.ego_camera.valid_frames[[0, 20, 59]].all()
     assert aria.pose_status_counts(status)["trajectory_gap"] >= 2
-    relaxed = read_take(copy, {**TAKE_SETTINGS, "max_trajectory_gap_s": 0.1})
+    relaxed = read_take(copy, dataclasses.replace(TAKE_SETTINGS, max_trajectory_gap_s=0.1))
     assert relaxed.ego_poses.status[10] == POSE_OK
 
 
@@ -300,7 +300,7 @@ def test_per_take_timestamps_file_is_used_before_timesync(take_dir, tmp_path):
     truth = load_npz(copy / "gt" / "ego_camera.npz")["timestamps_ns"].astype(np.float64)
     shifted = truth.copy()
     shifted[-5:] = np.nan
-    aria.write_frame_timestamps(copy / TAKE_SETTINGS["frame_timestamps_csv"], shifted)
+    aria.write_frame_timestamps(copy / TAKE_SETTINGS.frame_timestamps_csv, shifted)
     (copy / TIMESYNC_CSV).unlink()
     take = read_take(copy, TAKE_SETTINGS)
     assert take.ego_poses.status[:-5].tolist() == [POSE_OK] * (FRAMES - 5)
@@ -315,7 +315,7 @@ def test_camera_pose_json_and_raw_inputs_configured_choice(tmp_path):
     document["aria01"]["camera_extrinsics"] = shifted  # a different ego camera, to tell the sources apart
     (folder / "camera_pose.json").write_text(json.dumps(document))
     from_raw = read_take(folder, TAKE_SETTINGS)
-    from_json = read_take(folder, {**TAKE_SETTINGS, "ego_pose_prefer": "camera_pose"})
+    from_json = read_take(folder, dataclasses.replace(TAKE_SETTINGS, ego_pose_prefer="camera_pose"))
     assert from_raw.ego_pose_source == "aria_mps" and from_json.ego_pose_source == "camera_pose_json"
     assert np.abs(from_raw.ego_camera.t - from_json.ego_camera.t).max() == pytest.approx(0.5, abs=1e-5)
     (folder / TRAJECTORY_CSV).unlink()
@@ -423,7 +423,7 @@ def test_every_calibration_field_error_names_file_and_field(take_dir, tmp_path, 
 
 def test_quaternion_tolerance_is_a_setting(take_dir, tmp_path):
     """take.max_quaternion_norm_error: a quaternion off unit norm by 2e-3 is refused at 1e-3, read at 1e-2."""
-    assert TAKE_SETTINGS["max_quaternion_norm_error"] == 1e-3
+    assert TAKE_SETTINGS.max_quaternion_norm_error == 1e-3
     lines = (take_dir / TRAJECTORY_CSV).read_text().splitlines()
     header = lines[0].split(",")
     cells = lines[1].split(",")
@@ -509,7 +509,7 @@ def test_release_ego_video_name_is_found_and_the_calibration_rescaled_to_it(take
     take = read_take(copy, TAKE_SETTINGS)
     assert take.videos["aria01"].name == "aria01_214-1.mp4"
     assert take.ego_video_orientation == "rotated_cw90"  # the release's portrait video
-    assert read_take(copy, {**TAKE_SETTINGS, "ego_video_orientation": "calibration"}).ego_video_orientation == "calibration"
+    assert read_take(copy, dataclasses.replace(TAKE_SETTINGS, ego_video_orientation="calibration")).ego_video_orientation == "calibration"
     assert take.ego_camera.image_size == (256, 256) and take.ego_poses.calibration.source.endswith("rescaled to 256x256")
     rgb = mps.read_online_calibration(str(copy / ONLINE_CALIBRATION_JSONL))[0].get_camera_calib("camera-rgb")
     _assert_same_camera(take.ego_poses.calibration, rgb.rescale(np.array([256, 256], np.int32), 0.5))
@@ -638,7 +638,7 @@ def test_the_timesync_setting_reaches_the_take_and_the_summaries(take_dir, tmp_p
     ego poses say which convention made them (project_ego's and export's summaries carry it)."""
     meta = json.loads((take_dir / "take.json").read_text())
     after = read_take(take_dir, TAKE_SETTINGS)
-    at = read_take(take_dir, {**TAKE_SETTINGS, "timesync_first_row": "start_idx"})
+    at = read_take(take_dir, dataclasses.replace(TAKE_SETTINGS, timesync_first_row="start_idx"))
     assert after.ego_poses.timesync_first_row == "after_start_idx" and at.ego_poses.timesync_first_row == "start_idx"
     rows = aria.read_timesync_timestamps(
         take_dir / TIMESYNC_CSV, "aria01", meta["timesync_start_idx"] - 1, meta["timesync_end_idx"], first_row="after_start_idx"

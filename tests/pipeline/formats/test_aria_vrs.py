@@ -9,6 +9,7 @@ export, our reader, the take reader). ``test_missing_extra_*`` makes the import 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -24,7 +25,7 @@ from pipeline.synth.take_writer import DEVICE_CALIBRATION_JSON, ONLINE_CALIBRATI
 from tests.aria_layouts import factory_calibration
 from tests.pipeline.formats.test_aria_generations import assert_reads_as_projectaria
 
-TAKE_SETTINGS = load_config().section("take")
+TAKE_SETTINGS = load_config().take
 TOLERANCE = {"quaternion_tolerance": 1e-3}
 
 
@@ -137,4 +138,4 @@ def test_a_take_without_json_calibration_reads_its_vrs(take_dir, tmp_path, pat, 
     with pytest.raises(ValueError, match=r"without a camera calibration \(looked for .*aria01_noimagestreams\.vrs: settings .*take\.aria_vrs\)"):
         read_take(copy, TAKE_SETTINGS)
     vrs_holding(full, device)
-    assert read_take(copy, {**TAKE_SETTINGS, "aria_vrs": "{ego_name}.vrs"}).ego_poses.calibration.source.startswith(str(full))
+    assert read_take(copy, dataclasses.replace(TAKE_SETTINGS, aria_vrs="{ego_name}.vrs")).ego_poses.calibration.source.startswith(str(full))

@@ -1,5 +1,6 @@
 """The detect stage: keypoint maps, crops, hand assignment, precomputed files, videos, executors."""
 
+import dataclasses
 import json
 import shutil
 
@@ -111,7 +112,7 @@ def test_seed_prefers_the_large_central_person_and_head_box_covers_the_body():
 
 def test_precomputed_reads_the_pose2sim_openpose_files_exactly(pose2sim_balancing):
     take = read_take(pose2sim_balancing)
-    settings = load_config(overrides=["detect.backend=precomputed", "detect.openpose_layout=BODY_25B"]).section("detect")
+    settings = load_config(overrides=["detect.backend=precomputed", "detect.openpose_layout=BODY_25B"]).detect
     keypoints, summary = detect_take(take, settings)
     assert keypoints.shape == (4, 100, NUM_JOINTS, 3) and keypoints.dtype == np.float32
     empty = 0
@@ -168,7 +169,7 @@ def rendered_take(render_take):
 
 
 def mediapipe_settings(*overrides):
-    return load_config(overrides=["detect.backend=mediapipe", *overrides]).section("detect")
+    return load_config(overrides=["detect.backend=mediapipe", *overrides]).detect
 
 
 @pytest.fixture(scope="module")
@@ -264,13 +265,13 @@ def test_the_backend_registry_and_the_settings_agree():
 
     assert set(BACKENDS) == set(typing.get_args(typing.get_type_hints(DetectConfig)["backend"]))
     for name, entry in BACKENDS.items():
-        settings = load_config(overrides=[f"detect.backend={name}"]).section("detect")
+        settings = load_config(overrides=[f"detect.backend={name}"]).detect
         if entry.settings_section is not None:
-            assert isinstance(settings[entry.settings_section], dict)
+            assert dataclasses.is_dataclass(getattr(settings, entry.settings_section))
         needs = entry.model_resources(settings)
         assert isinstance(needs, ModelResources) and needs.cpus >= 1 and needs.gpus >= 0
         assert callable(entry.load()) if entry.kind == "files" else hasattr(entry.load(), "detect")
     with pytest.raises(ValueError, match="not a model backend"):
-        make_detector(load_config(overrides=["detect.backend=precomputed"]).section("detect"))
+        make_detector(load_config(overrides=["detect.backend=precomputed"]).detect)
     with pytest.raises(ConfigError, match="detect.mmpose.device"):
         load_config(overrides=["detect.mmpose.device=gpu"])

@@ -21,7 +21,7 @@ DET_CONFIG = Path(mmdet.__file__).parent / ".mim/configs/rtmdet/rtmdet_tiny_8xb3
 
 
 def settings(**changes):
-    values = load_config(overrides=["detect.backend=mmpose"]).section("detect")
+    values = load_config(overrides=["detect.backend=mmpose"]).detect
     values["mmpose"].update(pose_config=str(POSE_CONFIG), det_config=str(DET_CONFIG), min_box_score=0.0, **changes)
     return values
 

@@ -39,7 +39,7 @@ def detections(pose2sim_balancing):
     take = read_take(pose2sim_balancing)  # the cameras in their videos' pixel frames (two are 1080 wide)
     cameras = list(take.exo_cameras)
     videos = [take.videos[camera.name] for camera in cameras]
-    settings = load_config().section("detect")
+    settings = load_config().detect
     detector = make_detector(settings)
     try:
         keypoints, summary = detect_frames(detector, cameras, every_nth_frame(videos, FRAMES, STEP), 0, FRAMES, settings)

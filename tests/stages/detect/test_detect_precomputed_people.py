@@ -71,14 +71,14 @@ def crowded_take(tmp_path_factory):
 
 def triangulated_mean(take, bodies: np.ndarray) -> np.ndarray:
     """Mean (metres) of the body joints triangulated from ``bodies (views, 59, 3)``."""
-    settings = load_config().section("detect")
+    settings = load_config().detect
     points, _ = triangulate_body(list(take.exo_cameras), bodies[:, BODY].astype(np.float64), settings)
     return np.nanmean(points, axis=0)
 
 
 def detect(folder, *overrides):
     # Rows as chosen: the later per-view hand check (detection/hand_quality.py) is off.
-    settings = load_config(overrides=["detect.backend=precomputed", "detect.hand_quality=false", *overrides]).section("detect")
+    settings = load_config(overrides=["detect.backend=precomputed", "detect.hand_quality=false", *overrides]).detect
     return detect_take(read_take(folder), settings)
 
 
@@ -134,7 +134,7 @@ def test_a_consistent_bystander_in_every_view_is_dropped_at_the_ego_camera(crowd
     folder, expected, others, _ = crowded_take
     take = read_take(folder)
     overrides = ["detect.backend=precomputed", "detect.prior_max_age=0", "detect.ego_box_radius_m=3.0"]
-    settings = load_config(overrides=overrides).section("detect")
+    settings = load_config(overrides=overrides).detect
     people = np.stack([expected, others[:, :, 0]], axis=2)  # (views, frames, 2, 59, 3)
     hijack = range(30, 34)
     people[:, list(hijack), 0] = np.nan
@@ -160,7 +160,7 @@ def test_agreement_ignores_left_right_and_counts_joints():
 def test_select_wearer_names_wrong_shapes(crowded_take):
     folder, *_ = crowded_take
     take = read_take(folder)
-    settings = load_config().section("detect")
+    settings = load_config().detect
     with pytest.raises(ValueError, match="people must have shape"):
         select_wearer(list(take.exo_cameras), np.zeros((4, 3, NUM_JOINTS, 3)), settings)
     with pytest.raises(ValueError, match="cameras for 3 views"):

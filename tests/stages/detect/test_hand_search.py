@@ -50,7 +50,7 @@ def hand_take(tmp_path_factory):
 
 def good_hands(take, truth, visible, overrides) -> tuple[np.ndarray, np.ndarray]:
     """``(views, frames, 2)``: visible hands found within 10 px (median over joints), and the keypoints."""
-    keypoints, _ = detect_take(take, load_config(overrides=["detect.backend=mediapipe", *overrides]).section("detect"))
+    keypoints, _ = detect_take(take, load_config(overrides=["detect.backend=mediapipe", *overrides]).detect)
     good = []
     for side, joints in enumerate((LEFT_HAND, RIGHT_HAND)):
         error = np.median(np.linalg.norm(keypoints[:, :, joints, :2] - truth[:, :, joints], axis=-1), axis=-1)

@@ -557,7 +557,7 @@ def test_recording_loads_back(rendered):
     stretches = json.loads((qa / "metrics.json").read_text())["stretches"]
     assert stretches and rows["/flag_log"] == len(stretches)  # one text entry per flagged stretch
     summary = store.summary()
-    stills = load_config().section("qa")["recording_images"]
+    stills = load_config().qa.recording_images
     for camera in take.exo_cameras:  # stills, 2D detections and error series per view
         assert rows[f"/views/{camera.name}/image"] == min(stills, FRAMES) and rows[f"/views/{camera.name}/detections"] == min(stills, FRAMES)
         assert all(f"/errors/{camera.name}/{part}" in rows for part in PART_NAMES)
@@ -720,7 +720,7 @@ def test_thumbnails_without_overlay_videos_decode_only_their_frames(rendered, mo
             yield frame, images
 
     monkeypatch.setattr(overlay, "iter_frames_lockstep", counting)
-    settings = load_config().section("qa")
+    settings = load_config().qa
     result = overlay.render_overlays(inputs, None, (0, FRAMES), take.config.fps, settings, [(2, 0, -1), (20, 1, 0), (20, 2, 1)])
     assert set(result.thumbnails) == {(2, 0, -1), (20, 1, 0), (20, 2, 1)} and result.frames == 0
     assert [result.thumbnails[key][1] for key in [(20, 1, 0), (20, 2, 1)]] == ["cam01", "cam02"]  # the view asked for
@@ -835,7 +835,7 @@ def test_colour_ramp_starts_at_the_flag_threshold_and_flagged_parts_are_boxed():
     """A joint at the flag threshold is not green; the view's flagged part gets a red box."""
     from stages.qa.overlay import _GOOD, draw_exo, error_colours
 
-    threshold = load_config().section("qa")["flags"]["reprojection_error_px"]
+    threshold = load_config().qa.flags.reprojection_error_px
     colours = error_colours(np.array([threshold - 0.01, threshold, 15.0, np.nan]), threshold, 15.0)
     assert tuple(colours[0]) == _GOOD and tuple(colours[1]) != _GOOD and colours[1, 1] > 200 and colours[1, 0] == 255  # yellow at the threshold
     assert tuple(colours[2]) == (255, 0, 0) and tuple(colours[3]) == (150, 150, 150)

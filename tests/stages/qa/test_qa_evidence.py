@@ -33,7 +33,7 @@ CAMERAS = [f"cam{v + 1:02d}" for v in range(VIEWS)]
 
 
 def _thresholds() -> QualityThresholds:
-    return QualityThresholds(**load_config().section("qa")["flags"])
+    return load_config().qa.flags
 
 
 def _clean(seed: int = 0) -> dict:
