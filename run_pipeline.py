@@ -6,7 +6,7 @@ See ``python run_pipeline.py --help`` and README.md.
 
 import sys
 
-from pipeline.cli import main
+from workflow.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

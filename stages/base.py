@@ -5,7 +5,7 @@ reads, the config sections its result depends on, whether the take's frame files
 (videos, 2D keypoint folders) are inputs, the files it writes, and ``run(context)``, the
 stage's file side:
 it loads its inputs (``context.inputs[stage].path(name)``), calls the pure libraries
-and writes its files into ``context.work``. :mod:`pipeline.runner` only orders the
+and writes its files into ``context.work``. :mod:`workflow.runner` only orders the
 stages, fingerprints them and moves finished folders into place.
 """
 
@@ -51,7 +51,7 @@ class StageContext:
 class StageSpec:
     """One stage: what it reads, which settings and code define its result, what it writes.
 
-    Its code version is not declared: :mod:`pipeline.code_graph` reads it from the imports
+    Its code version is not declared: :mod:`workflow.code_graph` reads it from the imports
     of the module that defines ``run``, directly or not, and of ``runtime_modules`` (modules
     it imports by name at run time, e.g. a registry's entries).
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name

@@ -72,7 +72,7 @@ def render_take(tmp_path_factory):
 
     def render(seed: int, frames: int) -> Path:
         pytest.importorskip("mediapipe", reason="the embedded detector needs mediapipe (make setup installs it)")
-        from pipeline.synth.take_writer import SynthConfig, synthesize_take
+        from workflow.synth.take_writer import SynthConfig, synthesize_take
 
         folder = tmp_path_factory.mktemp("rendered") / "take"
         synthesize_take(folder, SynthConfig(seed=seed, num_frames=frames), render=True)

@@ -8,7 +8,7 @@ import pytest
 from detection.hand_quality import check_hands
 from fitting.skeleton import LEFT_HAND, RIGHT_HAND
 from pipeline.config import load_config
-from pipeline.synth.take_writer import SynthConfig, generate_take
+from workflow.synth.take_writer import SynthConfig, generate_take
 
 FRAMES = 50
 

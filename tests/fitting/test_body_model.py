@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import load_config
-from pipeline.synth.take_writer import SynthConfig, generate_take, synthesize_take
 from tests.paths import REPO_ROOT
+from workflow.synth.take_writer import SynthConfig, generate_take, synthesize_take
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
@@ -25,9 +25,9 @@ def test_default_pipeline_is_unaffected_and_imports_no_torch(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys
-        from pipeline import runner
+        from workflow import runner
         from pipeline.config import load_config
-        from pipeline.synth.take_writer import SynthConfig, synthesize_take
+        from workflow.synth.take_writer import SynthConfig, synthesize_take
         synthesize_take({str(tmp_path / "take")!r}, SynthConfig(seed=3, num_frames=8), render=False)
         report = runner.run_take({str(tmp_path / "take")!r}, {str(tmp_path / "out")!r}, load_config(overrides=["detect.backend=precomputed"]))
         print(report.ran)
@@ -59,7 +59,7 @@ def test_smplx_without_model_files_names_the_files_and_where(tmp_path):
 def model_folder(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("smplx")
-    from pipeline.synth.body_model_files import write_smpl_family_model
+    from workflow.synth.body_model_files import write_smpl_family_model
 
     folder = tmp_path_factory.mktemp("models")
     for model_type in ("smplx", "smplh", "smpl"):
@@ -145,7 +145,7 @@ def test_fit_with_generated_smplx_model_recovers_pose_and_shape(model_folder, re
 
 
 def _run_stage(tmp_path, overrides):
-    from pipeline import runner
+    from workflow import runner
 
     take_dir = tmp_path / "take"
     synthesize_take(take_dir, SynthConfig(seed=SEED, num_frames=12), render=False)
@@ -231,7 +231,7 @@ def test_anny_fit_meets_the_accuracy_goals_with_a_consistent_shape(anny_model, r
 
 def test_qa_shows_the_fit_error_and_the_meshes(model_folder, tmp_path):
     pytest.importorskip("trimesh")
-    from pipeline import runner
+    from workflow import runner
 
     overrides = [
         "fit_body_model.backend=smplx",

@@ -9,10 +9,10 @@ import pytest
 from fitting import bone_fit, skeleton
 from fitting.refine import refine
 from pipeline.config import load_config
-from pipeline.evaluation import evaluate_arrays
-from pipeline.synth.take_writer import SynthConfig, generate_take
 from triangulation.synthetic import ring_of_cameras
 from triangulation.triangulate import triangulate
+from workflow.evaluation import evaluate_arrays
+from workflow.synth.take_writer import SynthConfig, generate_take
 
 CONFIG = load_config()
 

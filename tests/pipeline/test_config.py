@@ -71,7 +71,7 @@ def test_null_is_accepted_only_where_allowed():
 
 
 def test_the_cli_reports_a_bad_setting_without_a_traceback(capsys, caplog):
-    from pipeline.cli import main
+    from workflow.cli import main
 
     assert main(["run", "nowhere", "--out", "nowhere", "--set", "triangulation.min_views=1"]) == 2
     assert "key 'triangulation.min_views' must be >= 2" in caplog.text
@@ -92,7 +92,7 @@ def test_overlay_frames_accepts_ranges_and_says_to_quote_numbers():
 
 
 def test_report_frames_errors_name_the_option(tmp_path, capsys):
-    from pipeline.cli import main
+    from workflow.cli import main
 
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path), "--frames", "5"])

@@ -13,10 +13,10 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import runner
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
-from pipeline.synth.take_writer import SynthConfig, synthesize_take
+from workflow import runner
+from workflow.synth.take_writer import SynthConfig, synthesize_take
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 

@@ -9,7 +9,6 @@ from pipeline.artifacts import StageRecord
 from pipeline.atomic import atomic_save_npz, load_npz
 from pipeline.config import load_config
 from pipeline.formats.take_folder import CAMERA_POSE_JSON, read_take
-from pipeline.synth.take_writer import SynthConfig, synthesize_take
 from stages import project_ego
 from stages.base import StageContext
 from triangulation.camera_models import Fisheye624Model
@@ -25,6 +24,7 @@ from triangulation.visibility import (
     project_undistorted,
     project_with_visibility,
 )
+from workflow.synth.take_writer import SynthConfig, synthesize_take
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 

@@ -86,7 +86,7 @@ def test_the_pixel_centre_convention_is_opencv_resize():
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    from pipeline.synth.take_writer import SynthConfig, synthesize_take
+    from workflow.synth.take_writer import SynthConfig, synthesize_take
 
     folder = tmp_path_factory.mktemp("frames") / "take"
     synthesize_take(folder, SynthConfig(seed=3, num_frames=3), render=True)

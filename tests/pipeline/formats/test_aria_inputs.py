@@ -17,14 +17,6 @@ from pipeline.config import load_config
 from pipeline.formats import aria
 from pipeline.formats.calibration import read_gopro_calibs_csv, read_gopro_graph_uid
 from pipeline.formats.take_folder import TakeError, read_take
-from pipeline.synth.take_writer import (
-    DEVICE_CALIBRATION_JSON,
-    ONLINE_CALIBRATION_JSONL,
-    TIMESYNC_CSV,
-    TRAJECTORY_CSV,
-    SynthConfig,
-    synthesize_take,
-)
 from triangulation.cameras import rotation_from_quaternion
 from triangulation.poses import (
     POSE_AFTER_TRAJECTORY,
@@ -35,6 +27,14 @@ from triangulation.poses import (
     interpolate_poses,
     quaternion_from_rotation,
     slerp,
+)
+from workflow.synth.take_writer import (
+    DEVICE_CALIBRATION_JSON,
+    ONLINE_CALIBRATION_JSONL,
+    TIMESYNC_CSV,
+    TRAJECTORY_CSV,
+    SynthConfig,
+    synthesize_take,
 )
 
 FRAMES = 60

@@ -21,9 +21,9 @@ from pipeline.config import load_config
 from pipeline.formats import aria, aria_vrs
 from pipeline.formats.aria_devices import GEN1, GEN2
 from pipeline.formats.take_folder import read_take
-from pipeline.synth.take_writer import DEVICE_CALIBRATION_JSON, ONLINE_CALIBRATION_JSONL, SynthConfig, synthesize_take
 from tests.aria_layouts import factory_calibration
 from tests.pipeline.formats.test_aria_generations import assert_reads_as_projectaria
+from workflow.synth.take_writer import DEVICE_CALIBRATION_JSON, ONLINE_CALIBRATION_JSONL, SynthConfig, synthesize_take
 
 TAKE_SETTINGS = load_config().take
 TOLERANCE = {"quaternion_tolerance": 1e-3}

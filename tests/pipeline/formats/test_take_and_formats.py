@@ -5,9 +5,9 @@ import pytest
 
 from fitting import metrics
 from fitting.skeleton import BONES, JOINT_NAMES
-from pipeline.evaluation import evaluate_arrays
 from pipeline.formats.take_folder import TakeError, read_take
 from pipeline.formats.trc import read_trc, write_trc
+from workflow.evaluation import evaluate_arrays
 
 
 def test_rig_folder_of_the_validation_capture(pose2sim_balancing):
@@ -19,7 +19,7 @@ def test_rig_folder_of_the_validation_capture(pose2sim_balancing):
 
 
 def test_egoexo_take_of_a_synthetic_capture(tmp_path):
-    from pipeline.synth.take_writer import SynthConfig, synthesize_take
+    from workflow.synth.take_writer import SynthConfig, synthesize_take
 
     synthesize_take(tmp_path / "t", SynthConfig(seed=2, num_frames=12), render=False)
     take = read_take(tmp_path / "t")
@@ -121,8 +121,8 @@ def _pose2sim_trial(root, validation, calibration_in_subfolder: bool):
 
 @pytest.mark.parametrize("in_subfolder", [True, False])
 def test_pose2sim_trial_with_config_toml_runs_in_place(pose2sim_balancing, tmp_path, in_subfolder):
-    from pipeline import runner
     from pipeline.config import load_config
+    from workflow import runner
 
     trial = _pose2sim_trial(tmp_path, pose2sim_balancing, in_subfolder)
     take = read_take(trial)

@@ -245,7 +245,7 @@ def test_truncated_video_fails_or_reports_the_lost_frames(rendered_take, tmp_pat
 
 
 def test_runner_runs_the_embedded_detector(rendered_take, tmp_path, inprocess_result):
-    from pipeline import runner
+    from workflow import runner
 
     report = runner.run_take(rendered_take, tmp_path, load_config(overrides=["detect.frames_per_task=2", "detect.executor=inprocess"]), until="detect")
     assert report.ran == ["detect"]

@@ -16,8 +16,8 @@ from fitting.skeleton import BODY, NUM_JOINTS
 from pipeline.config import load_config
 from pipeline.formats.openpose import openpose_file_name, read_openpose_people, write_openpose_frame
 from pipeline.formats.take_folder import read_take
-from pipeline.synth.take_writer import SynthConfig, synthesize_take
 from stages.detect.stage import detect_take
+from workflow.synth.take_writer import SynthConfig, synthesize_take
 
 FRAMES = 60
 ABSENT_ONE_VIEW = (0, range(20, 26))  # view 0: only bystanders in these frames

@@ -13,9 +13,9 @@ import pytest
 from fitting.skeleton import LEFT_HAND, RIGHT_HAND
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
-from pipeline.evaluation import evaluate_hands_2d
 from pipeline.formats.take_folder import read_take
 from stages.detect.stage import detect_take
+from workflow.evaluation import evaluate_hands_2d
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
@@ -39,7 +39,7 @@ SOURCES = {
 
 @pytest.fixture(scope="module")
 def hand_take(tmp_path_factory):
-    from pipeline.synth.take_writer import SynthConfig, synthesize_take
+    from workflow.synth.take_writer import SynthConfig, synthesize_take
 
     folder = tmp_path_factory.mktemp("hands") / "take"
     synthesize_take(folder, SynthConfig(seed=1, num_frames=FRAMES), render=True)

@@ -16,14 +16,14 @@ import pytest
 
 from fitting import skeleton
 from fitting.quality import PART_NAMES, REASON_TESTS, REASONS
-from pipeline import runner
 from pipeline.atomic import load_npz
 from pipeline.config import load_config
 from pipeline.formats.openpose import write_openpose_folder
 from pipeline.formats.video import iter_frames, video_info
-from pipeline.synth.observations import DetectorConfig
-from pipeline.synth.render import PART, figure_labels
-from pipeline.synth.take_writer import SynthConfig, synthesize_take
+from workflow import runner
+from workflow.synth.observations import DetectorConfig
+from workflow.synth.render import PART, figure_labels
+from workflow.synth.take_writer import SynthConfig, synthesize_take
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
@@ -573,7 +573,7 @@ def test_recording_loads_back(rendered):
 def test_report_command_rebuilds_qa_alone_for_a_frame_range(rendered):
     """``report --frames`` draws that range under its own names; the whole take's overlays
     stay, and the report keeps every thumbnail and links each stretch to overlays holding it."""
-    from pipeline.cli import main
+    from workflow.cli import main
 
     take, _, qa = rendered
     out = qa.parent
@@ -810,7 +810,7 @@ def test_recording_clears_the_ego_camera_where_it_has_no_pose(tmp_path):
 
 def test_batch_report_covers_every_take_in_out_and_report_refreshes_it(tmp_path):
     """Two takes run by two `run` invocations both appear; `report` with other thresholds rescores one in the batch files."""
-    from pipeline.cli import main
+    from workflow.cli import main
 
     out = tmp_path / "out"
     names = []
