@@ -57,7 +57,7 @@ class StageSpec:
     ``writes``: the names of its output files (keys of the manifest's ``files``); a name
     ending in ``?`` is optional (written only under some settings, e.g. the TRC file), one
     ending in ``*`` a family of optional names with that prefix (one overlay per camera).
-    ``run(context) -> (files, summary)``: ``files`` maps those names to file names in
+    ``run(context) -> (files, summary)`` (every stage module names it ``run_stage``): ``files`` maps those names to file names in
     ``context.work``; ``summary`` holds counts a person can check (JSON-serialisable).
     ``enabled_by``: for an optional stage, the config section whose ``enabled`` key turns
     it on (off: the runner passes over it; no later stage may require it).

@@ -17,7 +17,7 @@ from triangulation.cameras import Camera
 from triangulation.triangulate import Triangulation, TriangulationSettings, triangulate
 
 
-def run(cameras: list[Camera], keypoints: np.ndarray, settings: TriangulationSettings) -> tuple[Triangulation, dict]:
+def triangulate_take(cameras: list[Camera], keypoints: np.ndarray, settings: TriangulationSettings) -> tuple[Triangulation, dict]:
     """Triangulate ``keypoints (views, frames, 59, 3)`` with the ``triangulation`` settings.
 
     Returns the result and a summary with counts a person can check (per body part:
@@ -46,7 +46,7 @@ def run(cameras: list[Camera], keypoints: np.ndarray, settings: TriangulationSet
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints", "camera_names"))
-    result, summary = run(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
+    result, summary = triangulate_take(list(context.take.exo_cameras), detections["keypoints"], context.settings("triangulation"))
     save_joints_3d(context.work / "joints_3d.npz", result, detections["camera_names"])
     return {"joints_3d": "joints_3d.npz"}, summary
 

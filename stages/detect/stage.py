@@ -144,7 +144,7 @@ def detect_available(take, settings: DetectConfig, chunks: Path | None = None, r
     return keypoints, summary
 
 
-def run(context: StageContext) -> tuple[dict[str, str], dict]:
+def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     take = context.take
     keypoints, summary = detect_available(take, context.settings("detect"), context.cache, context.progress)
     save_keypoints_2d(context.work / "keypoints_2d.npz", keypoints, take.exo_names)
@@ -157,7 +157,7 @@ STAGE = StageSpec(
     config_sections=("detect",),
     reads_take_files=True,
     writes=("keypoints_2d",),
-    run=run,
+    run=run_stage,
     execution_keys=tuple(f"detect.{key}" for key in ("executor", "num_workers", "cpus_per_model", "ray_retries", "ray_address", "read_workers")),
     # The backends are imported by name when used: their modules are the stage's code too.
     runtime_modules=tuple(sorted({path.split(":")[0] for entry in BACKENDS.values() for path in (entry.code, entry.resources)})),

@@ -84,6 +84,7 @@ def test_every_stage_module_declares_its_stage_and_the_runner_orders_it():
         optional = {s.name for s in STAGES if s.enabled_by}
         assert not set(spec.inputs) & optional, f"{spec.name} requires an optional stage (read it as an optional input)"
         assert set(spec.optional_inputs) <= optional & set(names[:index]), f"{spec.name}: optional inputs must be earlier optional stages"
+        assert spec.run.__name__ == "run_stage", f"{spec.name}: one entry-point name for every stage"
         for key in spec.execution_keys:  # settings of how it runs: they must be its own, and real
             section, name = key.split(".", 1)
             assert section in spec.config_sections and name in load_config().section(section), f"{spec.name}: {key}"
