@@ -29,6 +29,9 @@ calibration; config section ``export``; writes (:mod:`pipeline.formats.egoexo4d`
   what the public hand preparation makes of our files (its validity rules and boxes).
   The summary says how many body frames the public evaluation's ``--min_clip_len`` keeps.
 - ``joints_3d.trc`` (``trc``): OpenSim markers.
+
+The consumers' rules (which joints are written, the hand preparation's checks, the
+frames the body evaluation scores) are pure, in :mod:`fitting.release_rules`.
 """
 
 from __future__ import annotations
@@ -37,25 +40,20 @@ import logging
 
 import numpy as np
 
+from fitting.release_rules import body_evaluation_summary, exported_joints, hand_benchmark_inputs, hand_checks_summary
 from fitting.skeleton import BODY, JOINT_NAMES, LEFT_HAND, RIGHT_HAND
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.calibration import camera_pose_document
 from pipeline.formats.egoexo4d import (
-    HAND_MASK_SOURCE_SIZE,
-    HAND_SIDES,
-    HandBenchmarkInputs,
     View2D,
     annotation_entries,
     annotation_file_names,
     benchmark_envelope,
     body_benchmark_frames,
-    body_evaluation_frames,
     body_evaluation_scenario,
     hand_benchmark_frames,
-    hand_benchmark_validity,
     hand_preparation_calibration_document,
     hand_preparation_calibration_name,
-    hand_structure_ok,
     release_ego_camera,
     release_listed_folders,
     write_json_document,
@@ -65,7 +63,7 @@ from pipeline.formats.trc import write_trc
 from stages.base import StageContext, StageSpec
 from triangulation.camera_models import Fisheye624Model, PinholeModel, distortion_vector
 from triangulation.cameras import CalibrationError, Camera, MovingCamera
-from triangulation.visibility import VISIBLE, inside_field_of_view, inside_image
+from triangulation.visibility import VISIBLE
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +72,6 @@ EXPORT_PARTS = {
     "hand": np.concatenate([np.arange(LEFT_HAND.start, LEFT_HAND.stop), np.arange(RIGHT_HAND.start, RIGHT_HAND.stop)]),
 }
 NO_EGO_POSE = "the ego camera has no pose in any frame: exported without it (no aria entry, ego 2D or hand benchmark)"
-
-
-def exported_joints(points: np.ndarray, filled: np.ndarray, filled_joints: str) -> np.ndarray:
-    """``(frames, 59)`` bool: the joints written to the annotation files."""
-    reconstructed = np.isfinite(points).all(axis=-1)
-    return reconstructed & ~filled if filled_joints == "omit" else reconstructed
 
 
 EXO_FRAME_KEYS = {"undistorted": ("exo_undistorted_pixels", "exo_undistorted_visibility"), "raw": ("exo_pixels", "exo_visibility")}
@@ -160,73 +152,6 @@ def raw_camera_entry(camera: Camera) -> dict:
     }
 
 
-def hand_mask_ok(pixels: np.ndarray, linear: PinholeModel, image_size: tuple[int, int], source: Camera | MovingCamera | None) -> np.ndarray:
-    """``(...)`` bool: ``pixels (..., 2)`` of the undistorted ego frame that the public hand
-    preparation keeps: in ``[0, w) x [0, h)``, and the pixel they fall in (``int(x),
-    int(y)``) is set in its valid mask (that pixel's ray lands in the source fisheye's
-    valid area, as projectaria-tools' ``project`` checks it, and in the 1408-pixel mask
-    image). ``source`` None: no mask (a take without a fisheye calibration)."""
-    width, height = image_size
-    x, y = pixels[..., 0], pixels[..., 1]
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(pixels).all(axis=-1) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    if source is None:
-        return ok
-    cell = np.where(ok[..., None], np.floor(np.where(np.isfinite(pixels), pixels, 0.0)), 0.0)
-    rays = np.stack([(cell[..., 0] - linear.cx) / linear.fx, (cell[..., 1] - linear.cy) / linear.fy, np.ones(cell.shape[:-1])], axis=-1)
-    landed = source.model.project(rays.reshape(-1, 3)).reshape(rays.shape[:-1] + (2,))
-    ok &= inside_field_of_view(rays, landed, source.model, source.field_of_view) & inside_image(landed, source.image_size)
-    with np.errstate(invalid="ignore"):
-        ok &= (landed >= 0).all(axis=-1) & (landed <= HAND_MASK_SOURCE_SIZE - 1).all(axis=-1)
-    return ok
-
-
-def hand_benchmark_inputs(projections: dict[str, np.ndarray], points: np.ndarray, exported: np.ndarray, observed: np.ndarray, source) -> HandBenchmarkInputs:
-    """What the public hand preparation sees in our files (:class:`HandBenchmarkInputs`):
-    the exported 3D, the written ego 2D, the undistorted K, the fisheye behind the mask."""
-    K = projections["ego_undistorted_K"]
-    size = tuple(int(v) for v in projections["ego_undistorted_size"])
-    linear = PinholeModel(K[0, 0], K[1, 1], K[0, 2], K[1, 2], np.zeros(4))
-    world = np.where(exported[..., None], points, np.nan)
-    points_camera = np.einsum("fij,fkj->fki", projections["ego_R"], world) + projections["ego_t"][:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        projected = (points_camera @ K.T)[..., :2] / points_camera[..., 2:3]  # no depth check, as the public cam_to_img
-    written = observed & (projections["ego_undistorted_visibility"] == VISIBLE)
-    pixels = np.where(written[..., None], projections["ego_undistorted_pixels"].astype(np.float64), np.nan)
-    structure = np.ones(exported.shape, dtype=bool)
-    for _, joints in HAND_SIDES:
-        structure[:, joints] = hand_structure_ok(world[:, joints])
-    projected = np.where(structure[..., None], projected, np.nan)
-    return HandBenchmarkInputs(
-        points_camera=points_camera,
-        projected=projected,
-        pixels=pixels,
-        structure_ok=structure,
-        projected_ok=hand_mask_ok(projected, linear, size, source),
-        pixels_ok=hand_mask_ok(pixels, linear, size, source),
-        observed=observed,
-    )
-
-
-def hand_checks_summary(inputs: HandBenchmarkInputs, exported: np.ndarray, reprojection_px: float) -> dict:
-    """How many exported hand joints each public rule drops (a joint counts once, under the
-    first rule it fails: structure, then mask of its re-projection, then its 2D)."""
-    hands = np.zeros(exported.shape, dtype=bool)
-    for _, joints in HAND_SIDES:
-        hands[:, joints] = True
-    considered = exported & hands
-    valid = hand_benchmark_validity(inputs, reprojection_px)
-    structure = considered & ~inputs.structure_ok
-    mask = considered & inputs.structure_ok & ~inputs.projected_ok
-    return {
-        "joints": int(considered.sum()),
-        "valid": int((valid & considered).sum()),
-        "dropped_by_structure_check": int(structure.sum()),
-        "dropped_outside_mask_or_image": int(mask.sum()),
-        "dropped_by_2d_check": int((considered & ~valid & ~structure & ~mask).sum()),
-    }
-
-
 def hand_preparation_source(take) -> tuple[dict | None, MovingCamera | None, str]:
     """The Aria calibration file of the public hand preparation (None: none can be
     written), the fisheye behind its valid mask, and where it came from."""
@@ -239,18 +164,6 @@ def hand_preparation_source(take) -> tuple[dict | None, MovingCamera | None, str
         document = hand_preparation_calibration_document(camera.model, camera.image_size, camera.field_of_view, np.eye(3), np.zeros(3))
         return document, camera, "the ego camera's fisheye624 model in camera_pose.json (T_Device_Camera identity: not known there)"
     return None, None, "none: the ego camera has no FISHEYE624 calibration (the public hand preparation skips the take)"
-
-
-def body_evaluation_summary(body_gt_frames: np.ndarray, min_clip_len: int) -> dict:
-    """What the public body evaluation will score of this take (its ``--min_clip_len``)."""
-    kept = body_evaluation_frames(body_gt_frames, min_clip_len)
-    summary = {"min_clip_len": min_clip_len, "frames": int(body_gt_frames.size), "frames_scored": int(kept.size)}
-    if kept.size == 0:
-        summary["warning"] = (
-            f"no clip of this take is >= {min_clip_len} frames long (the public evaluate.py's --min_clip_len, clips split at gaps "
-            "of more than 3 frames): it scores none of its frames, and divides by zero when no take of the file is left"
-        )
-    return summary
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:

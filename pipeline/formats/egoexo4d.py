@@ -27,10 +27,9 @@
   {"<frame>": 17 x [x, y, z]}}}`` (world, metres, missing joints NaN) and hand
   ``{take_uid: {"<frame>": {"<side>_hand_3d": 21 x [x, y, z] (ego camera coordinates,
   metres) or [], "<side>_hand_2d", "<side>_hand_bbox", "<side>_hand_valid_3d",
-  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`: the
-  public hand preparation's validity rules, :func:`hand_structure_ok` and
-  :func:`hand_benchmark_validity`); the frames the public body evaluation scores
-  (:func:`body_evaluation_frames`).
+  "metadata"}}}`` (:func:`body_benchmark_frames`, :func:`hand_benchmark_frames`, with the
+  public hand preparation's validity rules of :mod:`fitting.release_rules`, where the
+  frames the public body evaluation scores are too).
 
 Reading 2D: joint names as released (``-`` and spaces read as ``_``, case ignored);
 camera names match by letters and digits (``cam_01`` = ``cam01``).
@@ -46,14 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fitting.release_rules import HAND_SIDES, HandBenchmarkInputs, hand_benchmark_validity
 from fitting.skeleton import (
     BODY,
     BODY_JOINT_NAMES,
-    LEFT_HAND,
     LEFT_HAND_JOINT_NAMES,
     NUM_JOINTS,
     RELEASED_NAMES,
-    RIGHT_HAND,
     RIGHT_HAND_JOINT_NAMES,
 )
 from pipeline.atomic import atomic_text_stream, atomic_write_text
@@ -351,88 +349,6 @@ def hand_preparation_calibration_document(
         "CameraCalibrations": [camera],
         "ImuCalibrations": [],
     }
-
-
-def body_evaluation_frames(frames: np.ndarray, min_clip_len: int) -> np.ndarray:
-    """The frames of one take that the public body evaluation scores (bodypose/evaluation/
-    evaluate.py, filter_short_clips): ``frames`` ascending; a step of more than 3 frames
-    starts a new clip, and a clip counts when ``last - first + 3 >= min_clip_len``."""
-    frames = np.asarray(frames, dtype=np.int64)
-    if frames.size == 0:
-        return frames
-    starts = np.flatnonzero(np.diff(frames, prepend=frames[0] - 4) > 3)
-    ends = np.append(starts[1:], frames.size) - 1
-    keep = np.repeat(frames[ends] - frames[starts] + 3 >= min_clip_len, ends - starts + 1)
-    return frames[keep]
-
-
-HAND_SIDES = (("right", RIGHT_HAND), ("left", LEFT_HAND))  # the public hand code's order; the wrist first
-
-# The public hand preparation's biomechanical check (handpose/data_preparation/utils/utils.py,
-# joint_dist_angle_check), per hand joint 0..20 (wrist, thumb_1..4, index_1..4, ...):
-# the bone to the joint's parent (the wrist for each finger's first joint) must be
-# 5..80 mm long (60..120 mm for the index, middle, ring and pinky first joints), and the
-# angle at joints 1-3 of each finger between the bone to the parent and the bone to the
-# next joint at least the minimum below (degrees; the thumb 100/90/90, the fingers
-# 60/70/80). A failing joint is dropped; a missing neighbour (NaN) never fails one.
-HAND_PARENT = np.array([0, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19])
-HAND_BONE_MIN_M = np.array([np.nan] + [0.005] * 4 + [0.06, 0.005, 0.005, 0.005] * 4)
-HAND_BONE_MAX_M = np.array([np.nan] + [0.08] * 4 + [0.12, 0.08, 0.08, 0.08] * 4)
-HAND_ANGLE_JOINTS = np.array([1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19])
-HAND_ANGLE_MIN_DEG = np.array([100, 90, 90, 60, 70, 80, 60, 70, 80, 60, 70, 80, 60, 70, 80], dtype=np.float64)
-# The public preparation's valid mask is an all-white image of this size undistorted into
-# the linear frame (load_aria_calib): a source pixel must also lie within its bounds.
-HAND_MASK_SOURCE_SIZE = 1408
-
-
-def hand_structure_ok(hands: np.ndarray) -> np.ndarray:
-    """``(..., 21)`` bool: the joints of ``hands (..., 21, 3)`` (metres, any frame; NaN
-    missing) that pass the public biomechanical check, computed in float32 as it does."""
-    hands = np.asarray(hands, dtype=np.float32)
-    bone = np.linalg.norm(hands - hands[..., HAND_PARENT, :], axis=-1)
-    with np.errstate(invalid="ignore"):
-        bad = (bone < HAND_BONE_MIN_M.astype(np.float32)) | (bone > HAND_BONE_MAX_M.astype(np.float32))
-        to_parent = hands[..., HAND_PARENT[HAND_ANGLE_JOINTS], :] - hands[..., HAND_ANGLE_JOINTS, :]
-        to_child = hands[..., HAND_ANGLE_JOINTS + 1, :] - hands[..., HAND_ANGLE_JOINTS, :]
-        unit_parent = to_parent / (np.linalg.norm(to_parent, axis=-1, keepdims=True) + np.float32(1e-8))
-        unit_child = to_child / (np.linalg.norm(to_child, axis=-1, keepdims=True) + np.float32(1e-8))
-        cosine = np.clip((unit_parent * unit_child).sum(axis=-1), -1.0, 1.0)
-        angle = np.degrees(np.arccos(cosine))
-        bad[..., HAND_ANGLE_JOINTS] |= (angle < HAND_ANGLE_MIN_DEG.astype(np.float32)) | (angle > 180.0)
-    return ~bad
-
-
-@dataclass(frozen=True)
-class HandBenchmarkInputs:
-    """What the hand benchmark is made of, all ``(frames, 59, ...)``: ``points_camera``
-    ``(.., 3)`` metres in the ego camera frame (the 3D in the annotation file, NaN where
-    it is not there); ``projected (.., 2)``: those points through the undistorted K with
-    no depth check (the public preparation's re-projection; NaN where the 3D fails
-    :func:`hand_structure_ok`); ``pixels (.., 2)``: the ego 2D written in the annotation
-    file (NaN where none); ``structure_ok``: passes :func:`hand_structure_ok`;
-    ``projected_ok`` / ``pixels_ok``: in the image and the public valid mask
-    (``stages.export.hand_mask_ok``); ``observed``: reconstructed from views (not
-    gap-filled; a hand needs its wrist observed)."""
-
-    points_camera: np.ndarray
-    projected: np.ndarray
-    pixels: np.ndarray
-    structure_ok: np.ndarray
-    projected_ok: np.ndarray
-    pixels_ok: np.ndarray
-    observed: np.ndarray
-
-
-def hand_benchmark_validity(inputs: HandBenchmarkInputs, reprojection_px: float) -> np.ndarray:
-    """``(frames, 59)`` bool: the hand joints the public preparation marks valid: 3D that
-    passes the biomechanical check, re-projected into the mask, and (all but the wrist)
-    within ``reprojection_px`` of a 2D that is in the mask."""
-    with np.errstate(invalid="ignore"):
-        close = np.linalg.norm(inputs.projected - inputs.pixels, axis=-1) <= reprojection_px
-    close &= inputs.pixels_ok
-    for _, joints in HAND_SIDES:
-        close[:, joints.start] = True  # the wrist is not checked against its 2D
-    return inputs.structure_ok & inputs.projected_ok & close
 
 
 def hand_benchmark_frames(

@@ -329,7 +329,8 @@ def test_gap_filled_joints_written_with_zero_views_have_no_2d(run):
 
 def test_hand_with_a_gap_filled_wrist_is_left_out_of_the_hand_benchmark():
     """The public preparation drops a hand whose wrist has no 3D: a gap-filled wrist is not 3D ground truth."""
-    from pipeline.formats.egoexo4d import HandBenchmarkInputs, hand_benchmark_frames
+    from fitting.release_rules import HandBenchmarkInputs
+    from pipeline.formats.egoexo4d import hand_benchmark_frames
 
     rng = np.random.default_rng(0)
     points = rng.uniform(-0.1, 0.1, (2, 59, 3)) + [0.0, 0.0, 0.5]
@@ -589,7 +590,7 @@ def test_the_public_hand_preparation_keeps_every_joint_we_mark_valid_and_draws_o
 
 def test_hand_structure_check_is_the_public_one():
     """Vectorized float32 bone and angle rules against the public per-joint loop, NaN joints included."""
-    from pipeline.formats.egoexo4d import hand_structure_ok
+    from fitting.release_rules import hand_structure_ok
     from tests.public_egopose import structure_check
 
     rng = np.random.default_rng(3)
@@ -633,7 +634,7 @@ def test_aria_calibration_file_reads_in_projectaria_tools_as_our_ego_camera(run)
 
 
 def test_body_evaluation_frames_are_the_public_filter_short_clips():
-    from pipeline.formats.egoexo4d import body_evaluation_frames
+    from fitting.release_rules import body_evaluation_frames
 
     rng = np.random.default_rng(4)
     for _ in range(200):
