@@ -122,6 +122,23 @@ def _fisheye_rig(cameras: list[Camera], dtype) -> _FisheyeRig | None:
     )
 
 
+def _newton_theta(theta_d: np.ndarray, k: np.ndarray, tolerance: float, theta=None, iterations: int = _MAX_NEWTON_ITERATIONS):
+    """The angles ``theta`` whose Kannala-Brandt ``theta_d(theta)`` is ``theta_d``: Newton from
+    ``theta`` (default: the series inverse ``theta_d (1 - k0 theta_d^2)``) until every step is
+    below ``tolerance`` or for ``iterations`` steps, in ``theta_d``'s dtype."""
+    if theta is None:
+        theta = theta_d * (1.0 - k[0] * theta_d * theta_d)
+    for _ in range(iterations):
+        value, derivative = _odd_polynomial(theta, k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (value - theta_d) / derivative
+        step = np.where(np.isfinite(step), step, 0.0)
+        theta = theta - step
+        if not np.any(np.abs(step) > tolerance):
+            break
+    return theta
+
+
 def _fisheye_rays_and_jacobians(rig: _FisheyeRig, px: np.ndarray, py: np.ndarray):
     """Unit rays (3 arrays ``(V, N)``, camera frame) of pixels ``px, py (V, N)`` and the
     projection's Jacobian at them (``J[r][c]``, pixels per unit), in the rig's dtype.
@@ -135,16 +152,8 @@ def _fisheye_rays_and_jacobians(rig: _FisheyeRig, px: np.ndarray, py: np.ndarray
     u = (px - rig.cx) / rig.fx
     v = (py - rig.cy) / rig.fy
     theta_d = np.sqrt(u * u + v * v)
-    tolerance = _NEWTON_TOLERANCE if u.dtype == np.float64 else 1e-6  # float32: the next step would be < 1e-12
-    theta = theta_d * (1.0 - rig.k[0] * theta_d * theta_d)
-    for _ in range(_MAX_NEWTON_ITERATIONS):
-        value, derivative = _odd_polynomial(theta, rig.k)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = (value - theta_d) / derivative
-        step = np.where(np.isfinite(step), step, 0.0)
-        theta = theta - step
-        if not np.any(np.abs(step) > tolerance):
-            break
+    tolerance = _NEWTON_TOLERANCE if u.dtype == np.float64 else 1e-6  # float32: its precision after the next step
+    theta = _newton_theta(theta_d, rig.k, tolerance)
     theta = np.maximum(theta, _SMALL_RADIUS)  # on the axis: ray (0, 0, 1), scale 1
     sin, cos = np.sin(theta), np.cos(theta)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -196,27 +205,33 @@ def _fisheye_project(rig: _FisheyeRig, points: np.ndarray, with_jacobian: bool):
     return pixels, jacobian
 
 
-def _linear_rows(cameras: list[Camera], px: np.ndarray, py: np.ndarray, weight: np.ndarray, dtype) -> _LinearRows:
-    """Build :class:`_LinearRows` in ``dtype`` from pixels ``px, py (V, N)`` (finite
-    everywhere; ``weight`` 0 = unused).
+def _linear_rows(cameras: list[Camera], px: np.ndarray, py: np.ndarray, weight: np.ndarray, ray_dtype) -> _LinearRows:
+    """Build :class:`_LinearRows` (float64) from pixels ``px, py (V, N)`` (finite everywhere;
+    ``weight`` 0 = unused).
 
-    ``float32`` when Gauss-Newton refines the result (the linear stage only starts it and
-    picks the inliers: its points within ~1e-6 relative), ``float64`` otherwise.
+    ``ray_dtype``: the dtype of the fisheye unprojection (the camera-frame rays and
+    Jacobians). ``float32`` where Gauss-Newton refines the result: the linear stage only
+    starts it and picks the inliers, and rays to ~1e-7 rad move its start by ~1e-7
+    relative, which one exact step shrinks to ~1e-13 m without noise. The products with
+    the poses and the sums over views stay float64, so the linear points keep the
+    equivariances of the exact ones (order of the views, rigid motions and scale of the
+    world) to float64 rounding.
     """
     num_views, num_points = px.shape
-    rig = _fisheye_rig(cameras, dtype)
+    rig = _fisheye_rig(cameras, np.float64)
     if rig is not None:  # every view at once
-        rays, J = _fisheye_rays_and_jacobians(rig, px.astype(dtype), py.astype(dtype))
+        rays, J = _fisheye_rays_and_jacobians(_fisheye_rig(cameras, ray_dtype), px.astype(ray_dtype), py.astype(ray_dtype))
         R, t = rig.R, rig.t
     else:
         rays_list, jac_list = zip(*(camera.model.unproject_with_jacobian(np.stack([px[v], py[v]], axis=-1)) for v, camera in enumerate(cameras)))
-        rays = list(np.stack(rays_list).astype(dtype).transpose(2, 0, 1))  # 3 x (V, N)
-        jac = np.stack(jac_list).astype(dtype).transpose(2, 3, 0, 1)  # (2, 3, V, N)
+        rays = list(np.stack(rays_list).transpose(2, 0, 1))  # 3 x (V, N)
+        jac = np.stack(jac_list).transpose(2, 3, 0, 1)  # (2, 3, V, N)
         J = [[np.ascontiguousarray(jac[r, c]) for c in range(3)] for r in range(2)]
-        R_all = np.array([camera.R for camera in cameras], dtype=dtype)[..., None]
-        t_all = np.array([camera.t for camera in cameras], dtype=dtype)[..., None]
+        R_all = np.array([camera.R for camera in cameras])[..., None]
+        t_all = np.array([camera.t for camera in cameras])[..., None]
         R = [[R_all[:, i, j] for j in range(3)] for i in range(3)]
         t = [t_all[:, i] for i in range(3)]
+    dtype = np.float64
     # Elementwise products (not BLAS, whose rounding may depend on a point's place in
     # the chunk): a point's rows are the same in any batch.
     A = np.empty((2, 3, num_views, num_points), dtype=dtype)
@@ -371,7 +386,8 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
         squared = (projected[:, :, 0] ** 2 + projected[:, :, 1] ** 2) / (depth * depth)  # (N, V, P)
     squared = np.where(depth > 0, squared, np.inf)
     limit = np.float32(threshold_px * threshold_px)
-    cost = np.where(observed.T[..., None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (N, P)
+    # Unobserved views' rows are zero (residual 0, depth 1): they add 0, no mask needed.
+    cost = np.minimum(squared, limit).sum(axis=1)  # (N, P)
     cost = np.where(valid.T, cost, np.inf)
     best = np.argmin(cost, axis=1)  # (N,)
     best_squared = np.take_along_axis(squared, best[:, None, None], axis=2)[..., 0].T  # (V, N)
@@ -525,7 +541,7 @@ def triangulate(
     # page faults: a 20,000-frame take in one piece took 10.5 s, in chunks 3.6 s).
     for start in range(0, num_points, _CHUNK_POINTS):
         chunk = slice(start, min(start + _CHUNK_POINTS, num_points))
-        observations = flat[:, chunk].astype(np.float64)
+        observations = np.moveaxis(flat[:, chunk], -1, 0).astype(np.float64)  # (3, V, n): contiguous components
         chunk_points, chunk_inliers, chunk_errors = _triangulate_chunk(
             cameras, observations, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px
         )
@@ -536,7 +552,7 @@ def triangulate(
             chunk_inliers[:, narrow] = False
             chunk_errors[:, narrow] = np.nan
             small_angle[chunk] = narrow
-        confidence_2d = np.nan_to_num(observations[..., 2])
+        confidence_2d = np.nan_to_num(observations[2])
         used = chunk_inliers.sum(axis=0)
         observed = np.maximum((~np.isnan(chunk_errors)).sum(axis=0), 1)
         mean_confidence = (confidence_2d * chunk_inliers).sum(axis=0) / np.maximum(used, 1)
@@ -567,32 +583,30 @@ def largest_ray_angle(cameras: list[Camera], points: np.ndarray, inliers: np.nda
     return largest
 
 
-def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):
-    """:func:`triangulate` on ``flat (V, N, 3)``: points ``(N, 3)``, inliers and errors ``(V, N)``."""
-    confidence = flat[..., 2]
-    observed = np.all(np.isfinite(flat), axis=-1) & (confidence >= min_confidence) & (confidence > 0)
+def _triangulate_chunk(cameras, observations, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):
+    """:func:`triangulate` on ``observations (3, V, N)`` (x, y, confidence; component-major):
+    points ``(N, 3)``, inliers and errors ``(V, N)``."""
+    confidence = observations[2]
+    # A sum is finite only where every term is (one pass instead of a reduction over a
+    # length-3 axis).
+    observed = np.isfinite(observations.sum(axis=0)) & (confidence >= min_confidence) & (confidence > 0)
     weight = np.where(observed, confidence, 0.0)
     # Unused observations sit at the principal point: finite, and quick to unproject.
     # Pixels component-major (2, V, N).
-    centres = np.array([[camera.model.cx, camera.model.cy] for camera in cameras]).T[:, :, None]
-    pixels = np.ascontiguousarray(flat[..., :2].transpose(2, 0, 1))
+    pixels = observations[:2]
     unused = ~observed
     if np.any(unused):
+        centres = np.array([[camera.model.cx, camera.model.cy] for camera in cameras]).T[:, :, None]
         pixels = np.where(unused[None], centres, pixels)
-    # The linear stage only starts Gauss-Newton and picks the inliers where refinement
-    # follows: float32 there (its points within ~1e-6 relative; one exact float64 step
-    # from them lands within ~1e-9 of the float64 start's).
-    linear_dtype = np.float64
-    rows = _linear_rows(cameras, pixels[0], pixels[1], weight, linear_dtype)
+    # The fisheye unprojection runs in float32 where Gauss-Newton follows (see _linear_rows).
+    ray_dtype = np.float32 if refine_iterations > 0 else np.float64
+    rows = _linear_rows(cameras, pixels[0], pixels[1], weight, ray_dtype)
     rig = _fisheye_rig(cameras, np.float64)
     ata, atb = _normal_terms(rows)
-    # RANSAC scores in float32; the linear solves sum the views' terms in float64, so that
-    # their points do not depend on the order of the views (to float64 rounding).
-    ata64, atb64 = ata.astype(np.float64), atb.astype(np.float64)
     # The depth reweighting makes the linear solution minimise the first-order pixel
     # error; Gauss-Newton does that (exactly) when it runs.
     reweight = 0 if refine_iterations > 0 else 1
-    points = _weighted_linear_solve(rows, ata64, atb64, observed, reweight)
+    points = _weighted_linear_solve(rows, ata, atb, observed, reweight)
     use = observed.copy()
     if ransac:
         # Points on which every view agrees keep them all; the rest go through RANSAC.
@@ -600,7 +614,7 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         if doubtful.size:
             subset = _subset(rows, doubtful)
             use[:, doubtful] = _ransac(subset, ata[:, :, doubtful], atb[:, :, doubtful], threshold_px)
-            points[doubtful] = _weighted_linear_solve(subset, ata64[:, :, doubtful], atb64[:, :, doubtful], use[:, doubtful], reweight)
+            points[doubtful] = _weighted_linear_solve(subset, ata[:, :, doubtful], atb[:, :, doubtful], use[:, doubtful], reweight)
     enough = use.sum(axis=0) >= min_views
     use &= enough[None]
     # Cheirality: a view whose ray would have to point backwards to reach the point
@@ -611,7 +625,7 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         enough = use.sum(axis=0) >= min_views
         use &= enough[None]
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
-        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata64[:, :, redo], atb64[:, :, redo], use[:, redo], reweight)
+        points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, :, redo], atb[:, :, redo], use[:, redo], reweight)
     points = points.astype(np.float64)
     points, projected = _refine(cameras, points, pixels, np.where(use, weight, 0.0), huber_px, refine_iterations, rig)
     errors = _pixel_errors(projected, pixels)
