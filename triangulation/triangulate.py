@@ -221,6 +221,7 @@ def _linear_rows(cameras: list[Camera], px: np.ndarray, py: np.ndarray, weight: 
     rig = _fisheye_rig(cameras, np.float64)
     if rig is not None:  # every view at once
         rays, J = _fisheye_rays_and_jacobians(_fisheye_rig(cameras, ray_dtype), px.astype(ray_dtype), py.astype(ray_dtype))
+        rays, J = [a.astype(np.float64) for a in rays], [[a.astype(np.float64) for a in row] for row in J]
         R, t = rig.R, rig.t
     else:
         rays_list, jac_list = zip(*(camera.model.unproject_with_jacobian(np.stack([px[v], py[v]], axis=-1)) for v, camera in enumerate(cameras)))
@@ -245,8 +246,12 @@ def _linear_rows(cameras: list[Camera], px: np.ndarray, py: np.ndarray, weight: 
         m[c] = rays[0] * R[0][c] + rays[1] * R[1][c] + rays[2] * R[2][c]
     n = rays[0] * t[0] + rays[1] * t[1] + rays[2] * t[2]
     unused = weight <= 0
-    if np.any(unused):
-        A[:, :, unused], b[:, unused], m[:, unused], n[unused] = 0.0, 0.0, 0.0, 1.0
+    if np.any(unused):  # zero rows (depth 1): multiplications, not scattered masked writes
+        keep = (~unused).astype(dtype)
+        A *= keep
+        b *= keep
+        m *= keep
+        n = n * keep + unused
     return _LinearRows(A, b, m, n, weight)
 
 
@@ -330,7 +335,7 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
 
     Weights: confidence, then confidence / depth^2 (pixel error) for ``reweight_steps``.
     """
-    weight = np.where(use, rows.weight, 0.0)
+    weight = rows.weight * use  # finite weights: a product, not a scattered np.where
     points = _weighted_solve(ata, atb, weight)
     for _ in range(reweight_steps):
         depth = _depths(rows, points)
@@ -379,10 +384,10 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     model[:, :, 2, 3] = rows.n.T
     homogeneous = np.ones((num_points, 4, len(pairs)), dtype=np.float32)
     for k, coordinate in enumerate((x, y, z)):
-        homogeneous[:, k] = np.where(valid, coordinate, np.float32(0.0)).T
-    projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
-    depth = projected[:, :, 2]
+        homogeneous[:, k] = coordinate.T  # invalid hypotheses (NaN or garbage) get an infinite cost below
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
+        depth = projected[:, :, 2]
         squared = (projected[:, :, 0] ** 2 + projected[:, :, 1] ** 2) / (depth * depth)  # (N, V, P)
     squared = np.where(depth > 0, squared, np.inf)
     limit = np.float32(threshold_px * threshold_px)
@@ -627,7 +632,7 @@ def _triangulate_chunk(cameras, observations, min_confidence, min_views, ransac,
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
         points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, :, redo], atb[:, :, redo], use[:, redo], reweight)
     points = points.astype(np.float64)
-    points, projected = _refine(cameras, points, pixels, np.where(use, weight, 0.0), huber_px, refine_iterations, rig)
+    points, projected = _refine(cameras, points, pixels, weight * use, huber_px, refine_iterations, rig)
     errors = _pixel_errors(projected, pixels)
     if ransac:
         # Re-read the inliers from the refined point; refine again where views joined.
