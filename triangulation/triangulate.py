@@ -32,6 +32,7 @@ from itertools import combinations
 
 import numpy as np
 
+from triangulation.camera_models import _MAX_NEWTON_ITERATIONS, _NEWTON_TOLERANCE, _SMALL_RADIUS, FisheyeModel, _odd_polynomial
 from triangulation.cameras import Camera
 from triangulation.schema import bounds
 
@@ -87,29 +88,171 @@ class _LinearRows:
     weight: np.ndarray
 
 
-def _linear_rows(cameras: list[Camera], pixels: np.ndarray, weight: np.ndarray) -> _LinearRows:
-    """Build :class:`_LinearRows` from pixels ``(V, N, 2)`` (finite everywhere; weight 0 = unused)."""
-    num_views, num_points = pixels.shape[:2]
-    A = np.empty((2, 3, num_views, num_points))
-    b = np.empty((2, num_views, num_points))
-    m = np.empty((3, num_views, num_points))
-    n = np.empty((num_views, num_points))
-    for v, camera in enumerate(cameras):
-        rays, jac = camera.model.unproject_with_jacobian(pixels[v])
-        # Elementwise products (not BLAS, whose rounding may depend on a point's place in
-        # the chunk): a point's rows are the same in any batch.
-        jac_t, rays_t = np.ascontiguousarray(jac.reshape(-1, 6).T), np.ascontiguousarray(rays.T)  # (6, N), (3, N)
-        R, t = camera.R, camera.t
-        for r in range(2):  # rows of the pixel Jacobian
-            J = jac_t[3 * r : 3 * r + 3]
-            for c in range(3):
-                A[r, c, v] = J[0] * R[0, c] + J[1] * R[1, c] + J[2] * R[2, c]
-            b[r, v] = J[0] * t[0] + J[1] * t[1] + J[2] * t[2]
+@dataclass(frozen=True)
+class _FisheyeRig:
+    """Every view's Kannala-Brandt parameters as ``(V, 1)`` columns (``k (4, V, 1)``,
+    ``R[i][j]``, ``t[i]``), so that a step runs on all views' ``(V, N)`` arrays at once."""
+
+    fx: np.ndarray
+    fy: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    k: np.ndarray
+    R: list
+    t: list
+
+
+def _fisheye_rig(cameras: list[Camera], dtype) -> _FisheyeRig | None:
+    """The rig's parameters as :class:`_FisheyeRig` in ``dtype``; None unless every camera is fisheye."""
+    if not all(isinstance(camera.model, FisheyeModel) for camera in cameras):
+        return None
+
+    def column(values):
+        return np.array(values, dtype=dtype)[..., None]
+
+    R = column([camera.R for camera in cameras])  # (V, 3, 3, 1)
+    t = column([camera.t for camera in cameras])  # (V, 3, 1)
+    return _FisheyeRig(
+        fx=column([camera.model.fx for camera in cameras]),
+        fy=column([camera.model.fy for camera in cameras]),
+        cx=column([camera.model.cx for camera in cameras]),
+        cy=column([camera.model.cy for camera in cameras]),
+        k=np.ascontiguousarray(column([camera.model.distortion for camera in cameras]).transpose(1, 0, 2)),
+        R=[[np.ascontiguousarray(R[:, i, j]) for j in range(3)] for i in range(3)],
+        t=[np.ascontiguousarray(t[:, i]) for i in range(3)],
+    )
+
+
+def _newton_theta(theta_d: np.ndarray, k: np.ndarray, tolerance: float, theta=None, iterations: int = _MAX_NEWTON_ITERATIONS):
+    """The angles ``theta`` whose Kannala-Brandt ``theta_d(theta)`` is ``theta_d``: Newton from
+    ``theta`` (default: the series inverse ``theta_d (1 - k0 theta_d^2)``) until every step is
+    below ``tolerance`` or for ``iterations`` steps, in ``theta_d``'s dtype."""
+    if theta is None:
+        theta = theta_d * (1.0 - k[0] * theta_d * theta_d)
+    for _ in range(iterations):
+        value, derivative = _odd_polynomial(theta, k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (value - theta_d) / derivative
+        step = np.where(np.isfinite(step), step, 0.0)
+        theta = theta - step
+        if not np.any(np.abs(step) > tolerance):
+            break
+    return theta
+
+
+def _fisheye_rays_and_jacobians(rig: _FisheyeRig, px: np.ndarray, py: np.ndarray):
+    """Unit rays (3 arrays ``(V, N)``, camera frame) of pixels ``px, py (V, N)`` and the
+    projection's Jacobian at them (``J[r][c]``, pixels per unit), in the rig's dtype.
+
+    The Kannala-Brandt inverse of :func:`triangulation.camera_models._invert_radial_fisheye`
+    (Newton on the angle from the axis, to the dtype's precision) with its Jacobian written
+    in the ray's radial and tangential directions: with ``s, c = sin, cos theta``,
+    ``d = (du, dv)`` the image direction, ``scale = theta_d / s`` and
+    ``q = theta_d' c - scale``: ``d uv / d P = [scale I + q d d^T | -theta_d' s d]``.
+    """
+    u = (px - rig.cx) / rig.fx
+    v = (py - rig.cy) / rig.fy
+    theta_d = np.sqrt(u * u + v * v)
+    tolerance = _NEWTON_TOLERANCE if u.dtype == np.float64 else 1e-6  # float32: its precision after the next step
+    theta = _newton_theta(theta_d, rig.k, tolerance)
+    theta = np.maximum(theta, _SMALL_RADIUS)  # on the axis: ray (0, 0, 1), scale 1
+    sin, cos = np.sin(theta), np.cos(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(theta_d > 0, 1.0 / theta_d, 0.0)
+    du, dv = u * inverse, v * inverse
+    value, derivative = _odd_polynomial(theta, rig.k)
+    scale = value / sin
+    q = derivative * cos - scale
+    qdu, qdv = q * du, q * dv
+    radial = -derivative * sin
+    J = [
+        [rig.fx * (scale + qdu * du), rig.fx * (qdu * dv), rig.fx * (radial * du)],
+        [rig.fy * (qdv * du), rig.fy * (scale + qdv * dv), rig.fy * (radial * dv)],
+    ]
+    return (du * sin, dv * sin, cos), J
+
+
+def _fisheye_project(rig: _FisheyeRig, points: np.ndarray, with_jacobian: bool):
+    """Pixels ``(2, V, N)`` [and d pixels / d world point ``(2, 3, V, N)``] of ``points (N, 3)``,
+    every view at once (the formulas of ``FisheyeModel.project_with_jacobian``)."""
+    X, Y, Z = np.ascontiguousarray(points.T)
+    R, t = rig.R, rig.t
+    x = R[0][0] * X + R[0][1] * Y + R[0][2] * Z + t[0]
+    y = R[1][0] * X + R[1][1] * Y + R[1][2] * Z + t[1]
+    z = R[2][0] * X + R[2][1] * Y + R[2][2] * Z + t[2]
+    r = np.maximum(np.sqrt(x * x + y * y), _SMALL_RADIUS * np.abs(z))
+    theta = np.arctan2(r, z)
+    theta_d, d_theta_d = _odd_polynomial(theta, rig.k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = theta_d / r
+    pixels = np.empty((2,) + x.shape)
+    pixels[0] = (x * scale) * rig.fx + rig.cx
+    pixels[1] = (y * scale) * rig.fy + rig.cy
+    if not with_jacobian:
+        return pixels, None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_rho2 = 1.0 / (r * r + z * z)
+        q = (d_theta_d * z * inv_rho2 - scale) / (r * r)
+        d_scale_d_z = -d_theta_d * inv_rho2
+    qx, qy = q * x, q * y
+    cam = [
+        [rig.fx * (scale + qx * x), rig.fx * (qx * y), rig.fx * (x * d_scale_d_z)],
+        [rig.fy * (qy * x), rig.fy * (scale + qy * y), rig.fy * (y * d_scale_d_z)],
+    ]
+    jacobian = np.empty((2, 3) + x.shape)
+    for a in range(2):
         for c in range(3):
-            m[c, v] = rays_t[0] * R[0, c] + rays_t[1] * R[1, c] + rays_t[2] * R[2, c]
-        n[v] = rays_t[0] * t[0] + rays_t[1] * t[1] + rays_t[2] * t[2]
+            jacobian[a, c] = cam[a][0] * R[0][c] + cam[a][1] * R[1][c] + cam[a][2] * R[2][c]
+    return pixels, jacobian
+
+
+def _linear_rows(cameras: list[Camera], px: np.ndarray, py: np.ndarray, weight: np.ndarray, ray_dtype) -> _LinearRows:
+    """Build :class:`_LinearRows` (float64) from pixels ``px, py (V, N)`` (finite everywhere;
+    ``weight`` 0 = unused).
+
+    ``ray_dtype``: the dtype of the fisheye unprojection (the camera-frame rays and
+    Jacobians). ``float32`` where Gauss-Newton refines the result: the linear stage only
+    starts it and picks the inliers, and rays to ~1e-7 rad move its start by ~1e-7
+    relative, which one exact step shrinks to ~1e-13 m without noise. The products with
+    the poses and the sums over views stay float64, so the linear points keep the
+    equivariances of the exact ones (order of the views, rigid motions and scale of the
+    world) to float64 rounding.
+    """
+    num_views, num_points = px.shape
+    rig = _fisheye_rig(cameras, np.float64)
+    if rig is not None:  # every view at once
+        rays, J = _fisheye_rays_and_jacobians(_fisheye_rig(cameras, ray_dtype), px.astype(ray_dtype), py.astype(ray_dtype))
+        rays, J = [a.astype(np.float64) for a in rays], [[a.astype(np.float64) for a in row] for row in J]
+        R, t = rig.R, rig.t
+    else:
+        rays_list, jac_list = zip(*(camera.model.unproject_with_jacobian(np.stack([px[v], py[v]], axis=-1)) for v, camera in enumerate(cameras)))
+        rays = list(np.stack(rays_list).transpose(2, 0, 1))  # 3 x (V, N)
+        jac = np.stack(jac_list).transpose(2, 3, 0, 1)  # (2, 3, V, N)
+        J = [[np.ascontiguousarray(jac[r, c]) for c in range(3)] for r in range(2)]
+        R_all = np.array([camera.R for camera in cameras])[..., None]
+        t_all = np.array([camera.t for camera in cameras])[..., None]
+        R = [[R_all[:, i, j] for j in range(3)] for i in range(3)]
+        t = [t_all[:, i] for i in range(3)]
+    dtype = np.float64
+    # Elementwise products (not BLAS, whose rounding may depend on a point's place in
+    # the chunk): a point's rows are the same in any batch.
+    A = np.empty((2, 3, num_views, num_points), dtype=dtype)
+    b = np.empty((2, num_views, num_points), dtype=dtype)
+    m = np.empty((3, num_views, num_points), dtype=dtype)
+    for r in range(2):  # rows of the pixel Jacobian
+        for c in range(3):
+            A[r, c] = J[r][0] * R[0][c] + J[r][1] * R[1][c] + J[r][2] * R[2][c]
+        b[r] = J[r][0] * t[0] + J[r][1] * t[1] + J[r][2] * t[2]
+    for c in range(3):
+        m[c] = rays[0] * R[0][c] + rays[1] * R[1][c] + rays[2] * R[2][c]
+    n = rays[0] * t[0] + rays[1] * t[1] + rays[2] * t[2]
     unused = weight <= 0
-    A[:, :, unused], b[:, unused], m[:, unused], n[unused] = 0.0, 0.0, 0.0, 1.0
+    if np.any(unused):  # zero rows (depth 1): multiplications, not scattered masked writes
+        keep = (~unused).astype(dtype)
+        A *= keep
+        b *= keep
+        m *= keep
+        n = n * keep + unused
     return _LinearRows(A, b, m, n, weight)
 
 
@@ -193,7 +336,7 @@ def _weighted_linear_solve(rows: _LinearRows, ata, atb, use: np.ndarray, reweigh
 
     Weights: confidence, then confidence / depth^2 (pixel error) for ``reweight_steps``.
     """
-    weight = np.where(use, rows.weight, 0.0)
+    weight = rows.weight * use  # finite weights: a product, not a scattered np.where
     points = _weighted_solve(ata, atb, weight)
     for _ in range(reweight_steps):
         depth = _depths(rows, points)
@@ -242,14 +385,15 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     model[:, :, 2, 3] = rows.n.T
     homogeneous = np.ones((num_points, 4, len(pairs)), dtype=np.float32)
     for k, coordinate in enumerate((x, y, z)):
-        homogeneous[:, k] = np.where(valid, coordinate, np.float32(0.0)).T
-    projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
-    depth = projected[:, :, 2]
+        homogeneous[:, k] = coordinate.T  # invalid hypotheses (NaN or garbage) get an infinite cost below
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        projected = np.matmul(model.reshape(num_points, 3 * num_views, 4), homogeneous).reshape(num_points, num_views, 3, len(pairs))
+        depth = projected[:, :, 2]
         squared = (projected[:, :, 0] ** 2 + projected[:, :, 1] ** 2) / (depth * depth)  # (N, V, P)
     squared = np.where(depth > 0, squared, np.inf)
     limit = np.float32(threshold_px * threshold_px)
-    cost = np.where(observed.T[..., None], np.minimum(squared, limit), np.float32(0.0)).sum(axis=1)  # (N, P)
+    # Unobserved views' rows are zero (residual 0, depth 1): they add 0, no mask needed.
+    cost = np.minimum(squared, limit).sum(axis=1)  # (N, P)
     cost = np.where(valid.T, cost, np.inf)
     best = np.argmin(cost, axis=1)  # (N,)
     best_squared = np.take_along_axis(squared, best[:, None, None], axis=2)[..., 0].T  # (V, N)
@@ -257,48 +401,55 @@ def _ransac(rows: _LinearRows, ata, atb, threshold_px: float) -> np.ndarray:
     return observed & (best_squared < limit) & has_hypothesis[None]
 
 
-def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool):
-    """Pixels ``(V, N, 2)`` [and d pixels / d world point ``(V, N, 2, 3)``] of points ``(N, 3)``.
+def _project_all(cameras: list[Camera], points: np.ndarray, with_jacobian: bool, rig: _FisheyeRig | None = None):
+    """Pixels ``(2, V, N)`` [and d pixels / d world point ``(2, 3, V, N)``] of points ``(N, 3)``,
+    component-major; ``rig``: the cameras as a :class:`_FisheyeRig` (float64) where they all are.
 
     Pixels are NaN where a pinhole camera sees the point behind it (the fisheye
     models are defined all around the camera).
     """
+    if rig is not None:
+        return _fisheye_project(rig, points, with_jacobian)
     num_views, num_points = len(cameras), points.shape[0]
-    pixels = np.empty((num_views, num_points, 2))
-    jacobians = np.empty((num_views, num_points, 2, 3)) if with_jacobian else None
+    pixels = np.empty((2, num_views, num_points))
+    jacobians = np.empty((2, 3, num_views, num_points)) if with_jacobian else None
     for v, camera in enumerate(cameras):
         points_cam = camera.world_to_camera(points)
         if with_jacobian:
-            pixels[v], jac = camera.model.project_with_jacobian(points_cam)
-            jacobians[v] = _times_matrix(jac, camera.R)
+            projected, jac = camera.model.project_with_jacobian(points_cam)
+            jacobians[:, :, v] = _times_matrix(jac, camera.R).transpose(1, 2, 0)
         else:
-            pixels[v] = camera.model.project(points_cam)
+            projected = camera.model.project(points_cam)
+        pixels[:, v] = projected.T
         if camera.model.name == "pinhole":
             behind = points_cam[:, 2] <= 0
-            pixels[v, behind] = np.nan
+            pixels[:, v, behind] = np.nan
             if with_jacobian:
-                jacobians[v, behind] = 0.0
+                jacobians[:, :, v, behind] = 0.0
     return pixels, jacobians
 
 
 def _pixel_errors(projected: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Pixel distances ``(V, N)``; infinite where the projection does not exist."""
-    error = np.sqrt(((projected - pixels) ** 2).sum(axis=-1))
+    """Pixel distances ``(V, N)`` between ``(2, V, N)`` stacks; infinite where the projection does not exist."""
+    d0, d1 = projected[0] - pixels[0], projected[1] - pixels[1]
+    error = np.sqrt(d0 * d0 + d1 * d1)
     return np.where(np.isnan(error), np.inf, error)
 
 
 def _robust_cost(projected: np.ndarray, pixels: np.ndarray, weight: np.ndarray, huber_px: float):
-    """Huber cost per point ``(N,)``, IRLS weights ``(V, N)`` and residuals ``(V, N, 2)`` px.
+    """Huber cost per point ``(N,)``, IRLS weights ``(V, N)`` and residuals ``(2, V, N)`` px.
 
     A projection that does not exist (NaN: behind a pinhole camera) costs as a
-    residual of 1e6 px.
+    residual of 1e6 px. Branch-free (``np.where`` on scattered masks is the slow pass):
+    with ``m = min(|r|, h)`` the Huber cost is ``m (2 |r| - m)`` and its IRLS weight ``h / max(|r|, h)``.
     """
     residual = projected - pixels
-    residual = np.where(np.isnan(residual), 1e6, residual)
-    norm = np.sqrt(residual[..., 0] ** 2 + residual[..., 1] ** 2)
-    inside = norm <= huber_px
-    cost = np.where(inside, norm * norm, 2.0 * huber_px * norm - huber_px * huber_px)
-    robust = np.where(inside, 1.0, huber_px / np.maximum(norm, 1e-300))
+    if np.isnan(residual).any():
+        residual = np.where(np.isnan(residual), 1e6, residual)
+    norm = np.sqrt(residual[0] * residual[0] + residual[1] * residual[1])
+    clipped = np.minimum(norm, huber_px)
+    cost = clipped * (2.0 * norm - clipped)
+    robust = huber_px / np.maximum(norm, huber_px)
     return (weight * cost).sum(axis=0), weight * robust, residual
 
 
@@ -309,12 +460,13 @@ def _refine(
     weight: np.ndarray,
     huber_px: float,
     iterations: int,
+    rig: _FisheyeRig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Newton (IRLS) on the exact pixel error with a Huber loss.
 
-    ``points (N, 3)`` start values, ``pixels (V, N, 2)``, ``weight (V, N)`` (0 = unused).
+    ``points (N, 3)`` start values, ``pixels (2, V, N)``, ``weight (V, N)`` (0 = unused).
     A step that raises a point's cost is undone and that point stops. Returns the
-    points and their exact projections ``(V, N, 2)`` (NaN behind a pinhole camera).
+    points and their exact projections ``(2, V, N)`` (NaN behind a pinhole camera).
     Every array keeps all N points (masks, no gathers): the points that cannot move
     are few, computing them costs less than indexing the others.
     """
@@ -324,22 +476,21 @@ def _refine(
     previous_points, previous_cost = points.copy(), np.full(points.shape[0], np.inf)
     for iteration in range(iterations + 1):
         last = iteration == iterations or not np.any(active)
-        projected, jac = _project_all(cameras, points, with_jacobian=not last)
+        projected, jac = _project_all(cameras, points, not last, rig)
         if iterations == 0:
             break
         cost, w, residual = _robust_cost(projected, pixels, weight, huber_px)
         worse = active & (cost > previous_cost)
         if np.any(worse):  # undo the step; the point stops here
             points[worse] = previous_points[worse]
-            projected[:, worse], _ = _project_all(cameras, points[worse], with_jacobian=False)
+            projected[:, :, worse], _ = _project_all(cameras, points[worse], False, rig)
             active &= ~worse
         if last:
             break
         # Component by component (contiguous (V, N) arrays): J^T W J (6 entries) and J^T W r.
-        J = [[jac[..., r, c] for c in range(3)] for r in range(2)]
-        WJ = [[w * J[r][c] for c in range(3)] for r in range(2)]
-        H6 = [(WJ[0][a] * J[0][c] + WJ[1][a] * J[1][c]).sum(axis=0) for a, c in _SYMMETRIC_PAIRS]
-        g = [(WJ[0][c] * residual[..., 0] + WJ[1][c] * residual[..., 1]).sum(axis=0) for c in range(3)]
+        WJ = [[w * jac[r, c] for c in range(3)] for r in range(2)]
+        H6 = [(WJ[0][a] * jac[0, c] + WJ[1][a] * jac[1, c]).sum(axis=0) for a, c in _SYMMETRIC_PAIRS]
+        g = [(WJ[0][c] * residual[0] + WJ[1][c] * residual[1]).sum(axis=0) for c in range(3)]
         # Levenberg damping relative to the diagonal keeps near-degenerate points stable.
         for k in (0, 3, 5):
             H6[k] = H6[k] * (1.0 + 1e-6)
@@ -409,7 +560,7 @@ def triangulate(
     # page faults: a 20,000-frame take in one piece took 10.5 s, in chunks 3.6 s).
     for start in range(0, num_points, _CHUNK_POINTS):
         chunk = slice(start, min(start + _CHUNK_POINTS, num_points))
-        observations = flat[:, chunk].astype(np.float64)
+        observations = np.moveaxis(flat[:, chunk], -1, 0).astype(np.float64)  # (3, V, n): contiguous components
         chunk_points, chunk_inliers, chunk_errors = _triangulate_chunk(
             cameras, observations, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px
         )
@@ -420,7 +571,7 @@ def triangulate(
             chunk_inliers[:, narrow] = False
             chunk_errors[:, narrow] = np.nan
             small_angle[chunk] = narrow
-        confidence_2d = np.nan_to_num(observations[..., 2])
+        confidence_2d = np.nan_to_num(observations[2])
         used = chunk_inliers.sum(axis=0)
         observed = np.maximum((~np.isnan(chunk_errors)).sum(axis=0), 1)
         mean_confidence = (confidence_2d * chunk_inliers).sum(axis=0) / np.maximum(used, 1)
@@ -451,16 +602,25 @@ def largest_ray_angle(cameras: list[Camera], points: np.ndarray, inliers: np.nda
     return largest
 
 
-def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):
-    """:func:`triangulate` on ``flat (V, N, 3)``: points ``(N, 3)``, inliers and errors ``(V, N)``."""
-    pixels = flat[..., :2]
-    confidence = flat[..., 2]
-    observed = np.all(np.isfinite(flat), axis=-1) & (confidence >= min_confidence) & (confidence > 0)
+def _triangulate_chunk(cameras, observations, min_confidence, min_views, ransac, threshold_px, refine_iterations, huber_px):
+    """:func:`triangulate` on ``observations (3, V, N)`` (x, y, confidence; component-major):
+    points ``(N, 3)``, inliers and errors ``(V, N)``."""
+    confidence = observations[2]
+    # A sum is finite only where every term is (one pass instead of a reduction over a
+    # length-3 axis).
+    observed = np.isfinite(observations.sum(axis=0)) & (confidence >= min_confidence) & (confidence > 0)
     weight = np.where(observed, confidence, 0.0)
     # Unused observations sit at the principal point: finite, and quick to unproject.
-    centres = np.array([[camera.model.cx, camera.model.cy] for camera in cameras])[:, None, :]
-    safe_pixels = np.where(observed[..., None], pixels, centres)
-    rows = _linear_rows(cameras, safe_pixels, weight)
+    # Pixels component-major (2, V, N).
+    pixels = observations[:2]
+    unused = ~observed
+    if np.any(unused):
+        centres = np.array([[camera.model.cx, camera.model.cy] for camera in cameras]).T[:, :, None]
+        pixels = np.where(unused[None], centres, pixels)
+    # The fisheye unprojection runs in float32 where Gauss-Newton follows (see _linear_rows).
+    ray_dtype = np.float32 if refine_iterations > 0 else np.float64
+    rows = _linear_rows(cameras, pixels[0], pixels[1], weight, ray_dtype)
+    rig = _fisheye_rig(cameras, np.float64)
     ata, atb = _normal_terms(rows)
     # The depth reweighting makes the linear solution minimise the first-order pixel
     # error; Gauss-Newton does that (exactly) when it runs.
@@ -472,9 +632,8 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         doubtful = np.flatnonzero(~_all_views_agree(rows, points, threshold_px))
         if doubtful.size:
             subset = _subset(rows, doubtful)
-            subset_ata, subset_atb = ata[:, :, doubtful], atb[:, :, doubtful]
-            use[:, doubtful] = _ransac(subset, subset_ata, subset_atb, threshold_px)
-            points[doubtful] = _weighted_linear_solve(subset, subset_ata, subset_atb, use[:, doubtful], reweight)
+            use[:, doubtful] = _ransac(subset, ata[:, :, doubtful], atb[:, :, doubtful], threshold_px)
+            points[doubtful] = _weighted_linear_solve(subset, ata[:, :, doubtful], atb[:, :, doubtful], use[:, doubtful], reweight)
     enough = use.sum(axis=0) >= min_views
     use &= enough[None]
     # Cheirality: a view whose ray would have to point backwards to reach the point
@@ -486,8 +645,9 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
         use &= enough[None]
         redo = np.flatnonzero(np.any(behind, axis=0) & enough)
         points[redo] = _weighted_linear_solve(_subset(rows, redo), ata[:, :, redo], atb[:, :, redo], use[:, redo], reweight)
-    points, projected = _refine(cameras, points, safe_pixels, np.where(use, weight, 0.0), huber_px, refine_iterations)
-    errors = _pixel_errors(projected, safe_pixels)
+    points = points.astype(np.float64)
+    points, projected = _refine(cameras, points, pixels, weight * use, huber_px, refine_iterations, rig)
+    errors = _pixel_errors(projected, pixels)
     if ransac:
         # Re-read the inliers from the refined point; refine again where views joined.
         refreshed = observed & (errors < threshold_px) & enough[None]
@@ -496,12 +656,13 @@ def _triangulate_chunk(cameras, flat, min_confidence, min_views, ransac, thresho
             points[changed], projected = _refine(
                 cameras,
                 points[changed],
-                safe_pixels[:, changed],
+                pixels[:, :, changed],
                 np.where(refreshed[:, changed], weight[:, changed], 0.0),
                 huber_px,
                 refine_iterations,
+                rig,
             )
-            errors[:, changed] = _pixel_errors(projected, safe_pixels[:, changed])
+            errors[:, changed] = _pixel_errors(projected, pixels[:, :, changed])
             refreshed[:, changed] = observed[:, changed] & (errors[:, changed] < threshold_px)
         use = refreshed
     valid = (use.sum(axis=0) >= min_views) & np.all(np.isfinite(points), axis=-1)
