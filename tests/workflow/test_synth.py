@@ -14,11 +14,12 @@ from pipeline.atomic import load_npz
 from pipeline.formats.calibration import read_camera_pose_json, read_gopro_calibs_csv
 from pipeline.formats.openpose import read_openpose_folder
 from triangulation.camera_models import Fisheye624Model, FisheyeModel, PinholeModel
-from triangulation.cameras import Camera
+from triangulation.cameras import Camera, rodrigues_from_rotation
 from workflow.synth import observations as obs_module
-from workflow.synth.motion import simulate_motion
-from workflow.synth.rig import look_at
-from workflow.synth.take_writer import SynthConfig, generate_take, synthesize_take
+from workflow.synth.motion import joints_at, simulate_motion
+from workflow.synth.perturbation import RigPerturbation
+from workflow.synth.rig import RigConfig, look_at
+from workflow.synth.take_writer import GENERATOR_VERSION, SynthConfig, generate_take, synthesize_take, write_take
 
 pytestmark = pytest.mark.integration  # runs stages or the pipeline on take folders, videos or the real capture
 
@@ -344,9 +345,10 @@ def test_render_hook_receives_the_take(tmp_path, monkeypatch):
     visible = np.zeros((4, 6, 59), bool)
     visible[1, 2, skeleton.LEFT_HAND.start : skeleton.LEFT_HAND.start + 11] = True  # 11 of 21 joints: seen
     visible[2, 3, skeleton.RIGHT_HAND.start : skeleton.RIGHT_HAND.start + 10] = True  # 10 of 21: not seen
-    monkeypatch.setattr(render, "render_take_videos", lambda *args: calls.append(args) or visible)
+    monkeypatch.setattr(render, "render_take_videos", lambda *args, **kwargs: calls.append((args, kwargs)) or visible)
     take = synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=True)
-    ((take_dir, joints, exo, ego, fps, seed),) = calls
+    (((take_dir, joints, exo, ego, fps, seed), kwargs),) = calls
+    assert kwargs == {"view_joints": {}}  # no camera sees other times
     assert take_dir == tmp_path / "rendered" and fps == 30.0 and seed == 4
     np.testing.assert_array_equal(joints, take.motion.joints)
     assert [c.name for c in exo] == ["cam01", "cam02", "cam03", "cam04"] and ego.name == "aria01"
@@ -356,3 +358,165 @@ def test_render_hook_receives_the_take(tmp_path, monkeypatch):
     assert list(truth["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
     synthesize_take(tmp_path / "rendered", SynthConfig(seed=4, num_frames=6), render=False)
     assert not (tmp_path / "rendered" / "gt" / "visibility.npz").exists()  # no stale truth of the videos
+
+
+# --------------------------------------------------------------------------------------
+# Rig perturbation: a wrong calibration and a camera out of sync, with their truth
+# --------------------------------------------------------------------------------------
+
+SHIFT_FRAMES = 24
+
+
+def _write(take, folder: Path) -> dict[str, bytes]:
+    write_take(take, folder)
+    return _file_bytes(folder)
+
+
+def test_unperturbed_take_is_as_before_perturbations(tmp_path):
+    config = SynthConfig()
+    if GENERATOR_VERSION != "3":
+        pytest.skip("the pinned uid is of generator version 3 (recorded before perturbations existed)")
+    assert config.take_uid == "e1d50b3a-d7e4-59d4-90ae-8a12d8185dcc"  # the uid of SynthConfig() before perturbations existed
+    assert SynthConfig(seed=0, num_frames=40, camera_pose_json=True).take_uid == "1613fb3d-6bdd-5e32-9497-4ea781e0a674"
+    inert = RigPerturbation(rotation_deg=5.0, time_shift_frames=-3.0)  # no camera named: nothing is perturbed
+    assert SynthConfig(perturbation=inert).take_uid == config.take_uid
+    small = SynthConfig(seed=7, num_frames=6, camera_pose_json=True)
+    files = _write(generate_take(small), tmp_path / "default")
+    assert "perturbation" not in json.loads(files["take.json"])["generator_config"]
+    assert "gt/rig_perturbation.json" not in files
+    explicit = _write(generate_take(SynthConfig(seed=7, num_frames=6, camera_pose_json=True, perturbation=inert)), tmp_path / "explicit")
+    assert explicit == files
+    perturbed = SynthConfig(seed=7, num_frames=6, perturbation=RigPerturbation(camera="cam01"))
+    assert perturbed.take_uid != small.take_uid and "perturbation" in perturbed.document()
+
+
+@pytest.fixture(scope="module")
+def unshifted():
+    return generate_take(SynthConfig(seed=SEED, num_frames=SHIFT_FRAMES))
+
+
+def test_perturbed_camera_written_off_by_the_truth(tmp_path, unshifted):
+    perturbation = RigPerturbation(camera="cam02", rotation_deg=1.0, translation_m=0.03)
+    take = generate_take(SynthConfig(seed=SEED, num_frames=SHIFT_FRAMES, camera_pose_json=True, perturbation=perturbation))
+    write_take(take, tmp_path)
+    truth = json.loads((tmp_path / "gt" / "rig_perturbation.json").read_text())
+    from_csv = read_gopro_calibs_csv(tmp_path / "trajectory" / "gopro_calibs.csv")
+    from_json, _, _ = read_camera_pose_json(tmp_path / "camera_pose.json")
+    for written in (from_csv, from_json):
+        for camera, true in zip(written, unshifted.exo_cameras):
+            relative = rodrigues_from_rotation(true.R.T @ camera.R)  # R_written = R_true Q^T: the rotation vector of Q^T
+            moved = camera.center - true.center
+            if camera.name != "cam02":
+                assert np.abs(relative).max() < 1e-12 and np.abs(moved).max() < 1e-12, camera.name
+                continue
+            assert np.degrees(np.linalg.norm(relative)) == pytest.approx(1.0, abs=1e-9)
+            assert np.linalg.norm(moved) == pytest.approx(0.03, abs=1e-12)
+            np.testing.assert_allclose(-relative / np.linalg.norm(relative), truth["axis"], atol=1e-9)
+            np.testing.assert_allclose(moved / 0.03, truth["direction"], atol=1e-9)
+            np.testing.assert_allclose(camera.R, truth["written"]["R"], atol=1e-12)
+            np.testing.assert_allclose(camera.t, truth["written"]["t"], atol=1e-12)
+            np.testing.assert_allclose(true.R, truth["true"]["R"], atol=0)
+            np.testing.assert_allclose(true.center, truth["true"]["center"], atol=0)
+    assert truth["camera"] == "cam02" and truth["rotation_deg"] == 1.0 and truth["translation_m"] == 0.03
+    assert truth["time_shift_camera"] is None and truth["time_shift_frames"] is None and truth["time_shift_ms"] is None
+    assert "reference time (f + s_c) / fps" in truth["time_convention"] and "R_written" in truth["pose_convention"]
+    # What is observed is the true rig: pixels and detections are the unperturbed take's.
+    np.testing.assert_array_equal(load_npz(tmp_path / "gt" / "joints_2d.npz")["pixels"], unshifted.pixels)
+    np.testing.assert_array_equal(take.observations.keypoints, unshifted.observations.keypoints)
+    # Another seed, another axis and direction (stream [seed, 7]).
+    other = RigPerturbation(camera="cam02").draw(SEED + 1)
+    assert not np.allclose(other[0], truth["axis"]) and not np.allclose(other[1], truth["direction"])
+    # The same folder written unperturbed loses the stale truth.
+    write_take(unshifted, tmp_path)
+    assert not (tmp_path / "gt" / "rig_perturbation.json").exists()
+
+
+def _observation_arrays(take, view: int) -> dict[str, np.ndarray]:
+    return {name: array[view] for name, array in take.observations.arrays().items()}
+
+
+def test_time_shifted_camera_sees_the_motion_at_its_times(tmp_path, unshifted):
+    take = generate_take(SynthConfig(seed=SEED, num_frames=SHIFT_FRAMES, perturbation=RigPerturbation(time_shift_camera="cam03", time_shift_frames=1.0)))
+    shifted = 2  # cam03
+    # A whole-frame shift: frame f shows what the unshifted cam03 shows at frame f + 1.
+    np.testing.assert_allclose(take.pixels[shifted, :-1], unshifted.pixels[shifted, 1:], atol=1e-9)
+    np.testing.assert_array_equal(take.in_image[shifted, :-1], unshifted.in_image[shifted, 1:])
+    np.testing.assert_array_equal(take.observations.occluded[shifted, :-1], unshifted.observations.occluded[shifted, 1:])
+    assert not np.allclose(take.pixels[shifted], unshifted.pixels[shifted])
+    for view in (0, 1, 3):  # the other views, their detections included (the detector noise is drawn as before)
+        np.testing.assert_array_equal(take.pixels[view], unshifted.pixels[view])
+        for name, array in _observation_arrays(take, view).items():
+            np.testing.assert_array_equal(array, _observation_arrays(unshifted, view)[name], err_msg=name)
+    np.testing.assert_array_equal(take.motion.joints, unshifted.motion.joints)  # the reference (gt/joints_3d) is unchanged
+    np.testing.assert_array_equal(take.ego_pixels, unshifted.ego_pixels)
+
+    # A sub-frame shift: the projection of the motion at (f + 1.5) / fps.
+    config = SynthConfig(seed=SEED, num_frames=SHIFT_FRAMES, perturbation=RigPerturbation(time_shift_camera="cam03", time_shift_frames=1.5))
+    half = generate_take(config)
+    times = (np.arange(SHIFT_FRAMES) + 1.5) / config.fps
+    expected = half.exo_cameras[shifted].project(joints_at(times, SHIFT_FRAMES, config.fps, SEED, config.motion))
+    np.testing.assert_allclose(half.pixels[shifted], expected, atol=1e-9)
+    between = 0.5 * (unshifted.pixels[shifted, 1:-1] + unshifted.pixels[shifted, 2:])  # halfway between frames f + 1 and f + 2
+    step = np.linalg.norm(unshifted.pixels[shifted, 2:] - unshifted.pixels[shifted, 1:-1], axis=-1)
+    off = np.linalg.norm(half.pixels[shifted, :-2] - between, axis=-1)
+    assert np.nanmedian(off) < 0.05 * np.nanmedian(step) + 1e-3 and np.nanmedian(step) > 0.5
+    # Its detections are noisy copies of the shifted truth, not of the unshifted one.
+    keypoints = half.observations.keypoints[shifted, ..., :2]
+    clean = ~np.isnan(keypoints[..., 0]) & ~half.observations.outlier[shifted] & ~half.observations.swapped[shifted]
+    sigma = half.observations.noise_sigma_px[shifted].astype(np.float64)
+    assert np.all(np.linalg.norm(keypoints - half.pixels[shifted], axis=-1)[clean] < 7.0 * sigma[clean] + 1e-3)
+
+    write_take(half, tmp_path)
+    truth = json.loads((tmp_path / "gt" / "rig_perturbation.json").read_text())
+    assert truth["time_shift_camera"] == "cam03" and truth["time_shift_frames"] == 1.5
+    assert truth["time_shift_ms"] == pytest.approx(50.0) and truth["fps"] == 30.0 and truth["camera"] is None
+    np.testing.assert_array_equal(load_npz(tmp_path / "gt" / "joints_2d.npz")["pixels"], half.pixels)  # the truth as observed
+    # The written calibration is the true rig.
+    for camera, true in zip(read_gopro_calibs_csv(tmp_path / "trajectory" / "gopro_calibs.csv"), half.exo_cameras):
+        assert np.abs(camera.R - true.R).max() < 1e-12 and np.abs(camera.t - true.t).max() < 1e-12
+
+
+def test_time_shifted_camera_renders_the_shifted_motion(tmp_path):
+    rig = RigConfig(num_exo=2, exo_image_size=(192, 108), ego_image_size=(96, 96))
+    frames = 5
+    base = SynthConfig(seed=2, num_frames=frames, rig=rig)
+    shifted = SynthConfig(seed=2, num_frames=frames, rig=rig, perturbation=RigPerturbation(time_shift_camera="cam02", time_shift_frames=1.0))
+    synthesize_take(tmp_path / "base", base, render=True)
+    synthesize_take(tmp_path / "shifted", shifted, render=True)
+    before = load_npz(tmp_path / "base" / "gt" / "visibility.npz")["visible"]
+    after = load_npz(tmp_path / "shifted" / "gt" / "visibility.npz")["visible"]
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1, :-1], before[1, 1:])  # its frame f is the unshifted frame f + 1
+    assert after[1].any() and not np.array_equal(after[1], before[1])
+    videos = "frame_aligned_videos"
+    for name in ("cam01.mp4", "aria01.mp4"):  # the other cameras' videos are unchanged
+        assert (tmp_path / "base" / videos / name).read_bytes() == (tmp_path / "shifted" / videos / name).read_bytes()
+    assert (tmp_path / "base" / videos / "cam02.mp4").read_bytes() != (tmp_path / "shifted" / videos / "cam02.mp4").read_bytes()
+
+
+def test_perturbation_names_unknown_cameras_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match=r"camera 'cam05' in the rig \(cameras: cam01, cam02, cam03, cam04\)"):
+        SynthConfig(perturbation=RigPerturbation(camera="cam05"))
+    with pytest.raises(ValueError, match=r"time_shift_camera: no exo camera 'aria01'.*cam01, cam02\)"):
+        SynthConfig(rig=RigConfig(num_exo=2), perturbation=RigPerturbation(time_shift_camera="aria01"))
+    for bad in ({"rotation_deg": -1.0}, {"translation_m": float("nan")}, {"time_shift_frames": float("inf")}, {"camera": ""}):
+        with pytest.raises(ValueError):
+            RigPerturbation(**bad)
+    from workflow.cli import main
+
+    assert main(["synth", str(tmp_path / "t"), "--frames", "3", "--no-render", "--perturb-camera", "cam09"]) == 1
+    assert not (tmp_path / "t").exists()
+
+
+def test_cli_synth_perturbation(tmp_path):
+    from workflow.cli import main
+
+    out = tmp_path / "cli_perturbed"
+    status = main(["synth", str(out), "--frames", "8", "--exo-cameras", "3", "--no-render", "--perturb-camera", "cam02",
+                   "--perturb-rotation-deg", "2", "--perturb-translation-m", "0.05", "--time-shift-camera", "cam03",
+                   "--time-shift-frames", "-0.5"])  # fmt: skip
+    assert status == 0
+    truth = json.loads((out / "gt" / "rig_perturbation.json").read_text())
+    assert (truth["camera"], truth["rotation_deg"], truth["translation_m"]) == ("cam02", 2.0, 0.05)
+    assert (truth["time_shift_camera"], truth["time_shift_frames"]) == ("cam03", -0.5)
+    assert json.loads((out / "take.json").read_text())["generator_config"]["perturbation"]["time_shift_camera"] == "cam03"

@@ -33,11 +33,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def register(subparsers) -> None:
+    from workflow.synth.perturbation import RigPerturbation
     from workflow.synth.rig import RigConfig
     from workflow.synth.take_writer import SynthConfig
 
-    defaults, rig = SynthConfig(), RigConfig()
+    defaults, rig, perturbation = SynthConfig(), RigConfig(), RigPerturbation()
     parser = subparsers.add_parser(
         "synth",
         help="write a synthetic take (Ego-Exo4D layout) with 3D/2D ground truth and simulated detections",
@@ -63,14 +78,57 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--width", type=_positive_int, default=rig.exo_image_size[0], help=f"exo image width, pixels {_DEFAULTS_NOTE}")
     parser.add_argument("--height", type=_positive_int, default=rig.exo_image_size[1], help=f"exo image height, pixels {_DEFAULTS_NOTE}")
+    wrong = parser.add_argument_group(
+        "rig perturbation",
+        "make the take's rig wrong on purpose, with the truth in gt/rig_perturbation.json (videos and detections always come from the true rig)",
+    )
+    wrong.add_argument(
+        "--perturb-camera",
+        metavar="NAME",
+        help="exo camera (cam01, cam02, ...) whose written calibration (gopro_calibs.csv, camera_pose.json) is wrong",
+    )
+    wrong.add_argument(
+        "--perturb-rotation-deg",
+        type=_non_negative_float,
+        default=perturbation.rotation_deg,
+        metavar="DEG",
+        help=f"its written rotation is off by this many degrees, about a random axis through its centre {_DEFAULTS_NOTE}",
+    )
+    wrong.add_argument(
+        "--perturb-translation-m",
+        type=_non_negative_float,
+        default=perturbation.translation_m,
+        metavar="M",
+        help=f"its written centre is off by this many metres, in a random direction {_DEFAULTS_NOTE}",
+    )
+    wrong.add_argument(
+        "--time-shift-camera",
+        metavar="NAME",
+        help="exo camera whose frames show other times than the other cameras' (not in sync)",
+    )
+    wrong.add_argument(
+        "--time-shift-frames",
+        type=_finite_float,
+        default=perturbation.time_shift_frames,
+        metavar="FRAMES",
+        help=f"frames (sub-frame allowed, any sign): that camera's frame f shows the scene at frame f + this {_DEFAULTS_NOTE}",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from workflow.synth.perturbation import RigPerturbation
     from workflow.synth.rig import RigConfig
     from workflow.synth.take_writer import SynthConfig, synthesize_take
 
     rig = dataclasses.replace(RigConfig(), num_exo=args.exo_cameras, exo_image_size=(args.width, args.height))
-    config = SynthConfig(seed=args.seed, num_frames=args.frames, fps=args.fps, rig=rig, camera_pose_json=args.camera_pose_json)
+    perturbation = RigPerturbation(
+        camera=args.perturb_camera,
+        rotation_deg=args.perturb_rotation_deg,
+        translation_m=args.perturb_translation_m,
+        time_shift_camera=args.time_shift_camera,
+        time_shift_frames=args.time_shift_frames,
+    )
+    config = SynthConfig(seed=args.seed, num_frames=args.frames, fps=args.fps, rig=rig, camera_pose_json=args.camera_pose_json, perturbation=perturbation)
     synthesize_take(args.out_dir, config, render=args.render)
     return 0

@@ -682,6 +682,19 @@ def _motion_at(seed: int, times: np.ndarray, total: float, config: MotionConfig)
     return shape, np.concatenate(joints), np.concatenate(rotations), np.concatenate(eyes)
 
 
+def take_duration(num_frames: int, fps: float) -> float:
+    """Seconds from the first frame to the last of a take (episodes and hand poses cover them)."""
+    return (num_frames - 1) / fps
+
+
+def joints_at(times: np.ndarray, num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig()) -> np.ndarray:
+    """The joints ``(len(times), 59, 3)`` (metres) of the take :func:`simulate_motion` makes
+    with these arguments, at any ``times (N,)`` seconds (frame ``f`` is at ``f / fps``;
+    times before 0 or after the last frame continue the same motion)."""
+    times = np.asarray(times, dtype=np.float64)
+    return _motion_at(seed, times, take_duration(num_frames, fps), config)[1]
+
+
 def simulate_motion(num_frames: int, fps: float, seed: int, config: MotionConfig = MotionConfig(), sample_times: np.ndarray | None = None) -> Motion:
     """Simulate one person for ``num_frames`` frames at ``fps`` (deterministic per ``seed``).
 
@@ -691,7 +704,7 @@ def simulate_motion(num_frames: int, fps: float, seed: int, config: MotionConfig
     if num_frames < 1 or not fps > 0:
         raise ValueError(f"need num_frames >= 1 and fps > 0, got {num_frames}, {fps}")
     frame_times = np.arange(num_frames) / fps
-    total = float(frame_times[-1])
+    total = take_duration(num_frames, fps)
     shape, joints, head_rotation, eyes = _motion_at(seed, frame_times, total, config)
     samples = None
     if sample_times is not None:

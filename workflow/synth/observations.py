@@ -27,6 +27,7 @@ NaN exactly where ``dropped | out_of_image``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -149,13 +150,35 @@ def _visibility(points_cam: np.ndarray, pixels: np.ndarray, image_size, min_dept
     return visible
 
 
-def project_views(joints: np.ndarray, cameras: list[Camera], min_depth_m: float = DetectorConfig.min_depth_m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joints_per_view(joints: np.ndarray, cameras: list[Camera], view_joints: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """The joints each camera's frames show: ``view_joints[camera.name]`` where given (a camera
+    whose frames show other times), else ``joints (frames, J, 3)``; one array per camera."""
+    view_joints = dict(view_joints or {})
+    names = [camera.name for camera in cameras]
+    unknown = sorted(set(view_joints) - set(names))
+    if unknown:
+        raise ValueError(f"view_joints: no camera {', '.join(unknown)} (cameras: {', '.join(names)})")
+    for name, seen in view_joints.items():
+        if np.shape(seen) != np.shape(joints):
+            raise ValueError(f"view_joints['{name}']: shape {np.shape(seen)}, the joints have {np.shape(joints)}")
+    return [np.asarray(view_joints.get(camera.name, joints), dtype=np.float64) for camera in cameras]
+
+
+def project_views(
+    joints: np.ndarray,
+    cameras: list[Camera],
+    min_depth_m: float = DetectorConfig.min_depth_m,
+    view_joints: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True projections into static cameras.
 
     ``joints (frames, J, 3)`` metres -> ``pixels (views, frames, J, 2)`` float64,
     ``in_image (views, frames, J)`` bool, ``depth (views, frames, J)`` metres.
+    ``view_joints``: per camera name, the joints ``(frames, J, 3)`` that camera sees
+    instead (:func:`joints_per_view`).
     """
-    points_cam = np.stack([camera.world_to_camera(joints) for camera in cameras])
+    seen = joints_per_view(joints, cameras, view_joints)
+    points_cam = np.stack([camera.world_to_camera(points) for camera, points in zip(cameras, seen)])
     pixels = np.stack([camera.model.project(points) for camera, points in zip(cameras, points_cam)])
     in_image = np.stack([_visibility(points, pix, camera.image_size, min_depth_m) for camera, points, pix in zip(cameras, points_cam, pixels)])
     return pixels, in_image, points_cam[..., 2]
@@ -202,24 +225,37 @@ def _segment_distance(p0, u, q0, v) -> np.ndarray:
     return np.linalg.norm(w0 + s[..., None] * u - t[..., None] * v, axis=-1)
 
 
-def occlusion(joints: np.ndarray, cameras: list[Camera], config: DetectorConfig = DetectorConfig()) -> np.ndarray:
-    """``(views, frames, 59)`` bool: a body capsule lies on the line of sight in front of the joint.
-
-    ``joints (frames, 59, 3)`` metres. Loops over cameras; vectorised over frames,
-    joints and capsules.
-    """
+def _capsules(joints: np.ndarray, radii: np.ndarray):
+    """The body capsules of ``joints (F, 59, 3)``: start ``(F, 1, C, 3)``, axis ``(F, 1, C, 3)``
+    (metres) and ``ignored (F, 59, C)`` (capsules that contain the joint or that it ends alone)."""
     start_weights, end_weights = _endpoint_weights(BODY_CAPSULES)
-    radii = np.array([radius for _, _, radius in BODY_CAPSULES]) * config.capsule_radius_scale
-    q0 = np.einsum("cj,fjk->fck", start_weights, joints)[:, None]  # (F, 1, C, 3)
+    q0 = np.einsum("cj,fjk->fck", start_weights, joints)[:, None]
     axis = np.einsum("cj,fjk->fck", end_weights, joints)[:, None] - q0
-    # A joint ignores the capsules that contain it or that it ends alone.
     contained = _segment_distance(joints[:, :, None], np.zeros(3), q0, axis) < radii
     own = ((start_weights == 1.0) | (end_weights == 1.0)).T  # (59, C)
-    ignored = contained | own
+    return q0, axis, contained | own
+
+
+def occlusion(
+    joints: np.ndarray,
+    cameras: list[Camera],
+    config: DetectorConfig = DetectorConfig(),
+    view_joints: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``(views, frames, 59)`` bool: a body capsule lies on the line of sight in front of the joint.
+
+    ``joints (frames, 59, 3)`` metres; ``view_joints``: per camera name, the joints that
+    camera sees instead (:func:`joints_per_view`). Loops over cameras; vectorised over
+    frames, joints and capsules.
+    """
+    radii = np.array([radius for _, _, radius in BODY_CAPSULES]) * config.capsule_radius_scale
+    joints = np.asarray(joints, dtype=np.float64)
+    shared = _capsules(joints, radii)
     result = []
-    for camera in cameras:
+    for camera, seen in zip(cameras, joints_per_view(joints, cameras, view_joints)):  # loop over cameras
+        q0, axis, ignored = shared if seen is joints else _capsules(seen, radii)
         center = camera.center
-        sight = joints - center
+        sight = seen - center
         distance = np.linalg.norm(sight, axis=-1, keepdims=True)
         ray = sight * np.clip(1.0 - config.occlusion_margin_m / distance, 0.0, None)  # (F, J, 3)
         hit = _segment_distance(center, ray[:, :, None], q0, axis) < radii
@@ -327,10 +363,21 @@ def simulate_detections(
     )
 
 
-def simulate_observations(joints: np.ndarray, cameras: list[Camera], seed: int, config: DetectorConfig = DetectorConfig()) -> Observations:
-    """Detector output for every camera from true joints ``(frames, 59, 3)`` (metres); deterministic per ``seed``."""
+def simulate_observations(
+    joints: np.ndarray,
+    cameras: list[Camera],
+    seed: int,
+    config: DetectorConfig = DetectorConfig(),
+    view_joints: Mapping[str, np.ndarray] | None = None,
+) -> Observations:
+    """Detector output for every camera from true joints ``(frames, 59, 3)`` (metres); deterministic per ``seed``.
+
+    ``view_joints``: per camera name, the joints ``(frames, 59, 3)`` that camera sees
+    instead (a camera whose frames show other times). The random draws do not depend on
+    it: the other cameras' detections are the same with or without it.
+    """
     rng = np.random.default_rng([seed, 3])  # stream 3: detector
-    pixels, in_image, depth = project_views(joints, cameras, config.min_depth_m)
-    occluded = occlusion(joints, cameras, config)
+    pixels, in_image, depth = project_views(joints, cameras, config.min_depth_m, view_joints)
+    occluded = occlusion(joints, cameras, config, view_joints)
     sizes = [camera.image_size for camera in cameras]
     return simulate_detections(pixels, in_image, depth, occluded, sizes, rng, config)

@@ -50,6 +50,7 @@ import colorsys
 import contextlib
 import os
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ from fitting.skeleton import LEFT_HAND, NUM_JOINTS, RIGHT_HAND
 from pipeline.formats.video import VideoWriter
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.visibility import inside_field_of_view
+from workflow.synth.observations import joints_per_view
 
 __all__ = [
     "PART_NAMES",
@@ -1084,12 +1086,17 @@ def render_take_videos(
     fps: float,
     seed: int,
     *,
+    view_joints: Mapping[str, np.ndarray] | None = None,
     workers: int | None = None,
     progress=None,
 ) -> np.ndarray:
     """Write ``take_dir/frame_aligned_videos/<camera.name>.mp4`` for every exo camera and the ego
     camera; returns the truth visibility ``(exo views, frames, 59)`` bool of every joint in
     every exo frame (:func:`joint_visibility`).
+
+    ``view_joints``: per exo camera name, the joints ``(frames, 59, 3)`` that camera's
+    frames show instead of ``joints_3d`` (a camera whose frames show other times); the
+    room and the other cameras are as without it.
 
     ``joints_3d (frames, 59, 3)`` metres in the world frame (z up, floor at z = 0); NaN
     joints are not drawn. ``ego.num_frames`` must equal the number of frames; a frame
@@ -1113,6 +1120,7 @@ def render_take_videos(
         if camera.image_size is None:
             raise ValueError(f"camera '{camera.name}': image_size is needed to render")
 
+    exo_joints = joints_per_view(joints_3d, exo_cameras, view_joints)
     style, renderers = _scene(joints_3d, exo_cameras, ego, seed)
     out_dir = take_dir / "frame_aligned_videos"
     workers = workers or min(2, os.cpu_count() or 1)
@@ -1124,13 +1132,17 @@ def render_take_videos(
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers)) if workers > 1 else None
         exo = len(exo_cameras)
         labelled = [True] * exo + [False]
-        pixels = np.stack([camera.project(joints_3d) for camera in exo_cameras]) if exo else np.zeros((0, frames, NUM_JOINTS, 2))
-        in_front = np.stack([camera.in_front(joints_3d) for camera in exo_cameras]) if exo else np.zeros((0, frames, NUM_JOINTS), bool)
+        pixels = np.stack([camera.project(seen) for camera, seen in zip(exo_cameras, exo_joints)]) if exo else np.zeros((0, frames, NUM_JOINTS, 2))
+        in_front = np.stack([camera.in_front(seen) for camera, seen in zip(exo_cameras, exo_joints)]) if exo else np.zeros((0, frames, NUM_JOINTS), bool)
         pixels = np.where(in_front[..., None], pixels, np.nan)
         visible = np.zeros((exo, frames, NUM_JOINTS), dtype=bool)
+        own = [view for view, seen in enumerate(exo_joints) if seen is not joints_3d]  # views with joints of their own
         for frame in range(frames):
             figure = build_figure(joints_3d[frame], style)
-            arguments = (renderers, [figure] * len(renderers), [frame] * len(renderers), labelled)
+            figures = [figure] * len(renderers)
+            for view in own:  # the time-shifted camera(s)
+                figures[view] = build_figure(exo_joints[view][frame], style)
+            arguments = (renderers, figures, [frame] * len(renderers), labelled)
             results = list(pool.map(CameraRenderer.render, *arguments) if pool is not None else map(CameraRenderer.render, *arguments))
             for view in range(exo):
                 image, labels = results[view]

@@ -92,9 +92,15 @@ def _focal_for_fov(half_width_px: float, hfov_deg: float, radial: np.ndarray) ->
     return half_width_px / theta_d
 
 
+def exo_camera_names(config: RigConfig = RigConfig()) -> list[str]:
+    """Names of the exo cameras of a rig, in order: ``cam01``, ``cam02``, ..."""
+    return [f"cam{index + 1:02d}" for index in range(config.num_exo)]
+
+
 def make_exo_cameras(rng: np.random.Generator, center: np.ndarray, config: RigConfig = RigConfig()) -> list[Camera]:
-    """``config.num_exo`` fisheye cameras named ``cam01..`` around ``center`` (world xy, metres)."""
+    """``config.num_exo`` fisheye cameras named as :func:`exo_camera_names` around ``center`` (world xy, metres)."""
     width, height = config.exo_image_size
+    names = exo_camera_names(config)
     spacing = 2 * np.pi / config.num_exo
     start = rng.uniform(0, 2 * np.pi)
     cameras = []
@@ -110,7 +116,7 @@ def make_exo_cameras(rng: np.random.Generator, center: np.ndarray, config: RigCo
         focal = _focal_for_fov(width / 2, rng.uniform(*config.exo_hfov_deg), distortion)
         cx, cy = (np.array([width, height]) * (0.5 + rng.uniform(-1, 1, 2) * config.exo_principal_jitter)).tolist()
         model = FisheyeModel(focal, focal * (1.0 + rng.uniform(-2e-3, 2e-3)), cx, cy, distortion)
-        cameras.append(Camera(f"cam{index + 1:02d}", model, R, t, (width, height)))
+        cameras.append(Camera(names[index], model, R, t, (width, height)))
     return cameras
 
 

@@ -28,6 +28,11 @@ Take folder written by :func:`write_take` (``take_dir`` is the take)::
     gt/observations.npz             camera_names (V,), keypoints (V, F, 59, 3) float32,
                                     dropped, occluded, outlier, swapped, out_of_image
                                     (V, F, 59) bool, noise_sigma_px (V, F, 59) float32
+    gt/rig_perturbation.json        only with a perturbation (:mod:`workflow.synth.perturbation`):
+                                    the camera whose written calibration is wrong, rotation_deg,
+                                    translation_m, axis, direction, its true and written R, t,
+                                    centre; the time-shifted camera, time_shift_frames,
+                                    time_shift_ms; the conventions
     frame_aligned_videos/<cam>.mp4  only when rendered (:mod:`workflow.synth.render`)
     gt/visibility.npz               only when rendered: camera_names (V,), visible (V, F, 59) bool
                                     (the joint's own body part is the surface at its pixel),
@@ -36,6 +41,12 @@ Take folder written by :func:`write_take` (``take_dir`` is the take)::
 
 Everything is a function of the :class:`SynthConfig` (seed included): the same
 configuration gives byte-identical files (no timestamps are written).
+
+With a :class:`~workflow.synth.perturbation.RigPerturbation`, everything observed
+(detections, videos, ``gt/joints_2d.npz``, ``gt/visibility.npz``) comes from the true
+rig, the time-shifted camera seeing the motion at its shifted times; only the written
+calibration of the perturbed camera (``gopro_calibs.csv``, ``camera_pose.json``) is
+wrong. Without one, the files are those of a take made before perturbations existed.
 """
 
 from __future__ import annotations
@@ -63,7 +74,7 @@ from pipeline.formats.calibration import write_camera_pose_json, write_gopro_cal
 from pipeline.formats.openpose import write_openpose_folder
 from pipeline.formats.take_folder import CAMERA_POSE_JSON, GOPRO_CALIBS_CSV, OPENPOSE_DIR, TAKE_JSON, VIDEO_DIR
 from triangulation.cameras import Camera, MovingCamera
-from workflow.synth.motion import Motion, MotionConfig, simulate_motion
+from workflow.synth.motion import Motion, MotionConfig, joints_at, simulate_motion
 from workflow.synth.observations import (
     DetectorConfig,
     Observations,
@@ -71,10 +82,12 @@ from workflow.synth.observations import (
     project_views,
     simulate_observations,
 )
+from workflow.synth.perturbation import RigPerturbation
 from workflow.synth.rig import (
     EGO_CAMERA_NAME,
     RigConfig,
     ego_calibration,
+    exo_camera_names,
     head_device,
     make_ego_camera,
     make_exo_cameras,
@@ -108,6 +121,7 @@ RELEASE_UNDISTORTED_SIZE = (512, 512)
 RELEASE_UNDISTORTED_FOCAL_PX = 150.0
 OBSERVATIONS_NPZ = "gt/observations.npz"
 VISIBILITY_NPZ = "gt/visibility.npz"
+RIG_PERTURBATION_JSON = "gt/rig_perturbation.json"
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,7 @@ class SynthConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     rig: RigConfig = field(default_factory=RigConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    perturbation: RigPerturbation = field(default_factory=RigPerturbation)  # default: the rig is as written
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -135,15 +150,24 @@ class SynthConfig:
             raise ValueError(f"rig.num_exo must be >= 1, got {self.rig.num_exo}")
         if not self.trajectory_hz > 0 or self.trajectory_margin_s < 0:
             raise ValueError(f"trajectory_hz must be > 0 and trajectory_margin_s >= 0, got {self.trajectory_hz}, {self.trajectory_margin_s}")
+        self.perturbation.check_cameras(exo_camera_names(self.rig))
 
     @property
     def take_name(self) -> str:
         return f"synth_seed{self.seed}"
 
+    def document(self) -> dict:
+        """The configuration as plain data; without ``perturbation`` when there is none
+        (so an unperturbed take keeps the uid and ``take.json`` it had before perturbations)."""
+        document = dataclasses.asdict(self)
+        if not self.perturbation.active:
+            del document["perturbation"]
+        return document
+
     @property
     def take_uid(self) -> str:
         """Deterministic UUID of the configuration."""
-        text = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True)
+        text = json.dumps([GENERATOR_VERSION, self.document()], sort_keys=True)
         return str(uuid.uuid5(_UID_NAMESPACE, text))
 
 
@@ -152,7 +176,11 @@ class SynthTake:
     """A generated take in memory.
 
     ``pixels (V, F, 59, 2)`` / ``in_image (V, F, 59)``: true projections into the exo
-    views; ``ego_pixels (F, 59, 2)`` / ``ego_in_image (F, 59)``: into the ego view.
+    views (of what each view's frames show); ``ego_pixels (F, 59, 2)`` / ``ego_in_image
+    (F, 59)``: into the ego view. ``exo_cameras`` is the true rig, ``written_exo_cameras``
+    the calibration written (the same cameras unless ``config.perturbation`` moves one);
+    ``view_joints``: per exo camera name, the joints ``(F, 59, 3)`` its frames show where
+    they are not ``motion.joints`` (the time-shifted camera).
     """
 
     config: SynthConfig
@@ -169,6 +197,8 @@ class SynthTake:
     R_world_device: np.ndarray  # (N, 3, 3)
     t_world_device: np.ndarray  # (N, 3) metres
     frame_timestamps_ns: np.ndarray  # (F,) int64 device clock
+    written_exo_cameras: list[Camera]
+    view_joints: dict[str, np.ndarray]
 
     def undistorted_ego(self) -> tuple[np.ndarray, np.ndarray]:
         """True ego 2D in the released linear frame: ``pixels (F, 59, 2)``, ``in_image (F, 59)``
@@ -208,12 +238,18 @@ def generate_take(config: SynthConfig = SynthConfig()) -> SynthTake:
     exo = make_exo_cameras(np.random.default_rng([config.seed, 2]), center, config.rig)  # stream 2: rig
     ego = make_ego_camera(motion, config.rig, EGO_CAMERA_NAME)
     R_world_device, t_world_device = world_poses(motion.head_samples.rotation, motion.head_samples.position, *head_device(config.rig))
-    pixels, in_image, _ = project_views(motion.joints, exo, config.detector.min_depth_m)
+    perturbation = config.perturbation
+    view_joints = {}
+    if perturbation.time_shift_camera is not None:  # its frame f shows the scene at (f + shift) / fps
+        times = (np.arange(config.num_frames) + perturbation.time_shift_frames) / config.fps
+        view_joints[perturbation.time_shift_camera] = joints_at(times, config.num_frames, config.fps, config.seed, config.motion)
+    pixels, in_image, _ = project_views(motion.joints, exo, config.detector.min_depth_m, view_joints)
     ego_pixels, ego_in_image = project_moving(motion.joints, ego, config.detector.min_depth_m)
-    observations = simulate_observations(motion.joints, exo, config.seed, config.detector)
+    observations = simulate_observations(motion.joints, exo, config.seed, config.detector, view_joints)
+    written = [perturbation.written_camera(camera, config.seed) for camera in exo]
     return SynthTake(
         config, motion, exo, ego, pixels, in_image, ego_pixels, ego_in_image, observations,
-        ego_calibration(config.rig), trajectory_us, R_world_device, t_world_device, frame_ns,
+        ego_calibration(config.rig), trajectory_us, R_world_device, t_world_device, frame_ns, written, view_joints,
     )  # fmt: skip
 
 
@@ -233,7 +269,7 @@ def take_document(take: SynthTake) -> dict:
         "synthetic": True,
         "generator": GENERATOR,
         "generator_version": GENERATOR_VERSION,
-        "generator_config": dataclasses.asdict(config),
+        "generator_config": config.document(),
     }
 
 
@@ -289,12 +325,12 @@ def write_take(take: SynthTake, take_dir: str | Path) -> dict:
     sizes = np.array([camera.image_size for camera in take.exo_cameras], dtype=np.int64)
 
     atomic_write_text(take_dir / TAKE_JSON, json.dumps(take_document(take), indent=2) + "\n")
-    write_gopro_calibs_csv(take_dir / GOPRO_CALIBS_CSV, take.exo_cameras, graph_uid=GRAPH_UID)
+    write_gopro_calibs_csv(take_dir / GOPRO_CALIBS_CSV, take.written_exo_cameras, graph_uid=GRAPH_UID)
     _write_aria_inputs(take, take_dir)
     if config.camera_pose_json:
         write_camera_pose_json(
             take_dir / CAMERA_POSE_JSON,
-            take.exo_cameras,
+            take.written_exo_cameras,
             take.ego,
             {"take_name": config.take_name, "take_uid": config.take_uid, "synthetic": True},
         )
@@ -329,6 +365,12 @@ def write_take(take: SynthTake, take_dir: str | Path) -> dict:
         timestamps_ns=take.frame_timestamps_ns,
     )
     atomic_save_npz(take_dir / OBSERVATIONS_NPZ, camera_names=names, **take.observations.arrays())
+    perturbation = config.perturbation
+    if perturbation.active:
+        truth = perturbation.truth_document(take.exo_cameras, take.written_exo_cameras, config.seed, config.fps)
+        atomic_write_text(take_dir / RIG_PERTURBATION_JSON, json.dumps(truth, indent=2) + "\n")
+    elif (take_dir / RIG_PERTURBATION_JSON).exists():
+        (take_dir / RIG_PERTURBATION_JSON).unlink()  # the truth of an earlier perturbed run
     return {
         "take_dir": str(take_dir),
         "frames": config.num_frames,
@@ -381,11 +423,23 @@ def synthesize_take(take_dir: str | Path, config: SynthConfig = SynthConfig(), r
         percent["outlier"],
         percent["swapped"],
     )
+    perturbation = config.perturbation
+    if perturbation.camera is not None:
+        logger.info(
+            "%s: %s's written calibration is off by %g degrees and %g m (truth in %s)",
+            take_dir, perturbation.camera, perturbation.rotation_deg, perturbation.translation_m, RIG_PERTURBATION_JSON,
+        )  # fmt: skip
+    if perturbation.time_shift_camera is not None:
+        logger.info(
+            "%s: %s's frame f shows the scene at frame f %+g (%+.1f ms; truth in %s)",
+            take_dir, perturbation.time_shift_camera, perturbation.time_shift_frames,
+            1000.0 * perturbation.time_shift_frames / config.fps, RIG_PERTURBATION_JSON,
+        )  # fmt: skip
     cameras = [camera.name for camera in take.exo_cameras] + [take.ego.name]
     if render:
         from workflow.synth.render import HAND_VISIBLE_SHARE, render_take_videos
 
-        visible = render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed)
+        visible = render_take_videos(take_dir, take.motion.joints, take.exo_cameras, take.ego, config.fps, config.seed, view_joints=take.view_joints)
         hand_visible = np.stack([visible[..., part].mean(axis=-1) >= HAND_VISIBLE_SHARE for part in (skeleton.LEFT_HAND, skeleton.RIGHT_HAND)], axis=-1)
         atomic_save_npz(
             take_dir / VISIBILITY_NPZ,
