@@ -21,33 +21,41 @@ Method
   Marquardt on the analytic Jacobian, the point blocks eliminated (Schur complement:
   a 3x3 block per point, a reduced system of 6-8 unknowns); :func:`sparse_jacobian`
   assembles the same Jacobian as a ``scipy.sparse`` matrix (tests, ``least_squares``).
-  Observations farther than ``outlier_px`` from the start's reprojection are left out,
-  and once more from the first solution's, which is then refined.
+  Observations farther than ``outlier_px`` from the start's reprojection (the given
+  rig and points; for ``c``, at each frame its interpolation uses) are left out, and
+  once more from the first solution's, which is then refined.
 - **Time**: camera ``c``'s frame ``f`` shows the scene at reference time ``f + s_c``
   (frames; the reference is the trusted cameras' timeline, ms = frames * 1000 / fps).
   At reference frame ``g`` its observation is its 2D track at ``g - s_c``, linearly
-  interpolated; ``d residual / d s_c`` is the track's velocity there. Whole-frame
-  offsets ``k`` in ``[-max_shift_frames, max_shift_frames]`` are searched first
-  (median reprojection error of ``c``'s track shifted by ``k`` against the points
-  triangulated without ``c``), then ``s_c`` is fitted in ``[k - 1, k + 1]``. A camera
-  whose median 2D speed (over +-3 frames) is below ``min_speed_px`` has no observable
-  offset: it is not estimated (NaN) and said.
+  interpolated; ``d residual / d s_c`` is the track's velocity there. Its residuals
+  are whitened by the interpolation's noise, ``sqrt((1 - a)^2 + a^2)`` at fraction
+  ``a``: unweighted, averaging two noisy frames pays and the fit drifts ~0.13 frame
+  towards half frames. Whole-frame offsets ``k`` in ``[-max_shift_frames,
+  max_shift_frames]`` are searched first (median reprojection error of ``c``'s track
+  shifted by ``k`` against the points triangulated without ``c``, after an affine map
+  of the image that absorbs ``c``'s own extrinsic error), then ``s_c`` is fitted in
+  ``[k - 1, k + 1]`` (at an edge of it: ``not_determined``). A camera whose median 2D
+  speed (over +-3 frames) is below ``min_speed_px`` has no observable offset: it is
+  not estimated (NaN) and said.
 - **Uncertainty**: the Gauss-Newton covariance of ``c``'s parameters (the inverse
   Schur complement) times a robust residual variance, ``(1.4826 MAD)^2`` of the
   residual components corrected for the degrees of freedom. Each ``*_sigma`` is the
   1-sigma along the least determined axis (rotation in degrees, centre in mm, time in
   frames). It assumes independent 2D errors: detector errors correlated over frames
   make it optimistic, which the ``min_*`` thresholds cover.
-- **Decision** per camera: a component (rotation, centre, time) is *significant* above
-  its ``min_*`` threshold and *well determined* above ``sigma_factor`` times its
-  sigma. Status ``insufficient`` (fewer than ``min_frames`` frames or 10 observations),
+- **Decision** per camera: a component (rotation, centre, time; with the focal, the
+  focal scale as the angle it moves a point at the median field angle, against the
+  rotation's thresholds) is *significant* above its ``min_*`` threshold and *well
+  determined* above ``sigma_factor`` times its sigma. Status ``insufficient`` (fewer than ``min_frames`` frames or 10 observations),
   else ``not_determined`` (a sigma above its ``max_uncertainty_*``, or a significant
   component not well determined), else ``offset`` (a significant, well determined
   component), else ``ok``.
 - **Trusted majority** (rule chosen): round 1 checks every camera against all the
-  others. While a trusted camera is ``offset``, the one with the largest correction
-  (relative to its thresholds) leaves the reference and every camera is re-checked
-  against the remaining trusted ones (a left-out camera against all of them). The
+  others. One wrong camera among the fixed ones makes the others look wrong too, so
+  while a trusted camera is ``offset``, the flagged camera whose own adjustment leaves
+  the fixed views agreeing best (the smallest worst-view median error,
+  ``reference_px``) leaves the reference and every camera is re-checked against the
+  remaining trusted ones (a left-out camera against all of them). The
   left-out cameras must stay a strict minority (``2 * left_out < views``) and at least 3
   cameras must stay trusted (each trusted camera is then checked against 2 fixed ones,
   the fewest that fix the scale); otherwise the rig status is ``no_majority`` (the
@@ -69,7 +77,7 @@ import scipy.sparse
 
 from triangulation.cameras import Camera, rotation_from_rodrigues
 from triangulation.schema import bounds
-from triangulation.triangulate import triangulate
+from triangulation.triangulate import _SYMMETRIC_PAIRS, _solve_3x3, triangulate
 
 _CELL_M = 0.25  # size of the spatial cells that spread the samples [m]
 _SPEED_HALF_WINDOW = 3  # 2D speed from the track at f +- 3 frames (noise averaged) [frames]
@@ -405,14 +413,13 @@ def _normal_equations(problem: _Problem, params, points, huber_px: float):
 
 def _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping: float):
     """Schur complement of the point blocks (Marquardt damping on the diagonals):
-    ``S (P, P)``, ``b (P,)`` and the damped point blocks' inverses ``(n, 3, 3)``."""
+    ``S (P, P)``, ``b (P,)`` and the damped point blocks ``(n, 6)`` (xx xy xz yy yz zz)."""
     H_cc = H_cc + damping * np.diag(np.diag(H_cc) + 1e-12 * np.abs(np.diag(H_cc)).max())
-    H_pp = H_pp + damping * H_pp * np.eye(3)
-    inverse = np.linalg.inv(H_pp)
-    coupling = H_cp @ inverse  # (n, P, 3)
+    blocks = np.stack([H_pp[:, i, j] * (1 + damping * (i == j)) for i, j in _SYMMETRIC_PAIRS], axis=-1)
+    coupling = _solve_3x3(blocks[:, None], H_cp)  # (n, P, 3): H_cp H_pp^-1 (H_pp symmetric)
     S = H_cc - coupling.transpose(1, 0, 2).reshape(len(H_cc), -1) @ H_cp.transpose(0, 2, 1).reshape(-1, len(H_cc))
     b = g_c - (coupling @ g_p[..., None]).sum(axis=0)[:, 0]
-    return S, b, inverse
+    return S, b, blocks
 
 
 def _solve(problem: _Problem, params: np.ndarray, points: np.ndarray, settings: RigCheckSettings):
@@ -426,13 +433,13 @@ def _solve(problem: _Problem, params: np.ndarray, points: np.ndarray, settings: 
         H_cc, H_cp, H_pp, g_c, g_p, *_ = _normal_equations(problem, params, points, huber)
         improved = False
         for _ in range(_LM_TRIES):
-            S, b, inverse = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
+            S, b, blocks = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
             try:
                 step = -np.linalg.solve(S, b)
             except np.linalg.LinAlgError:
                 damping *= 4.0
                 continue
-            point_step = -(inverse @ (g_p + step @ H_cp)[..., None])[..., 0]
+            point_step = -_solve_3x3(blocks, g_p + step @ H_cp)
             trial = params + step
             if problem.with_time:
                 trial[6] = np.clip(trial[6], low, high)

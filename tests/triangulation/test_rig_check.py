@@ -152,7 +152,8 @@ def test_rotated_and_moved_camera_is_estimated_and_flagged():
     truth, keypoints = scene(seed=2)
     given = list(truth)
     given[2] = perturbed(truth[2], 1.0, 30.0, seed=5)
-    result = check(given, keypoints)
+    # 5000 samples: the centre's 1-sigma is ~1 mm (with 2000, ~1.7 mm: 5 mm is then a 3-sigma error).
+    result = check(given, keypoints, dataclasses.replace(SETTINGS, max_samples=5000))
     assert result.status == "checked" and result.trusted == ("cam01", "cam02", "cam04")
     assert result.apply() == ("cam03",)
     assert [c.status for c in result.cameras] == ["ok", "ok", "offset", "ok"]
@@ -173,7 +174,7 @@ def test_time_offset_is_estimated(shift):
     found = result.cameras[1]
     assert found.time_offset_observable and found.time_offset_applies
     assert abs(found.time_offset_frames - shift) < 0.1
-    assert found.whole_frame_offset == round(shift) or abs(found.whole_frame_offset - shift) <= 0.5
+    assert abs(found.whole_frame_offset - shift) <= 0.5  # the search's whole frames, then the sub-frame fit
     assert found.rotation_deg < 0.1 and found.translation_mm < 5.0
     for other in result.cameras[:1] + result.cameras[2:]:
         assert other.status == "ok" and abs(other.time_offset_frames) < 0.1
@@ -210,6 +211,7 @@ def test_unperturbed_rig_changes_nothing(seed):
     for found in result.cameras:  # every correction below its significance threshold
         assert found.rotation_deg < SETTINGS.min_rotation_deg and found.translation_mm < SETTINGS.min_translation_mm
         assert abs(found.time_offset_frames) * 1000 / FPS < SETTINGS.min_time_offset_ms
+        assert abs(found.time_offset_frames) < 0.05  # unbiased (unwhitened interpolation drifts ~0.13 frame)
 
 
 def test_two_disagreeing_cameras_of_four_have_no_majority():
