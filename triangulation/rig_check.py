@@ -680,6 +680,22 @@ def _camera_check(camera: Camera, loo: _Loo, fps: float, settings: RigCheckSetti
     )  # fmt: skip
 
 
+def _disagreement_without(culprit: int, trusted: list[int], cache: dict, cameras, keypoints, points, frames, joints, fps, settings) -> tuple[int, float]:
+    """How much the trusted cameras other than ``culprit`` still disagree once it leaves the
+    reference: each is checked against the rest of them; (cameras with a significant, well
+    determined correction, the sum of their scores). The culprit is the suspect whose
+    removal leaves the least disagreement (one wrong camera among the fixed ones makes the
+    others look wrong, sometimes more than itself)."""
+    rest = [v for v in trusted if v != culprit]
+    scores = []
+    for v in rest:
+        refs = tuple(r for r in rest if r != v)
+        if (v, refs) not in cache:
+            cache[v, refs] = _check_camera(v, list(refs), cameras, keypoints, points, frames, joints, fps, settings)
+        scores.append(_camera_check(cameras[v], cache[v, refs], fps, settings).score)
+    return sum(score > 0 for score in scores), float(sum(scores))
+
+
 def check_rig(cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, fps: float, settings: RigCheckSettings) -> RigCheck:
     """Check (and estimate corrections of) every camera of a static rig from the people.
 
@@ -723,18 +739,20 @@ def check_rig(cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, 
             if (v, refs) not in cache:
                 cache[v, refs] = _check_camera(v, list(refs), cameras, keypoints, points, frames, joints, fps, settings)
             checks.append(_camera_check(cameras[v], cache[v, refs], fps, settings))
-        flagged = [v for v in trusted if checks[v].status == "offset"]
+        # Suspects: a significant, well determined correction of any component (a camera
+        # may also have another component not determined: a shifted camera among the fixed
+        # ones makes the others' rotations look uncertain).
+        flagged = [v for v in trusted if checks[v].score > 0]
         if not flagged:
             status = "checked"
             break
-        # The culprit: the flagged camera that, left free, lets the fixed ones agree best.
-        worst = min(flagged, key=lambda v: checks[v].reference_px)
         if 2 * (len(left_out) + 1) >= V or len(trusted) - 1 < 3:
             status = "no_majority"
             names = ", ".join(cameras[v].name for v in flagged)
             after = f" once {', '.join(cameras[v].name for v in left_out)} left out" if left_out else ""
             reasons.append(f"no consistent trusted majority: {names} disagree with the reference{after} (3 trusted cameras and a majority needed, {V} cameras)")
             break
+        worst = min(flagged, key=lambda c: _disagreement_without(c, trusted, cache, cameras, keypoints, points, frames, joints, fps, settings))
         left_out.append(worst)
         reasons.append(f"{cameras[worst].name} left out of the reference ({'; '.join(checks[worst].reasons)})")
     trusted_names = tuple(cameras[v].name for v in trusted) if status == "checked" else ()
