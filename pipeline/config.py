@@ -23,6 +23,7 @@ from detection.settings import DetectionSettings
 from fitting.body_model.settings import FitSettings
 from fitting.quality import QualityThresholds
 from fitting.refine import RefineSettings
+from triangulation.rig_check import RigCheckSettings
 from triangulation.schema import bounds
 from triangulation.triangulate import TriangulationSettings
 
@@ -128,6 +129,13 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class CalibrateCheckConfig(RigCheckSettings):  # the library's settings, which joints it gets, what the stage does with its result
+    enabled: bool
+    mode: Literal["check", "correct"]
+    use_hands: bool
+
+
+@dataclass(frozen=True)
 class RefineConfig(RefineSettings):  # the library's settings, and how the stage runs
     executor: Literal["auto", "inprocess", "ray"]
     ray_min_frames: int = field(metadata=bounds(0))
@@ -223,6 +231,7 @@ class PipelineConfig:
     take: TakeConfig
     detect: DetectConfig
     triangulation: TriangulationSettings
+    calibrate_check: CalibrateCheckConfig
     refine: RefineConfig
     fit_body_model: FitBodyModelConfig
     project_ego: ProjectEgoConfig

@@ -59,8 +59,10 @@ from pipeline.formats.egoexo4d import (
     write_json_document,
     write_json_items,
 )
+from pipeline.formats.rig_check import add_rig_corrections
 from pipeline.formats.trc import write_trc
 from stages.base import StageContext, StageSpec
+from stages.rig import checked_rig
 from triangulation.camera_models import Fisheye624Model, PinholeModel, distortion_vector
 from triangulation.cameras import CalibrationError, Camera, MovingCamera
 from triangulation.visibility import VISIBLE
@@ -167,7 +169,8 @@ def hand_preparation_source(take) -> tuple[dict | None, MovingCamera | None, str
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
-    take = context.take
+    rig = checked_rig(context)
+    take = rig.take  # the exo rig as the calibration check left it (the original is kept in camera_pose)
     settings = context.settings("export")
     joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "filled"))
     exo_frame = settings.exo_2d_frame
@@ -208,6 +211,9 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         if exo_frame == "undistorted":
             for raw in take.exo_cameras:
                 document[raw.name]["raw_camera"] = raw_camera_entry(raw)
+        if rig.corrections is not None:
+            add_rig_corrections(document, rig.corrections, take.fps)
+            summary["rig_corrected"] = [name for name, on in zip(rig.corrections.camera_names, rig.corrections.applied) if on]
         write_json_document(context.work / names["camera_pose"], document)
         files["camera_pose"] = names["camera_pose"]
     calibration, mask_source, calibration_from = hand_preparation_source(take) if camera is not None else (None, None, "none: no ego pose")
@@ -251,6 +257,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="export",
     inputs=("refine", "project_ego"),
+    optional_inputs=("calibrate_check",),
     config_sections=("export",),
     reads_take_files=False,
     writes=("body", "hand", "camera_pose?", "aria_calibration?", "body_benchmark?", "hand_benchmark?", "trc?"),

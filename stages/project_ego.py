@@ -40,6 +40,7 @@ from fitting.skeleton import PARTS
 from pipeline.formats.arrays import load_arrays, save_projections
 from pipeline.formats.egoexo4d import release_exo_undistorted_camera
 from stages.base import StageContext, StageSpec
+from stages.rig import checked_rig
 from triangulation.cameras import Camera, MovingCamera
 from triangulation.poses import POSE_NO_TIMESTAMP, POSE_NOT_GIVEN, POSE_OK, POSE_STATUS_NAMES
 from triangulation.visibility import (
@@ -134,7 +135,7 @@ def pose_status(take, num_frames: int) -> np.ndarray:
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
-    take = context.take
+    take = checked_rig(context).take  # the exo rig as the calibration check left it
     settings = context.settings("project_ego")
     joints = load_arrays(context.inputs["refine"].path("joints_3d"), ("points",))
     points = joints["points"]
@@ -195,6 +196,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="project_ego",
     inputs=("refine",),
+    optional_inputs=("calibrate_check",),
     config_sections=("project_ego",),
     reads_take_files=False,
     writes=("projections",),

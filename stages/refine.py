@@ -2,7 +2,8 @@
 
 The file side of :func:`fitting.refine.refine` (pure; its docstring lists the steps):
 reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz`` and the take's exo
-cameras; config sections ``refine`` and ``batch`` (the cluster the fit's windows may run
+cameras, or their corrected versions when ``calibrate_check`` corrected the rig
+(:func:`stages.rig.checked_rig`); config sections ``refine`` and ``batch`` (the cluster the fit's windows may run
 on, :func:`pipeline.executor.choose`); writes ``joints_3d.npz`` (the triangulation's keys
 plus ``bone_lengths``, ``outliers``, ``filled``).
 """
@@ -20,6 +21,7 @@ from pipeline.executor import choose
 from pipeline.formats.arrays import load_arrays, save_joints_3d
 from pipeline.ray_support import ray_map
 from stages.base import StageContext, StageSpec
+from stages.rig import checked_rig
 
 if TYPE_CHECKING:
     from pipeline.config import RefineConfig
@@ -43,9 +45,10 @@ def choose_executor(settings: RefineConfig, frames: int, ray_address: str | None
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
-    detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints", "camera_names"))
-    joints = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points", "inliers", "reprojection_error"))
-    cameras = list(context.take.exo_cameras)
+    rig = checked_rig(context)  # the rig as the calibration check left it
+    detections = load_arrays(rig.keypoints_2d, ("keypoints", "camera_names"))
+    joints = load_arrays(rig.joints_3d, ("points", "inliers", "reprojection_error"))
+    cameras = list(rig.take.exo_cameras)
     settings = context.settings("refine")
     address = context.settings("batch").ray_address
     choice = choose_executor(settings, joints["points"].shape[0], address, start_ray=True)
@@ -69,6 +72,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="refine",
     inputs=("detect", "triangulate"),
+    optional_inputs=("calibrate_check",),
     config_sections=("refine", "batch"),  # batch: the cluster its windows may run on
     reads_take_files=False,
     writes=("joints_3d",),

@@ -404,6 +404,36 @@ def _cell(value, digits: int = 2) -> str:
     return html.escape(str(value))
 
 
+def _plus_minus(value, sigma, digits: int) -> str:
+    return _cell(value, digits) + (f" &plusmn; {_cell(sigma, digits)}" if sigma is not None else "")
+
+
+def rig_check_html(check: dict | None) -> str:
+    """The calibration check's table: per camera the estimated correction with its 1-sigma
+    uncertainty, the reprojection error before/after, and what was done (stage calibrate_check)."""
+    if not check:
+        return ""
+    rows = "".join(
+        f"<tr><th class='left'>{html.escape(name)}</th><td class='left'>{html.escape(camera['status'])}</td>"
+        f"<td>{_plus_minus(camera['rotation_deg'], camera['rotation_sigma_deg'], 3)}</td>"
+        f"<td>{_plus_minus(camera['translation_mm'], camera['translation_sigma_mm'], 1)}</td>"
+        f"<td>{_plus_minus(camera['time_offset_ms'], camera['time_offset_sigma_ms'], 1)}</td>"
+        f"<td>{_cell(camera['reprojection_px_before'], 2)} &rarr; {_cell(camera['reprojection_px_after'], 2)}</td>"
+        f"<td class='left'>{'APPLIED' if camera['applied'] else 'would apply' if camera['would_apply'] else ''}</td>"
+        f"<td class='left'>{html.escape('; '.join(camera['reasons']))}</td></tr>"
+        for name, camera in check["cameras"].items()
+    )
+    reasons = "; ".join(check["reasons"])
+    return (
+        f"<p>Calibration check ({html.escape(check['mode'])} mode): <b>{html.escape(check['status'])}</b>, "
+        f"{check['samples']} joint samples over {check['frames']} frames, trusted cameras: {html.escape(', '.join(check['trusted']) or 'none')}"
+        + (f"; {html.escape(reasons)}" if reasons else "")
+        + ".</p><table><tr><th class='left'>camera</th><th class='left'>status</th><th>rotation deg</th><th>centre moved mm</th>"
+        "<th>time offset ms</th><th>median reprojection px before &rarr; after</th><th class='left'>correction</th><th class='left'>why</th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def summary_html(data: ReportData) -> str:
     """The quality summary as tables."""
     metrics = data.metrics
@@ -469,7 +499,7 @@ def summary_html(data: ReportData) -> str:
         "<th title='refine fits one length per bone: near zero by construction, not a quality gain'>bone CV % after refine (fixed by construction)</th>"
         f"<th>flagged frames</th><th>labels without flag</th></tr>{rows}</table>"
         "<table><tr><th class='left'>flagged frames by reason</th>" + "".join(f"<th>{part}</th>" for part in PART_NAMES) + f"</tr>{reasons}</table>"
-        f"{offset_html}{frames_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
+        f"{offset_html}{rig_check_html(metrics.get('calibrate_check'))}{frames_html}<table><tr><th class='left'>camera</th><th>mean inlier error px</th><th>median px</th>"
         + "".join(f"<th>offset over the take, {part} px</th>" for part in PART_NAMES)
         + f"<th class='left'></th></tr>{cameras}</table>"
         f"{fit_html}"

@@ -14,7 +14,10 @@ Reads ``detect/keypoints_2d.npz``, ``triangulate/joints_3d.npz``, ``refine/joint
 - ``recording.rrd``: a 3D recording, when rerun-sdk is installed (:mod:`stages.qa.recording`).
 
 When the optional ``fit_body_model`` stage ran, its per-joint error goes into the
-metrics and the report, and its meshes into the recording.
+metrics and the report, and its meshes into the recording. When ``calibrate_check`` ran,
+its report (per camera: correction, uncertainty, reprojection before/after, applied or
+would apply) goes into the metrics (``calibrate_check``) and the report; the 2D,
+triangulation and rig are those it left (:func:`stages.rig.checked_rig`).
 
 ``run_pipeline.py report OUT/<take>`` runs this stage alone on the stored outputs.
 """
@@ -47,7 +50,9 @@ from fitting.quality import (
 from pipeline.atomic import atomic_write_text
 from pipeline.formats.arrays import load_arrays
 from pipeline.formats.qa import write_flags, write_metrics
+from pipeline.formats.rig_check import read_rig_check
 from stages.base import StageContext, StageSpec
+from stages.rig import CHECK_STAGE, CheckedRig, checked_rig
 from triangulation.visibility import VISIBLE
 
 if TYPE_CHECKING:
@@ -103,11 +108,12 @@ _TRAJECTORY_JOINTS = {"pelvis": ("left_hip", "right_hip"), "nose": ("nose",), "l
 _PROJECTIONS_USED = ("exo_pixels", "exo_visibility", "ego_pixels", "ego_visibility", "ego_R", "ego_t")
 
 
-def _label_arrays(context: StageContext) -> tuple[LabelArrays, dict]:
+def _label_arrays(context: StageContext, rig: CheckedRig) -> tuple[LabelArrays, dict]:
     """The label arrays as stored (float32 stays float32: the take's arrays are what QA's
-    memory grows with) and the projections QA uses."""
-    detections = load_arrays(context.inputs["detect"].path("keypoints_2d"), ("keypoints",))
-    triangulated = load_arrays(context.inputs["triangulate"].path("joints_3d"), ("points",))
+    memory grows with) and the projections QA uses; 2D and triangulation as the
+    calibration check left them (``rig``)."""
+    detections = load_arrays(rig.keypoints_2d, ("keypoints",))
+    triangulated = load_arrays(rig.joints_3d, ("points",))
     refined = load_arrays(context.inputs["refine"].path("joints_3d"), ("points", "num_views", "inliers", "reprojection_error", "filled", "bone_lengths"))
     projections = load_arrays(context.inputs["project_ego"].path("projections"), ("exo_pixels", "exo_visibility"))
     projections = {name: projections[name] for name in _PROJECTIONS_USED if name in projections}
@@ -150,10 +156,9 @@ def _overlay_inputs(context: StageContext, arrays: LabelArrays, projections: dic
     )
 
 
-def _report_data(context: StageContext, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, overlay_sets, settings):
+def _report_data(context: StageContext, take, arrays: LabelArrays, projections: dict, quality, metrics: dict, stretches, thumbnails, overlay_sets, settings):
     from stages.qa.report import ReportData
 
-    take = context.take
     bones = np.asarray(skeleton.BONES)
     trajectory = {label: arrays.points[:, [skeleton.JOINT_NAMES.index(name) for name in names]].mean(axis=1) for label, names in _TRAJECTORY_JOINTS.items()}
     ego_path = None
@@ -284,11 +289,15 @@ def _body_meshes(record) -> list[tuple[int, Path]]:
 
 
 def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
-    take = context.take
+    rig = checked_rig(context)
+    take = rig.take  # the exo rig as the calibration check left it
     settings = context.settings("qa")
-    arrays, projections = _label_arrays(context)
+    arrays, projections = _label_arrays(context, rig)
     quality = quality_flags(arrays, settings.flags)
     metrics = take_metrics(arrays, quality, list(take.exo_names), take.fps)
+    check = context.inputs.get(CHECK_STAGE)
+    if check is not None:
+        metrics["calibrate_check"] = read_rig_check(check.path("report"))  # the check's report, as written
     # Exo videos whose size is not their calibration's, and what the take reader assumed.
     metrics["video_frames"] = {name: match.as_dict() for name, match in take.video_frames.items()}
     ego_summary = context.inputs["project_ego"].manifest.get("summary", {}).get("ego")
@@ -314,6 +323,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
         "label_quality_percent_by_part": {part: metrics["parts"][part]["label_quality_percent"] for part in PART_NAMES},
         **take_headline(quality, stretches, list(take.exo_names)),
         "cameras_offset": metrics["cameras_offset"],
+        "rig_check": {key: metrics["calibrate_check"][key] for key in ("status", "would_apply", "applied")} if "calibrate_check" in metrics else None,
         "ego_video_overlay": metrics.get("ego", {}).get("video_overlay"),
         "stretches": len(stretches),
     }
@@ -326,7 +336,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
     if settings.report:
         from stages.qa.report import render_report
 
-        data = _report_data(context, arrays, projections, quality, metrics, stretches, thumbnails, overlay_sets, settings)
+        data = _report_data(context, take, arrays, projections, quality, metrics, stretches, thumbnails, overlay_sets, settings)
         atomic_write_text(context.work / "report.html", render_report(data))
         files["report"] = "report.html"
     if settings.recording:
@@ -366,7 +376,7 @@ def run_stage(context: StageContext) -> tuple[dict[str, str], dict]:
 STAGE = StageSpec(
     name="qa",
     inputs=("detect", "triangulate", "refine", "project_ego"),
-    optional_inputs=("fit_body_model",),
+    optional_inputs=("fit_body_model", "calibrate_check"),
     config_sections=("qa",),
     reads_take_files=True,
     writes=("metrics", "flags", "report?", "recording?", "overlay_*"),

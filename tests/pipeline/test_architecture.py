@@ -141,7 +141,7 @@ def test_the_stage_order_is_computed_from_what_the_stages_read():
 
     from workflow.runner import STAGES, discover_stages, stage_order
 
-    assert [spec.name for spec in STAGES] == ["detect", "triangulate", "refine", "fit_body_model", "project_ego", "export", "qa"]
+    assert [spec.name for spec in STAGES] == ["detect", "triangulate", "calibrate_check", "refine", "fit_body_model", "project_ego", "export", "qa"]
     found = discover_stages()
     assert {spec.name for spec in found} == {spec.name for spec in STAGES}
     for seed in range(5):

@@ -58,7 +58,7 @@ def test_rerun_skips_what_is_up_to_date_and_recomputes_what_changed(take_dir, tm
     again = runner.run_take(take_dir, tmp_path, config)
     assert again.ran == [] and again.skipped == list(runner.stage_names(config))
     changed = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]))
-    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "refine", "project_ego", "export", "qa"]
+    assert changed.skipped == ["detect"] and changed.ran == ["triangulate", "calibrate_check", "refine", "project_ego", "export", "qa"]
     export_only = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25", "export.filled_joints=zero_views"]))
     assert export_only.ran == ["export"] and export_only.skipped[-1] == "qa"  # qa does not read export
     forced = runner.run_take(take_dir, tmp_path, load_config(overrides=PRECOMPUTED + ["triangulation.threshold_px=25"]), force_from="detect")
@@ -82,7 +82,7 @@ def test_a_failed_stage_loses_nothing_finished_and_resumes(take_dir, tmp_path, m
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no half-written folder left
     monkeypatch.setattr(runner, "STAGES", tuple(specs))
     resumed = runner.run_take(take_dir, tmp_path, config)
-    assert resumed.skipped == ["detect", "triangulate", "refine", "project_ego"] and resumed.ran == ["export", "qa"]
+    assert resumed.skipped == ["detect", "triangulate", "calibrate_check", "refine", "project_ego"] and resumed.ran == ["export", "qa"]
 
 
 def test_one_failing_take_does_not_stop_the_batch(take_dir, tmp_path):
