@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-BENCHMARKS = ("triangulation", "detect", "refine", "fit", "qa", "pipeline")
+BENCHMARKS = ("triangulation", "detect", "refine", "fit", "qa", "pipeline", "calibrate")
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,8 @@ def register(subparsers) -> None:
         default=None,
         help="triangulation: frames of 59 joints to triangulate (default 400); detect: frames per view (default 20); "
         "refine: frames of the synthetic take (default 300); fit: frames of the synthetic take (default 150); "
-        "qa: frames of the longest rendered take (default 3000); pipeline: frames of the rendered take (default 120; 0: skip it)",
+        "qa: frames of the longest rendered take (default 3000); pipeline: frames of the rendered take (default 120; 0: skip it); "
+        "calibrate: frames of each synthetic take (default 600)",
     )
     parser.add_argument(
         "--hand-frames",
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
         default=[2000, 6000, 20000],
         help="pipeline: lengths of the precomputed takes (default 2000 6000 20000; none: skip them)",
     )
-    parser.add_argument("--views", type=int, default=5, help="exo cameras (default 5)")
+    parser.add_argument("--views", type=int, default=None, help="exo cameras (default 5; calibrate: 4)")
     parser.add_argument(
         "--peer-ransac-points",
         type=int,
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from workflow.benchmarks import detection, fit, qa, refine, triangulation
+    from workflow.benchmarks import calibrate, detection, fit, qa, refine, triangulation
     from workflow.benchmarks import pipeline as whole_pipeline
     from workflow.benchmarks.common import pin_to_one_core
 
@@ -88,15 +89,19 @@ def run(args) -> int:
         print(json.dumps(report, indent=2) if args.json else detection.format_table(report))
         return 0
     cpu = None if args.all_cores else pin_to_one_core()
-    if args.name == "fit":
+    views = args.views or (4 if args.name == "calibrate" else 5)
+    if args.name == "calibrate":
+        module = calibrate
+        report = calibrate.run(frames=args.frames or 600, views=views)
+    elif args.name == "fit":
         module = fit
-        report = fit.run(frames=args.frames or 150, views=args.views, backend=args.backend or "anny")
+        report = fit.run(frames=args.frames or 150, views=views, backend=args.backend or "anny")
     elif args.name == "refine":
         module = refine
-        report = refine.run(frames=args.frames or 300, views=args.views, peer_frames=args.peer_frames, peer_start=args.peer_start)
+        report = refine.run(frames=args.frames or 300, views=views, peer_frames=args.peer_frames, peer_start=args.peer_start)
     else:
         module = triangulation
-        report = triangulation.run(frames=args.frames or 400, views=args.views, peer_ransac_points=args.peer_ransac_points)
+        report = triangulation.run(frames=args.frames or 400, views=views, peer_ransac_points=args.peer_ransac_points)
     report["machine"]["pinned_cpu"] = cpu
     print(json.dumps(report, indent=2) if args.json else module.format_table(report))
     return 0
