@@ -429,27 +429,41 @@ def _solve(problem: _Problem, params: np.ndarray, points: np.ndarray, settings: 
     damping = 1e-4
     low, high = problem.k - 1.0, problem.k + 1.0
     tolerance = np.array(_STEP_TOLERANCE[:6] + [_STEP_TOLERANCE[6]] * problem.with_time + [_STEP_TOLERANCE[7]] * problem.with_focal)
+    # The interpolated track is piecewise linear in s: at a whole frame its derivative
+    # jumps (the velocities of the two frame pairs differ by their noise), so a step may
+    # fail in s alone; the iteration is then tried with s held, the pose still moving.
+    holds = (False, True) if problem.with_time else (False,)
     for _ in range(settings.max_iterations):
         H_cc, H_cp, H_pp, g_c, g_p, *_ = _normal_equations(problem, params, points, huber)
-        improved = False
-        for _ in range(_LM_TRIES):
-            S, b, blocks = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
-            try:
-                step = -np.linalg.solve(S, b)
-            except np.linalg.LinAlgError:
+        improved = accepted = False
+        start_damping = damping
+        for hold_time in holds:
+            free = np.ones(len(g_c), dtype=bool)
+            if hold_time:
+                free[6] = False
+            damping = start_damping
+            for _ in range(_LM_TRIES):
+                S, b, blocks = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
+                step = np.zeros(len(b))
+                try:
+                    step[free] = -np.linalg.solve(S[np.ix_(free, free)], b[free])
+                except np.linalg.LinAlgError:
+                    damping *= 4.0
+                    continue
+                point_step = -_solve_3x3(blocks, g_p + step @ H_cp)
+                trial = params + step
+                if problem.with_time:
+                    trial[6] = np.clip(trial[6], low, high)
+                trial_cost = _cost(problem, trial, points + point_step, huber)
+                if trial_cost < cost:
+                    improved = np.any(np.abs(trial - params) > tolerance) and cost - trial_cost > _CONVERGED * cost
+                    params, points, cost = trial, points + point_step, trial_cost
+                    damping = max(damping / 3.0, 1e-9)
+                    accepted = True
+                    break
                 damping *= 4.0
-                continue
-            point_step = -_solve_3x3(blocks, g_p + step @ H_cp)
-            trial = params + step
-            if problem.with_time:
-                trial[6] = np.clip(trial[6], low, high)
-            trial_cost = _cost(problem, trial, points + point_step, huber)
-            if trial_cost < cost:
-                improved = np.any(np.abs(trial - params) > tolerance) and cost - trial_cost > _CONVERGED * cost
-                params, points, cost = trial, points + point_step, trial_cost
-                damping = max(damping / 3.0, 1e-9)
+            if accepted:
                 break
-            damping *= 4.0
         if not improved:
             break
     H_cc, H_cp, H_pp, g_c, g_p, r_cam, r_ref = _normal_equations(problem, params, points, huber)
