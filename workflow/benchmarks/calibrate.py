@@ -90,55 +90,67 @@ def _peer(written: list[Camera], true: list[Camera], keypoints: np.ndarray, pert
     return {"seconds": seconds, "samples": int(len(frames)), **_errors(aligned, true[perturbed])}
 
 
-def run(frames: int = 600, views: int = 4, repeats: int = 2, seed: int = 5) -> dict:
-    """Run the benchmark and return a JSON-ready dict."""
-    config = load_config()
+def _case(seed: int, frames: int, views: int, perturbation: RigPerturbation, config, repeats: int) -> tuple[dict, tuple | None]:
+    """One synthetic take checked as the stage does: the case's numbers, and the peer's
+    inputs when a camera's extrinsics are perturbed."""
     settings = config.calibrate_check
+    take = generate_take(SynthConfig(seed=seed, num_frames=frames, rig=RigConfig(num_exo=views), perturbation=perturbation))
+    written, true, keypoints = take.written_exo_cameras, take.exo_cameras, take.observations.keypoints
+    points = triangulate(written, keypoints, **dataclasses.asdict(config.triangulation)).points
+    used = checked_joints(settings)  # as the stage gives them
+    keypoints, points = keypoints[:, :, used], points[:, used]
+    best, check = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        check = check_rig(written, keypoints, points, take.config.fps, settings)
+        best = min(best, time.perf_counter() - start)
+    case = {
+        "seconds": best,
+        "seconds_per_1000_frame_views": best / (frames * views / 1000.0),
+        "status": check.status,
+        "would_apply": list(check.apply()),
+        "samples": check.samples,
+    }
+    names = [camera.name for camera in written]
+    peer_inputs = None
+    if perturbation.camera is not None:
+        view = names.index(perturbation.camera)
+        estimated = check.cameras[view]
+        case.update(_errors((estimated.R, -estimated.R.T @ estimated.t), true[view]))
+        case["estimated_rotation_deg"], case["estimated_translation_mm"] = estimated.rotation_deg, estimated.translation_mm
+        peer_inputs = (written, true, keypoints, view, settings)
+    if perturbation.time_shift_camera is not None:
+        view = names.index(perturbation.time_shift_camera)
+        case["estimated_time_offset_frames"] = check.cameras[view].time_offset_frames
+        case["time_offset_error_frames"] = abs(check.cameras[view].time_offset_frames - perturbation.time_shift_frames)
+    case["largest_correction_elsewhere"] = {
+        camera.name: {"rotation_deg": camera.rotation_deg, "translation_mm": camera.translation_mm, "time_offset_frames": camera.time_offset_frames}
+        for camera in check.cameras
+        if camera.name not in (perturbation.camera, perturbation.time_shift_camera)
+    }
+    return case, peer_inputs
+
+
+def run(frames: int = 600, views: int = 4, repeats: int = 2, seed: int = 5, more_seeds: tuple[int, ...] = ()) -> dict:
+    """Run the benchmark and return a JSON-ready dict; ``more_seeds``: the three cases again
+    on these seeds (accuracy only, one call each)."""
+    config = load_config()
     cases = {}
     peer, peer_error = None, None
     for name, perturbation in CASES.items():
-        take = generate_take(SynthConfig(seed=seed, num_frames=frames, rig=RigConfig(num_exo=views), perturbation=perturbation))
-        written, true, keypoints = take.written_exo_cameras, take.exo_cameras, take.observations.keypoints
-        points = triangulate(written, keypoints, **dataclasses.asdict(config.triangulation)).points
-        used = checked_joints(settings)  # as the stage gives them
-        keypoints, points = keypoints[:, :, used], points[:, used]
-        best, check = np.inf, None
-        for _ in range(repeats):
-            start = time.perf_counter()
-            check = check_rig(written, keypoints, points, take.config.fps, settings)
-            best = min(best, time.perf_counter() - start)
-        case = {
-            "seconds": best,
-            "seconds_per_1000_frame_views": best / (frames * views / 1000.0),
-            "status": check.status,
-            "would_apply": list(check.apply()),
-            "samples": check.samples,
-        }
-        names = [camera.name for camera in written]
-        if perturbation.camera is not None:
-            view = names.index(perturbation.camera)
-            estimated = check.cameras[view]
-            case.update(_errors((estimated.R, -estimated.R.T @ estimated.t), true[view]))
-            case["estimated_rotation_deg"], case["estimated_translation_mm"] = estimated.rotation_deg, estimated.translation_mm
+        cases[name], peer_inputs = _case(seed, frames, views, perturbation, config, repeats)
+        if peer_inputs is not None:
             try:
-                peer = _peer(written, true, keypoints, view, settings)
+                peer = _peer(*peer_inputs)
             except ImportError as error:
                 peer_error = f"aniposelib not available: {error} (install the bench extra and requirements-nodeps.txt)"
-        if perturbation.time_shift_camera is not None:
-            view = names.index(perturbation.time_shift_camera)
-            case["estimated_time_offset_frames"] = check.cameras[view].time_offset_frames
-            case["time_offset_error_frames"] = abs(check.cameras[view].time_offset_frames - perturbation.time_shift_frames)
-        case["largest_correction_elsewhere"] = {
-            camera.name: {"rotation_deg": camera.rotation_deg, "translation_mm": camera.translation_mm, "time_offset_frames": camera.time_offset_frames}
-            for camera in check.cameras
-            if camera.name not in (perturbation.camera, perturbation.time_shift_camera)
-        }
-        cases[name] = case
+    seeds = {str(other): {name: _case(other, frames, views, perturbation, config, 1)[0] for name, perturbation in CASES.items()} for other in more_seeds}
     return {
         "benchmark": "calibrate",
         "machine": machine_info(),
         "data": {"synthetic_seed": seed, "frames": frames, "views": views, "camera_model": "fisheye", "repeats": repeats},
         "cases": cases,
+        "more_seeds": seeds,
         "aniposelib_bundle_adjust_iter": peer,
         "speedup_vs_aniposelib": None if peer is None else peer["seconds"] / cases["rotated_1deg_moved_3cm"]["seconds"],
         "peer_error": peer_error,
@@ -161,6 +173,13 @@ def format_table(report: dict) -> str:
             f"{name:26s}{cell(case['seconds'], 6, 2)}{cell(case['seconds_per_1000_frame_views'], 10, 2)}"
             f"{cell(case.get('rotation_error_deg'), 11, 3)}{cell(case.get('center_error_mm'), 13, 2)}"
             f"{cell(case.get('time_offset_error_frames'), 11, 3)}  {', '.join(case['would_apply']) or 'nothing'}"
+        )
+    for other, cases in report["more_seeds"].items():
+        moved, shifted, unperturbed = (cases[name] for name in CASES)
+        lines.append(
+            f"seed {other}: rotated {moved['rotation_error_deg']:.3f} deg, {moved['center_error_mm']:.2f} mm (applies {', '.join(moved['would_apply']) or 'nothing'}); "
+            f"shifted {shifted['estimated_time_offset_frames']:.3f} frames (applies {', '.join(shifted['would_apply']) or 'nothing'}); "
+            f"unperturbed applies {', '.join(unperturbed['would_apply']) or 'nothing'}"
         )
     peer = report["aniposelib_bundle_adjust_iter"]
     if peer is not None:

@@ -61,6 +61,9 @@ def register(subparsers) -> None:
         metavar="SECTION.KEY=VALUE",
         help="detect --backend mmpose: settings (e.g. detect.mmpose.pose_config=..., detect.mmpose.device=cuda:0)",
     )
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[], help="calibrate: more synthetic seeds to measure the three cases' accuracy on (default none)"
+    )
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
     parser.set_defaults(func=run)
 
@@ -92,7 +95,7 @@ def run(args) -> int:
     views = args.views or (4 if args.name == "calibrate" else 5)
     if args.name == "calibrate":
         module = calibrate
-        report = calibrate.run(frames=args.frames or 600, views=views)
+        report = calibrate.run(frames=args.frames or 600, views=views, more_seeds=tuple(args.seeds))
     elif args.name == "fit":
         module = fit
         report = fit.run(frames=args.frames or 150, views=views, backend=args.backend or "anny")
