@@ -183,3 +183,27 @@ def test_the_real_capture_is_checked_and_says_whether_it_would_apply(pose2sim_op
     document = rig_check_document(check, 30.0, "check", ())
     assert list(document["cameras"]) == [camera.name for camera in cameras]
     json.dumps(document, allow_nan=False)  # the report is valid JSON
+
+
+def test_the_qa_report_shows_the_check_and_what_was_done():
+    from stages.qa.report import rig_check_html
+
+    camera = {
+        "status": "offset", "applied": True, "would_apply": True, "rotation_deg": 1.0123, "rotation_sigma_deg": 0.05,
+        "translation_mm": 29.5, "translation_sigma_mm": 2.6, "time_offset_ms": None, "time_offset_sigma_ms": None,
+        "reprojection_px_before": 12.8, "reprojection_px_after": 2.4, "reasons": ["rotation 1.01 deg (sigma 0.05) > 0.2"],
+    }  # fmt: skip
+    ok = {**camera, "status": "ok", "applied": False, "would_apply": False, "reasons": []}
+    document = {
+        "mode": "correct",
+        "status": "checked",
+        "samples": 5000,
+        "frames": 600,
+        "trusted": ["cam01"],
+        "reasons": [],
+        "cameras": {"cam02": camera, "cam<01>": ok},
+    }
+    page = rig_check_html(document)
+    assert "APPLIED" in page and "1.012 &plusmn; 0.050" in page and "12.80 &rarr; 2.40" in page and "correct mode" in page
+    assert "cam&lt;01&gt;" in page and "<01>" not in page  # names escaped
+    assert rig_check_html(None) == ""
