@@ -75,4 +75,8 @@ def run(args) -> int:
         if (qa / "recording.rrd").is_file():
             print(f"  recording: {qa / 'recording.rrd'} (rerun {qa / 'recording.rrd'})")
         print(f"  batch:     {out / 'results' / 'batch_report.html'}")
+        check = reports[0].summaries.get("calibrate_check")
+        if check:
+            done = f"applied to {', '.join(check['applied'])}" if check["applied"] else f"would apply to {', '.join(check['would_apply']) or 'no camera'}"
+            print(f"calibration check ({check['mode']} mode): {check['status']}, {done}: {Path(reports[0].output) / 'calibrate_check' / 'rig_check.json'}")
     return status
