@@ -83,6 +83,7 @@ _CELL_M = 0.25  # size of the spatial cells that spread the samples [m]
 _SPEED_HALF_WINDOW = 3  # 2D speed from the track at f +- 3 frames (noise averaged) [frames]
 _MIN_OBSERVATIONS = 10  # a camera with fewer used observations is "insufficient"
 _LM_TRIES = 8  # damping increases per iteration before giving up
+_TIME_GRID = 21  # time offsets tried over the window [k - 1, k + 1] before the joint fit (0.1 frame apart)
 _CONVERGED = 1e-8  # relative cost decrease below which the adjustment stops
 # ... or steps below these (rotation rad, centre m, time frames, focal scale): far below any sigma
 _STEP_TOLERANCE = [2e-5] * 3 + [1e-5] * 3 + [1e-3, 1e-6]
@@ -411,11 +412,16 @@ def _normal_equations(problem: _Problem, params, points, huber_px: float):
     return H_cc, H_cp, H_pp, g_c, g_p, r_cam, r_ref
 
 
+def _point_blocks(H_pp: np.ndarray, damping: float = 0.0) -> np.ndarray:
+    """The point blocks ``(n, 3, 3)`` as ``(n, 6)`` (xx xy xz yy yz zz), diagonals times ``1 + damping``."""
+    return np.stack([H_pp[:, i, j] * (1 + damping * (i == j)) for i, j in _SYMMETRIC_PAIRS], axis=-1)
+
+
 def _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping: float):
     """Schur complement of the point blocks (Marquardt damping on the diagonals):
     ``S (P, P)``, ``b (P,)`` and the damped point blocks ``(n, 6)`` (xx xy xz yy yz zz)."""
     H_cc = H_cc + damping * np.diag(np.diag(H_cc) + 1e-12 * np.abs(np.diag(H_cc)).max())
-    blocks = np.stack([H_pp[:, i, j] * (1 + damping * (i == j)) for i, j in _SYMMETRIC_PAIRS], axis=-1)
+    blocks = _point_blocks(H_pp, damping)
     coupling = _solve_3x3(blocks[:, None], H_cp)  # (n, P, 3): H_cp H_pp^-1 (H_pp symmetric)
     S = H_cc - coupling.transpose(1, 0, 2).reshape(len(H_cc), -1) @ H_cp.transpose(0, 2, 1).reshape(-1, len(H_cc))
     b = g_c - (coupling @ g_p[..., None]).sum(axis=0)[:, 0]
@@ -432,40 +438,58 @@ def _solve(problem: _Problem, params: np.ndarray, points: np.ndarray, settings: 
     # The interpolated track is piecewise linear in s: at a whole frame its derivative
     # jumps (the velocities of the two frame pairs differ by their noise), so a step may
     # fail in s alone; the iteration is then tried with s held, the pose still moving.
-    holds = (False, True) if problem.with_time else (False,)
-    for _ in range(settings.max_iterations):
-        H_cc, H_cp, H_pp, g_c, g_p, *_ = _normal_equations(problem, params, points, huber)
-        improved = accepted = False
-        start_damping = damping
-        for hold_time in holds:
-            free = np.ones(len(g_c), dtype=bool)
-            if hold_time:
-                free[6] = False
-            damping = start_damping
-            for _ in range(_LM_TRIES):
-                S, b, blocks = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
-                step = np.zeros(len(b))
-                try:
-                    step[free] = -np.linalg.solve(S[np.ix_(free, free)], b[free])
-                except np.linalg.LinAlgError:
+    # And s waits for the pose: from a pose degrees off, the first steps' gradient in s is
+    # large, s runs to the edge of its window and the whitened cost's bumps between whole
+    # frames keep it there (seen on the real capture: every camera at +1 frame, a worse
+    # minimum than at 0). So the pose converges first with s held, then both move.
+    # Between the two phases s starts from the best of a grid over its window, the pose
+    # and points as they are (the kink at whole frames would hold an s started on one).
+    phases = ((True,), (False, True)) if problem.with_time else ((False,),)
+    for phase, holds in enumerate(phases):
+        if phase == 1:
+            best = (cost, params, points)
+            for value in np.linspace(low, high, _TIME_GRID):
+                trial = params.copy()
+                trial[6] = value
+                *_, H_pp, _, g_p, _, _ = _normal_equations(problem, trial, points, huber)
+                moved = points - _solve_3x3(_point_blocks(H_pp), g_p)  # the points' Gauss-Newton step at this s
+                trial_cost = _cost(problem, trial, moved, huber)
+                if trial_cost < best[0]:
+                    best = (trial_cost, trial, moved)
+            cost, params, points = best
+        for _ in range(settings.max_iterations):
+            H_cc, H_cp, H_pp, g_c, g_p, *_ = _normal_equations(problem, params, points, huber)
+            improved = accepted = False
+            start_damping = damping
+            for hold_time in holds:
+                free = np.ones(len(g_c), dtype=bool)
+                if hold_time:
+                    free[6] = False
+                damping = start_damping
+                for _ in range(_LM_TRIES):
+                    S, b, blocks = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, damping)
+                    step = np.zeros(len(b))
+                    try:
+                        step[free] = -np.linalg.solve(S[np.ix_(free, free)], b[free])
+                    except np.linalg.LinAlgError:
+                        damping *= 4.0
+                        continue
+                    point_step = -_solve_3x3(blocks, g_p + step @ H_cp)
+                    trial = params + step
+                    if problem.with_time:
+                        trial[6] = np.clip(trial[6], low, high)
+                    trial_cost = _cost(problem, trial, points + point_step, huber)
+                    if trial_cost < cost:
+                        improved = np.any(np.abs(trial - params) > tolerance) and cost - trial_cost > _CONVERGED * cost
+                        params, points, cost = trial, points + point_step, trial_cost
+                        damping = max(damping / 3.0, 1e-9)
+                        accepted = True
+                        break
                     damping *= 4.0
-                    continue
-                point_step = -_solve_3x3(blocks, g_p + step @ H_cp)
-                trial = params + step
-                if problem.with_time:
-                    trial[6] = np.clip(trial[6], low, high)
-                trial_cost = _cost(problem, trial, points + point_step, huber)
-                if trial_cost < cost:
-                    improved = np.any(np.abs(trial - params) > tolerance) and cost - trial_cost > _CONVERGED * cost
-                    params, points, cost = trial, points + point_step, trial_cost
-                    damping = max(damping / 3.0, 1e-9)
-                    accepted = True
+                if accepted:
                     break
-                damping *= 4.0
-            if accepted:
+            if not improved:
                 break
-        if not improved:
-            break
     H_cc, H_cp, H_pp, g_c, g_p, r_cam, r_ref = _normal_equations(problem, params, points, huber)
     S, *_ = _reduced_system(H_cc, H_cp, H_pp, g_c, g_p, 0.0)
     return params, points, S, r_cam, r_ref

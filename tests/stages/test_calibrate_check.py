@@ -176,6 +176,9 @@ def test_the_real_capture_is_checked_and_says_whether_it_would_apply(pose2sim_op
         assert camera.reprojection_px_after < camera.reprojection_px_before  # its own adjustment fits it better
         assert camera.status in ("ok", "offset", "not_determined")
         assert (camera.status == "ok") == (not camera.reasons)  # anything else says why
+        # the time offset found inside its window, not run to its edge (it did, for every
+        # camera, while the pose was fitted jointly from degrees off)
+        assert abs(camera.time_offset_frames - camera.whole_frame_offset) < 0.9
     applied = check.apply()
     assert set(applied) <= {camera.name for camera in check.cameras if camera.status == "offset"}
     if check.status != "checked":
