@@ -767,10 +767,19 @@ def check_rig(cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, 
         return insufficient(f"{V} cameras: a camera is checked against at least 2 fixed ones")
     if num_frames < settings.min_frames:
         return insufficient(f"{num_frames} frames with samples seen by {settings.min_views} views < {settings.min_frames}")
+    # A camera that sees too few of the samples can neither be checked nor fix the world:
+    # it never enters the reference, and the majority is counted without it.
+    seen = _confident(keypoints[:, frames, joints], settings.min_confidence)  # (V, N)
+    absent = [v for v in range(V) if seen[v].sum() < _MIN_OBSERVATIONS or len(np.unique(frames[seen[v]])) < settings.min_frames]
+    for v in absent:
+        reasons.append(f"{cameras[v].name} sees {int(seen[v].sum())} of the samples: not part of the reference")
+    present = V - len(absent)
+    if present < 3:
+        return insufficient(f"{present} cameras see the samples: a camera is checked against at least 2 fixed ones")
     cache: dict[tuple[int, tuple[int, ...]], _Loo] = {}
     left_out: list[int] = []
     while True:
-        trusted = [v for v in range(V) if v not in left_out]
+        trusted = [v for v in range(V) if v not in left_out and v not in absent]
         checks = []
         for v in range(V):
             refs = tuple(r for r in trusted if r != v)
@@ -784,11 +793,13 @@ def check_rig(cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, 
         if not flagged:
             status = "checked"
             break
-        if 2 * (len(left_out) + 1) >= V or len(trusted) - 1 < 3:
+        if 2 * (len(left_out) + 1) >= present or len(trusted) - 1 < 3:
             status = "no_majority"
             names = ", ".join(cameras[v].name for v in flagged)
             after = f" once {', '.join(cameras[v].name for v in left_out)} left out" if left_out else ""
-            reasons.append(f"no consistent trusted majority: {names} disagree with the reference{after} (3 trusted cameras and a majority needed, {V} cameras)")
+            reasons.append(
+                f"no consistent trusted majority: {names} disagree with the reference{after} (3 trusted cameras and a majority needed, {present} cameras see the samples)"
+            )
             break
         worst = min(flagged, key=lambda c: _disagreement_without(c, trusted, cache, cameras, keypoints, points, frames, joints, fps, settings))
         left_out.append(worst)

@@ -245,6 +245,25 @@ def test_two_disagreeing_cameras_of_four_have_no_majority():
     assert any("no consistent trusted majority" in reason for reason in result.reasons)
 
 
+@pytest.mark.parametrize("views", [4, 5])
+def test_a_camera_without_observations_is_not_part_of_the_majority(views):
+    """A camera that saw nothing (a video missing, a detector that never fired) can neither
+    be checked nor fix the world: with 4 cameras one wrong among the 3 others has no
+    majority; with 5, the wrong one is found among the 4 that see."""
+    truth, keypoints = scene(views=views, seed=3)
+    keypoints[-1] = np.nan
+    given = list(truth)
+    given[1] = perturbed(truth[1], 1.0, 30.0, seed=4)
+    result = check(given, keypoints)
+    assert result.cameras[-1].status == "insufficient" and truth[-1].name not in result.trusted
+    assert any(reason.startswith(f"{truth[-1].name} sees 0 of the samples") for reason in result.reasons)
+    if views == 4:
+        assert result.status == "no_majority" and result.apply() == ()
+    else:
+        assert result.status == "checked" and result.apply() == (truth[1].name,)
+        assert rotation_error_deg(result.cameras[1].camera(given[1]).R, truth[1].R) < 0.1
+
+
 def test_still_person_time_offset_unobservable():
     cameras, keypoints = scene(seed=7, still=True)
     result = check(cameras, keypoints)
