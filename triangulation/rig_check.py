@@ -114,6 +114,15 @@ class RigCheckSettings:
     max_planarity: float = field(metadata=bounds(0.0, 1.0))  # below: near-planar samples [ratio]
 
 
+def corrected_camera(camera: Camera, R: np.ndarray, t: np.ndarray, focal_scale: float = 1.0) -> Camera:
+    """``camera`` with world-to-camera ``R (3, 3)``, ``t (3,)`` (metres) and its focal
+    lengths times ``focal_scale``."""
+    model = camera.model
+    if focal_scale != 1.0:
+        model = dataclasses.replace(model, fx=model.fx * focal_scale, fy=model.fy * focal_scale)
+    return dataclasses.replace(camera, model=model, R=np.asarray(R, dtype=np.float64), t=np.asarray(t, dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class CameraCheck:
     """One camera's check: the correction, its uncertainty and the decision (see the module)."""
@@ -144,10 +153,7 @@ class CameraCheck:
         """``original`` with the estimated ``R``, ``t`` (and focal length, when estimated)."""
         if original.name != self.name:
             raise ValueError(f"check of camera '{self.name}' applied to camera '{original.name}'")
-        model = original.model
-        if self.focal_scale != 1.0 and np.isfinite(self.focal_scale):
-            model = dataclasses.replace(model, fx=model.fx * self.focal_scale, fy=model.fy * self.focal_scale)
-        return dataclasses.replace(original, model=model, R=self.R, t=self.t)
+        return corrected_camera(original, self.R, self.t, self.focal_scale if np.isfinite(self.focal_scale) else 1.0)
 
 
 @dataclass(frozen=True)

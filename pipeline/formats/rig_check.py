@@ -25,6 +25,7 @@ import numpy as np
 
 from pipeline.atomic import atomic_save_npz, atomic_write_text, load_npz
 from triangulation.cameras import Camera
+from triangulation.rig_check import corrected_camera
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,8 @@ class RigCorrections:
             if camera.name not in index:
                 raise ValueError(f"{source}: camera '{camera.name}' of the take is not in field 'camera_names' ({', '.join(self.camera_names)})")
             view = index[camera.name]
-            result.append(apply_correction(camera, self.R[view], self.t[view], float(self.focal_scale[view])) if self.applied[view] else camera)
+            result.append(corrected_camera(camera, self.R[view], self.t[view], float(self.focal_scale[view])) if self.applied[view] else camera)
         return result
-
-
-def apply_correction(camera: Camera, R: np.ndarray, t: np.ndarray, focal_scale: float = 1.0) -> Camera:
-    """``camera`` with extrinsics ``R (3, 3)``, ``t (3,)`` (world to camera, metres) and its
-    focal lengths times ``focal_scale``."""
-    from dataclasses import replace
-
-    model = camera.model
-    if focal_scale != 1.0:
-        model = replace(model, fx=model.fx * focal_scale, fy=model.fy * focal_scale)
-    return replace(camera, model=model, R=np.asarray(R, dtype=np.float64), t=np.asarray(t, dtype=np.float64))
 
 
 def save_rig_corrections(path: str | os.PathLike, corrections: RigCorrections) -> None:
@@ -119,12 +109,13 @@ def rig_check_document(check, fps: float, mode: str, applied: Sequence[str]) -> 
     in ``mode`` ("check" or "correct") with the ``applied`` camera names; times in ms at
     ``fps`` frames per second, JSON-serialisable (null where not measured)."""
     cameras = {}
+    would_apply = check.apply()
+    ms = 1000.0 / fps
     for camera in check.cameras:
-        ms = 1000.0 / fps
         cameras[camera.name] = {
             "status": camera.status,
             "applied": camera.name in applied,
-            "would_apply": camera.name in check.apply(),
+            "would_apply": camera.name in would_apply,
             "rotation_deg": _number(camera.rotation_deg, 4),
             "rotation_sigma_deg": _number(camera.rotation_sigma_deg, 4),
             "translation_mm": _number(camera.translation_mm, 2),
@@ -149,7 +140,7 @@ def rig_check_document(check, fps: float, mode: str, applied: Sequence[str]) -> 
         "frames": int(check.frames),
         "trusted": list(check.trusted),
         "planarity": _number(check.planarity, 4),
-        "would_apply": list(check.apply()),
+        "would_apply": list(would_apply),
         "applied": list(applied),
         "cameras": cameras,
     }

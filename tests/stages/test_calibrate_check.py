@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.formats.calibration import read_gopro_calibs_csv
-from pipeline.formats.rig_check import RigCorrections, apply_correction, load_rig_corrections, save_rig_corrections
+from pipeline.formats.rig_check import RigCorrections, load_rig_corrections, save_rig_corrections
+from triangulation.rig_check import corrected_camera
 from workflow import runner
 from workflow.benchmarks.calibrate import rotation_angle_deg
 from workflow.evaluation import evaluate_arrays
@@ -143,7 +144,7 @@ def test_the_corrections_file_round_trips_and_names_a_bad_field(tmp_path):
     corrected = back.corrected(list(reversed(cameras)))
     assert [camera.name for camera in corrected] == [camera.name for camera in reversed(cameras)]
     assert corrected[1].model.fx == pytest.approx(cameras[1].model.fx * 1.01) and np.array_equal(corrected[1].R, corrections.R[1])
-    assert corrected[0] is cameras[2] and np.array_equal(apply_correction(cameras[0], R[0], t[0]).R, cameras[0].R)
+    assert corrected[0] is cameras[2] and np.array_equal(corrected_camera(cameras[0], R[0], t[0]).R, cameras[0].R)
     np.savez(
         tmp_path / "bad.npz",
         **{
