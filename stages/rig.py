@@ -25,13 +25,12 @@ CHECK_STAGE = "calibrate_check"
 class CheckedRig:
     """``take``: the take with its exo cameras as corrected (the take itself when nothing
     was); ``keypoints_2d`` / ``joints_3d``: the files to read; ``corrections``: what was
-    applied (None: nothing); ``original``: the take as read (its calibrated rig)."""
+    applied (None: nothing; its ``R_original`` / ``t_original`` are the calibrated rig)."""
 
     take: Take
     keypoints_2d: Path
     joints_3d: Path
     corrections: RigCorrections | None
-    original: Take
 
 
 def checked_rig(context: StageContext) -> CheckedRig:
@@ -42,9 +41,9 @@ def checked_rig(context: StageContext) -> CheckedRig:
     record = context.inputs.get(CHECK_STAGE)
     files = record.manifest.get("files", {}) if record is not None else {}
     if "corrections" not in files:
-        return CheckedRig(take, keypoints, joints, None, take)
+        return CheckedRig(take, keypoints, joints, None)
     corrections = load_rig_corrections(record.path("corrections"))
     cameras = corrections.corrected(take.exo_cameras, str(record.path("corrections")))
     corrected = dataclasses.replace(take, exo_cameras=tuple(cameras))
     keypoints = record.path("keypoints_2d") if "keypoints_2d" in files else keypoints
-    return CheckedRig(corrected, keypoints, record.path("joints_3d"), corrections, take)
+    return CheckedRig(corrected, keypoints, record.path("joints_3d"), corrections)

@@ -1,4 +1,4 @@
-"""Calibration-check benchmark: our per-camera adjustment beside aniposelib's ``bundle_adjust``, same observations.
+"""Calibration-check benchmark: our per-camera adjustment beside aniposelib's ``bundle_adjust_iter``, same observations.
 
 Data: synthetic takes (GoPro-like fisheye exo cameras, a walking, bending person,
 detector-like 2D observations with noise, misses, outliers and swaps) whose written
@@ -32,8 +32,7 @@ from stages.calibrate_check import checked_joints
 from triangulation.cameras import Camera
 from triangulation.rig_check import check_rig
 from triangulation.triangulate import triangulate
-from workflow.benchmarks.common import aniposelib_group, machine_info
-from workflow.benchmarks.refine import _quiet
+from workflow.benchmarks.common import aniposelib_group, machine_info, quiet_logger
 from workflow.synth.perturbation import RigPerturbation
 from workflow.synth.rig import RigConfig
 from workflow.synth.take_writer import SynthConfig, generate_take
@@ -76,7 +75,7 @@ def _peer(written: list[Camera], true: list[Camera], keypoints: np.ndarray, pert
     frames, joints = np.nonzero(confident.sum(axis=0) >= settings.min_views)
     pixels = np.where(confident[:, frames, joints, None], keypoints[:, frames, joints, :2], np.nan).astype(np.float64)
     group = aniposelib_group(written)
-    with warnings.catch_warnings(), _quiet("numba"):
+    with warnings.catch_warnings(), quiet_logger("numba"):
         warnings.simplefilter("ignore")
         start = time.perf_counter()
         group.bundle_adjust_iter(pixels, only_extrinsics=True, verbose=False)

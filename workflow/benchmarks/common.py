@@ -1,7 +1,9 @@
-"""What the benchmarks share: machine facts, a process's memory, one-core pinning, the peer's camera rig."""
+"""What the benchmarks share: machine facts, a process's memory, one-core pinning, the peer's camera rig, a quiet logger."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import platform
 from pathlib import Path
@@ -68,3 +70,15 @@ def aniposelib_group(cameras):
             for camera in cameras
         ]
     )
+
+
+@contextlib.contextmanager
+def quiet_logger(logger_name: str):
+    """Silence a chatty library logger (numba logs every compilation step at INFO)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

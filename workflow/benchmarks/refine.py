@@ -22,9 +22,7 @@ of the coefficient of variation over time, %) and completeness.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
 import time
 import warnings
 
@@ -33,7 +31,7 @@ import numpy as np
 from fitting import metrics, skeleton
 from pipeline.config import load_config
 from triangulation.triangulate import triangulate
-from workflow.benchmarks.common import aniposelib_group, machine_info
+from workflow.benchmarks.common import aniposelib_group, machine_info, quiet_logger
 from workflow.synth.rig import RigConfig
 from workflow.synth.take_writer import SynthConfig, generate_take
 
@@ -62,18 +60,6 @@ def _timed(function, repeats: int):
         result = function()
         best, best_cpu = min(best, time.perf_counter() - start), min(best_cpu, time.process_time() - start_cpu)
     return result, best, best_cpu
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str):
-    """Silence a chatty library logger (numba logs every compilation step at INFO)."""
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _peer_input(keypoints: np.ndarray, points: np.ndarray, min_confidence: float):
@@ -128,7 +114,7 @@ def run(frames: int = 300, views: int = 5, peer_frames: int = 20, peer_start: in
         group = aniposelib_group(cameras)
         pixels, scores, start = _peer_input(keypoints[:, subset], raw.points[subset], settings.fit.min_confidence)
         bones = [list(bone) for bone in skeleton.BONES]
-        with warnings.catch_warnings(), _quiet("numba"):
+        with warnings.catch_warnings(), quiet_logger("numba"):
             warnings.simplefilter("ignore")  # numba's object-mode fallback warnings
             begin = time.perf_counter()
             group.optim_points(pixels, start, constraints=bones, scores=scores)  # first call: numba compiles
