@@ -36,7 +36,8 @@ def solve_lower(L: np.ndarray, rhs: np.ndarray, out: np.ndarray | None = None) -
     if L.shape[1] != n:
         raise ValueError(f"factor of {L.shape[1]} unknowns for {n} right-hand-side rows")
     flat = L.reshape(-1, order="F")
-    result = np.empty((n, m), order="F") if out is None else out
+    trmm, trsm = (blas.strmm, blas.strsm) if L.dtype == np.float32 else (blas.dtrmm, blas.dtrsm)
+    result = np.empty((n, m), dtype=L.dtype, order="F") if out is None else out
     if result.shape != (n, m) or not result.flags.f_contiguous:
         raise ValueError(f"out must be a Fortran ({n}, {m}) array")
     if kd == 0:
@@ -47,7 +48,7 @@ def solve_lower(L: np.ndarray, rhs: np.ndarray, out: np.ndarray | None = None) -
     step = kd * (kd + 1)  # flat offset from one block's diagonal to the next one's
     # Block b of Z is rows [b kd, (b + 1) kd) of the Fortran result: a (kd, m) matrix
     # with leading dimension n, copied to a contiguous one for BLAS and back.
-    tail = np.array(rhs[full * kd :], dtype=np.float64, order="F")
+    tail = np.array(rhs[full * kd :], dtype=L.dtype, order="F")
     if rhs is not result:
         result[: full * kd] = rhs[: full * kd]
     previous = None
@@ -56,9 +57,9 @@ def solve_lower(L: np.ndarray, rhs: np.ndarray, out: np.ndarray | None = None) -
         if previous is not None:
             base = (b - 1) * step + kd  # L[b kd, (b - 1) kd]
             coupling = flat[base : base + kd * kd].reshape(kd, kd, order="F")  # upper triangle valid
-            current -= blas.dtrmm(1.0, coupling, previous, lower=0)
+            current -= trmm(1.0, coupling, previous, lower=0)
         diagonal = flat[b * step : b * step + kd * kd].reshape(kd, kd, order="F")  # lower triangle valid
-        blas.dtrsm(1.0, diagonal, current, lower=1, overwrite_b=1)
+        trsm(1.0, diagonal, current, lower=1, overwrite_b=1)
         result[b * kd : (b + 1) * kd] = current
         previous = current
     if rest:  # the last rows: a partial block, through small dense copies
@@ -68,5 +69,5 @@ def solve_lower(L: np.ndarray, rhs: np.ndarray, out: np.ndarray | None = None) -
             coupling = as_strided(flat[(full - 1) * step + kd :], shape=(rest, kd), strides=strides)
             tail -= np.triu(coupling) @ previous
         diagonal = np.tril(as_strided(flat[full * step :], shape=(rest, rest), strides=strides))
-        result[start:] = blas.dtrsm(1.0, np.asfortranarray(diagonal), tail, lower=1)
+        result[start:] = trsm(1.0, np.asfortranarray(diagonal), tail, lower=1)
     return result

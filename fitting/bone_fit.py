@@ -428,9 +428,22 @@ def _length_terms(free, prior, prior_sigma, symmetric, reference, symmetry_sigma
     return _LengthTerms(np.array(rows_A).reshape(-1, B), np.array(rows_b))
 
 
-def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_iterations, tolerance):
+class _FactorizationError(np.linalg.LinAlgError):
+    """The banded Cholesky factorization failed (the damped normal matrix is not positive definite in its precision)."""
+
+
+def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_iterations, tolerance, factor_dtype="float32"):
     """Levenberg-Marquardt on one window: ``x`` list of ``(T, nj, 3)`` per block, ``lengths (B,)``,
-    ``free (B,)``: lengths that are unknowns. Returns (x, lengths, iterations, converged)."""
+    ``free (B,)``: lengths that are unknowns. Returns (x, lengths, iterations, converged).
+
+    ``factor_dtype``: the precision of the banded factorization and its solves (the
+    residuals, gradients, the lengths' Schur complement and the cost that accepts a step
+    stay float64). float32 halves the bytes and doubles the flops per cycle of the
+    dominant cost; an inexact step only changes the path to the minimum, not the minimum
+    (the gradient is float64, and a step is kept only when the float64 cost falls). A
+    float32 factorization that fails (rounding made the matrix indefinite) switches the
+    window to float64 rather than raising the damping.
+    """
     free_index = np.flatnonzero(free)
     position = np.full(free.size, -1)
     position[free_index] = np.arange(free_index.size)
@@ -451,8 +464,16 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
     columns = [np.flatnonzero(free[block.pair_ids]) for block in blocks]  # local bones with free lengths
     slots = [position[block.pair_ids[own]] for block, own in zip(blocks, columns)]
     constants = [block.constant_normal() for block in blocks]
-    bands = [np.empty((block.bandwidth + 1, block.size), order="F") for block in blocks]
-    rights = [np.empty((block.size, 1 + own.size), order="F") for block, own in zip(blocks, columns)]
+    dtype = np.dtype(factor_dtype)
+
+    def allocate():
+        return (
+            [np.empty((block.bandwidth + 1, block.size), dtype=dtype, order="F") for block in blocks],
+            [np.empty((block.size, 1 + own.size), dtype=dtype, order="F") for block, own in zip(blocks, columns)],
+        )
+
+    bands, rights = allocate()
+    factor, back_solve = (lapack.spbtrf, lapack.stbtrs) if dtype == np.float32 else (lapack.dpbtrf, lapack.dtbtrs)
 
     def assemble():
         """Normal equations of every block at ``x`` into ``bands`` and ``rights``; the lengths' part."""
@@ -468,8 +489,8 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
         N_ll, g_l, diagonals, gradients = assemble()
         step_found, assembled = False, True
         for _ in range(10):  # raise the damping until a step lowers the cost
-            if not assembled:  # the last try factored the bands in place
-                assemble()
+            if not assembled:  # the last try factored the bands in place (the same x: the same terms, in the current precision)
+                N_ll, g_l, diagonals, gradients = assemble()
             assembled = False
             schur, rhs_l = N_ll.copy(), g_l.copy()
             schur[np.diag_indices_from(schur)] *= 1.0 + damping
@@ -479,10 +500,10 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
                     ab[0] = np.where(diagonal > 0, diagonal * (1.0 + damping), 1.0)  # 1: variables with no residual
                     # N = L L^T (lower storage: LAPACK factors it ~30 % faster than upper here);
                     # with Z = L^-1 [g_x, N_xl] the Schur complement is N_ll - Z_l^T Z_l.
-                    L, info = lapack.dpbtrf(ab, lower=1, overwrite_ab=1)
+                    L, info = factor(ab, lower=1, overwrite_ab=1)
                     if info != 0:
-                        raise np.linalg.LinAlgError(f"dpbtrf info {info}")
-                    Z = solve_lower(L, rhs, out=rhs)  # in place: a retry assembles again
+                        raise _FactorizationError(f"banded Cholesky info {info}")
+                    Z = solve_lower(L, rhs, out=rhs).astype(np.float64, copy=False)  # in place: a retry assembles again
                     products = Z.T @ Z  # [z_g, Z_l]^T [z_g, Z_l]: one product for both updates
                     schur[np.ix_(slot, slot)] -= products[1:, 1:]
                     rhs_l[slot] -= products[1:, 0]
@@ -490,10 +511,18 @@ def _solve_window(cameras, blocks, x, lengths, free, terms: _LengthTerms, max_it
                 step_l = -np.linalg.solve(schur, rhs_l) if free_index.size else np.zeros(0)
                 steps = []
                 for L, Z, slot in solves:  # x step = -L^-T (z_g + Z_l step_l)
-                    step, info = lapack.dtbtrs(L, Z[:, 0] + Z[:, 1:] @ step_l[slot], uplo="L", trans="T")
+                    step, info = back_solve(L, (Z[:, 0] + Z[:, 1:] @ step_l[slot]).astype(dtype), uplo="L", trans="T")
                     if info != 0:
-                        raise np.linalg.LinAlgError(f"dtbtrs info {info}")
-                    steps.append(-step)
+                        raise np.linalg.LinAlgError(f"banded triangular solve info {info}")
+                    steps.append(-step.astype(np.float64))
+            except _FactorizationError:
+                if dtype == np.float32:  # rounding, not the damping: the same try in float64
+                    dtype = np.dtype(np.float64)
+                    bands, rights = allocate()
+                    factor, back_solve = lapack.dpbtrf, lapack.dtbtrs
+                else:
+                    damping, growth = damping * growth, growth * 2.0
+                continue
             except (np.linalg.LinAlgError, ValueError):
                 damping, growth = damping * growth, growth * 2.0
                 continue
@@ -536,6 +565,7 @@ class _WindowProblem:
     terms: _LengthTerms
     max_iterations: int
     tolerance: float
+    factor_dtype: str = "float32"
 
 
 def solve_window_item(item: tuple) -> tuple:
@@ -543,7 +573,15 @@ def solve_window_item(item: tuple) -> tuple:
     solved (a module-level function, so a parallel map can ship it)."""
     meta, problem = item
     return meta, _solve_window(
-        problem.cameras, problem.blocks, problem.xs, problem.lengths, problem.free, problem.terms, problem.max_iterations, problem.tolerance
+        problem.cameras,
+        problem.blocks,
+        problem.xs,
+        problem.lengths,
+        problem.free,
+        problem.terms,
+        problem.max_iterations,
+        problem.tolerance,
+        problem.factor_dtype,
     )
 
 
@@ -592,6 +630,7 @@ def fit_tracks(
     anchor_sigma_m: float = 0.01,
     max_iterations: int = 15,
     tolerance: float = 1e-3,
+    factor_dtype: str = "float32",
     chunk_frames: int = 300,
     overlap_frames: int = 30,
     length_windows: int = 4,
@@ -620,7 +659,8 @@ def fit_tracks(
     ``bone_sigma_ratio`` (of the bone's length), ``symmetry_sigma_ratio`` (of the length;
     None: no symmetry prior), ``anchor_sigma_m`` (metres). Solver: at most
     ``max_iterations`` Levenberg-Marquardt iterations per window, stop when the cost falls
-    by less than ``tolerance`` (ratio) in one; windows of ``chunk_frames`` frames
+    by less than ``tolerance`` (ratio) in one; the banded factorization in ``factor_dtype``
+    (``float32`` or ``float64``, see :func:`_solve_window`); windows of ``chunk_frames`` frames
     overlapping by ``overlap_frames``. A long take's lengths are estimated on at most
     ``length_windows`` windows spread evenly over it (constants need no more frames),
     then every window is solved once with them fixed: the cost per frame stays near a
@@ -702,7 +742,7 @@ def fit_tracks(
             window_free = free & (seen > 0)
             terms = _length_terms(window_free, prior, prior_sigma, symmetric_bones, reference, symmetry_sigma_ratio)
             meta = (start, stop, [block.joints for block in window_blocks], seen)
-            yield meta, _WindowProblem(tuple(cameras), window_blocks, xs, lengths.copy(), window_free, terms, max_iterations, tolerance)
+            yield meta, _WindowProblem(tuple(cameras), window_blocks, xs, lengths.copy(), window_free, terms, max_iterations, tolerance, factor_dtype)
 
     windows = _windows(frames, chunk_frames, overlap_frames)
     lengths = np.where(estimated, reference, 0.0)

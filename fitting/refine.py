@@ -97,6 +97,7 @@ class TrackFitSettings:
     wrist_tie_mm: float | None = field(metadata=POSITIVE)
     max_iterations: int = field(metadata=bounds(1))
     tolerance: float = field(metadata=POSITIVE)
+    factor_precision: Literal["float32", "float64"]
     chunk_frames: int = field(metadata=bounds(10))
     overlap_frames: int = field(metadata=bounds(0))
     length_windows: int = field(metadata=bounds(1))
@@ -243,6 +244,7 @@ def fit(cameras, keypoints, start, use, lengths, fps, settings: TrackFitSettings
         symmetry_sigma_ratio=None if settings.symmetry_sigma_percent is None else settings.symmetry_sigma_percent / 100.0,
         max_iterations=settings.max_iterations,
         tolerance=settings.tolerance,
+        factor_dtype=settings.factor_precision,
         chunk_frames=settings.chunk_frames,
         overlap_frames=settings.overlap_frames,
         length_windows=settings.length_windows,

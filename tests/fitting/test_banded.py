@@ -36,6 +36,29 @@ def test_solve_lower_equals_lapack(n, kd, m):
     np.testing.assert_allclose(dense @ result, rhs, atol=1e-10)
 
 
+def test_solve_lower_in_float32_matches_lapack_stbtrs():
+    rng = np.random.default_rng(3)
+    L64 = _factor(613, 30, rng)
+    L, info = lapack.spbtrf(np.asfortranarray(_factor_matrix(L64).astype(np.float32)), lower=1)
+    assert info == 0
+    rhs = rng.standard_normal((613, 7)).astype(np.float32)
+    expected, info = lapack.stbtrs(L, rhs, uplo="L", trans="N")
+    result = solve_lower(L, rhs)
+    assert result.dtype == np.float32 and result.flags.f_contiguous
+    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def _factor_matrix(L):
+    """The banded storage of ``L L^T`` (lower), from a banded factor ``L (kd + 1, n)``."""
+    kd, n = L.shape[0] - 1, L.shape[1]
+    dense = np.zeros((n, n))
+    for offset in range(kd + 1):
+        j = np.arange(n - offset)
+        dense[j + offset, j] = L[offset, j]
+    product = dense @ dense.T
+    return np.array([np.concatenate([np.diagonal(product, -offset), np.zeros(offset)]) for offset in range(kd + 1)])
+
+
 def test_solve_lower_refuses_a_c_ordered_factor():
     L = np.ascontiguousarray(_factor(40, 5, np.random.default_rng(0)))
     with pytest.raises(ValueError, match="Fortran"):

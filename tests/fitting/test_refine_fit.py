@@ -144,6 +144,38 @@ def test_a_long_take_in_windows_shares_one_length_per_bone():
     np.testing.assert_allclose(windowed.bone_lengths, whole.bone_lengths, atol=0.002)
 
 
+def test_a_float32_factorization_reaches_the_float64_fit(synthetic):
+    """refine.fit.factor_precision: the banded factor in float32 only changes the path to the
+    minimum (the gradient and the cost that accepts a step are float64)."""
+    take, _, refined = synthetic
+    _, exact = run_refine(take, overrides=["refine.fit.factor_precision=float64"])
+    assert CONFIG.refine.fit.factor_precision == "float32"
+    assert np.nanmax(np.abs(refined.points - exact.points)) < 2e-4  # metres: 0.2 mm, against ~10 mm errors
+    np.testing.assert_array_equal(np.isnan(refined.points), np.isnan(exact.points))
+    np.testing.assert_allclose(refined.bone_lengths, exact.bone_lengths, atol=2e-5, equal_nan=True)
+    truth, fps = take.motion.joints, take.config.fps
+    single, double = evaluate_arrays(refined.points, truth, fps)["parts"], evaluate_arrays(exact.points, truth, fps)["parts"]
+    for part in skeleton.PARTS:
+        assert abs(single[part]["mpjpe_mm"] - double[part]["mpjpe_mm"]) < 0.05
+
+
+def test_a_failed_float32_factorization_is_retried_in_float64(monkeypatch):
+    """A float32 factorization that fails (rounding) switches the window to float64; the
+    damping is not raised for it, so the result is the float64 fit's."""
+    take = generate_take(SynthConfig(seed=2, num_frames=40))
+    _, exact = run_refine(take, overrides=["refine.fit.factor_precision=float64"])
+    calls = []
+
+    def failing(ab, lower, overwrite_ab):
+        calls.append(ab.dtype)
+        return ab, 1  # info 1: the leading minor of order 1 is not positive definite
+
+    monkeypatch.setattr(bone_fit.lapack, "spbtrf", failing)
+    _, retried = run_refine(take)
+    assert calls and all(dtype == np.float32 for dtype in calls)
+    np.testing.assert_array_equal(retried.points, exact.points)
+
+
 def test_without_the_fit_the_result_is_the_cleaned_tracks(synthetic):
     take, raw, refined = synthetic
     _, cleaned = run_refine(take, overrides=["refine.fit.enabled=false"])
